@@ -1,0 +1,473 @@
+//! Orders: what a customer bought, at which prices, and where it stands.
+//!
+//! Items are reachable only through the [`Order`]; the total is computed from them, never
+//! supplied. The status changes only through [`Order::apply`], which asks [`transition`] (the one
+//! transition table) and returns the history record of the move.
+
+mod state;
+
+use std::collections::BTreeMap;
+
+pub use state::{
+    Actor, ActorKind, OrderAction, OrderStatus, TransitionError, UnknownName, allowed_actions,
+    transition,
+};
+
+use crate::{
+    Money, MoneyError, OrderId, Product, ProductId, ProductName, Sku, UserId, text,
+    text::TextError, time::Timestamp,
+};
+
+/// Most units of one product in one order.
+pub const MAX_QUANTITY: u32 = 1000;
+/// Most lines (distinct products) in one order.
+pub const MAX_ORDER_LINES: usize = 50;
+/// Longest reason attached to a transition, in characters.
+pub const REASON_MAX_LEN: usize = 500;
+
+/// A quantity outside `1..=MAX_QUANTITY`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("quantity must be between 1 and {MAX_QUANTITY}")]
+pub struct InvalidQuantity;
+
+/// How many units of a product an order line holds: 1 to [`MAX_QUANTITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// Checks the range.
+    ///
+    /// # Errors
+    /// [`InvalidQuantity`] outside `1..=MAX_QUANTITY`.
+    pub fn new(units: u32) -> Result<Self, InvalidQuantity> {
+        if (1..=MAX_QUANTITY).contains(&units) { Ok(Self(units)) } else { Err(InvalidQuantity) }
+    }
+
+    /// The number of units.
+    #[must_use]
+    pub const fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+/// Why a reason text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reason {0}")]
+pub struct InvalidReason(#[from] pub TextError);
+
+/// Why a transition was made, as told by the actor (shown in the history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    /// Parses a reason: 1 to [`REASON_MAX_LEN`] characters.
+    ///
+    /// # Errors
+    /// [`InvalidReason`] when empty, too long or containing control characters.
+    pub fn parse(raw: &str) -> Result<Self, InvalidReason> {
+        Ok(Self(text::bounded(raw, REASON_MAX_LEN, true)?))
+    }
+
+    /// The text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an order could not be placed as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// No lines at all.
+    #[error("an order needs at least one line")]
+    NoLines,
+    /// More than [`MAX_ORDER_LINES`] distinct products.
+    #[error("an order may have at most {MAX_ORDER_LINES} lines")]
+    TooManyLines,
+    /// Merging lines for the same product went above [`MAX_QUANTITY`].
+    #[error("at most {MAX_QUANTITY} units of product {product_id} per order")]
+    QuantityTooLarge {
+        /// The product concerned.
+        product_id: ProductId,
+    },
+    /// A line's product was not among the products supplied.
+    #[error("product {product_id} does not exist")]
+    UnknownProduct {
+        /// The product concerned.
+        product_id: ProductId,
+    },
+    /// The product is archived and can no longer be ordered.
+    #[error("product {product_id} is no longer sold")]
+    ProductArchived {
+        /// The product concerned.
+        product_id: ProductId,
+    },
+    /// Lines priced in different currencies.
+    #[error("all products of an order must be priced in the same currency")]
+    MixedCurrencies,
+    /// A line total or the order total is too large.
+    #[error("order total is too large: {0}")]
+    Amount(#[from] MoneyError),
+}
+
+/// The requested lines of an order: one per product (duplicates merged), sorted by product id,
+/// 1 to [`MAX_ORDER_LINES`] of them. Sorting by product id is what lets every writer reserve stock
+/// in the same order, so concurrent orders cannot deadlock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLines(Vec<(ProductId, Quantity)>);
+
+impl OrderLines {
+    /// Merges lines for the same product and checks the bounds.
+    ///
+    /// # Errors
+    /// [`OrderError::NoLines`], [`OrderError::TooManyLines`], or
+    /// [`OrderError::QuantityTooLarge`] when a merged quantity exceeds [`MAX_QUANTITY`].
+    pub fn new(lines: impl IntoIterator<Item = (ProductId, Quantity)>) -> Result<Self, OrderError> {
+        let mut merged: BTreeMap<ProductId, u32> = BTreeMap::new();
+        for (product_id, quantity) in lines {
+            *merged.entry(product_id).or_default() += quantity.get();
+        }
+        if merged.is_empty() {
+            return Err(OrderError::NoLines);
+        }
+        if merged.len() > MAX_ORDER_LINES {
+            return Err(OrderError::TooManyLines);
+        }
+        let lines = merged
+            .into_iter()
+            .map(|(product_id, units)| {
+                Quantity::new(units)
+                    .map(|quantity| (product_id, quantity))
+                    .map_err(|_| OrderError::QuantityTooLarge { product_id })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self(lines))
+    }
+
+    /// The lines, sorted by product id.
+    #[must_use]
+    pub fn as_slice(&self) -> &[(ProductId, Quantity)] {
+        &self.0
+    }
+
+    /// The product ids, sorted.
+    pub fn product_ids(&self) -> impl Iterator<Item = ProductId> + '_ {
+        self.0.iter().map(|(id, _)| *id)
+    }
+}
+
+/// What an order item remembers of its product when the order is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSnapshot {
+    pub product_id: ProductId,
+    pub sku: Sku,
+    pub name: ProductName,
+    pub unit_price: Money,
+}
+
+impl From<&Product> for ProductSnapshot {
+    fn from(product: &Product) -> Self {
+        Self {
+            product_id: product.id(),
+            sku: product.sku().clone(),
+            name: product.name().clone(),
+            unit_price: product.price(),
+        }
+    }
+}
+
+/// One line of an order: a product snapshot, a quantity and their product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderItem {
+    product: ProductSnapshot,
+    quantity: Quantity,
+    line_total: Money,
+}
+
+impl OrderItem {
+    /// A line, its total computed.
+    ///
+    /// # Errors
+    /// [`MoneyError::TooLarge`] when price times quantity exceeds the money limit.
+    pub fn new(product: ProductSnapshot, quantity: Quantity) -> Result<Self, MoneyError> {
+        let line_total = product.unit_price.checked_mul(quantity.get())?;
+        Ok(Self { product, quantity, line_total })
+    }
+
+    #[must_use]
+    pub fn product_id(&self) -> ProductId {
+        self.product.product_id
+    }
+    #[must_use]
+    pub fn sku(&self) -> &Sku {
+        &self.product.sku
+    }
+    #[must_use]
+    pub fn name(&self) -> &ProductName {
+        &self.product.name
+    }
+    #[must_use]
+    pub fn unit_price(&self) -> Money {
+        self.product.unit_price
+    }
+    #[must_use]
+    pub fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+    #[must_use]
+    pub fn line_total(&self) -> Money {
+        self.line_total
+    }
+}
+
+/// One entry of an order's history: the audit log of every status change, placing included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTransition {
+    pub order_id: OrderId,
+    /// `None` for the placing of the order.
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    pub action: OrderAction,
+    /// `None` when the system acted.
+    pub actor_id: Option<UserId>,
+    pub reason: Option<Reason>,
+    pub at: Timestamp,
+}
+
+impl OrderTransition {
+    /// True when this move gives the order's reserved stock back.
+    #[must_use]
+    pub fn releases_stock(&self) -> bool {
+        matches!(self.to, OrderStatus::Cancelled | OrderStatus::Expired)
+    }
+
+    /// True when this move undoes a payment, so the money must go back.
+    #[must_use]
+    pub fn requires_refund(&self) -> bool {
+        self.from == Some(OrderStatus::Paid) && self.to == OrderStatus::Cancelled
+    }
+}
+
+/// Everything a stored order consists of, for repositories that rebuild an [`Order`].
+#[derive(Debug, Clone)]
+pub struct OrderParts {
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
+    pub items: Vec<OrderItem>,
+    pub payment_due_at: Timestamp,
+    pub refund_required: bool,
+    pub version: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An order: the aggregate root of its items and its status.
+#[derive(Debug, Clone)]
+pub struct Order {
+    id: OrderId,
+    user_id: UserId,
+    status: OrderStatus,
+    items: Vec<OrderItem>,
+    total: Money,
+    payment_due_at: Timestamp,
+    refund_required: bool,
+    version: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl Order {
+    /// Places a new order for `user_id` from `lines`, pricing each from `products` (any order,
+    /// extra products ignored). The order waits for payment until `payment_due_at`.
+    ///
+    /// Returns the order and its first history entry.
+    ///
+    /// # Errors
+    /// [`OrderError::UnknownProduct`] or [`OrderError::ProductArchived`] for a line whose product
+    /// cannot be ordered, [`OrderError::MixedCurrencies`], or [`OrderError::Amount`] when a total
+    /// overflows.
+    pub fn place(
+        user_id: UserId,
+        lines: &OrderLines,
+        products: &[Product],
+        now: Timestamp,
+        payment_due_at: Timestamp,
+    ) -> Result<(Self, OrderTransition), OrderError> {
+        let mut items = Vec::with_capacity(lines.as_slice().len());
+        for &(product_id, quantity) in lines.as_slice() {
+            let product = products
+                .iter()
+                .find(|product| product.id() == product_id)
+                .ok_or(OrderError::UnknownProduct { product_id })?;
+            if product.is_archived() {
+                return Err(OrderError::ProductArchived { product_id });
+            }
+            items.push(OrderItem::new(ProductSnapshot::from(product), quantity)?);
+        }
+        let total = total_of(&items)?;
+        let order = Self {
+            id: OrderId::new(),
+            user_id,
+            status: OrderStatus::PendingPayment,
+            items,
+            total,
+            payment_due_at,
+            refund_required: false,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let placed = OrderTransition {
+            order_id: order.id,
+            from: None,
+            to: order.status,
+            action: OrderAction::Place,
+            actor_id: Some(user_id),
+            reason: None,
+            at: now,
+        };
+        Ok((order, placed))
+    }
+
+    /// Rebuilds a stored order, recomputing its total from its items.
+    ///
+    /// # Errors
+    /// [`OrderError`] when the stored items are empty, mix currencies or overflow: a sign of
+    /// corrupted data, which must not be served as if it were an order.
+    pub fn restore(parts: OrderParts) -> Result<Self, OrderError> {
+        let OrderParts {
+            id,
+            user_id,
+            status,
+            items,
+            payment_due_at,
+            refund_required,
+            version,
+            created_at,
+            updated_at,
+        } = parts;
+        let total = total_of(&items)?;
+        Ok(Self {
+            id,
+            user_id,
+            status,
+            items,
+            total,
+            payment_due_at,
+            refund_required,
+            version,
+            created_at,
+            updated_at,
+        })
+    }
+
+    #[must_use]
+    pub fn id(&self) -> OrderId {
+        self.id
+    }
+    #[must_use]
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+    #[must_use]
+    pub fn status(&self) -> OrderStatus {
+        self.status
+    }
+    #[must_use]
+    pub fn items(&self) -> &[OrderItem] {
+        &self.items
+    }
+    #[must_use]
+    pub fn total(&self) -> Money {
+        self.total
+    }
+    #[must_use]
+    pub fn payment_due_at(&self) -> Timestamp {
+        self.payment_due_at
+    }
+    /// True once a paid order was cancelled and the payment must be returned.
+    #[must_use]
+    pub fn refund_required(&self) -> bool {
+        self.refund_required
+    }
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+    #[must_use]
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    #[must_use]
+    pub fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+
+    /// True when `actor` may see this order: its owner, an admin, or the system.
+    #[must_use]
+    pub fn is_visible_to(&self, actor: &Actor) -> bool {
+        actor.kind_towards(self.user_id) != ActorKind::OtherCustomer
+    }
+
+    /// The actions `actor` may take next.
+    #[must_use]
+    pub fn allowed_actions(&self, actor: &Actor) -> Vec<OrderAction> {
+        allowed_actions(self.status, actor.kind_towards(self.user_id))
+    }
+
+    /// True when the payment deadline has passed at `now`.
+    #[must_use]
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        now >= self.payment_due_at
+    }
+
+    /// Applies `action` by `actor` at `now`: the only code that changes an order's status.
+    ///
+    /// Returns the history entry of the move; [`OrderTransition::releases_stock`] tells the
+    /// repository whether to give the reserved stock back.
+    ///
+    /// # Errors
+    /// [`TransitionError`] when the move is illegal from the current status, not permitted for
+    /// this actor, or (for `expire`) the payment deadline has not passed yet.
+    pub fn apply(
+        &mut self,
+        action: OrderAction,
+        actor: &Actor,
+        reason: Option<Reason>,
+        now: Timestamp,
+    ) -> Result<OrderTransition, TransitionError> {
+        let from = self.status;
+        let to = transition(from, action, actor.kind_towards(self.user_id))?;
+        if action == OrderAction::Expire && !self.is_overdue(now) {
+            return Err(TransitionError::NotDue { due_at: self.payment_due_at });
+        }
+        self.status = to;
+        self.version += 1;
+        self.updated_at = now;
+        let entry = OrderTransition {
+            order_id: self.id,
+            from: Some(from),
+            to,
+            action,
+            actor_id: actor.user_id(),
+            reason,
+            at: now,
+        };
+        self.refund_required |= entry.requires_refund();
+        Ok(entry)
+    }
+}
+
+fn total_of(items: &[OrderItem]) -> Result<Money, OrderError> {
+    let (first, rest) = items.split_first().ok_or(OrderError::NoLines)?;
+    rest.iter().try_fold(first.line_total(), |total, item| {
+        total.checked_add(item.line_total()).map_err(|error| match error {
+            MoneyError::CurrencyMismatch { .. } => OrderError::MixedCurrencies,
+            other => OrderError::Amount(other),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests;

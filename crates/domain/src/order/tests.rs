@@ -1,0 +1,287 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::{Currency, ProductDraft, Role, time::TimeDelta};
+
+fn now() -> Timestamp {
+    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
+}
+
+fn eur(amount: i64) -> Money {
+    Money::new(amount, Currency::parse("EUR").expect("EUR")).expect("valid")
+}
+
+fn product(sku: &str, price: Money) -> Product {
+    Product::create(
+        ProductDraft {
+            sku: Sku::parse(sku).expect("valid"),
+            name: ProductName::parse(sku).expect("valid"),
+            description: None,
+            price,
+            stock: 100,
+        },
+        now(),
+    )
+    .expect("valid")
+}
+
+fn qty(units: u32) -> Quantity {
+    Quantity::new(units).expect("valid")
+}
+
+fn owner() -> UserId {
+    UserId::new()
+}
+
+fn placed(user: UserId) -> Order {
+    let products = [product("A", eur(250)), product("B", eur(1000))];
+    let lines = OrderLines::new([(products[0].id(), qty(2)), (products[1].id(), qty(1))]).expect("valid");
+    Order::place(user, &lines, &products, now(), now() + TimeDelta::minutes(30)).expect("valid").0
+}
+
+#[test]
+fn quantities_are_bounded() {
+    assert_eq!(Quantity::new(0), Err(InvalidQuantity));
+    assert_eq!(Quantity::new(MAX_QUANTITY + 1), Err(InvalidQuantity));
+    assert_eq!(Quantity::new(MAX_QUANTITY).map(|q| q.get()), Ok(MAX_QUANTITY));
+}
+
+#[test]
+fn reasons_follow_the_text_rules() {
+    assert_eq!(Reason::parse(" changed my mind ").map(|r| r.as_str().to_owned()), Ok("changed my mind".into()));
+    assert!(Reason::parse("").is_err());
+    assert!(Reason::parse(&"r".repeat(REASON_MAX_LEN + 1)).is_err());
+}
+
+#[test]
+fn lines_for_the_same_product_are_merged_and_sorted() {
+    let (a, b) = (ProductId::new(), ProductId::new());
+    let lines = OrderLines::new([(b, qty(1)), (a, qty(2)), (b, qty(3))]).expect("valid");
+    assert_eq!(lines.as_slice(), &[(a, qty(2)), (b, qty(4))]);
+    assert_eq!(lines.product_ids().collect::<Vec<_>>(), vec![a, b]);
+}
+
+#[test]
+fn lines_are_bounded() {
+    assert_eq!(OrderLines::new([]), Err(OrderError::NoLines));
+    let too_many = (0..=MAX_ORDER_LINES).map(|_| (ProductId::new(), qty(1)));
+    assert_eq!(OrderLines::new(too_many), Err(OrderError::TooManyLines));
+    let id = ProductId::new();
+    assert_eq!(
+        OrderLines::new([(id, qty(MAX_QUANTITY)), (id, qty(1))]),
+        Err(OrderError::QuantityTooLarge { product_id: id })
+    );
+}
+
+#[test]
+fn placing_computes_line_totals_and_the_total() {
+    let user = owner();
+    let products = [product("A", eur(250)), product("B", eur(1000))];
+    let lines = OrderLines::new([(products[1].id(), qty(1)), (products[0].id(), qty(2))]).expect("valid");
+    let due = now() + TimeDelta::minutes(30);
+    let (order, entry) = Order::place(user, &lines, &products, now(), due).expect("valid");
+
+    assert_eq!(order.status(), OrderStatus::PendingPayment);
+    assert_eq!(order.user_id(), user);
+    assert_eq!(order.total(), eur(1500));
+    assert_eq!(order.payment_due_at(), due);
+    assert_eq!(order.version(), 1);
+    assert_eq!(order.created_at(), now());
+    assert_eq!(order.updated_at(), now());
+    assert!(!order.refund_required());
+    let item = &order.items()[0];
+    assert_eq!(item.product_id(), products[0].id());
+    assert_eq!(item.sku().as_str(), "A");
+    assert_eq!(item.name().as_str(), "A");
+    assert_eq!(item.unit_price(), eur(250));
+    assert_eq!(item.quantity(), qty(2));
+    assert_eq!(item.line_total(), eur(500));
+
+    assert_eq!(entry.order_id, order.id());
+    assert_eq!(entry.from, None);
+    assert_eq!(entry.to, OrderStatus::PendingPayment);
+    assert_eq!(entry.action, OrderAction::Place);
+    assert_eq!(entry.actor_id, Some(user));
+    assert!(!entry.releases_stock());
+}
+
+#[test]
+fn placing_refuses_unknown_archived_and_mixed_currency_products() {
+    let mut archived = product("OLD", eur(1));
+    archived.archive(now());
+    let usd = product("US", Money::new(1, Currency::parse("USD").expect("USD")).expect("valid"));
+    let euro = product("EU", eur(1));
+    let unknown = ProductId::new();
+    let place = |lines: OrderLines| {
+        Order::place(owner(), &lines, &[archived.clone(), usd.clone(), euro.clone()], now(), now())
+            .map(|_| ())
+    };
+
+    assert_eq!(
+        place(OrderLines::new([(unknown, qty(1))]).expect("valid")),
+        Err(OrderError::UnknownProduct { product_id: unknown })
+    );
+    assert_eq!(
+        place(OrderLines::new([(archived.id(), qty(1))]).expect("valid")),
+        Err(OrderError::ProductArchived { product_id: archived.id() })
+    );
+    assert_eq!(
+        place(OrderLines::new([(usd.id(), qty(1)), (euro.id(), qty(1))]).expect("valid")),
+        Err(OrderError::MixedCurrencies)
+    );
+}
+
+#[test]
+fn placing_refuses_a_total_above_the_money_limit() {
+    let expensive: Vec<Product> =
+        (0..3).map(|i| product(&format!("P{i}"), eur(crate::money::MAX_AMOUNT_MINOR / 1000))).collect();
+    let lines =
+        OrderLines::new(expensive.iter().map(|p| (p.id(), qty(MAX_QUANTITY)))).expect("valid");
+    assert_eq!(
+        Order::place(owner(), &lines, &expensive, now(), now()).map(|_| ()),
+        Err(OrderError::Amount(MoneyError::TooLarge))
+    );
+}
+
+#[test]
+fn the_owner_pays_and_the_admin_ships_and_delivers() {
+    let user = owner();
+    let customer = Actor::User { id: user, role: Role::Customer };
+    let admin = Actor::User { id: UserId::new(), role: Role::Admin };
+    let mut order = placed(user);
+    assert_eq!(order.allowed_actions(&customer), vec![OrderAction::Pay, OrderAction::Cancel]);
+
+    let later = now() + TimeDelta::minutes(1);
+    let paid = order.apply(OrderAction::Pay, &customer, None, later).expect("owner may pay");
+    assert_eq!((paid.from, paid.to), (Some(OrderStatus::PendingPayment), OrderStatus::Paid));
+    assert_eq!(paid.actor_id, Some(user));
+    assert_eq!(order.version(), 2);
+    assert_eq!(order.updated_at(), later);
+    assert!(order.allowed_actions(&customer).is_empty());
+
+    order.apply(OrderAction::Ship, &admin, None, later).expect("admin ships");
+    let delivered = order.apply(OrderAction::Deliver, &admin, None, later).expect("admin delivers");
+    assert_eq!(delivered.to, OrderStatus::Delivered);
+    assert_eq!(order.status(), OrderStatus::Delivered);
+    assert_eq!(order.version(), 4);
+    assert!(order.allowed_actions(&admin).is_empty());
+}
+
+#[test]
+fn cancelling_a_paid_order_releases_stock_and_flags_a_refund() {
+    let user = owner();
+    let admin = Actor::User { id: UserId::new(), role: Role::Admin };
+    let mut order = placed(user);
+    order.apply(OrderAction::Pay, &admin, None, now()).expect("admin may pay");
+    let reason = Reason::parse("customer called").expect("valid");
+    let cancelled = order.apply(OrderAction::Cancel, &admin, Some(reason.clone()), now()).expect("admin");
+    assert!(cancelled.releases_stock());
+    assert!(cancelled.requires_refund());
+    assert_eq!(cancelled.reason, Some(reason));
+    assert!(order.refund_required());
+}
+
+#[test]
+fn cancelling_an_unpaid_order_needs_no_refund() {
+    let user = owner();
+    let mut order = placed(user);
+    let entry = order
+        .apply(OrderAction::Cancel, &Actor::User { id: user, role: Role::Customer }, None, now())
+        .expect("owner may cancel");
+    assert!(entry.releases_stock());
+    assert!(!entry.requires_refund());
+    assert!(!order.refund_required());
+}
+
+#[test]
+fn a_refused_move_changes_nothing() {
+    let user = owner();
+    let mut order = placed(user);
+    let stranger = Actor::User { id: UserId::new(), role: Role::Customer };
+    assert_eq!(
+        order.apply(OrderAction::Pay, &stranger, None, now()),
+        Err(TransitionError::NotPermitted { from: OrderStatus::PendingPayment, action: OrderAction::Pay })
+    );
+    assert!(!order.is_visible_to(&stranger));
+    assert!(order.is_visible_to(&Actor::System));
+    assert_eq!(order.status(), OrderStatus::PendingPayment);
+    assert_eq!(order.version(), 1);
+}
+
+#[test]
+fn only_the_system_expires_and_only_after_the_deadline() {
+    let user = owner();
+    let mut order = placed(user);
+    let due = order.payment_due_at();
+    assert!(!order.is_overdue(now()));
+    assert_eq!(
+        order.apply(OrderAction::Expire, &Actor::System, None, now()),
+        Err(TransitionError::NotDue { due_at: due })
+    );
+    let customer = Actor::User { id: user, role: Role::Customer };
+    assert!(matches!(
+        order.apply(OrderAction::Expire, &customer, None, due),
+        Err(TransitionError::NotPermitted { .. })
+    ));
+    let expired = order.apply(OrderAction::Expire, &Actor::System, None, due).expect("overdue");
+    assert_eq!(expired.to, OrderStatus::Expired);
+    assert_eq!(expired.actor_id, None);
+    assert!(expired.releases_stock());
+}
+
+#[test]
+fn restoring_recomputes_the_total_and_refuses_corrupt_items() {
+    let order = placed(owner());
+    let parts = OrderParts {
+        id: order.id(),
+        user_id: order.user_id(),
+        status: OrderStatus::Shipped,
+        items: order.items().to_vec(),
+        payment_due_at: order.payment_due_at(),
+        refund_required: false,
+        version: 3,
+        created_at: order.created_at(),
+        updated_at: order.updated_at(),
+    };
+    let restored = Order::restore(parts.clone()).expect("valid");
+    assert_eq!(restored.total(), order.total());
+    assert_eq!(restored.status(), OrderStatus::Shipped);
+    assert_eq!(restored.version(), 3);
+    assert_eq!(Order::restore(OrderParts { items: vec![], ..parts }).map(|_| ()), Err(OrderError::NoLines));
+}
+
+proptest! {
+    #[test]
+    fn the_total_is_the_sum_of_price_times_quantity(
+        lines in prop::collection::vec((0..100_000_i64, 1..=MAX_QUANTITY), 1..=MAX_ORDER_LINES),
+    ) {
+        let products: Vec<Product> =
+            lines.iter().enumerate().map(|(i, (price, _))| product(&format!("P{i}"), eur(*price))).collect();
+        let order_lines =
+            OrderLines::new(products.iter().zip(&lines).map(|(p, (_, q))| (p.id(), qty(*q)))).expect("valid");
+        let (order, _) = Order::place(owner(), &order_lines, &products, now(), now()).expect("valid");
+        let expected: i64 = lines.iter().map(|(price, q)| price * i64::from(*q)).sum();
+        prop_assert_eq!(order.total().amount_minor(), expected);
+        prop_assert_eq!(order.items().len(), lines.len());
+        for item in order.items() {
+            prop_assert_eq!(
+                item.line_total().amount_minor(),
+                item.unit_price().amount_minor() * i64::from(item.quantity().get())
+            );
+        }
+    }
+
+    #[test]
+    fn merging_keeps_the_units_of_every_product(
+        raw in prop::collection::vec((0..5_usize, 1..=10_u32), 1..30),
+    ) {
+        let ids: Vec<ProductId> = (0..5).map(|_| ProductId::new()).collect();
+        let lines = OrderLines::new(raw.iter().map(|(i, q)| (ids[*i], qty(*q)))).expect("valid");
+        for (id, quantity) in lines.as_slice() {
+            let requested: u32 =
+                raw.iter().filter(|(i, _)| ids[*i] == *id).map(|(_, q)| *q).sum();
+            prop_assert_eq!(quantity.get(), requested);
+        }
+        prop_assert!(lines.as_slice().windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}
