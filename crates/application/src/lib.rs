@@ -1,1 +1,18 @@
-//! placeholder
+//! Orderly's use cases and the ports they need.
+//!
+//! One module per use case (`orders::place_order`, `users::register_user`, ...), each with its
+//! input type, its output and its own error enum. Use cases receive their collaborators as
+//! `Arc<dyn Port>` (ADR 0002) and decide authorization: who may see or change what is answered
+//! here, never in an HTTP handler. Ports (`ports`) are traits owned by this layer; adapters in
+//! `orderly-infrastructure` implement them, and `#[mockall::automock]` gives each a `Mock*` twin
+//! for tests.
+
+pub mod auth;
+pub mod error;
+pub mod orders;
+pub mod pagination;
+pub mod ports;
+pub mod products;
+pub mod users;
+
+pub use error::{StoreError, UniqueKey, WriteError};

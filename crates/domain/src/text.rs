@@ -26,7 +26,8 @@ pub(crate) fn bounded(raw: &str, max: usize, allow_newlines: bool) -> Result<Str
     if trimmed.chars().count() > max {
         return Err(TextError::TooLong { max });
     }
-    let forbidden = |c: char| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t'));
+    let forbidden =
+        |c: char| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t'));
     if trimmed.chars().any(forbidden) {
         return Err(TextError::ControlCharacter);
     }

@@ -50,7 +50,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -207,7 +209,10 @@ impl FromStr for Role {
     type Err = InvalidRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|role| role.as_str() == s).ok_or_else(|| InvalidRole(s.to_owned()))
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| InvalidRole(s.to_owned()))
     }
 }
 
@@ -370,9 +375,20 @@ mod tests {
     #[test]
     fn malformed_emails_are_rejected() {
         for raw in [
-            "", "ada", "ada@", "@example.com", "ada@example", "ada@@example.com", "a da@example.com",
-            "ada@exa mple.com", ".ada@example.com", "ada.@example.com", "a..da@example.com",
-            "ada@-example.com", "ada@example-.com", "ada@example..com",
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@exa mple.com",
+            ".ada@example.com",
+            "ada.@example.com",
+            "a..da@example.com",
+            "ada@-example.com",
+            "ada@example-.com",
+            "ada@example..com",
         ] {
             assert_eq!(Email::parse(raw), Err(InvalidEmail::Malformed), "{raw:?}");
         }

@@ -35,7 +35,8 @@ fn owner() -> UserId {
 
 fn placed(user: UserId) -> Order {
     let products = [product("A", eur(250)), product("B", eur(1000))];
-    let lines = OrderLines::new([(products[0].id(), qty(2)), (products[1].id(), qty(1))]).expect("valid");
+    let lines =
+        OrderLines::new([(products[0].id(), qty(2)), (products[1].id(), qty(1))]).expect("valid");
     Order::place(user, &lines, &products, now(), now() + TimeDelta::minutes(30)).expect("valid").0
 }
 
@@ -48,7 +49,10 @@ fn quantities_are_bounded() {
 
 #[test]
 fn reasons_follow_the_text_rules() {
-    assert_eq!(Reason::parse(" changed my mind ").map(|r| r.as_str().to_owned()), Ok("changed my mind".into()));
+    assert_eq!(
+        Reason::parse(" changed my mind ").map(|r| r.as_str().to_owned()),
+        Ok("changed my mind".into())
+    );
     assert!(Reason::parse("").is_err());
     assert!(Reason::parse(&"r".repeat(REASON_MAX_LEN + 1)).is_err());
 }
@@ -77,7 +81,8 @@ fn lines_are_bounded() {
 fn placing_computes_line_totals_and_the_total() {
     let user = owner();
     let products = [product("A", eur(250)), product("B", eur(1000))];
-    let lines = OrderLines::new([(products[1].id(), qty(1)), (products[0].id(), qty(2))]).expect("valid");
+    let lines =
+        OrderLines::new([(products[1].id(), qty(1)), (products[0].id(), qty(2))]).expect("valid");
     let due = now() + TimeDelta::minutes(30);
     let (order, entry) = Order::place(user, &lines, &products, now(), due).expect("valid");
 
@@ -133,8 +138,9 @@ fn placing_refuses_unknown_archived_and_mixed_currency_products() {
 
 #[test]
 fn placing_refuses_a_total_above_the_money_limit() {
-    let expensive: Vec<Product> =
-        (0..3).map(|i| product(&format!("P{i}"), eur(crate::money::MAX_AMOUNT_MINOR / 1000))).collect();
+    let expensive: Vec<Product> = (0..3)
+        .map(|i| product(&format!("P{i}"), eur(crate::money::MAX_AMOUNT_MINOR / 1000)))
+        .collect();
     let lines =
         OrderLines::new(expensive.iter().map(|p| (p.id(), qty(MAX_QUANTITY)))).expect("valid");
     assert_eq!(
@@ -174,7 +180,8 @@ fn cancelling_a_paid_order_releases_stock_and_flags_a_refund() {
     let mut order = placed(user);
     order.apply(OrderAction::Pay, &admin, None, now()).expect("admin may pay");
     let reason = Reason::parse("customer called").expect("valid");
-    let cancelled = order.apply(OrderAction::Cancel, &admin, Some(reason.clone()), now()).expect("admin");
+    let cancelled =
+        order.apply(OrderAction::Cancel, &admin, Some(reason.clone()), now()).expect("admin");
     assert!(cancelled.releases_stock());
     assert!(cancelled.requires_refund());
     assert_eq!(cancelled.reason, Some(reason));
@@ -200,7 +207,10 @@ fn a_refused_move_changes_nothing() {
     let stranger = Actor::User { id: UserId::new(), role: Role::Customer };
     assert_eq!(
         order.apply(OrderAction::Pay, &stranger, None, now()),
-        Err(TransitionError::NotPermitted { from: OrderStatus::PendingPayment, action: OrderAction::Pay })
+        Err(TransitionError::NotPermitted {
+            from: OrderStatus::PendingPayment,
+            action: OrderAction::Pay
+        })
     );
     assert!(!order.is_visible_to(&stranger));
     assert!(order.is_visible_to(&Actor::System));
@@ -247,7 +257,10 @@ fn restoring_recomputes_the_total_and_refuses_corrupt_items() {
     assert_eq!(restored.total(), order.total());
     assert_eq!(restored.status(), OrderStatus::Shipped);
     assert_eq!(restored.version(), 3);
-    assert_eq!(Order::restore(OrderParts { items: vec![], ..parts }).map(|_| ()), Err(OrderError::NoLines));
+    assert_eq!(
+        Order::restore(OrderParts { items: vec![], ..parts }).map(|_| ()),
+        Err(OrderError::NoLines)
+    );
 }
 
 proptest! {

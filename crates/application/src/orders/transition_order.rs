@@ -1,0 +1,156 @@
+//! Moves an order through its state machine on behalf of a user: pay, cancel, ship, deliver.
+
+use std::sync::Arc;
+
+use orderly_domain::{
+    Actor, Order, OrderAction, OrderId, OrderStatus, OrderTransition, Reason, TransitionError,
+};
+
+use crate::{
+    StoreError, WriteError,
+    orders::find_visible,
+    ports::{Clock, OrderRepository, PaymentError, PaymentGateway},
+};
+
+/// The move to make.
+#[derive(Debug, Clone)]
+pub struct TransitionOrderInput {
+    pub id: OrderId,
+    pub action: OrderAction,
+    pub reason: Option<Reason>,
+    /// The version the client last saw (`If-Match`), if it sent one.
+    pub expected_version: Option<u64>,
+}
+
+/// Why the move was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionOrderError {
+    /// No such order, or another customer's.
+    #[error("order not found")]
+    NotFound,
+    /// No such move from the current status (including repeating one that already happened).
+    #[error("cannot {action} an order that is {from}")]
+    InvalidTransition {
+        /// The current status.
+        from: OrderStatus,
+        /// The refused action.
+        action: OrderAction,
+        /// What the actor may do instead.
+        allowed: Vec<OrderAction>,
+    },
+    /// The move exists but not for this actor.
+    #[error("not permitted to {action} an order that is {from}")]
+    Forbidden {
+        /// The current status.
+        from: OrderStatus,
+        /// The refused action.
+        action: OrderAction,
+    },
+    /// The client's version is not the current one (HTTP 412).
+    #[error("the order has changed since version {expected}; it is now at version {current}")]
+    VersionMismatch {
+        /// What the client sent.
+        expected: u64,
+        /// What is stored.
+        current: u64,
+    },
+    /// Another request moved the order at the same moment.
+    #[error("the order was changed concurrently")]
+    Conflict,
+    /// The payment provider refused the payment.
+    #[error("payment declined: {0}")]
+    PaymentDeclined(String),
+    /// The payment provider cannot be reached.
+    #[error("the payment gateway is unavailable")]
+    PaymentUnavailable(#[source] anyhow::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<TransitionError> for TransitionOrderError {
+    fn from(error: TransitionError) -> Self {
+        match error {
+            TransitionError::Invalid { from, action, allowed } => {
+                Self::InvalidTransition { from, action, allowed }
+            }
+            TransitionError::NotPermitted { from, action } => Self::Forbidden { from, action },
+            TransitionError::NotDue { .. } => {
+                Self::Unexpected(anyhow::Error::new(error).context("a user expired an order"))
+            }
+        }
+    }
+}
+
+impl From<PaymentError> for TransitionOrderError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Declined(reason) => Self::PaymentDeclined(reason),
+            PaymentError::Unavailable(source) => Self::PaymentUnavailable(source),
+            PaymentError::Unexpected(source) => Self::Unexpected(source),
+        }
+    }
+}
+
+impl From<WriteError> for TransitionOrderError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::NotFound => Self::NotFound,
+            WriteError::Stale => Self::Conflict,
+            WriteError::Store(store) => Self::Store(store),
+            other => Self::Unexpected(anyhow::Error::new(other).context("saving a transition")),
+        }
+    }
+}
+
+/// The use case.
+#[derive(Clone)]
+pub struct TransitionOrder {
+    orders: Arc<dyn OrderRepository>,
+    payments: Arc<dyn PaymentGateway>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TransitionOrder {
+    #[must_use]
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        payments: Arc<dyn PaymentGateway>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { orders, payments, clock }
+    }
+
+    /// Applies the move and returns the order as stored with the new history entry.
+    ///
+    /// For `pay`, the gateway is charged after the move is known to be legal and before it is
+    /// stored; the charge is idempotent per order (see [`PaymentGateway::charge`]), so a retry
+    /// after a failed save never charges twice.
+    ///
+    /// # Errors
+    /// See [`TransitionOrderError`]; nothing is stored on error.
+    pub async fn execute(
+        &self,
+        actor: &Actor,
+        input: TransitionOrderInput,
+    ) -> Result<(Order, OrderTransition), TransitionOrderError> {
+        let mut order = find_visible(&self.orders, actor, input.id)
+            .await?
+            .ok_or(TransitionOrderError::NotFound)?;
+        let loaded = order.version();
+        if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
+            return Err(TransitionOrderError::VersionMismatch { expected, current: loaded });
+        }
+        let entry = order.apply(input.action, actor, input.reason, self.clock.now())?;
+        let payment = if input.action == OrderAction::Pay {
+            Some(self.payments.charge(order.id(), order.total()).await?)
+        } else {
+            None
+        };
+        self.orders.save_transition(&order, &entry, loaded, payment).await?;
+        Ok((order, entry))
+    }
+}

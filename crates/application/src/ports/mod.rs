@@ -1,0 +1,27 @@
+//! The ports: traits this layer owns and adapters implement.
+//!
+//! Every method documents under `# Errors` which variant an adapter MUST return for which
+//! situation; use cases rely on that contract to give each failure its meaning.
+
+mod clock;
+mod orders;
+mod payment;
+mod products;
+mod security;
+mod users;
+
+pub use clock::{Clock, MockClock};
+pub use orders::{
+    MockOrderQueries, MockOrderRepository, OrderFilter, OrderQueries, OrderRepository,
+    PlaceOrderFailure,
+};
+pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway, PaymentReceipt};
+pub use products::{
+    MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
+    ProductSort,
+};
+pub use security::{
+    AccessToken, AccessTokens, Claims, InvalidToken, MockAccessTokens, MockPasswordHasher,
+    MockRefreshTokens, PasswordHasher, RefreshTokenError, RefreshTokens,
+};
+pub use users::{MockUserQueries, MockUserRepository, UserQueries, UserRepository};

@@ -1,0 +1,114 @@
+use async_trait::async_trait;
+use orderly_domain::{Product, ProductId};
+
+use crate::{
+    StoreError, WriteError,
+    pagination::{Page, PageRequest},
+};
+
+/// Stores [`Product`] aggregates.
+#[mockall::automock]
+#[async_trait]
+pub trait ProductRepository: Send + Sync {
+    /// Stores a new product.
+    ///
+    /// # Errors
+    /// [`WriteError::Duplicate`] with `UniqueKey::Sku` when the SKU is taken;
+    /// [`WriteError::Store`] when the store fails.
+    async fn insert(&self, product: &Product) -> Result<(), WriteError>;
+
+    /// The product with this id, archived or not.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (a missing product is `Ok(None)`).
+    async fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError>;
+
+    /// The products with these ids that exist, in any order, in one round trip.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (missing ids are simply absent).
+    async fn find_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
+
+    /// Writes `product` if the stored row still has `expected_version`.
+    ///
+    /// # Errors
+    /// [`WriteError::NotFound`] when the product is gone, [`WriteError::Stale`] when its version
+    /// moved on, [`WriteError::Duplicate`] when the new SKU is taken, [`WriteError::Store`]
+    /// otherwise.
+    async fn update(&self, product: &Product, expected_version: u64) -> Result<(), WriteError>;
+}
+
+/// How a product list is ordered. Ties are broken by id, so every order is total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProductSort {
+    /// Oldest first.
+    #[default]
+    CreatedAsc,
+    /// Newest first.
+    CreatedDesc,
+    /// By name, A to Z.
+    NameAsc,
+    /// By name, Z to A.
+    NameDesc,
+    /// Cheapest first.
+    PriceAsc,
+    /// Most expensive first.
+    PriceDesc,
+}
+
+impl ProductSort {
+    /// Every order, for documentation and tests.
+    pub const ALL: [Self; 6] = [
+        Self::CreatedAsc,
+        Self::CreatedDesc,
+        Self::NameAsc,
+        Self::NameDesc,
+        Self::PriceAsc,
+        Self::PriceDesc,
+    ];
+
+    /// The name used in query strings and cursors (`-` prefix for descending).
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::CreatedAsc => "created_at",
+            Self::CreatedDesc => "-created_at",
+            Self::NameAsc => "name",
+            Self::NameDesc => "-name",
+            Self::PriceAsc => "price",
+            Self::PriceDesc => "-price",
+        }
+    }
+
+    /// Parses a query-string name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sort| sort.as_str() == name)
+    }
+}
+
+/// Which products a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductFilter {
+    /// Case-insensitive substring of the name or SKU.
+    pub q: Option<String>,
+    /// Whether archived products are listed too.
+    pub include_archived: bool,
+    /// The order.
+    pub sort: ProductSort,
+}
+
+/// Reads lists of products.
+#[mockall::automock]
+#[async_trait]
+pub trait ProductQueries: Send + Sync {
+    /// One page of the products matching `filter`, in its sort order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn list(
+        &self,
+        filter: ProductFilter,
+        page: PageRequest,
+    ) -> Result<Page<Product>, StoreError>;
+}

@@ -1,0 +1,110 @@
+use async_trait::async_trait;
+use orderly_domain::{Password, PasswordHash, Role, UserId, time::Timestamp};
+
+use crate::StoreError;
+
+/// Hashes and verifies passwords (Argon2id in production).
+#[mockall::automock]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hashes a password with a fresh salt, as a PHC string.
+    ///
+    /// # Errors
+    /// Any error of the hashing library, as `anyhow::Error` (a bug or resource exhaustion).
+    async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash>;
+
+    /// True when `password` matches `hash`. With `hash` = `None` (no such user) it spends the same
+    /// time as a real verification and returns false, so response times do not reveal which
+    /// e-mail addresses exist.
+    ///
+    /// # Errors
+    /// Any error of the hashing library other than a mismatch (e.g. a corrupt stored hash).
+    async fn verify<'a>(
+        &self,
+        password: &str,
+        hash: Option<&'a PasswordHash>,
+    ) -> anyhow::Result<bool>;
+}
+
+/// What an access token says about its bearer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    /// The user.
+    pub user_id: UserId,
+    /// Their role when the token was issued.
+    pub role: Role,
+}
+
+/// A signed, short-lived access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The token to send as `Authorization: Bearer ...`.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// A token that is not valid: malformed, badly signed, expired or for another audience.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid access token")]
+pub struct InvalidToken;
+
+/// Issues and checks access tokens (JWT in production).
+#[mockall::automock]
+pub trait AccessTokens: Send + Sync {
+    /// Issues a token for this user and role, valid from `now`.
+    ///
+    /// # Errors
+    /// Any signing failure, as `anyhow::Error`.
+    fn issue(&self, claims: Claims, now: Timestamp) -> anyhow::Result<AccessToken>;
+
+    /// Checks a token's signature, algorithm, issuer, audience and expiry at `now`.
+    ///
+    /// # Errors
+    /// [`InvalidToken`] for any token that does not pass every check.
+    fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, InvalidToken>;
+}
+
+/// Why a refresh token could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshTokenError {
+    /// Unknown, expired or revoked.
+    #[error("the refresh token is invalid, expired or revoked")]
+    Invalid,
+    /// Already rotated once: someone replayed an old token, so its whole family is now revoked.
+    #[error("the refresh token was already used; its session has been revoked")]
+    Reused,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opaque refresh tokens, stored hashed, rotated on every use, grouped in families (one family
+/// per login) so that the reuse of a rotated token can revoke the whole session.
+#[mockall::automock]
+#[async_trait]
+pub trait RefreshTokens: Send + Sync {
+    /// Starts a new family for `user` and returns its first token (only its hash is stored).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn issue(&self, user: UserId, now: Timestamp) -> Result<String, StoreError>;
+
+    /// Consumes `token` and returns its user with the next token of the same family.
+    ///
+    /// # Errors
+    /// [`RefreshTokenError::Invalid`] for an unknown, expired or revoked token;
+    /// [`RefreshTokenError::Reused`] for a token already rotated (the family is revoked in the
+    /// same call); [`RefreshTokenError::Store`] when the store fails.
+    async fn rotate(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(UserId, String), RefreshTokenError>;
+
+    /// Revokes the family of `token`. Unknown tokens are ignored (RFC 7009).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn revoke(&self, token: &str, now: Timestamp) -> Result<(), StoreError>;
+}

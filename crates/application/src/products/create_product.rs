@@ -1,0 +1,71 @@
+//! Adds a product to the catalogue (admins only).
+
+use std::sync::Arc;
+
+use orderly_domain::{Actor, Product, ProductDraft, ProductError};
+
+use crate::{
+    StoreError, WriteError,
+    ports::{Clock, ProductRepository},
+};
+
+/// Why the product could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateProductError {
+    /// Only admins change the catalogue.
+    #[error("only administrators may create products")]
+    Forbidden,
+    /// The draft breaks a product rule.
+    #[error(transparent)]
+    Invalid(#[from] ProductError),
+    /// The SKU belongs to another product.
+    #[error("a product with this SKU already exists")]
+    DuplicateSku,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<WriteError> for CreateProductError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::Duplicate(_) => Self::DuplicateSku,
+            WriteError::Store(store) => Self::Store(store),
+            other => Self::Unexpected(anyhow::Error::new(other).context("inserting a product")),
+        }
+    }
+}
+
+/// The use case.
+#[derive(Clone)]
+pub struct CreateProduct {
+    products: Arc<dyn ProductRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CreateProduct {
+    #[must_use]
+    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { products, clock }
+    }
+
+    /// Creates the product and returns it.
+    ///
+    /// # Errors
+    /// See [`CreateProductError`]; nothing is stored on error.
+    pub async fn execute(
+        &self,
+        actor: &Actor,
+        draft: ProductDraft,
+    ) -> Result<Product, CreateProductError> {
+        if !actor.is_admin() {
+            return Err(CreateProductError::Forbidden);
+        }
+        let product = Product::create(draft, self.clock.now())?;
+        self.products.insert(&product).await?;
+        Ok(product)
+    }
+}

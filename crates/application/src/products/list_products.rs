@@ -1,0 +1,63 @@
+//! Lists the catalogue, filtered and sorted, one page at a time.
+
+use std::sync::Arc;
+
+use orderly_domain::{Actor, Product};
+
+use crate::{
+    StoreError,
+    pagination::{InvalidCursor, ListRequest, Listed},
+    ports::{ProductFilter, ProductQueries},
+};
+
+/// Why the list could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ListProductsError {
+    /// Only admins see archived products.
+    #[error("only administrators may list archived products")]
+    Forbidden,
+    /// The cursor is not one this list (with this sort order) handed out.
+    #[error(transparent)]
+    InvalidCursor(#[from] InvalidCursor),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The cursor scope for a sort order: a cursor is valid only for the order it was made in.
+#[must_use]
+pub fn scope(filter: &ProductFilter) -> String {
+    format!("products:{}", filter.sort.as_str())
+}
+
+/// The use case.
+#[derive(Clone)]
+pub struct ListProducts {
+    queries: Arc<dyn ProductQueries>,
+}
+
+impl ListProducts {
+    #[must_use]
+    pub fn new(queries: Arc<dyn ProductQueries>) -> Self {
+        Self { queries }
+    }
+
+    /// One page of products matching `filter`. `actor` is `None` for anonymous callers.
+    ///
+    /// # Errors
+    /// See [`ListProductsError`].
+    pub async fn execute(
+        &self,
+        actor: Option<&Actor>,
+        mut filter: ProductFilter,
+        request: ListRequest,
+    ) -> Result<Listed<Product>, ListProductsError> {
+        if filter.include_archived && !actor.is_some_and(Actor::is_admin) {
+            return Err(ListProductsError::Forbidden);
+        }
+        filter.q = filter.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        let scope = scope(&filter);
+        let page = self.queries.list(filter, request.into_page_request(&scope)?).await?;
+        Ok(page.into_listed(&scope))
+    }
+}

@@ -1,0 +1,128 @@
+//! Changes a product (admins only).
+
+use std::sync::Arc;
+
+use orderly_domain::{
+    Actor, Money, Product, ProductDescription, ProductError, ProductId, ProductName, Sku,
+};
+
+use crate::{
+    StoreError, WriteError,
+    ports::{Clock, ProductRepository},
+};
+
+/// What to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateProductInput {
+    /// The version the client last saw (`If-Match`), if it sent one.
+    pub expected_version: Option<u64>,
+    pub sku: Option<Sku>,
+    pub name: Option<ProductName>,
+    /// `Some(None)` removes the description.
+    pub description: Option<Option<ProductDescription>>,
+    pub price: Option<Money>,
+    pub stock: Option<u32>,
+}
+
+/// Why the update failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateProductError {
+    /// Only admins change the catalogue.
+    #[error("only administrators may change products")]
+    Forbidden,
+    /// No such product.
+    #[error("product not found")]
+    NotFound,
+    /// The change breaks a product rule.
+    #[error(transparent)]
+    Invalid(#[from] ProductError),
+    /// The client's version is not the current one (HTTP 412).
+    #[error("the product has changed since version {expected}; it is now at version {current}")]
+    VersionMismatch {
+        /// What the client sent.
+        expected: u64,
+        /// What is stored.
+        current: u64,
+    },
+    /// Another request changed the product at the same moment; retrying may succeed.
+    #[error("the product was changed concurrently")]
+    Conflict,
+    /// The new SKU belongs to another product.
+    #[error("a product with this SKU already exists")]
+    DuplicateSku,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<WriteError> for UpdateProductError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::NotFound => Self::NotFound,
+            WriteError::Stale => Self::Conflict,
+            WriteError::Duplicate(_) => Self::DuplicateSku,
+            WriteError::Store(store) => Self::Store(store),
+            WriteError::Referenced => {
+                Self::Unexpected(anyhow::Error::new(error).context("updating a product"))
+            }
+        }
+    }
+}
+
+/// The use case.
+#[derive(Clone)]
+pub struct UpdateProduct {
+    products: Arc<dyn ProductRepository>,
+    clock: Arc<dyn Clock>,
+}
+
+impl UpdateProduct {
+    #[must_use]
+    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
+        Self { products, clock }
+    }
+
+    /// Applies the changes and returns the product as stored.
+    ///
+    /// # Errors
+    /// See [`UpdateProductError`]; nothing is stored on error.
+    pub async fn execute(
+        &self,
+        actor: &Actor,
+        id: ProductId,
+        input: UpdateProductInput,
+    ) -> Result<Product, UpdateProductError> {
+        if !actor.is_admin() {
+            return Err(UpdateProductError::Forbidden);
+        }
+        let mut product =
+            self.products.find_by_id(id).await?.ok_or(UpdateProductError::NotFound)?;
+        let loaded = product.version();
+        if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
+            return Err(UpdateProductError::VersionMismatch { expected, current: loaded });
+        }
+        let now = self.clock.now();
+        if let Some(sku) = input.sku {
+            product.change_sku(sku, now);
+        }
+        if let Some(name) = input.name {
+            product.rename(name, now);
+        }
+        if let Some(description) = input.description {
+            product.describe(description, now);
+        }
+        if let Some(price) = input.price {
+            product.reprice(price, now);
+        }
+        if let Some(stock) = input.stock {
+            product.restock(stock, now)?;
+        }
+        if product.version() != loaded {
+            self.products.update(&product, loaded).await?;
+        }
+        Ok(product)
+    }
+}

@@ -1,0 +1,60 @@
+//! Deletes a user who has no orders (orders are kept for accounting).
+
+use std::sync::Arc;
+
+use orderly_domain::{Actor, UserId};
+
+use crate::{StoreError, WriteError, ports::UserRepository, users::may_access};
+
+/// Why the user could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteUserError {
+    /// No such user, or not one the actor may see.
+    #[error("user not found")]
+    NotFound,
+    /// The user has orders, which must be kept.
+    #[error("the user has orders and cannot be deleted")]
+    HasOrders,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<WriteError> for DeleteUserError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::NotFound => Self::NotFound,
+            WriteError::Referenced => Self::HasOrders,
+            WriteError::Store(store) => Self::Store(store),
+            other => Self::Unexpected(anyhow::Error::new(other).context("deleting a user")),
+        }
+    }
+}
+
+/// The use case.
+#[derive(Clone)]
+pub struct DeleteUser {
+    users: Arc<dyn UserRepository>,
+}
+
+impl DeleteUser {
+    #[must_use]
+    pub fn new(users: Arc<dyn UserRepository>) -> Self {
+        Self { users }
+    }
+
+    /// Deletes the user `id`: themselves, or anyone for an admin.
+    ///
+    /// # Errors
+    /// See [`DeleteUserError`].
+    pub async fn execute(&self, actor: &Actor, id: UserId) -> Result<(), DeleteUserError> {
+        if !may_access(actor, id) {
+            return Err(DeleteUserError::NotFound);
+        }
+        self.users.delete(id).await?;
+        Ok(())
+    }
+}
