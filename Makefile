@@ -1,0 +1,74 @@
+# One-line targets over cargo. `make` (or `make help`) lists them.
+# .ci/run runs the same checks with the same commands on a bare Linux box.
+
+CARGO             ?= cargo
+ORDERLY           := $(CARGO) run -p orderly-server --bin orderly --
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+# The inner layers whose line coverage must stay at or above 90% (SPEC.md section 10).
+COVERAGE_PKGS     := -p orderly-domain -p orderly-application
+# Framework crates the inner layers must never pull in (STYLE.md, "Cargo enforces the dependency rule").
+# Matches a crate name (or its `-`/`_` family: actix-web, tokio-macros, garde_derive...) at the start of a
+# `cargo tree` line, after the tree characters. Keep in step with .ci/run.
+FORBIDDEN_DEPS    := ^[^[:alnum:]]*(actix|sea-orm|sea-query|sqlx|tokio|utoipa|garde|config)([-_][[:alnum:]_-]*)? v[0-9]
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help run test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
+	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+run: ## Run the server (`orderly serve`) with the configuration from the environment / .env
+	$(ORDERLY) serve
+
+test: ## Run every test of the workspace (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
+	$(CARGO) test --workspace --all-targets --locked
+
+test-pg: ## Run the tests with TEST_DATABASE_URL pointing at the local PostgreSQL
+	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(CARGO) test --workspace --all-targets --locked
+
+lint: ## Clippy on every target, warnings are errors
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Fail if the code is not formatted
+	$(CARGO) fmt --all -- --check
+
+check: fmt-check deps-check lint test ## Everything CI checks except coverage: fmt-check, deps-check, lint, test
+
+deps-check: ## Fail if orderly-domain or orderly-application depends on a framework crate
+	@for p in orderly-domain orderly-application; do tree=$$($(CARGO) tree --locked -p $$p -e normal); if bad=$$(grep -E '$(FORBIDDEN_DEPS)' <<<"$$tree"); then echo "deps-check: $$p must not depend on:" >&2; echo "$$bad" >&2; exit 1; fi; echo "deps-check: $$p is free of framework crates"; done
+
+coverage-tools: # helper, not listed in help: install cargo-llvm-cov and llvm-tools-preview if missing
+	@command -v cargo-llvm-cov >/dev/null || $(CARGO) install cargo-llvm-cov --locked
+	@if command -v rustup >/dev/null && ! rustup component list --installed | grep -q '^llvm-tools'; then rustup component add llvm-tools-preview; fi
+
+coverage: coverage-tools ## Line coverage of domain + application: print the summary, fail under 90%
+	$(CARGO) llvm-cov $(COVERAGE_PKGS) --locked --summary-only --fail-under-lines 90
+
+coverage-html: coverage-tools ## Coverage of domain + application as HTML in coverage/html/
+	$(CARGO) llvm-cov $(COVERAGE_PKGS) --locked --html --output-dir coverage
+
+migrate-up: ## Apply every pending migration
+	$(ORDERLY) migrate up
+
+migrate-down: ## Roll back the last migration
+	$(ORDERLY) migrate down
+
+migrate-status: ## Show which migrations are applied
+	$(ORDERLY) migrate status
+
+migrate-fresh: ## Drop everything and apply every migration again (destroys data)
+	$(ORDERLY) migrate fresh
+
+openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI compares against)
+	$(CARGO) run -q -p orderly-server --bin orderly -- openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }; mv docs/openapi.json.tmp docs/openapi.json
+
+clean: ## Remove build artefacts and coverage output
+	$(CARGO) clean
+	rm -rf coverage lcov.info
