@@ -1,0 +1,979 @@
+//! Use-case tests for the catalogue: every port is a mockall mock, so each test states exactly
+//! what the use case may ask of the store and what it must answer for each port outcome.
+
+use std::sync::{Arc, Mutex};
+
+use orderly_application::{
+    StoreError, UniqueKey, WriteError,
+    pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
+    ports::{MockClock, MockProductQueries, MockProductRepository, ProductFilter, ProductSort},
+    products::{
+        archive_product::{ArchiveProduct, ArchiveProductError},
+        create_product::{CreateProduct, CreateProductError},
+        get_product::{GetProduct, GetProductError},
+        list_products::{self, ListProducts, ListProductsError},
+        update_product::{UpdateProduct, UpdateProductError, UpdateProductInput},
+    },
+};
+use orderly_domain::{
+    Actor, Currency, Money, Product, ProductDescription, ProductDraft, ProductError, ProductId,
+    ProductName, ProductParts, Role, Sku, UserId,
+    product::MAX_STOCK,
+    time::{TimeDelta, Timestamp},
+};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// The version every stored fixture product is at, so a write must expect it.
+const STORED_VERSION: u64 = 3;
+
+/// When the fixture product was created and last changed.
+fn created_at() -> Timestamp {
+    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
+}
+
+/// The time the fixed clock reads: well after the fixture product was last changed.
+fn now() -> Timestamp {
+    created_at() + TimeDelta::days(30)
+}
+
+/// A clock stuck at [`now`].
+fn clock() -> MockClock {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(now());
+    clock
+}
+
+fn admin() -> Actor {
+    Actor::User { id: UserId::new(), role: Role::Admin }
+}
+
+fn customer() -> Actor {
+    Actor::User { id: UserId::new(), role: Role::Customer }
+}
+
+fn eur(amount_minor: i64) -> Money {
+    Money::new(amount_minor, Currency::parse("EUR").expect("EUR is a currency"))
+        .expect("a valid amount")
+}
+
+fn sku(raw: &str) -> Sku {
+    Sku::parse(raw).expect("a valid SKU")
+}
+
+fn name(raw: &str) -> ProductName {
+    ProductName::parse(raw).expect("a valid name")
+}
+
+fn description(raw: &str) -> ProductDescription {
+    ProductDescription::parse(raw).expect("a valid description")
+}
+
+fn draft() -> ProductDraft {
+    ProductDraft {
+        sku: sku("KB-001"),
+        name: name("Keyboard"),
+        description: Some(description("Mechanical, brown switches")),
+        price: eur(4999),
+        stock: 12,
+    }
+}
+
+/// The parts of an active product as the repository would return it.
+fn stored_parts() -> ProductParts {
+    ProductParts {
+        id: ProductId::new(),
+        sku: sku("KB-001"),
+        name: name("Keyboard"),
+        description: Some(description("Mechanical, brown switches")),
+        price: eur(4999),
+        stock: 12,
+        archived: false,
+        version: STORED_VERSION,
+        created_at: created_at(),
+        updated_at: created_at(),
+    }
+}
+
+/// An active product at [`STORED_VERSION`].
+fn stored_product() -> Product {
+    Product::restore(stored_parts())
+}
+
+/// An archived product at [`STORED_VERSION`].
+fn archived_product() -> Product {
+    Product::restore(ProductParts { archived: true, ..stored_parts() })
+}
+
+/// A repository whose `find_by_id` answers `product` for its id, once.
+fn repository_holding(product: &Product) -> MockProductRepository {
+    let mut products = MockProductRepository::new();
+    let id = product.id();
+    let found = product.clone();
+    products
+        .expect_find_by_id()
+        .withf(move |asked| *asked == id)
+        .times(1)
+        .returning(move |_| Ok(Some(found.clone())));
+    products
+}
+
+/// A repository holding `product` whose `update` answers `outcome` once.
+fn repository_updating(
+    product: &Product,
+    outcome: impl FnOnce() -> Result<(), WriteError> + Send + 'static,
+) -> MockProductRepository {
+    let mut products = repository_holding(product);
+    products.expect_update().times(1).return_once(move |_, _| outcome());
+    products
+}
+
+/// A repository that knows no product at all.
+fn empty_repository() -> MockProductRepository {
+    let mut products = MockProductRepository::new();
+    products.expect_find_by_id().times(1).returning(|_| Ok(None));
+    products
+}
+
+/// A repository whose reads fail.
+fn unreachable_repository() -> MockProductRepository {
+    let mut products = MockProductRepository::new();
+    products.expect_find_by_id().times(1).returning(|_| Err(outage()));
+    products
+}
+
+/// A store that cannot be reached.
+fn outage() -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!("connection refused"))
+}
+
+fn create_use_case(products: MockProductRepository) -> CreateProduct {
+    CreateProduct::new(Arc::new(products), Arc::new(clock()))
+}
+
+fn get_use_case(products: MockProductRepository) -> GetProduct {
+    GetProduct::new(Arc::new(products))
+}
+
+fn list_use_case(queries: MockProductQueries) -> ListProducts {
+    ListProducts::new(Arc::new(queries))
+}
+
+fn update_use_case(products: MockProductRepository) -> UpdateProduct {
+    UpdateProduct::new(Arc::new(products), Arc::new(clock()))
+}
+
+fn archive_use_case(products: MockProductRepository) -> ArchiveProduct {
+    ArchiveProduct::new(Arc::new(products), Arc::new(clock()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// create_product
+// ---------------------------------------------------------------------------------------------
+
+mod creating {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_admin_stores_a_new_product_at_version_one_with_the_clocks_time() {
+        let inserted = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&inserted);
+        let mut products = MockProductRepository::new();
+        products
+            .expect_insert()
+            .withf(|product: &Product| {
+                product.version() == 1
+                    && product.created_at() == now()
+                    && product.updated_at() == now()
+                    && !product.is_archived()
+                    && product.sku().as_str() == "KB-001"
+                    && product.name().as_str() == "Keyboard"
+                    && product.description().map(ProductDescription::as_str)
+                        == Some("Mechanical, brown switches")
+                    && product.price() == eur(4999)
+                    && product.stock() == 12
+            })
+            .times(1)
+            .returning(move |product| {
+                *seen.lock().expect("the lock is not poisoned") = Some(product.id());
+                Ok(())
+            });
+
+        let created =
+            create_use_case(products).execute(&admin(), draft()).await.expect("an admin creates");
+
+        assert_eq!(created.version(), 1);
+        assert_eq!(created.created_at(), now());
+        assert_eq!(
+            *inserted.lock().expect("the lock is not poisoned"),
+            Some(created.id()),
+            "the product returned is the one stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn stock_of_exactly_the_maximum_is_accepted() {
+        let mut products = MockProductRepository::new();
+        products
+            .expect_insert()
+            .withf(|product: &Product| product.stock() == MAX_STOCK)
+            .times(1)
+            .returning(|_| Ok(()));
+
+        let created = create_use_case(products)
+            .execute(&admin(), ProductDraft { stock: MAX_STOCK, ..draft() })
+            .await
+            .expect("the maximum itself is allowed");
+
+        assert_eq!(created.stock(), MAX_STOCK);
+    }
+
+    #[tokio::test]
+    async fn a_customer_may_not_create_products() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().never();
+
+        let result = create_use_case(products).execute(&customer(), draft()).await;
+
+        assert!(matches!(result, Err(CreateProductError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn the_system_actor_may_not_create_products() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().never();
+
+        let result = create_use_case(products).execute(&Actor::System, draft()).await;
+
+        assert!(matches!(result, Err(CreateProductError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn stock_above_the_maximum_is_invalid_and_nothing_is_stored() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().never();
+
+        let result = create_use_case(products)
+            .execute(&admin(), ProductDraft { stock: MAX_STOCK + 1, ..draft() })
+            .await;
+
+        assert!(
+            matches!(result, Err(CreateProductError::Invalid(ProductError::StockTooLarge))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sku_that_is_already_taken_is_a_duplicate_sku() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().times(1).returning(|_| Err(WriteError::Duplicate(UniqueKey::Sku)));
+
+        let result = create_use_case(products).execute(&admin(), draft()).await;
+
+        assert!(matches!(result, Err(CreateProductError::DuplicateSku)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_reported_as_a_store_error() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().times(1).returning(|_| Err(WriteError::Store(outage())));
+
+        let result = create_use_case(products).execute(&admin(), draft()).await;
+
+        assert!(
+            matches!(result, Err(CreateProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_insert_answering_not_found_breaks_the_port_contract_and_is_unexpected() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().times(1).returning(|_| Err(WriteError::NotFound));
+
+        let result = create_use_case(products).execute(&admin(), draft()).await;
+
+        assert!(matches!(result, Err(CreateProductError::Unexpected(_))), "{result:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// get_product
+// ---------------------------------------------------------------------------------------------
+
+mod getting {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stored_product_is_returned() {
+        let stored = stored_product();
+
+        let found = get_use_case(repository_holding(&stored))
+            .execute(stored.id())
+            .await
+            .expect("the product exists");
+
+        assert_eq!(found.id(), stored.id());
+        assert_eq!(found.sku(), stored.sku());
+        assert_eq!(found.version(), STORED_VERSION);
+    }
+
+    #[tokio::test]
+    async fn an_archived_product_is_still_returned_flagged_as_archived() {
+        let stored = archived_product();
+
+        let found = get_use_case(repository_holding(&stored))
+            .execute(stored.id())
+            .await
+            .expect("archived products are still served");
+
+        assert!(found.is_archived());
+    }
+
+    #[tokio::test]
+    async fn a_missing_product_is_not_found() {
+        let result = get_use_case(empty_repository()).execute(ProductId::new()).await;
+
+        assert!(matches!(result, Err(GetProductError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_reported_as_a_store_error() {
+        let result = get_use_case(unreachable_repository()).execute(ProductId::new()).await;
+
+        assert!(
+            matches!(result, Err(GetProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// list_products
+// ---------------------------------------------------------------------------------------------
+
+mod listing {
+    use super::*;
+
+    fn by_price() -> ProductFilter {
+        ProductFilter { sort: ProductSort::PriceAsc, ..ProductFilter::default() }
+    }
+
+    /// Query port that expects exactly `filter` once and answers one page of `items`.
+    fn queries_expecting(filter: ProductFilter, page: Page<Product>) -> MockProductQueries {
+        let mut queries = MockProductQueries::new();
+        queries
+            .expect_list()
+            .withf(move |received, _| *received == filter)
+            .times(1)
+            .return_once(move |_, _| Ok(page));
+        queries
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_visitor_gets_the_page_from_the_query_port() {
+        let first = stored_product();
+        let second = Product::restore(ProductParts { sku: sku("MS-001"), ..stored_parts() });
+        let ids = vec![first.id(), second.id()];
+        let mut queries = MockProductQueries::new();
+        queries
+            .expect_list()
+            .withf(|filter, page| {
+                *filter == ProductFilter::default()
+                    && page.after.is_none()
+                    && page.limit == PageLimit::default()
+            })
+            .times(1)
+            .return_once(move |_, _| Ok(Page { items: vec![first, second], next: None }));
+
+        let listed = list_use_case(queries)
+            .execute(None, ProductFilter::default(), ListRequest::default())
+            .await
+            .expect("anyone may browse the catalogue");
+
+        assert_eq!(listed.items.iter().map(Product::id).collect::<Vec<_>>(), ids);
+        assert_eq!(listed.next_cursor, None, "the last page has no next cursor");
+    }
+
+    #[tokio::test]
+    async fn the_search_text_reaches_the_query_port_trimmed() {
+        let queries = queries_expecting(
+            ProductFilter { q: Some("keyboard".into()), ..ProductFilter::default() },
+            Page { items: Vec::new(), next: None },
+        );
+
+        let result = list_use_case(queries)
+            .execute(
+                None,
+                ProductFilter { q: Some("  keyboard \t".into()), ..ProductFilter::default() },
+                ListRequest::default(),
+            )
+            .await;
+
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_blank_search_text_is_no_search_at_all() {
+        for blank in ["", "   ", "\t\n"] {
+            let queries = queries_expecting(
+                ProductFilter { q: None, ..ProductFilter::default() },
+                Page { items: Vec::new(), next: None },
+            );
+
+            let result = list_use_case(queries)
+                .execute(
+                    None,
+                    ProductFilter { q: Some(blank.into()), ..ProductFilter::default() },
+                    ListRequest::default(),
+                )
+                .await;
+
+            assert!(result.is_ok(), "{blank:?}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_next_cursor_is_bound_to_the_sort_order() {
+        let last = stored_product();
+        let next = Cursor { value: SortValue::Int(4999), id: last.id().into_uuid() };
+        let queries =
+            queries_expecting(by_price(), Page { items: vec![last], next: Some(next.clone()) });
+
+        let listed = list_use_case(queries)
+            .execute(None, by_price(), ListRequest::default())
+            .await
+            .expect("a page");
+
+        assert_eq!(list_products::scope(&by_price()), "products:price");
+        let cursor = listed.next_cursor.expect("more pages follow");
+        assert_eq!(cursor, next.encode("products:price"));
+        assert_eq!(Cursor::decode(&cursor, "products:price"), Ok(next.clone()));
+        assert_eq!(Cursor::decode(&cursor, "products:name"), Err(InvalidCursor));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_from_the_previous_page_continues_after_its_last_item() {
+        let after = Cursor { value: SortValue::Int(4999), id: ProductId::new().into_uuid() };
+        let expected_after = after.clone();
+        let limit = PageLimit::new(5).expect("a valid limit");
+        let mut queries = MockProductQueries::new();
+        queries
+            .expect_list()
+            .withf(move |filter, page| {
+                *filter == by_price()
+                    && page.after.as_ref() == Some(&expected_after)
+                    && page.limit == limit
+            })
+            .times(1)
+            .returning(|_, _| Ok(Page { items: Vec::new(), next: None }));
+
+        let result = list_use_case(queries)
+            .execute(
+                None,
+                by_price(),
+                ListRequest { limit, cursor: Some(after.encode("products:price")) },
+            )
+            .await;
+
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cursor_made_for_another_sort_order_is_refused_without_asking_the_store() {
+        let mut queries = MockProductQueries::new();
+        queries.expect_list().never();
+        let by_name =
+            Cursor { value: SortValue::Text("Keyboard".into()), id: ProductId::new().into_uuid() }
+                .encode("products:name");
+
+        let result = list_use_case(queries)
+            .execute(
+                None,
+                by_price(),
+                ListRequest { cursor: Some(by_name), ..ListRequest::default() },
+            )
+            .await;
+
+        assert!(
+            matches!(result, Err(ListProductsError::InvalidCursor(InvalidCursor))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_customer_may_not_list_archived_products() {
+        let mut queries = MockProductQueries::new();
+        queries.expect_list().never();
+
+        let result = list_use_case(queries)
+            .execute(
+                Some(&customer()),
+                ProductFilter { include_archived: true, ..ProductFilter::default() },
+                ListRequest::default(),
+            )
+            .await;
+
+        assert!(matches!(result, Err(ListProductsError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_visitor_may_not_list_archived_products() {
+        let mut queries = MockProductQueries::new();
+        queries.expect_list().never();
+
+        let result = list_use_case(queries)
+            .execute(
+                None,
+                ProductFilter { include_archived: true, ..ProductFilter::default() },
+                ListRequest::default(),
+            )
+            .await;
+
+        assert!(matches!(result, Err(ListProductsError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_admin_lists_archived_products_too() {
+        let archived = archived_product();
+        let archived_id = archived.id();
+        let with_archived = ProductFilter { include_archived: true, ..ProductFilter::default() };
+        let queries =
+            queries_expecting(with_archived.clone(), Page { items: vec![archived], next: None });
+
+        let listed = list_use_case(queries)
+            .execute(Some(&admin()), with_archived, ListRequest::default())
+            .await
+            .expect("admins see the whole catalogue");
+
+        assert_eq!(listed.items.iter().map(Product::id).collect::<Vec<_>>(), vec![archived_id]);
+        assert!(listed.items.iter().all(Product::is_archived));
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_reported_as_a_store_error() {
+        let mut queries = MockProductQueries::new();
+        queries.expect_list().times(1).returning(|_, _| Err(outage()));
+
+        let result = list_use_case(queries)
+            .execute(None, ProductFilter::default(), ListRequest::default())
+            .await;
+
+        assert!(
+            matches!(result, Err(ListProductsError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// update_product
+// ---------------------------------------------------------------------------------------------
+
+mod updating {
+    use super::*;
+
+    fn rename_to_mouse() -> UpdateProductInput {
+        UpdateProductInput { name: Some(name("Mouse")), ..UpdateProductInput::default() }
+    }
+
+    #[tokio::test]
+    async fn an_admin_changes_every_field_and_the_write_expects_the_loaded_version() {
+        let stored = stored_product();
+        let id = stored.id();
+        let mut products = repository_holding(&stored);
+        products
+            .expect_update()
+            .withf(move |product: &Product, expected_version: &u64| {
+                *expected_version == STORED_VERSION
+                    && product.id() == id
+                    && product.version() > STORED_VERSION
+                    && product.updated_at() == now()
+                    && product.created_at() == created_at()
+                    && product.sku().as_str() == "MS-002"
+                    && product.name().as_str() == "Mouse"
+                    && product.description().is_none()
+                    && product.price() == eur(1999)
+                    && product.stock() == 40
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        let updated = update_use_case(products)
+            .execute(
+                &admin(),
+                id,
+                UpdateProductInput {
+                    expected_version: Some(STORED_VERSION),
+                    sku: Some(sku("ms-002")),
+                    name: Some(name("Mouse")),
+                    description: Some(None),
+                    price: Some(eur(1999)),
+                    stock: Some(40),
+                },
+            )
+            .await
+            .expect("an admin updates");
+
+        assert_eq!(updated.name().as_str(), "Mouse");
+        assert_eq!(updated.description(), None, "Some(None) removes the description");
+        assert!(updated.version() > STORED_VERSION);
+        assert_eq!(updated.updated_at(), now());
+    }
+
+    #[tokio::test]
+    async fn one_change_increments_the_version_by_one() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products
+            .expect_update()
+            .withf(|product: &Product, expected_version: &u64| {
+                *expected_version == STORED_VERSION && product.version() == STORED_VERSION + 1
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        let updated = update_use_case(products)
+            .execute(&admin(), stored.id(), rename_to_mouse())
+            .await
+            .expect("an admin renames");
+
+        assert_eq!(updated.version(), STORED_VERSION + 1);
+    }
+
+    #[tokio::test]
+    async fn a_description_can_be_replaced() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products
+            .expect_update()
+            .withf(|product: &Product, _| {
+                product.description().map(ProductDescription::as_str) == Some("Wireless")
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        let updated = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput {
+                    description: Some(Some(description("Wireless"))),
+                    ..UpdateProductInput::default()
+                },
+            )
+            .await
+            .expect("an admin describes");
+
+        assert_eq!(updated.description().map(ProductDescription::as_str), Some("Wireless"));
+    }
+
+    #[tokio::test]
+    async fn an_update_that_changes_nothing_is_not_written() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products.expect_update().never();
+
+        let unchanged = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput {
+                    expected_version: Some(STORED_VERSION),
+                    sku: Some(stored.sku().clone()),
+                    name: Some(stored.name().clone()),
+                    description: Some(stored.description().cloned()),
+                    price: Some(stored.price()),
+                    stock: Some(stored.stock()),
+                },
+            )
+            .await
+            .expect("a no-op update succeeds");
+
+        assert_eq!(unchanged.id(), stored.id());
+        assert_eq!(unchanged.version(), STORED_VERSION);
+        assert_eq!(unchanged.updated_at(), created_at());
+    }
+
+    #[tokio::test]
+    async fn an_empty_update_returns_the_product_without_writing() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products.expect_update().never();
+
+        let unchanged = update_use_case(products)
+            .execute(&admin(), stored.id(), UpdateProductInput::default())
+            .await
+            .expect("an empty update succeeds");
+
+        assert_eq!(unchanged.version(), STORED_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_customer_may_not_update_products_and_nothing_is_loaded() {
+        let mut products = MockProductRepository::new();
+        products.expect_find_by_id().never();
+        products.expect_update().never();
+
+        let result = update_use_case(products)
+            .execute(&customer(), ProductId::new(), rename_to_mouse())
+            .await;
+
+        assert!(matches!(result, Err(UpdateProductError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn updating_a_missing_product_is_not_found() {
+        let mut products = empty_repository();
+        products.expect_update().never();
+
+        let result =
+            update_use_case(products).execute(&admin(), ProductId::new(), rename_to_mouse()).await;
+
+        assert!(matches!(result, Err(UpdateProductError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_outdated_expected_version_is_a_version_mismatch_and_nothing_is_written() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products.expect_update().never();
+
+        let result = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput {
+                    expected_version: Some(STORED_VERSION - 1),
+                    ..rename_to_mouse()
+                },
+            )
+            .await;
+
+        assert!(
+            matches!(
+                result,
+                Err(UpdateProductError::VersionMismatch { expected, current })
+                    if expected == STORED_VERSION - 1 && current == STORED_VERSION
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn stock_above_the_maximum_is_invalid_and_nothing_is_written() {
+        let stored = stored_product();
+        let mut products = repository_holding(&stored);
+        products.expect_update().never();
+
+        let result = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput { stock: Some(MAX_STOCK + 1), ..rename_to_mouse() },
+            )
+            .await;
+
+        assert!(
+            matches!(result, Err(UpdateProductError::Invalid(ProductError::StockTooLarge))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_change_is_a_conflict() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Stale));
+
+        let result =
+            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+
+        assert!(matches!(result, Err(UpdateProductError::Conflict)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sku_taken_by_another_product_is_a_duplicate_sku() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Duplicate(UniqueKey::Sku)));
+
+        let result = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput { sku: Some(sku("MS-001")), ..UpdateProductInput::default() },
+            )
+            .await;
+
+        assert!(matches!(result, Err(UpdateProductError::DuplicateSku)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_product_deleted_before_the_write_is_not_found() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::NotFound));
+
+        let result =
+            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+
+        assert!(matches!(result, Err(UpdateProductError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_update_answering_referenced_breaks_the_port_contract_and_is_unexpected() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Referenced));
+
+        let result =
+            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+
+        assert!(matches!(result, Err(UpdateProductError::Unexpected(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_while_loading_is_a_store_error() {
+        let mut products = unreachable_repository();
+        products.expect_update().never();
+
+        let result =
+            update_use_case(products).execute(&admin(), ProductId::new(), rename_to_mouse()).await;
+
+        assert!(
+            matches!(result, Err(UpdateProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_while_writing_is_a_store_error() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Store(outage())));
+
+        let result =
+            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+
+        assert!(
+            matches!(result, Err(UpdateProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// archive_product
+// ---------------------------------------------------------------------------------------------
+
+mod archiving {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_admin_archives_a_product_at_the_next_version() {
+        let stored = stored_product();
+        let id = stored.id();
+        let mut products = repository_holding(&stored);
+        products
+            .expect_update()
+            .withf(move |product: &Product, expected_version: &u64| {
+                *expected_version == STORED_VERSION
+                    && product.id() == id
+                    && product.is_archived()
+                    && product.version() == STORED_VERSION + 1
+                    && product.updated_at() == now()
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        let result = archive_use_case(products).execute(&admin(), id).await;
+
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn archiving_an_archived_product_succeeds_without_writing() {
+        let stored = archived_product();
+        let mut products = repository_holding(&stored);
+        products.expect_update().never();
+
+        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_customer_may_not_archive_products() {
+        let mut products = MockProductRepository::new();
+        products.expect_find_by_id().never();
+        products.expect_update().never();
+
+        let result = archive_use_case(products).execute(&customer(), ProductId::new()).await;
+
+        assert!(matches!(result, Err(ArchiveProductError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn archiving_a_missing_product_is_not_found() {
+        let mut products = empty_repository();
+        products.expect_update().never();
+
+        let result = archive_use_case(products).execute(&admin(), ProductId::new()).await;
+
+        assert!(matches!(result, Err(ArchiveProductError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_change_is_a_conflict() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Stale));
+
+        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+
+        assert!(matches!(result, Err(ArchiveProductError::Conflict)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_product_deleted_before_the_write_is_not_found() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::NotFound));
+
+        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+
+        assert!(matches!(result, Err(ArchiveProductError::NotFound)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_while_loading_is_a_store_error() {
+        let mut products = unreachable_repository();
+        products.expect_update().never();
+
+        let result = archive_use_case(products).execute(&admin(), ProductId::new()).await;
+
+        assert!(
+            matches!(result, Err(ArchiveProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_while_writing_is_a_store_error() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Store(outage())));
+
+        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+
+        assert!(
+            matches!(result, Err(ArchiveProductError::Store(StoreError::Unavailable(_)))),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_answering_duplicate_breaks_the_port_contract_and_is_unexpected() {
+        let stored = stored_product();
+        let products = repository_updating(&stored, || Err(WriteError::Duplicate(UniqueKey::Sku)));
+
+        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+
+        assert!(matches!(result, Err(ArchiveProductError::Unexpected(_))), "{result:?}");
+    }
+}

@@ -1,0 +1,8 @@
+//! SeaORM entities: the tables as SeaORM sees them. Private to the crate.
+
+pub(crate) mod order;
+pub(crate) mod order_item;
+pub(crate) mod order_transition;
+pub(crate) mod product;
+pub(crate) mod refresh_token;
+pub(crate) mod user;

@@ -1,0 +1,244 @@
+//! One connection setup for both engines, configured from a URL.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use orderly_migrations::{Migrator, MigratorTrait as _};
+use sea_orm::{
+    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+/// How to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// `postgres://user@host:5432/db` or `sqlite://path/to/file.db?mode=rwc`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection (and a new connection for its
+    /// handshake) before failing with "database unavailable".
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits on a locked database before giving up (`busy_timeout`).
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// Settings with the defaults for everything but the URL.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite (the embedded default).
+    Sqlite,
+}
+
+/// A pool of connections to Orderly's database, PostgreSQL or SQLite.
+#[derive(Debug, Clone)]
+pub struct Database {
+    connection: DatabaseConnection,
+}
+
+impl Database {
+    /// Opens a pool. The pool connects lazily, so a service can start (and report itself not
+    /// ready) while its database is down, and recovers when the database comes back.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions begin
+    /// with `BEGIN IMMEDIATE` (see [`Database::begin_write`]). The SQLite file's directory is
+    /// created if missing.
+    ///
+    /// # Errors
+    /// When the URL is not a PostgreSQL or SQLite URL, or the SQLite directory cannot be made.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let engine = engine_of(&settings.url)?;
+        if engine == Engine::Sqlite {
+            create_sqlite_directory(&settings.url)?;
+        }
+        let mut options = ConnectOptions::new(settings.url.clone());
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_timeout(settings.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_lazy(true)
+            .sqlx_logging(false);
+        let busy_timeout = settings.sqlite_busy_timeout;
+        options.map_sqlx_sqlite_opts(move |sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+        let connection = sea_orm::Database::connect(options)
+            .await
+            .with_context(|| format!("opening the database pool for {}", redact(&settings.url)))?;
+        Ok(Self { connection })
+    }
+
+    /// The engine behind the pool.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        match self.connection.get_database_backend() {
+            DbBackend::Sqlite => Engine::Sqlite,
+            _ => Engine::Postgres,
+        }
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    ///
+    /// # Errors
+    /// The database error when it does not answer within the acquire timeout.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.connection.ping().await.context("pinging the database")
+    }
+
+    /// Applies pending migrations, or `steps` of them.
+    ///
+    /// # Errors
+    /// When a migration fails; the failed migration's transaction (PostgreSQL) is rolled back.
+    pub async fn migrate_up(&self, steps: Option<u32>) -> anyhow::Result<()> {
+        Migrator::up(&self.connection, steps).await.context("applying migrations")
+    }
+
+    /// Reverts the last `steps` migrations (all of them with `None`).
+    ///
+    /// # Errors
+    /// When a migration's `down` fails.
+    pub async fn migrate_down(&self, steps: Option<u32>) -> anyhow::Result<()> {
+        Migrator::down(&self.connection, steps).await.context("reverting migrations")
+    }
+
+    /// Reverts every applied migration, then applies them all again: an empty, current schema.
+    ///
+    /// (SeaORM's own `fresh` drops tables in an order SQLite's foreign keys refuse; the
+    /// migrations' `down`s know the right order.)
+    ///
+    /// # Errors
+    /// When reverting or migrating fails.
+    pub async fn migrate_fresh(&self) -> anyhow::Result<()> {
+        self.migrate_down(None).await?;
+        self.migrate_up(None).await
+    }
+
+    /// Every migration with whether it is applied, in order.
+    ///
+    /// # Errors
+    /// When the migration table cannot be read.
+    pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
+        let applied: Vec<String> = Migrator::get_applied_migrations(&self.connection)
+            .await
+            .context("reading applied migrations")?
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .collect();
+        Ok(Migrator::migrations()
+            .iter()
+            .map(|migration| {
+                let name = migration.name().to_owned();
+                let is_applied = applied.contains(&name);
+                (name, is_applied)
+            })
+            .collect())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    ///
+    /// # Errors
+    /// When closing fails.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.connection.close().await.context("closing the database pool")
+    }
+
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so that it takes the
+    /// write lock up front (waiting up to the busy timeout) instead of failing with
+    /// `SQLITE_BUSY` when a read turns into a write; a plain `BEGIN` (read committed) on
+    /// PostgreSQL, where the conditional updates themselves serialize writers.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.connection
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+}
+
+fn engine_of(url: &str) -> anyhow::Result<Engine> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Engine::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Engine::Sqlite)
+    } else {
+        anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+    }
+}
+
+/// Creates the directory of an SQLite file URL (`sqlite://data/orderly.db?mode=rwc`).
+fn create_sqlite_directory(url: &str) -> anyhow::Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(directory) =
+        std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating the database directory {}", directory.display()))?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for messages and logs.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/orderly"),
+            "postgres://app:***@db:5432/orderly"
+        );
+        assert_eq!(redact("postgres://app@db/orderly"), "postgres://app@db/orderly");
+        assert_eq!(redact("sqlite://data/orderly.db"), "sqlite://data/orderly.db");
+    }
+
+    #[test]
+    fn only_postgres_and_sqlite_urls_are_accepted() {
+        assert_eq!(engine_of("postgres://x").ok(), Some(Engine::Postgres));
+        assert_eq!(engine_of("postgresql://x").ok(), Some(Engine::Postgres));
+        assert_eq!(engine_of("sqlite::memory:").ok(), Some(Engine::Sqlite));
+        assert!(engine_of("mysql://x").is_err());
+    }
+}

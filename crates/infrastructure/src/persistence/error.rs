@@ -1,0 +1,75 @@
+//! Translation of database errors into the ports' error variants.
+
+use orderly_application::StoreError;
+use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
+
+/// What a database error means for the caller.
+pub(crate) enum Failure {
+    UniqueViolation,
+    ForeignKeyViolation,
+    Store(StoreError),
+}
+
+/// Classifies `error`, wrapping it with `context` for the log.
+pub(crate) fn classify(error: DbErr, context: &'static str) -> Failure {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => return Failure::UniqueViolation,
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Failure::ForeignKeyViolation,
+        _ => {}
+    }
+    Failure::Store(store_error(error, context))
+}
+
+/// Translates an error that has no data-level meaning.
+pub(crate) fn store_error(error: DbErr, context: &'static str) -> StoreError {
+    let kind = kind_of(&error);
+    let error = anyhow::Error::new(error).context(context);
+    match kind {
+        Kind::Unavailable => StoreError::Unavailable(error),
+        Kind::Contention => StoreError::Contention(error),
+        Kind::Other => StoreError::Unexpected(error),
+    }
+}
+
+/// Shorthand for `map_err(|e| store_error(e, context))`.
+pub(crate) fn store(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
+    move |error| store_error(error, context)
+}
+
+enum Kind {
+    Unavailable,
+    Contention,
+    Other,
+}
+
+fn kind_of(error: &DbErr) -> Kind {
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Kind::Unavailable,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            kind_of_sqlx(inner)
+        }
+        _ => Kind::Other,
+    }
+}
+
+fn kind_of_sqlx(error: &sqlx::Error) -> Kind {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Kind::Unavailable,
+        sqlx::Error::Database(database) => match database.code().as_deref() {
+            // PostgreSQL: serialization failure, deadlock, lock not available.
+            Some("40001" | "40P01" | "55P03")
+            // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+            | Some("5" | "6" | "261" | "262" | "517") => Kind::Contention,
+            // PostgreSQL: connection exceptions, shutdown, too many connections.
+            Some(code) if code.starts_with("08") || code.starts_with("57P") || code == "53300" => {
+                Kind::Unavailable
+            }
+            _ => Kind::Other,
+        },
+        _ => Kind::Other,
+    }
+}

@@ -1,0 +1,195 @@
+//! Conversions between SeaORM models and domain aggregates. A row that does not make a valid
+//! aggregate is corrupt data: an error, never a silently "fixed" value.
+
+use anyhow::{Context as _, anyhow};
+use orderly_domain::{
+    Currency, Email, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
+    OrderTransition, PasswordHash, Product, ProductDescription, ProductId, ProductName,
+    ProductParts, ProductSnapshot, Quantity, Reason, Sku, User, UserId, UserName, UserParts,
+};
+
+use crate::entity::{order, order_item, order_transition, product, user};
+
+pub(crate) fn version_to_db(version: u64) -> anyhow::Result<i64> {
+    i64::try_from(version).context("version out of range")
+}
+
+fn version_from_db(version: i64) -> anyhow::Result<u64> {
+    u64::try_from(version).context("negative version")
+}
+
+fn money(amount: i64, currency: &str) -> anyhow::Result<Money> {
+    let currency = Currency::parse(currency)?;
+    Ok(Money::new(amount, currency)?)
+}
+
+impl TryFrom<user::Model> for User {
+    type Error = anyhow::Error;
+
+    fn try_from(row: user::Model) -> anyhow::Result<Self> {
+        Ok(User::restore(UserParts {
+            id: UserId::from_uuid(row.id),
+            email: Email::parse(&row.email)?,
+            name: UserName::parse(&row.name)?,
+            role: row.role.parse()?,
+            password_hash: PasswordHash::new(row.password_hash),
+            version: version_from_db(row.version)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }))
+    }
+}
+
+pub(crate) fn user_row(user: &User) -> anyhow::Result<user::Model> {
+    Ok(user::Model {
+        id: user.id().into_uuid(),
+        email: user.email().as_str().to_owned(),
+        name: user.name().as_str().to_owned(),
+        role: user.role().as_str().to_owned(),
+        password_hash: user.password_hash().as_str().to_owned(),
+        version: version_to_db(user.version())?,
+        created_at: user.created_at(),
+        updated_at: user.updated_at(),
+    })
+}
+
+impl TryFrom<product::Model> for Product {
+    type Error = anyhow::Error;
+
+    fn try_from(row: product::Model) -> anyhow::Result<Self> {
+        Ok(Product::restore(ProductParts {
+            id: ProductId::from_uuid(row.id),
+            sku: Sku::parse(&row.sku)?,
+            name: ProductName::parse(&row.name)?,
+            description: row.description.as_deref().map(ProductDescription::parse).transpose()?,
+            price: money(row.price_amount, &row.price_currency)?,
+            stock: u32::try_from(row.stock).context("stock out of range")?,
+            archived: row.archived,
+            version: version_from_db(row.version)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }))
+    }
+}
+
+pub(crate) fn product_row(product: &Product) -> anyhow::Result<product::Model> {
+    Ok(product::Model {
+        id: product.id().into_uuid(),
+        sku: product.sku().as_str().to_owned(),
+        name: product.name().as_str().to_owned(),
+        description: product.description().map(|d| d.as_str().to_owned()),
+        price_amount: product.price().amount_minor(),
+        price_currency: product.price().currency().code().to_owned(),
+        stock: i64::from(product.stock()),
+        archived: product.is_archived(),
+        version: version_to_db(product.version())?,
+        created_at: product.created_at(),
+        updated_at: product.updated_at(),
+    })
+}
+
+impl TryFrom<order_item::Model> for OrderItem {
+    type Error = anyhow::Error;
+
+    fn try_from(row: order_item::Model) -> anyhow::Result<Self> {
+        let snapshot = ProductSnapshot {
+            product_id: ProductId::from_uuid(row.product_id),
+            sku: Sku::parse(&row.sku)?,
+            name: ProductName::parse(&row.name)?,
+            unit_price: money(row.unit_price_amount, &row.currency)?,
+        };
+        let quantity = Quantity::new(u32::try_from(row.quantity).context("negative quantity")?)?;
+        let item = OrderItem::new(snapshot, quantity)?;
+        if item.line_total().amount_minor() != row.line_total_amount {
+            return Err(anyhow!("stored line total disagrees with price x quantity"));
+        }
+        Ok(item)
+    }
+}
+
+pub(crate) fn item_rows(order: &Order) -> Vec<order_item::Model> {
+    order
+        .items()
+        .iter()
+        .map(|item| order_item::Model {
+            order_id: order.id().into_uuid(),
+            product_id: item.product_id().into_uuid(),
+            sku: item.sku().as_str().to_owned(),
+            name: item.name().as_str().to_owned(),
+            unit_price_amount: item.unit_price().amount_minor(),
+            currency: item.unit_price().currency().code().to_owned(),
+            quantity: i32::try_from(item.quantity().get()).unwrap_or(i32::MAX),
+            line_total_amount: item.line_total().amount_minor(),
+        })
+        .collect()
+}
+
+/// Rebuilds an order from its row and its item rows.
+pub(crate) fn order_from_rows(
+    row: order::Model,
+    items: Vec<order_item::Model>,
+) -> anyhow::Result<Order> {
+    let items = items.into_iter().map(OrderItem::try_from).collect::<anyhow::Result<Vec<_>>>()?;
+    let order = Order::restore(OrderParts {
+        id: OrderId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        status: row.status.parse()?,
+        items,
+        payment_due_at: row.payment_due_at,
+        refund_required: row.refund_required,
+        version: version_from_db(row.version)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })?;
+    if order.total().amount_minor() != row.total_amount {
+        return Err(anyhow!("stored order total disagrees with its items"));
+    }
+    Ok(order)
+}
+
+pub(crate) fn order_row(order: &Order) -> anyhow::Result<order::Model> {
+    Ok(order::Model {
+        id: order.id().into_uuid(),
+        user_id: order.user_id().into_uuid(),
+        status: order.status().as_str().to_owned(),
+        total_amount: order.total().amount_minor(),
+        currency: order.total().currency().code().to_owned(),
+        payment_due_at: order.payment_due_at(),
+        payment_reference: None,
+        refund_required: order.refund_required(),
+        version: version_to_db(order.version())?,
+        created_at: order.created_at(),
+        updated_at: order.updated_at(),
+    })
+}
+
+impl TryFrom<order_transition::Model> for OrderTransition {
+    type Error = anyhow::Error;
+
+    fn try_from(row: order_transition::Model) -> anyhow::Result<Self> {
+        Ok(OrderTransition {
+            order_id: OrderId::from_uuid(row.order_id),
+            from: row.from_status.as_deref().map(str::parse::<OrderStatus>).transpose()?,
+            to: row.to_status.parse()?,
+            action: row.action.parse::<OrderAction>()?,
+            actor_id: row.actor_id.map(UserId::from_uuid),
+            reason: row.reason.as_deref().map(Reason::parse).transpose()?,
+            at: row.at,
+        })
+    }
+}
+
+pub(crate) fn transition_row(entry: &OrderTransition) -> order_transition::ActiveModel {
+    use sea_orm::{ActiveValue::NotSet, Set};
+    order_transition::ActiveModel {
+        id: NotSet,
+        order_id: Set(entry.order_id.into_uuid()),
+        from_status: Set(entry.from.map(|status| status.as_str().to_owned())),
+        to_status: Set(entry.to.as_str().to_owned()),
+        action: Set(entry.action.as_str().to_owned()),
+        actor_id: Set(entry.actor_id.map(UserId::into_uuid)),
+        reason: Set(entry.reason.as_ref().map(|reason| reason.as_str().to_owned())),
+        request_id: Set(None),
+        at: Set(entry.at),
+    }
+}

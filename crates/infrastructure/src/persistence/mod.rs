@@ -1,0 +1,17 @@
+//! SeaORM persistence on PostgreSQL and SQLite: the connection, error translation, and one
+//! adapter per aggregate (each implementing its repository port and its query port).
+
+mod connection;
+mod error;
+mod keyset;
+mod mapping;
+mod orders;
+mod products;
+mod refresh_tokens;
+mod users;
+
+pub use connection::{Database, DatabaseSettings, Engine, redact};
+pub use orders::SeaOrmOrderRepository;
+pub use products::SeaOrmProductRepository;
+pub use refresh_tokens::SeaOrmRefreshTokens;
+pub use users::SeaOrmUserRepository;

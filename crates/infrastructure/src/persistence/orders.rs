@@ -1,0 +1,275 @@
+//! Orders, their items and their history in SeaORM.
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use orderly_application::{
+    StoreError, WriteError,
+    pagination::{Cursor, Page, PageRequest, SortValue},
+    ports::{OrderFilter, OrderQueries, OrderRepository, PaymentReceipt, PlaceOrderFailure},
+};
+use orderly_domain::{Order, OrderId, OrderStatus, OrderTransition, ProductId, time::Timestamp};
+use sea_orm::{
+    ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    sea_query::{Expr, ExprTrait as _},
+};
+
+use super::{
+    Database,
+    error::store,
+    keyset::{self, Direction},
+    mapping::{item_rows, order_from_rows, order_row, transition_row, version_to_db},
+};
+use crate::entity::{order, order_item, order_transition, product};
+
+/// [`OrderRepository`] and [`OrderQueries`] on SeaORM.
+#[derive(Debug, Clone)]
+pub struct SeaOrmOrderRepository {
+    db: Database,
+}
+
+impl SeaOrmOrderRepository {
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+/// The stock change of every item, in product-id order: the order in which all writers lock
+/// product rows, so that two orders for the same products cannot deadlock.
+fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
+    let mut changes: Vec<(ProductId, i64)> = order
+        .items()
+        .iter()
+        .map(|item| (item.product_id(), i64::from(item.quantity().get())))
+        .collect();
+    changes.sort_by_key(|(id, _)| *id);
+    changes
+}
+
+/// Takes `quantity` units of a product, only if that many are left and it is not archived.
+/// One conditional `UPDATE`: the database's row lock makes it safe against concurrent orders.
+async fn reserve(
+    tx: &DatabaseTransaction,
+    product_id: ProductId,
+    quantity: i64,
+) -> Result<(), PlaceOrderFailure> {
+    let result = product::Entity::update_many()
+        .col_expr(product::Column::Stock, Expr::col(product::Column::Stock).sub(quantity))
+        .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
+        .filter(product::Column::Id.eq(product_id.into_uuid()))
+        .filter(product::Column::Archived.eq(false))
+        .filter(product::Column::Stock.gte(quantity))
+        .exec(tx)
+        .await
+        .map_err(store("reserving stock"))?;
+    if result.rows_affected == 1 {
+        return Ok(());
+    }
+    let current = product::Entity::find_by_id(product_id.into_uuid())
+        .one(tx)
+        .await
+        .map_err(store("reading stock after a refused reservation"))?;
+    match current {
+        Some(row) if !row.archived => Err(PlaceOrderFailure::InsufficientStock {
+            product_id,
+            requested: u32::try_from(quantity).unwrap_or(u32::MAX),
+            available: u32::try_from(row.stock).unwrap_or(0),
+        }),
+        _ => Err(PlaceOrderFailure::ProductUnavailable { product_id }),
+    }
+}
+
+/// Gives stock back when an order is cancelled or expires.
+async fn release(tx: &DatabaseTransaction, order: &Order) -> Result<(), StoreError> {
+    for (product_id, quantity) in stock_changes(order) {
+        product::Entity::update_many()
+            .col_expr(product::Column::Stock, Expr::col(product::Column::Stock).add(quantity))
+            .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
+            .filter(product::Column::Id.eq(product_id.into_uuid()))
+            .exec(tx)
+            .await
+            .map_err(store("releasing stock"))?;
+    }
+    Ok(())
+}
+
+/// Loads the items of `orders` in one query and rebuilds the aggregates (no N+1).
+async fn with_items(
+    conn: &impl ConnectionTrait,
+    rows: Vec<order::Model>,
+) -> Result<Vec<Order>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
+    let items = order_item::Entity::find()
+        .filter(order_item::Column::OrderId.is_in(ids))
+        .order_by_asc(order_item::Column::OrderId)
+        .order_by_asc(order_item::Column::ProductId)
+        .all(conn)
+        .await
+        .map_err(store("reading order items"))?;
+    let mut by_order: HashMap<_, Vec<order_item::Model>> = HashMap::new();
+    for item in items {
+        by_order.entry(item.order_id).or_default().push(item);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let items = by_order.remove(&row.id).unwrap_or_default();
+            order_from_rows(row, items)
+                .context("reading a stored order")
+                .map_err(StoreError::Unexpected)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl OrderRepository for SeaOrmOrderRepository {
+    async fn place(
+        &self,
+        order: &Order,
+        placed: &OrderTransition,
+    ) -> Result<(), PlaceOrderFailure> {
+        let row = order_row(order).map_err(StoreError::Unexpected)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to place an order"))?;
+        for (product_id, quantity) in stock_changes(order) {
+            reserve(&tx, product_id, quantity).await?;
+        }
+        order::Entity::insert(row.into_active_model())
+            .exec_without_returning(&tx)
+            .await
+            .map_err(store("inserting an order"))?;
+        order_item::Entity::insert_many(
+            item_rows(order).into_iter().map(|item| item.into_active_model()),
+        )
+        .exec_without_returning(&tx)
+        .await
+        .map_err(store("inserting order items"))?;
+        order_transition::Entity::insert(transition_row(placed))
+            .exec_without_returning(&tx)
+            .await
+            .map_err(store("writing order history"))?;
+        tx.commit().await.map_err(store("committing an order"))?;
+        Ok(())
+    }
+
+    async fn find_by_id(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let conn = self.db.connection();
+        let row = order::Entity::find_by_id(id.into_uuid())
+            .one(conn)
+            .await
+            .map_err(store("reading an order"))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(with_items(conn, vec![row]).await?.pop())
+    }
+
+    async fn save_transition(
+        &self,
+        order: &Order,
+        entry: &OrderTransition,
+        expected_version: u64,
+        payment: Option<PaymentReceipt>,
+    ) -> Result<(), WriteError> {
+        let from = entry.from.ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("a transition without a from status"))
+        })?;
+        let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        let version = version_to_db(order.version()).map_err(StoreError::Unexpected)?;
+        let tx = self.db.begin_write().await.map_err(store("starting a transition"))?;
+        let mut update = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(entry.to.as_str()))
+            .col_expr(order::Column::Version, Expr::value(version))
+            .col_expr(order::Column::RefundRequired, Expr::value(order.refund_required()))
+            .col_expr(order::Column::UpdatedAt, Expr::value(order.updated_at()));
+        if let Some(receipt) = payment {
+            update =
+                update.col_expr(order::Column::PaymentReference, Expr::value(receipt.reference));
+        }
+        let result = update
+            .filter(order::Column::Id.eq(order.id().into_uuid()))
+            .filter(order::Column::Version.eq(expected))
+            .filter(order::Column::Status.eq(from.as_str()))
+            .exec(&tx)
+            .await
+            .map_err(store("updating an order's status"))?;
+        if result.rows_affected != 1 {
+            let exists = order::Entity::find_by_id(order.id().into_uuid())
+                .one(&tx)
+                .await
+                .map_err(store("checking an order after a refused transition"))?;
+            return Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound });
+        }
+        order_transition::Entity::insert(transition_row(entry))
+            .exec_without_returning(&tx)
+            .await
+            .map_err(store("writing order history"))?;
+        if entry.releases_stock() {
+            release(&tx, order).await?;
+        }
+        tx.commit().await.map_err(store("committing a transition"))?;
+        Ok(())
+    }
+
+    async fn find_overdue(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError> {
+        let conn = self.db.connection();
+        let rows = order::Entity::find()
+            .filter(order::Column::Status.eq(OrderStatus::PendingPayment.as_str()))
+            .filter(order::Column::PaymentDueAt.lte(now))
+            .order_by_asc(order::Column::PaymentDueAt)
+            .limit(u64::from(limit))
+            .all(conn)
+            .await
+            .map_err(store("finding overdue orders"))?;
+        with_items(conn, rows).await
+    }
+}
+
+#[async_trait]
+impl OrderQueries for SeaOrmOrderRepository {
+    async fn list(
+        &self,
+        filter: OrderFilter,
+        page: PageRequest,
+    ) -> Result<Page<Order>, StoreError> {
+        let conn = self.db.connection();
+        let mut select = order::Entity::find();
+        if let Some(user_id) = filter.user_id {
+            select = select.filter(order::Column::UserId.eq(user_id.into_uuid()));
+        }
+        if let Some(status) = filter.status {
+            select = select.filter(order::Column::Status.eq(status.as_str()));
+        }
+        let select = keyset::page(
+            select,
+            None::<order::Column>,
+            order::Column::Id,
+            Direction::Descending,
+            &page,
+        );
+        let rows = select.all(conn).await.map_err(store("listing orders"))?;
+        let orders = with_items(conn, rows).await?;
+        Ok(keyset::finish(orders, &page, |order| Cursor {
+            value: SortValue::None,
+            id: order.id().into_uuid(),
+        }))
+    }
+
+    async fn history(&self, id: OrderId) -> Result<Vec<OrderTransition>, StoreError> {
+        let rows = order_transition::Entity::find()
+            .filter(order_transition::Column::OrderId.eq(id.into_uuid()))
+            .order_by_asc(order_transition::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(store("reading order history"))?;
+        rows.into_iter()
+            .map(|row| {
+                OrderTransition::try_from(row)
+                    .context("reading order history")
+                    .map_err(StoreError::Unexpected)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,180 @@
+//! Products in SeaORM.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use orderly_application::{
+    StoreError, UniqueKey, WriteError,
+    pagination::{Cursor, Page, PageRequest, SortValue},
+    ports::{ProductFilter, ProductQueries, ProductRepository, ProductSort},
+};
+use orderly_domain::{Product, ProductId};
+use sea_orm::{
+    ColumnTrait as _, Condition, EntityTrait as _, IntoActiveModel as _, QueryFilter as _,
+    sea_query::{Expr, ExprTrait as _, Func, LikeExpr},
+};
+
+use super::{
+    Database,
+    error::{Failure, classify, store},
+    keyset::{self, Direction},
+    mapping::{product_row, version_to_db},
+};
+use crate::entity::product;
+
+/// [`ProductRepository`] and [`ProductQueries`] on SeaORM.
+#[derive(Debug, Clone)]
+pub struct SeaOrmProductRepository {
+    db: Database,
+}
+
+impl SeaOrmProductRepository {
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn write_error(failure: Failure) -> WriteError {
+    match failure {
+        Failure::UniqueViolation => WriteError::Duplicate(UniqueKey::Sku),
+        Failure::ForeignKeyViolation => WriteError::Referenced,
+        Failure::Store(store) => WriteError::Store(store),
+    }
+}
+
+pub(crate) fn to_product(row: product::Model) -> Result<Product, StoreError> {
+    Product::try_from(row).context("reading a stored product").map_err(StoreError::Unexpected)
+}
+
+#[async_trait]
+impl ProductRepository for SeaOrmProductRepository {
+    async fn insert(&self, product: &Product) -> Result<(), WriteError> {
+        let row = product_row(product).map_err(StoreError::Unexpected)?;
+        product::Entity::insert(row.into_active_model())
+            .exec_without_returning(self.db.connection())
+            .await
+            .map_err(|error| write_error(classify(error, "inserting a product")))?;
+        Ok(())
+    }
+
+    async fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
+        let row = product::Entity::find_by_id(id.into_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(store("reading a product"))?;
+        row.map(to_product).transpose()
+    }
+
+    async fn find_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = product::Entity::find()
+            .filter(product::Column::Id.is_in(ids.iter().map(|id| id.into_uuid())))
+            .all(self.db.connection())
+            .await
+            .map_err(store("reading products"))?;
+        rows.into_iter().map(to_product).collect()
+    }
+
+    async fn update(&self, product: &Product, expected_version: u64) -> Result<(), WriteError> {
+        let row = product_row(product).map_err(StoreError::Unexpected)?;
+        let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        let result = product::Entity::update_many()
+            .col_expr(product::Column::Sku, Expr::value(row.sku))
+            .col_expr(product::Column::Name, Expr::value(row.name))
+            .col_expr(product::Column::Description, Expr::value(row.description))
+            .col_expr(product::Column::PriceAmount, Expr::value(row.price_amount))
+            .col_expr(product::Column::PriceCurrency, Expr::value(row.price_currency))
+            .col_expr(product::Column::Stock, Expr::value(row.stock))
+            .col_expr(product::Column::Archived, Expr::value(row.archived))
+            .col_expr(product::Column::Version, Expr::value(row.version))
+            .col_expr(product::Column::UpdatedAt, Expr::value(row.updated_at))
+            .filter(product::Column::Id.eq(row.id))
+            .filter(product::Column::Version.eq(expected))
+            .exec(self.db.connection())
+            .await
+            .map_err(|error| write_error(classify(error, "updating a product")))?;
+        if result.rows_affected == 1 {
+            return Ok(());
+        }
+        let exists = product::Entity::find_by_id(row.id)
+            .one(self.db.connection())
+            .await
+            .map_err(store("checking a product after a refused update"))?;
+        Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound })
+    }
+}
+
+/// `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally.
+fn contains_pattern(q: &str) -> String {
+    let escaped: String = q
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            other => vec![other],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
+#[async_trait]
+impl ProductQueries for SeaOrmProductRepository {
+    async fn list(
+        &self,
+        filter: ProductFilter,
+        page: PageRequest,
+    ) -> Result<Page<Product>, StoreError> {
+        let mut select = product::Entity::find();
+        if !filter.include_archived {
+            select = select.filter(product::Column::Archived.eq(false));
+        }
+        if let Some(q) = &filter.q {
+            let pattern = contains_pattern(q);
+            let lower = |column: product::Column| Expr::expr(Func::lower(Expr::col(column)));
+            select = select.filter(
+                Condition::any()
+                    .add(
+                        lower(product::Column::Name)
+                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                    )
+                    .add(lower(product::Column::Sku).like(LikeExpr::new(pattern).escape('\\'))),
+            );
+        }
+        let (key, direction) = match filter.sort {
+            ProductSort::CreatedAsc => (None, Direction::Ascending),
+            ProductSort::CreatedDesc => (None, Direction::Descending),
+            ProductSort::NameAsc => (Some(product::Column::Name), Direction::Ascending),
+            ProductSort::NameDesc => (Some(product::Column::Name), Direction::Descending),
+            ProductSort::PriceAsc => (Some(product::Column::PriceAmount), Direction::Ascending),
+            ProductSort::PriceDesc => (Some(product::Column::PriceAmount), Direction::Descending),
+        };
+        let select = keyset::page(select, key, product::Column::Id, direction, &page);
+        let rows = select.all(self.db.connection()).await.map_err(store("listing products"))?;
+        let products = rows.into_iter().map(to_product).collect::<Result<Vec<_>, _>>()?;
+        Ok(keyset::finish(products, &page, |product| {
+            let value = match filter.sort {
+                ProductSort::CreatedAsc | ProductSort::CreatedDesc => SortValue::None,
+                ProductSort::NameAsc | ProductSort::NameDesc => {
+                    SortValue::Text(product.name().as_str().to_owned())
+                }
+                ProductSort::PriceAsc | ProductSort::PriceDesc => {
+                    SortValue::Int(product.price().amount_minor())
+                }
+            };
+            Cursor { value, id: product.id().into_uuid() }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_the_query_are_taken_literally() {
+        assert_eq!(contains_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(contains_pattern("Keyboard"), "%keyboard%");
+    }
+}

@@ -1,0 +1,247 @@
+//! Fresh, migrated databases for tests: an SQLite file per test, always; a PostgreSQL database
+//! per test when `TEST_DATABASE_URL` is set, cloned from a migrated template database and dropped
+//! when the test ends (the approach of crates.io's `crates_io_test_db`).
+//!
+//! When `TEST_DATABASE_URL` is set and the server cannot be reached, [`TestDatabase::postgres`]
+//! panics: CI sets it, and a missing server must fail CI rather than skip the tests.
+
+use std::path::PathBuf;
+
+use orderly_domain::Uuid;
+use orderly_migrations::{Migrator, MigratorTrait as _};
+use sea_orm::{ConnectOptions, ConnectionTrait as _, DatabaseConnection, Statement};
+use sha2::{Digest as _, Sha256};
+
+use crate::{Database, DatabaseSettings};
+
+/// The variable naming the PostgreSQL server for tests.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// Serializes template creation and cloning across test processes.
+const TEMPLATE_LOCK: i64 = 0x006f_7264_6572_6c79;
+
+enum Cleanup {
+    SqliteFile(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+/// A migrated database that exists for one test and is removed when dropped.
+pub struct TestDatabase {
+    database: Option<Database>,
+    url: String,
+    cleanup: Cleanup,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("url", &crate::persistence::redact(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestDatabase {
+    /// A new SQLite file in the temporary directory, migrated.
+    ///
+    /// # Panics
+    /// When the file cannot be created or migrated.
+    pub async fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("orderly-test-{}.db", Uuid::now_v7()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let database = Database::connect(&DatabaseSettings::new(url.clone()))
+            .await
+            .expect("opening a test SQLite database");
+        database.migrate_up(None).await.expect("migrating a test SQLite database");
+        Self { database: Some(database), url, cleanup: Cleanup::SqliteFile(path) }
+    }
+
+    /// A new PostgreSQL database cloned from the migrated template, or `None` when
+    /// `TEST_DATABASE_URL` is not set.
+    ///
+    /// # Panics
+    /// When `TEST_DATABASE_URL` is set but the server cannot be reached or the database cannot
+    /// be created: a configured PostgreSQL run must fail, never skip.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var(TEST_DATABASE_URL).ok().filter(|url| !url.is_empty())?;
+        let name = format!("orderly_test_{}", Uuid::now_v7().simple());
+        let admin = admin_connection(&admin_url).await;
+        lock(&admin, true).await;
+        let template = ensure_template(&admin, &admin_url).await;
+        execute(&admin, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await;
+        lock(&admin, false).await;
+        drop(admin);
+        let url = with_database(&admin_url, &name);
+        let database = Database::connect(&DatabaseSettings::new(url.clone()))
+            .await
+            .expect("opening a test database");
+        Some(Self { database: Some(database), url, cleanup: Cleanup::Postgres { admin_url, name } })
+    }
+
+    /// Both engines: SQLite always, PostgreSQL when configured.
+    pub async fn all() -> Vec<Self> {
+        let mut databases = vec![Self::sqlite().await];
+        databases.extend(Self::postgres().await);
+        databases
+    }
+
+    /// The pool.
+    ///
+    /// # Panics
+    /// Never while the value lives.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        self.database.as_ref().expect("the database lives until drop")
+    }
+
+    /// The URL of this database.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        drop(self.database.take());
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+                let dropped = std::thread::spawn(move || {
+                    let runtime =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build();
+                    if let Ok(runtime) = runtime {
+                        runtime.block_on(async {
+                            let admin = admin_connection(&admin_url).await;
+                            execute(
+                                &admin,
+                                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                            )
+                            .await;
+                        });
+                    }
+                })
+                .join();
+                if dropped.is_err() {
+                    eprintln!("could not drop test database {}", self.url);
+                }
+            }
+        }
+    }
+}
+
+async fn admin_connection(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(1).sqlx_logging(false);
+    sea_orm::Database::connect(options).await.unwrap_or_else(|error| {
+        panic!(
+            "{TEST_DATABASE_URL} is set but PostgreSQL at {} cannot be reached: {error}",
+            crate::persistence::redact(url)
+        )
+    })
+}
+
+async fn execute(connection: &DatabaseConnection, sql: &str) {
+    connection
+        .execute_raw(Statement::from_string(connection.get_database_backend(), sql.to_owned()))
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
+async fn lock(connection: &DatabaseConnection, acquire: bool) {
+    let function = if acquire { "pg_advisory_lock" } else { "pg_advisory_unlock" };
+    execute(connection, &format!("SELECT {function}({TEMPLATE_LOCK})")).await;
+}
+
+/// The template's name changes with the set of migrations, so a new migration gets a new
+/// template and old test runs never see a stale schema.
+async fn ensure_template(admin: &DatabaseConnection, admin_url: &str) -> String {
+    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
+    let digest = hex::encode(Sha256::digest(names.join(",").as_bytes()));
+    let template = format!("orderly_template_{}", &digest[..16]);
+    let exists = admin
+        .query_one_raw(Statement::from_string(
+            admin.get_database_backend(),
+            format!("SELECT 1 FROM pg_database WHERE datname = '{template}'"),
+        ))
+        .await
+        .expect("looking for the template database")
+        .is_some();
+    if !exists {
+        // Build under a temporary name and rename when complete: a crash mid-way never leaves
+        // a half-migrated template behind under the real name.
+        let building = format!("{template}_building");
+        execute(admin, &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).await;
+        execute(admin, &format!("CREATE DATABASE \"{building}\"")).await;
+        let database =
+            Database::connect(&DatabaseSettings::new(with_database(admin_url, &building)))
+                .await
+                .expect("opening the template database");
+        database.migrate_up(None).await.expect("migrating the template database");
+        database.close().await.expect("closing the template database");
+        execute(admin, &format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\"")).await;
+    }
+    template
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest.split_once('/').map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// Runs each named test body, an `async fn(&Database)`, on SQLite and, when configured, on
+/// PostgreSQL, as separate tests named `sqlite::<name>` and `postgres::<name>`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = $crate::testing::TestDatabase::sqlite().await;
+                    super::$name(db.database()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::TestDatabase::postgres().await else {
+                        eprintln!("{} is not set: PostgreSQL not tested", $crate::testing::TEST_DATABASE_URL);
+                        return;
+                    };
+                    super::$name(db.database()).await;
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_name_is_replaced_in_any_url_shape() {
+        assert_eq!(with_database("postgres://u@h:5432/postgres", "t"), "postgres://u@h:5432/t");
+        assert_eq!(with_database("postgres://u@h:5432", "t"), "postgres://u@h:5432/t");
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "t"),
+            "postgres://u:p@h/t?sslmode=disable"
+        );
+    }
+}
