@@ -8,6 +8,7 @@
 
 mod entity;
 pub mod persistence;
+pub mod services;
 #[cfg(feature = "testing")]
 pub mod testing;
 
