@@ -1,1 +1,197 @@
-//! placeholder
+//! Orderly's HTTP adapter: actix-web routes under `/api/v1`, DTOs validated with garde and
+//! documented with utoipa, one error format (RFC 9457 problem details), bearer authentication,
+//! health checks, and Swagger UI.
+//!
+//! The composition root (`orderly-server`) builds an [`ApiState`] from the use cases and calls
+//! [`app`] for each worker. Nothing here knows a database: handlers parse requests into use-case
+//! inputs and map results (and errors, in `errors.rs`) to responses.
+
+mod auth;
+pub mod context;
+pub mod dto;
+mod errors;
+pub mod etag;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+mod state;
+mod validation;
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
+    error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError},
+    http::header,
+    middleware::{Compress, DefaultHeaders, from_fn},
+    web,
+};
+pub use auth::{Authenticated, MaybeAuthenticated};
+pub use state::{ApiSettings, ApiState, DependencyStatus, Readiness, UseCases};
+use utoipa::OpenApi as _;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    openapi::ApiDoc,
+    problem::{ApiError, ErrorCode},
+    routes::{auth as auth_routes, health, method_not_allowed, orders, problems, products, users},
+};
+
+fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &error {
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "The body must be sent as `Content-Type: application/json`.",
+        ),
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(ErrorCode::PayloadTooLarge, error.to_string())
+        }
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::new(ErrorCode::MalformedRequest, format!("The JSON body is invalid: {inner}"))
+        }
+        _ => ApiError::new(
+            ErrorCode::MalformedRequest,
+            format!("The body could not be read: {error}"),
+        ),
+    };
+    api.into()
+}
+
+fn form_error(error: UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &error {
+        UrlencodedError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "The body must be sent as `Content-Type: application/x-www-form-urlencoded`.",
+        ),
+        UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => {
+            ApiError::new(ErrorCode::PayloadTooLarge, error.to_string())
+        }
+        _ => crate::errors::oauth_error(
+            ErrorCode::MalformedRequest,
+            "invalid_request",
+            &format!("The form is invalid: {error}"),
+        ),
+    };
+    api.into()
+}
+
+fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::MalformedRequest, format!("A path parameter is invalid: {error}"))
+        .into()
+}
+
+fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::new(ErrorCode::MalformedRequest, format!("The query string is invalid: {error}"))
+        .into()
+}
+
+async fn route_not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::RouteNotFound, format!("No route for {}", request.path())))
+}
+
+async fn swagger_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/swagger-ui/")).finish()
+}
+
+async fn openapi_document() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json())
+}
+
+fn cors(settings: &ApiSettings) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ])
+        .allowed_header("idempotency-key")
+        .allowed_header("x-request-id")
+        .expose_headers([header::ETAG, header::LOCATION, header::LINK, header::RETRY_AFTER])
+        .expose_headers(["x-request-id"])
+        .max_age(3600);
+    settings.cors_allowed_origins.iter().fold(cors, |cors, origin| {
+        if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) }
+    })
+}
+
+/// Registers `path` with its handlers; any other method answers 405 with `Allow: <allow>`.
+macro_rules! resource {
+    ($path:expr, $allow:expr, $( $method:ident => $handler:path ),+ $(,)?) => {
+        web::resource($path)
+            $( .route(web::$method().to($handler)) )+
+            .default_service(web::to(method_not_allowed($allow)))
+    };
+}
+
+fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(resource!("/health", "GET", get => health::health))
+        .service(resource!("/ready", "GET", get => health::ready))
+        .service(resource!("/problems/{slug}", "GET", get => problems::describe))
+        .service(
+            web::scope("/api/v1")
+                .service(resource!("/users", "GET, POST", get => users::list, post => users::register))
+                .service(resource!("/users/me", "GET", get => users::me))
+                .service(resource!("/users/{id}", "GET, PATCH, DELETE",
+                    get => users::get, patch => users::update, delete => users::delete))
+                .service(resource!("/users/{id}/orders", "GET", get => users::orders))
+                .service(resource!("/auth/token", "POST", post => auth_routes::token))
+                .service(resource!("/auth/revoke", "POST", post => auth_routes::revoke))
+                .service(resource!("/products", "GET, POST", get => products::list, post => products::create))
+                .service(resource!("/products/{id}", "GET, PATCH, DELETE",
+                    get => products::get, patch => products::update, delete => products::archive))
+                .service(resource!("/orders", "GET, POST", get => orders::list, post => orders::place))
+                .service(resource!("/orders/{id}", "GET", get => orders::get))
+                .service(resource!("/orders/{id}/transitions", "GET, POST",
+                    get => orders::history, post => orders::transition)),
+        );
+}
+
+/// The application: routes, extractor limits and error mapping, middleware, API docs.
+pub fn app(
+    state: ApiState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let settings = state.settings.clone();
+    let mut app = App::new()
+        .app_data(web::Data::new(state))
+        .app_data(web::JsonConfig::default().limit(settings.body_limit).error_handler(json_error))
+        .app_data(web::FormConfig::default().limit(settings.body_limit).error_handler(form_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .configure(routes);
+    if settings.enable_swagger_ui {
+        app = app
+            .service(
+                SwaggerUi::new("/swagger-ui/{_:.*}")
+                    .url("/api-docs/openapi.json", ApiDoc::openapi()),
+            )
+            .service(resource!("/swagger-ui", "GET", get => swagger_redirect));
+    } else {
+        app = app.service(resource!("/api-docs/openapi.json", "GET", get => openapi_document));
+    }
+    app.default_service(web::to(route_not_found))
+        .wrap(
+            DefaultHeaders::new()
+                .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .add((header::X_FRAME_OPTIONS, "DENY"))
+                .add((header::REFERRER_POLICY, "no-referrer"))
+                .add((
+                    header::HeaderName::from_static("content-security-policy"),
+                    "frame-ancestors 'none'",
+                )),
+        )
+        .wrap(cors(&settings))
+        .wrap(from_fn(context::request_context))
+        .wrap(Compress::default())
+}

@@ -17,6 +17,11 @@ pub(crate) fn classify(error: DbErr, context: &'static str) -> Failure {
         Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Failure::ForeignKeyViolation,
         _ => {}
     }
+    // SQLite reports a `RESTRICT` foreign key as SQLITE_CONSTRAINT_TRIGGER (1811), which SeaORM
+    // does not recognise as a foreign-key violation.
+    if sqlite_code(&error).as_deref() == Some("1811") {
+        return Failure::ForeignKeyViolation;
+    }
     Failure::Store(store_error(error, context))
 }
 
@@ -34,6 +39,18 @@ pub(crate) fn store_error(error: DbErr, context: &'static str) -> StoreError {
 /// Shorthand for `map_err(|e| store_error(e, context))`.
 pub(crate) fn store(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |error| store_error(error, context)
+}
+
+fn sqlite_code(error: &DbErr) -> Option<String> {
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            match inner.as_ref() {
+                sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 enum Kind {

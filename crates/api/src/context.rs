@@ -1,0 +1,171 @@
+//! The request-context middleware, outermost: request id, the per-request log line, and the
+//! final shape of every error response.
+//!
+//! - `X-Request-Id` is accepted when it is a sane token (1-128 of `A-Za-z0-9-_.:`), otherwise
+//!   generated (UUIDv7), echoed in the response and carried by the request's tracing span.
+//! - Every response with status >= 400 leaves as `application/problem+json` with `instance` and
+//!   `request_id` filled in, whoever produced it (a handler, an extractor, the router or another
+//!   middleware).
+//! - One structured log line per request: request id, user id, method, route template, status,
+//!   latency. Never headers, bodies or query strings, so no password or token reaches the log.
+
+use std::time::Instant;
+
+use actix_web::{
+    Error, HttpMessage as _, HttpResponse,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{
+        StatusCode,
+        header::{self, HeaderValue},
+    },
+    middleware::Next,
+};
+use orderly_domain::Uuid;
+use tracing::Instrument as _;
+
+use crate::{
+    auth::AuthenticatedUser,
+    problem::{PROBLEM_JSON, Problem},
+};
+
+/// The id of the current request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+const REQUEST_ID: &str = "x-request-id";
+
+fn accepted_request_id(value: Option<&HeaderValue>) -> Option<String> {
+    let value = value?.to_str().ok()?;
+    let valid = (1..=128).contains(&value.len())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    valid.then(|| value.to_owned())
+}
+
+/// The middleware function (see the module docs).
+///
+/// # Errors
+/// Never: errors of inner services are turned into problem responses here.
+pub async fn request_context(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = accepted_request_id(request.headers().get(REQUEST_ID))
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let http_request = request.request().clone();
+    let method = request.method().to_string();
+    let path = request.path().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method);
+
+    let response = match next.call(request).instrument(span.clone()).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(error) => ServiceResponse::from_err(error, http_request.clone()).map_into_boxed_body(),
+    };
+    let mut response = if response.status().as_u16() >= 400 {
+        complete_problem(response, &path, &request_id)
+    } else {
+        response
+    };
+
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert(header::HeaderName::from_static(REQUEST_ID), value);
+    }
+    if path.starts_with("/api/") && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+
+    let status = response.status().as_u16();
+    let route = http_request.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
+    let user_id =
+        http_request.extensions().get::<AuthenticatedUser>().map(|user| user.0.to_string());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        tracing::info!(
+            user_id = user_id.as_deref().unwrap_or("-"),
+            route = %route,
+            status,
+            latency_ms = format_args!("{latency_ms:.2}"),
+            "request"
+        );
+    });
+    Ok(response)
+}
+
+/// Rewrites an error response as a complete problem body.
+fn complete_problem(
+    response: ServiceResponse<BoxBody>,
+    path: &str,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let mut problem = response
+        .response()
+        .extensions()
+        .get::<Problem>()
+        .cloned()
+        .unwrap_or_else(|| generic(status));
+    problem.instance = path.to_owned();
+    problem.request_id = request_id.to_owned();
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let (request, old) = response.into_parts();
+    let mut fresh = HttpResponse::with_body(status, BoxBody::new(body));
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    fresh.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    ServiceResponse::new(request, fresh)
+}
+
+/// A problem for an error response nobody described (a framework rejection we did not map).
+fn generic(status: StatusCode) -> Problem {
+    use crate::problem::ErrorCode;
+    let code = match status {
+        StatusCode::BAD_REQUEST => Some(ErrorCode::MalformedRequest),
+        StatusCode::UNAUTHORIZED => Some(ErrorCode::Unauthenticated),
+        StatusCode::FORBIDDEN => Some(ErrorCode::Forbidden),
+        StatusCode::NOT_FOUND => Some(ErrorCode::RouteNotFound),
+        StatusCode::METHOD_NOT_ALLOWED => Some(ErrorCode::MethodNotAllowed),
+        StatusCode::PAYLOAD_TOO_LARGE => Some(ErrorCode::PayloadTooLarge),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(ErrorCode::UnsupportedMediaType),
+        StatusCode::INTERNAL_SERVER_ERROR => Some(ErrorCode::InternalError),
+        _ => None,
+    };
+    match code {
+        Some(code) => {
+            crate::problem::ApiError::new(code, status.canonical_reason().unwrap_or("Error"))
+                .problem()
+        }
+        None => Problem {
+            type_uri: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: status.canonical_reason().unwrap_or("Error").to_owned(),
+            instance: String::new(),
+            code: format!("HTTP_{}", status.as_u16()),
+            request_id: String::new(),
+            errors: Vec::new(),
+            extensions: serde_json::Map::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_request_ids_are_accepted() {
+        let accepted =
+            |raw: &str| accepted_request_id(Some(&HeaderValue::from_str(raw).expect("header")));
+        assert_eq!(accepted("abc-123_x.y:z"), Some("abc-123_x.y:z".to_owned()));
+        assert_eq!(accepted(""), None);
+        assert_eq!(accepted("has space"), None);
+        assert_eq!(accepted(&"a".repeat(129)), None);
+        assert_eq!(accepted_request_id(None), None);
+    }
+}

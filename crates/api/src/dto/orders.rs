@@ -1,0 +1,250 @@
+//! Orders on the wire.
+
+use chrono::{DateTime, Utc};
+use orderly_domain::{
+    Actor, Order, OrderAction, OrderStatus, OrderTransition,
+    order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::MoneyDto;
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatusDto {
+    PendingPayment,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+    Expired,
+}
+
+impl From<OrderStatus> for OrderStatusDto {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::PendingPayment => Self::PendingPayment,
+            OrderStatus::Paid => Self::Paid,
+            OrderStatus::Shipped => Self::Shipped,
+            OrderStatus::Delivered => Self::Delivered,
+            OrderStatus::Cancelled => Self::Cancelled,
+            OrderStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+impl From<OrderStatusDto> for OrderStatus {
+    fn from(status: OrderStatusDto) -> Self {
+        match status {
+            OrderStatusDto::PendingPayment => Self::PendingPayment,
+            OrderStatusDto::Paid => Self::Paid,
+            OrderStatusDto::Shipped => Self::Shipped,
+            OrderStatusDto::Delivered => Self::Delivered,
+            OrderStatusDto::Cancelled => Self::Cancelled,
+            OrderStatusDto::Expired => Self::Expired,
+        }
+    }
+}
+
+/// An action in an order's history; `place` and `expire` appear in history only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderActionDto {
+    Place,
+    Pay,
+    Cancel,
+    Ship,
+    Deliver,
+    Expire,
+}
+
+impl From<OrderAction> for OrderActionDto {
+    fn from(action: OrderAction) -> Self {
+        match action {
+            OrderAction::Place => Self::Place,
+            OrderAction::Pay => Self::Pay,
+            OrderAction::Cancel => Self::Cancel,
+            OrderAction::Ship => Self::Ship,
+            OrderAction::Deliver => Self::Deliver,
+            OrderAction::Expire => Self::Expire,
+        }
+    }
+}
+
+/// What a user may ask of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedActionDto {
+    /// Pay (the owner, or an admin); charges the payment gateway.
+    Pay,
+    /// Cancel (the owner while unpaid; an admin also once paid, flagging a refund).
+    Cancel,
+    /// Ship (admins).
+    Ship,
+    /// Confirm delivery (admins).
+    Deliver,
+}
+
+impl From<RequestedActionDto> for OrderAction {
+    fn from(action: RequestedActionDto) -> Self {
+        match action {
+            RequestedActionDto::Pay => Self::Pay,
+            RequestedActionDto::Cancel => Self::Cancel,
+            RequestedActionDto::Ship => Self::Ship,
+            RequestedActionDto::Deliver => Self::Deliver,
+        }
+    }
+}
+
+/// One line of a new order.
+#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    #[garde(skip)]
+    pub product_id: orderly_domain::Uuid,
+    /// 1 to 1000 units.
+    #[garde(range(min = 1, max = MAX_QUANTITY))]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub quantity: u32,
+}
+
+/// `POST /api/v1/orders`: 1 to 50 lines; lines for the same product are merged.
+#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
+pub struct CreateOrderRequest {
+    #[garde(length(min = 1, max = MAX_ORDER_LINES), dive)]
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<OrderLineRequest>,
+}
+
+/// `POST /api/v1/orders/{id}/transitions`.
+#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"action": "cancel", "reason": "Ordered the wrong size"}))]
+pub struct TransitionRequest {
+    #[garde(skip)]
+    pub action: RequestedActionDto,
+    /// Why, for the history (up to 500 characters).
+    #[garde(inner(length(chars, min = 1, max = REASON_MAX_LEN)))]
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// One line of an order, with the product as it was when ordered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderItemResponse {
+    pub product_id: orderly_domain::Uuid,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: MoneyDto,
+    pub quantity: u32,
+    pub line_total: MoneyDto,
+}
+
+/// An order as clients see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: orderly_domain::Uuid,
+    pub user_id: orderly_domain::Uuid,
+    pub status: OrderStatusDto,
+    pub items: Vec<OrderItemResponse>,
+    /// The sum of the line totals.
+    pub total: MoneyDto,
+    /// When an unpaid order expires.
+    pub payment_due_at: DateTime<Utc>,
+    /// A paid order was cancelled: the payment must be returned.
+    pub refund_required: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// What the caller may do next (`POST .../transitions`).
+    pub allowed_actions: Vec<OrderActionDto>,
+}
+
+impl OrderResponse {
+    /// The order as `viewer` sees it (the allowed actions depend on who asks).
+    #[must_use]
+    pub fn new(order: &Order, viewer: &Actor) -> Self {
+        Self {
+            id: order.id().into_uuid(),
+            user_id: order.user_id().into_uuid(),
+            status: order.status().into(),
+            items: order
+                .items()
+                .iter()
+                .map(|item| OrderItemResponse {
+                    product_id: item.product_id().into_uuid(),
+                    sku: item.sku().as_str().to_owned(),
+                    name: item.name().as_str().to_owned(),
+                    unit_price: item.unit_price().into(),
+                    quantity: item.quantity().get(),
+                    line_total: item.line_total().into(),
+                })
+                .collect(),
+            total: order.total().into(),
+            payment_due_at: order.payment_due_at(),
+            refund_required: order.refund_required(),
+            created_at: order.created_at(),
+            updated_at: order.updated_at(),
+            allowed_actions: order.allowed_actions(viewer).into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One page of orders.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderPage {
+    pub data: Vec<OrderResponse>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of an order's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionResponse {
+    /// `null` for the placing of the order.
+    pub from: Option<OrderStatusDto>,
+    pub to: OrderStatusDto,
+    pub action: OrderActionDto,
+    /// `null` when the system acted (expiry).
+    pub actor_id: Option<orderly_domain::Uuid>,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&OrderTransition> for TransitionResponse {
+    fn from(entry: &OrderTransition) -> Self {
+        Self {
+            from: entry.from.map(Into::into),
+            to: entry.to.into(),
+            action: entry.action.into(),
+            actor_id: entry.actor_id.map(orderly_domain::UserId::into_uuid),
+            reason: entry.reason.as_ref().map(|reason| reason.as_str().to_owned()),
+            at: entry.at,
+        }
+    }
+}
+
+/// An order's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TransitionList {
+    pub data: Vec<TransitionResponse>,
+}
+
+/// Filters of the order list (admins; a customer always sees their own orders).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListQuery {
+    pub status: Option<OrderStatusDto>,
+    /// Admins only: one customer's orders.
+    pub user_id: Option<orderly_domain::Uuid>,
+}
+
+/// Filter of a user's order list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserOrderListQuery {
+    pub status: Option<OrderStatusDto>,
+}

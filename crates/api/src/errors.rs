@@ -1,0 +1,355 @@
+//! Use-case errors to problems: the one place that decides the status of each failure.
+
+use orderly_application::{
+    StoreError,
+    auth::{authenticate::AuthenticateError, refresh_session::RefreshSessionError},
+    orders::{
+        get_order::GetOrderError, list_orders::ListOrdersError,
+        list_user_orders::ListUserOrdersError, order_history::OrderHistoryError,
+        place_order::PlaceOrderError, transition_order::TransitionOrderError,
+    },
+    pagination::InvalidCursor,
+    products::{
+        archive_product::ArchiveProductError, create_product::CreateProductError,
+        get_product::GetProductError, list_products::ListProductsError,
+        update_product::UpdateProductError,
+    },
+    users::{
+        delete_user::DeleteUserError, get_user::GetUserError, list_users::ListUsersError,
+        register_user::RegisterUserError, update_user::UpdateUserError,
+    },
+};
+use orderly_domain::OrderError;
+use serde_json::json;
+
+use crate::problem::{ApiError, ErrorCode, FieldError};
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_UNAVAILABLE: u32 = 5;
+const RETRY_AFTER_BUSY: u32 = 1;
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => ApiError::unavailable(
+                ErrorCode::DatabaseUnavailable,
+                "The database is unavailable; try again shortly.",
+                RETRY_AFTER_UNAVAILABLE,
+                source,
+            ),
+            StoreError::Contention(source) => ApiError::unavailable(
+                ErrorCode::DatabaseBusy,
+                "The database is busy with conflicting work; try again.",
+                RETRY_AFTER_BUSY,
+                source,
+            ),
+            StoreError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<InvalidCursor> for ApiError {
+    fn from(error: InvalidCursor) -> Self {
+        ApiError::new(ErrorCode::InvalidCursor, error.to_string())
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+}
+
+fn forbidden(detail: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, detail)
+}
+
+fn stale(expected: u64, current: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        format!("If-Match names version {expected}, the resource is at version {current}"),
+    )
+    .with_header(actix_web::http::header::ETAG, crate::etag::etag(current))
+}
+
+fn concurrent() -> ApiError {
+    ApiError::new(
+        ErrorCode::ConcurrentModification,
+        "Another request changed it at the same moment; retry.",
+    )
+}
+
+impl From<RegisterUserError> for ApiError {
+    fn from(error: RegisterUserError) -> Self {
+        match error {
+            RegisterUserError::DuplicateEmail => ApiError::new(
+                ErrorCode::EmailTaken,
+                "A user with this e-mail address already exists.",
+            ),
+            RegisterUserError::Store(store) => store.into(),
+            RegisterUserError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<GetUserError> for ApiError {
+    fn from(error: GetUserError) -> Self {
+        match error {
+            GetUserError::NotFound => not_found("user"),
+            GetUserError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListUsersError> for ApiError {
+    fn from(error: ListUsersError) -> Self {
+        match error {
+            ListUsersError::Forbidden => forbidden("Only administrators may list users."),
+            ListUsersError::InvalidCursor(cursor) => cursor.into(),
+            ListUsersError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<UpdateUserError> for ApiError {
+    fn from(error: UpdateUserError) -> Self {
+        match error {
+            UpdateUserError::NotFound => not_found("user"),
+            UpdateUserError::Forbidden => forbidden("Only administrators may change roles."),
+            UpdateUserError::VersionMismatch { expected, current } => stale(expected, current),
+            UpdateUserError::Conflict => concurrent(),
+            UpdateUserError::DuplicateEmail => ApiError::new(
+                ErrorCode::EmailTaken,
+                "A user with this e-mail address already exists.",
+            ),
+            UpdateUserError::Store(store) => store.into(),
+            UpdateUserError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<DeleteUserError> for ApiError {
+    fn from(error: DeleteUserError) -> Self {
+        match error {
+            DeleteUserError::NotFound => not_found("user"),
+            DeleteUserError::HasOrders => ApiError::new(
+                ErrorCode::UserHasOrders,
+                "The user has orders, which are kept; the account cannot be deleted.",
+            ),
+            DeleteUserError::Store(store) => store.into(),
+            DeleteUserError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+/// The OAuth2 error members (RFC 6749 section 5.2) on top of the problem body.
+pub(crate) fn oauth_error(code: ErrorCode, error: &str, description: &str) -> ApiError {
+    ApiError::new(code, description)
+        .with_extension("error", json!(error))
+        .with_extension("error_description", json!(description))
+}
+
+impl From<AuthenticateError> for ApiError {
+    fn from(error: AuthenticateError) -> Self {
+        match error {
+            AuthenticateError::InvalidCredentials => {
+                oauth_error(ErrorCode::InvalidGrant, "invalid_grant", "Invalid e-mail or password.")
+            }
+            AuthenticateError::Store(store) => store.into(),
+            AuthenticateError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<RefreshSessionError> for ApiError {
+    fn from(error: RefreshSessionError) -> Self {
+        match error {
+            RefreshSessionError::InvalidGrant => oauth_error(
+                ErrorCode::InvalidGrant,
+                "invalid_grant",
+                "The refresh token is invalid, expired or revoked.",
+            ),
+            RefreshSessionError::Reused => oauth_error(
+                ErrorCode::InvalidGrant,
+                "invalid_grant",
+                "The refresh token was already used; the session has been revoked. Log in again.",
+            ),
+            RefreshSessionError::Store(store) => store.into(),
+            RefreshSessionError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<CreateProductError> for ApiError {
+    fn from(error: CreateProductError) -> Self {
+        match error {
+            CreateProductError::Forbidden => forbidden("Only administrators may create products."),
+            CreateProductError::Invalid(invalid) => {
+                ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
+            }
+            CreateProductError::DuplicateSku => {
+                ApiError::new(ErrorCode::SkuTaken, "A product with this SKU already exists.")
+            }
+            CreateProductError::Store(store) => store.into(),
+            CreateProductError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<GetProductError> for ApiError {
+    fn from(error: GetProductError) -> Self {
+        match error {
+            GetProductError::NotFound => not_found("product"),
+            GetProductError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListProductsError> for ApiError {
+    fn from(error: ListProductsError) -> Self {
+        match error {
+            ListProductsError::Forbidden => {
+                forbidden("Only administrators may list archived products.")
+            }
+            ListProductsError::InvalidCursor(cursor) => cursor.into(),
+            ListProductsError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<UpdateProductError> for ApiError {
+    fn from(error: UpdateProductError) -> Self {
+        match error {
+            UpdateProductError::Forbidden => forbidden("Only administrators may change products."),
+            UpdateProductError::NotFound => not_found("product"),
+            UpdateProductError::Invalid(invalid) => {
+                ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
+            }
+            UpdateProductError::VersionMismatch { expected, current } => stale(expected, current),
+            UpdateProductError::Conflict => concurrent(),
+            UpdateProductError::DuplicateSku => {
+                ApiError::new(ErrorCode::SkuTaken, "A product with this SKU already exists.")
+            }
+            UpdateProductError::Store(store) => store.into(),
+            UpdateProductError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<ArchiveProductError> for ApiError {
+    fn from(error: ArchiveProductError) -> Self {
+        match error {
+            ArchiveProductError::Forbidden => {
+                forbidden("Only administrators may archive products.")
+            }
+            ArchiveProductError::NotFound => not_found("product"),
+            ArchiveProductError::Conflict => concurrent(),
+            ArchiveProductError::Store(store) => store.into(),
+            ArchiveProductError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<PlaceOrderError> for ApiError {
+    fn from(error: PlaceOrderError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PlaceOrderError::Forbidden => forbidden(detail),
+            PlaceOrderError::ProductNotFound { product_id } => {
+                ApiError::new(ErrorCode::ProductNotFound, detail)
+                    .with_extension("product_id", json!(product_id.to_string()))
+            }
+            PlaceOrderError::ProductUnavailable { product_id } => {
+                ApiError::new(ErrorCode::ProductUnavailable, detail)
+                    .with_extension("product_id", json!(product_id.to_string()))
+            }
+            PlaceOrderError::InsufficientStock { product_id, requested, available } => {
+                ApiError::new(ErrorCode::InsufficientStock, detail)
+                    .with_extension("product_id", json!(product_id.to_string()))
+                    .with_extension("requested", json!(requested))
+                    .with_extension("available", json!(available))
+            }
+            PlaceOrderError::Invalid(invalid) => {
+                let code = match invalid {
+                    OrderError::NoLines | OrderError::TooManyLines => "length",
+                    OrderError::QuantityTooLarge { .. } => "range",
+                    _ => "invalid",
+                };
+                let field = if code == "range" { "items[].quantity" } else { "items" };
+                ApiError::validation(vec![FieldError::new(field, code, invalid.to_string())])
+            }
+            PlaceOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<GetOrderError> for ApiError {
+    fn from(error: GetOrderError) -> Self {
+        match error {
+            GetOrderError::NotFound => not_found("order"),
+            GetOrderError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListOrdersError> for ApiError {
+    fn from(error: ListOrdersError) -> Self {
+        match error {
+            ListOrdersError::Forbidden => forbidden("Only users may list orders."),
+            ListOrdersError::InvalidCursor(cursor) => cursor.into(),
+            ListOrdersError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<ListUserOrdersError> for ApiError {
+    fn from(error: ListUserOrdersError) -> Self {
+        match error {
+            ListUserOrdersError::NotFound => not_found("user"),
+            ListUserOrdersError::InvalidCursor(cursor) => cursor.into(),
+            ListUserOrdersError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<OrderHistoryError> for ApiError {
+    fn from(error: OrderHistoryError) -> Self {
+        match error {
+            OrderHistoryError::NotFound => not_found("order"),
+            OrderHistoryError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<TransitionOrderError> for ApiError {
+    fn from(error: TransitionOrderError) -> Self {
+        let detail = error.to_string();
+        match error {
+            TransitionOrderError::NotFound => not_found("order"),
+            TransitionOrderError::InvalidTransition { from, action: _, allowed } => {
+                let allowed: Vec<&str> = allowed.iter().map(|action| action.as_str()).collect();
+                let detail = if allowed.is_empty() {
+                    format!("{detail}; no action is possible")
+                } else {
+                    format!("{detail}; allowed: {}", allowed.join(", "))
+                };
+                ApiError::new(ErrorCode::OrderInvalidTransition, detail)
+                    .with_extension("current_status", json!(from.as_str()))
+                    .with_extension("allowed_actions", json!(allowed))
+            }
+            TransitionOrderError::Forbidden { .. } => forbidden(detail),
+            TransitionOrderError::VersionMismatch { expected, current } => stale(expected, current),
+            TransitionOrderError::Conflict => concurrent(),
+            TransitionOrderError::PaymentDeclined(reason) => ApiError::new(
+                ErrorCode::PaymentDeclined,
+                format!("The payment was declined: {reason}"),
+            ),
+            TransitionOrderError::PaymentUnavailable(source) => ApiError::unavailable(
+                ErrorCode::PaymentGatewayUnavailable,
+                "The payment provider cannot be reached; nothing was charged.",
+                RETRY_AFTER_UNAVAILABLE,
+                source,
+            ),
+            TransitionOrderError::Store(store) => store.into(),
+            TransitionOrderError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}

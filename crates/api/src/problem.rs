@@ -1,0 +1,454 @@
+//! RFC 9457 problem details: the one error format of the API, and the catalogue of its codes.
+//!
+//! Every response with a status >= 400 is built here. Handlers return [`ApiError`]; use-case
+//! errors become `ApiError` through the `From` impls in `errors.rs`; the framework's own
+//! rejections (bad JSON, wrong content type, unknown route, ...) are mapped in `lib.rs`; and the
+//! request-context middleware adds `instance` and `request_id` to every problem body on its way
+//! out, so no handler has to know them.
+
+use std::fmt;
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of problem bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+macro_rules! catalogue {
+    ($( $variant:ident => ($status:ident, $slug:literal, $title:literal, $description:literal) ),* $(,)?) => {
+        /// The stable catalogue of problem codes (`docs/errors.md`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $( #[doc = $description] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [Self] = &[ $( Self::$variant, )* ];
+
+            /// The HTTP status.
+            #[must_use]
+            pub fn status(self) -> StatusCode {
+                match self { $( Self::$variant => StatusCode::$status, )* }
+            }
+
+            /// The kebab-case slug of the `type` URI, `/problems/<slug>`.
+            #[must_use]
+            pub fn slug(self) -> &'static str {
+                match self { $( Self::$variant => $slug, )* }
+            }
+
+            /// A short, human-readable summary that does not change between occurrences.
+            #[must_use]
+            pub fn title(self) -> &'static str {
+                match self { $( Self::$variant => $title, )* }
+            }
+
+            /// What the problem means and what a client should do about it.
+            #[must_use]
+            pub fn description(self) -> &'static str {
+                match self { $( Self::$variant => $description, )* }
+            }
+
+            /// The SCREAMING_SNAKE_CASE code in problem bodies.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => screaming!($variant), )* }
+            }
+        }
+    };
+}
+
+macro_rules! screaming {
+    (ValidationFailed) => {
+        "VALIDATION_FAILED"
+    };
+    (MalformedRequest) => {
+        "MALFORMED_REQUEST"
+    };
+    (InvalidCursor) => {
+        "INVALID_CURSOR"
+    };
+    (ProductNotFound) => {
+        "PRODUCT_NOT_FOUND"
+    };
+    (InvalidGrant) => {
+        "INVALID_GRANT"
+    };
+    (UnsupportedGrantType) => {
+        "UNSUPPORTED_GRANT_TYPE"
+    };
+    (Unauthenticated) => {
+        "UNAUTHENTICATED"
+    };
+    (PaymentDeclined) => {
+        "PAYMENT_DECLINED"
+    };
+    (Forbidden) => {
+        "FORBIDDEN"
+    };
+    (NotFound) => {
+        "NOT_FOUND"
+    };
+    (RouteNotFound) => {
+        "ROUTE_NOT_FOUND"
+    };
+    (MethodNotAllowed) => {
+        "METHOD_NOT_ALLOWED"
+    };
+    (EmailTaken) => {
+        "EMAIL_TAKEN"
+    };
+    (SkuTaken) => {
+        "SKU_TAKEN"
+    };
+    (InsufficientStock) => {
+        "INSUFFICIENT_STOCK"
+    };
+    (ProductUnavailable) => {
+        "PRODUCT_UNAVAILABLE"
+    };
+    (OrderInvalidTransition) => {
+        "ORDER_INVALID_TRANSITION"
+    };
+    (ConcurrentModification) => {
+        "CONCURRENT_MODIFICATION"
+    };
+    (UserHasOrders) => {
+        "USER_HAS_ORDERS"
+    };
+    (PreconditionFailed) => {
+        "PRECONDITION_FAILED"
+    };
+    (PayloadTooLarge) => {
+        "PAYLOAD_TOO_LARGE"
+    };
+    (UnsupportedMediaType) => {
+        "UNSUPPORTED_MEDIA_TYPE"
+    };
+    (InternalError) => {
+        "INTERNAL_ERROR"
+    };
+    (DatabaseUnavailable) => {
+        "DATABASE_UNAVAILABLE"
+    };
+    (DatabaseBusy) => {
+        "DATABASE_BUSY"
+    };
+    (PaymentGatewayUnavailable) => {
+        "PAYMENT_GATEWAY_UNAVAILABLE"
+    };
+}
+
+catalogue! {
+    ValidationFailed => (BAD_REQUEST, "validation-failed", "Validation failed",
+        "One or more fields are invalid. `errors` lists each field (as a JSON path such as `items[0].quantity`), a machine-readable `code` and a message. Fix the fields and send the request again."),
+    MalformedRequest => (BAD_REQUEST, "malformed-request", "Malformed request",
+        "The request could not be read: the JSON is not well-formed or has the wrong shape (unknown or missing fields, wrong types), or a path or query parameter has the wrong format."),
+    InvalidCursor => (BAD_REQUEST, "invalid-cursor", "Invalid cursor",
+        "The `cursor` query parameter is not one this list handed out (cursors are bound to a list and its sort order). Start again from the first page."),
+    ProductNotFound => (BAD_REQUEST, "product-not-found", "Product not found",
+        "An order line names a product that does not exist."),
+    InvalidGrant => (BAD_REQUEST, "invalid-grant", "Invalid grant",
+        "The token endpoint refused the credentials: wrong e-mail or password, or a refresh token that is unknown, expired, revoked or already used (reuse revokes the whole session). The body also carries the OAuth2 `error` and `error_description` members."),
+    UnsupportedGrantType => (BAD_REQUEST, "unsupported-grant-type", "Unsupported grant type",
+        "The token endpoint supports `grant_type=password` and `grant_type=refresh_token` only."),
+    Unauthenticated => (UNAUTHORIZED, "unauthenticated", "Authentication required",
+        "The route needs a valid access token: send `Authorization: Bearer <token>` with a token from `POST /api/v1/auth/token`. The token may be missing, malformed, expired or badly signed."),
+    PaymentDeclined => (PAYMENT_REQUIRED, "payment-declined", "Payment declined",
+        "The payment provider refused the charge. The order is still pending payment; pay again with other means before the deadline."),
+    Forbidden => (FORBIDDEN, "forbidden", "Forbidden",
+        "You are authenticated but not allowed to do this (for example a customer shipping an order, or changing a role)."),
+    NotFound => (NOT_FOUND, "not-found", "Not found",
+        "The resource does not exist, or it belongs to someone else (another customer's order or account is never revealed)."),
+    RouteNotFound => (NOT_FOUND, "route-not-found", "Route not found",
+        "No route matches this path. The API lives under `/api/v1`; see `/api-docs/openapi.json`."),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed",
+        "The route exists but not with this method. The `Allow` header lists the methods it accepts."),
+    EmailTaken => (CONFLICT, "email-taken", "E-mail address taken",
+        "Another user already has this e-mail address (addresses are compared case-insensitively)."),
+    SkuTaken => (CONFLICT, "sku-taken", "SKU taken",
+        "Another product already has this SKU."),
+    InsufficientStock => (CONFLICT, "insufficient-stock", "Insufficient stock",
+        "A product has fewer units left than the order asks for. Nothing was reserved; order fewer units."),
+    ProductUnavailable => (CONFLICT, "product-unavailable", "Product unavailable",
+        "A product in the order has been archived and can no longer be ordered."),
+    OrderInvalidTransition => (CONFLICT, "order-invalid-transition", "Invalid order transition",
+        "The order's current status does not allow this action (including repeating one that already happened). `current_status` and `allowed_actions` say where the order is and what you may do."),
+    ConcurrentModification => (CONFLICT, "concurrent-modification", "Concurrent modification",
+        "Another request changed the resource at the same moment. Read it again and retry."),
+    UserHasOrders => (CONFLICT, "user-has-orders", "User has orders",
+        "A user with orders cannot be deleted: orders are kept for accounting."),
+    PreconditionFailed => (PRECONDITION_FAILED, "precondition-failed", "Precondition failed",
+        "The `If-Match` header does not match the resource's current `ETag`: it changed since you read it. Read it again, then retry with the new ETag."),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large",
+        "The request body is larger than the server accepts."),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type",
+        "The body must be `application/json` (the token and revoke endpoints take `application/x-www-form-urlencoded`)."),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal-error", "Internal server error",
+        "Something went wrong on our side. The body says nothing more on purpose; quote `request_id` when you report it."),
+    DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database-unavailable", "Database unavailable",
+        "The database cannot be reached. Retry after the number of seconds in `Retry-After`."),
+    DatabaseBusy => (SERVICE_UNAVAILABLE, "database-busy", "Database busy",
+        "The database gave up on the request because of conflicting concurrent work. Retrying after `Retry-After` seconds is safe."),
+    PaymentGatewayUnavailable => (SERVICE_UNAVAILABLE, "payment-gateway-unavailable", "Payment gateway unavailable",
+        "The payment provider cannot be reached; nothing was charged. Retry after `Retry-After` seconds."),
+}
+
+impl ErrorCode {
+    /// The code whose slug is `slug`.
+    #[must_use]
+    pub fn from_slug(slug: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|code| code.slug() == slug)
+    }
+
+    /// The `type` URI, relative to the server.
+    #[must_use]
+    pub fn type_uri(self) -> String {
+        format!("/problems/{}", self.slug())
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, as a JSON path (`items[0].quantity`).
+    #[schema(example = "items[0].quantity")]
+    pub field: String,
+    /// The rule that failed (`length`, `range`, `email`, `required`, ...).
+    #[schema(example = "range")]
+    pub code: String,
+    /// A human-readable explanation.
+    #[schema(example = "quantity must be between 1 and 1000")]
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    #[must_use]
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self { field: field.into(), code: code.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "/problems/insufficient-stock", "title": "Insufficient stock", "status": 409,
+    "detail": "product 0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d has 2 left, 5 requested",
+    "instance": "/api/v1/orders", "code": "INSUFFICIENT_STOCK",
+    "request_id": "0193a0b2-7c4e-7d1a-9f00-000000000001"
+}))]
+pub struct Problem {
+    /// A relative URI naming the problem type; `GET` it for a human description.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// The request path.
+    pub instance: String,
+    /// The stable, machine-readable code (see `docs/errors.md`).
+    pub code: String,
+    /// The request id, also in the `X-Request-Id` response header.
+    pub request_id: String,
+    /// The invalid fields, for `VALIDATION_FAILED`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Problem-specific members (`current_status`, `allowed_actions`, the OAuth2 `error`, ...).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An error on its way to becoming a problem response.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    detail: String,
+    errors: Vec<FieldError>,
+    extensions: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(header::HeaderName, String)>,
+    /// The cause, logged (with its whole chain) for 5xx answers and never sent.
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    /// A problem with this code and detail.
+    #[must_use]
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: serde_json::Map::new(),
+            headers: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// `VALIDATION_FAILED` with the given field errors.
+    #[must_use]
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{} is invalid: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        Self { errors, ..Self::new(ErrorCode::ValidationFailed, detail) }
+    }
+
+    /// 401 with the `WWW-Authenticate: Bearer` challenge.
+    #[must_use]
+    pub fn unauthenticated(detail: impl Into<String>, token_sent: bool) -> Self {
+        let challenge = if token_sent {
+            r#"Bearer realm="orderly", error="invalid_token""#
+        } else {
+            r#"Bearer realm="orderly""#
+        };
+        Self::new(ErrorCode::Unauthenticated, detail)
+            .with_header(header::WWW_AUTHENTICATE, challenge)
+    }
+
+    /// A 500 that logs `source` and tells the client nothing more.
+    #[must_use]
+    pub fn internal(source: anyhow::Error) -> Self {
+        Self {
+            source: Some(source),
+            ..Self::new(ErrorCode::InternalError, "An unexpected error occurred.")
+        }
+    }
+
+    /// A 503 with `Retry-After`, logging `source`.
+    #[must_use]
+    pub fn unavailable(
+        code: ErrorCode,
+        detail: impl Into<String>,
+        retry_after: u32,
+        source: anyhow::Error,
+    ) -> Self {
+        Self { source: Some(source), ..Self::new(code, detail) }
+            .with_header(header::RETRY_AFTER, retry_after.to_string())
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds a problem-specific member to the body.
+    #[must_use]
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The code.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The problem body, before the middleware fills in `instance` and `request_id`.
+    #[must_use]
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: self.code.type_uri(),
+            title: self.code.title().to_owned(),
+            status: self.code.status().as_u16(),
+            detail: self.detail.clone(),
+            instance: String::new(),
+            code: self.code.as_str().to_owned(),
+            request_id: String::new(),
+            errors: self.errors.clone(),
+            extensions: self.extensions.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source:#}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(source) = &self.source {
+            if self.code.status().is_server_error() {
+                tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
+            }
+        }
+        let problem = self.problem();
+        let mut response = HttpResponse::build(self.code.status());
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = response.body(body);
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_slugs_and_titles_are_unique() {
+        let all = ErrorCode::ALL;
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+                assert_ne!(a.slug(), b.slug());
+            }
+            assert_eq!(ErrorCode::from_slug(a.slug()), Some(*a));
+            assert!(a.status().is_client_error() || a.status().is_server_error());
+            assert_eq!(a.as_str().to_lowercase().replace('_', "-"), a.slug(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn an_internal_error_shows_no_detail_of_its_cause() {
+        let error = ApiError::internal(anyhow::anyhow!("password=hunter2 in connection string"));
+        let problem = error.problem();
+        assert_eq!(problem.status, 500);
+        assert!(!serde_json::to_string(&problem).expect("json").contains("hunter2"));
+    }
+
+    #[test]
+    fn unauthenticated_carries_the_bearer_challenge() {
+        let response = ApiError::unauthenticated("missing token", false).error_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()),
+            Some(r#"Bearer realm="orderly""#)
+        );
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            Some(PROBLEM_JSON)
+        );
+    }
+}

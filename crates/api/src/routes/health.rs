@@ -1,0 +1,61 @@
+//! Liveness and readiness, outside `/api/v1`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, http::header, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{
+    problem::{ApiError, ErrorCode},
+    state::ApiState,
+};
+
+/// The service's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// Each dependency checked: `ok` or `unavailable`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<&'static str, &'static str>,
+}
+
+/// Liveness: the process serves requests. Touches nothing else.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = HealthResponse)))]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(HealthResponse { status: "ok", checks: BTreeMap::new() })
+}
+
+/// Readiness: the database (and Redis, when configured) answer.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready to serve", body = HealthResponse),
+        (status = 503, description = "DATABASE_UNAVAILABLE: a dependency is down; `checks` says which", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
+    let checks: BTreeMap<&'static str, &'static str> = state
+        .readiness
+        .check()
+        .await
+        .into_iter()
+        .map(|dependency| (dependency.name, if dependency.healthy { "ok" } else { "unavailable" }))
+        .collect();
+    if checks.values().any(|status| *status != "ok") {
+        let down: Vec<&str> =
+            checks.iter().filter(|(_, s)| **s != "ok").map(|(name, _)| *name).collect();
+        return Err(ApiError::new(
+            ErrorCode::DatabaseUnavailable,
+            format!("not ready: {} unavailable", down.join(", ")),
+        )
+        .with_header(header::RETRY_AFTER, "5")
+        .with_extension("checks", serde_json::json!(checks)));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(HealthResponse { status: "ok", checks }))
+}

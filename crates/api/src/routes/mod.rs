@@ -1,0 +1,88 @@
+//! The routes: `/api/v1/...` per resource, plus health, problem descriptions and API docs.
+
+pub mod auth;
+pub mod health;
+pub mod orders;
+pub mod problems;
+pub mod products;
+pub mod users;
+
+use actix_web::{
+    HttpRequest, HttpResponse, HttpResponseBuilder,
+    http::{StatusCode, header},
+};
+use orderly_application::pagination::{ListRequest, MAX_PAGE_LIMIT, PageLimit};
+use serde::Serialize;
+
+use crate::{
+    dto::PageQuery,
+    etag::{etag, not_modified},
+    problem::{ApiError, ErrorCode, FieldError},
+};
+
+/// The list request of a paging query, or a 400 naming the bad `limit`.
+pub(crate) fn list_request(query: &PageQuery) -> Result<ListRequest, ApiError> {
+    let limit = match query.limit {
+        None => PageLimit::default(),
+        Some(limit) => PageLimit::new(limit).map_err(|error| {
+            ApiError::validation(vec![FieldError::new(
+                "limit",
+                "range",
+                format!("{error} (got {limit}; maximum {MAX_PAGE_LIMIT})"),
+            )])
+        })?,
+    };
+    Ok(ListRequest { limit, cursor: query.cursor.clone() })
+}
+
+/// A page response with `Link: <...>; rel="next"` when there is a next page.
+pub(crate) fn page_response<T: Serialize>(
+    request: &HttpRequest,
+    body: &T,
+    next_cursor: Option<&str>,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = next_cursor {
+        let mut pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+        pairs.retain(|(key, _)| key != "cursor");
+        pairs.push(("cursor".to_owned(), cursor.to_owned()));
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        response
+            .insert_header((header::LINK, format!("<{}?{query}>; rel=\"next\"", request.path())));
+    }
+    response.json(body)
+}
+
+/// A single resource with its `ETag`, or `304 Not Modified` when the client's copy is current.
+pub(crate) fn resource<T: Serialize>(
+    request: &HttpRequest,
+    version: u64,
+    body: &T,
+) -> HttpResponse {
+    if not_modified(request, version) {
+        return HttpResponse::NotModified().insert_header((header::ETAG, etag(version))).finish();
+    }
+    HttpResponse::Ok().insert_header((header::ETAG, etag(version))).json(body)
+}
+
+/// `201 Created` with `Location` and `ETag`.
+pub(crate) fn created<T: Serialize>(location: String, version: u64, body: &T) -> HttpResponse {
+    HttpResponseBuilder::new(StatusCode::CREATED)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::ETAG, etag(version)))
+        .json(body)
+}
+
+/// The handler for every method a resource does not declare: 405 with `Allow`.
+pub(crate) fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn(HttpRequest) -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone {
+    move |request: HttpRequest| {
+        std::future::ready(Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{} is not allowed here; use {allow}", request.method()),
+        )
+        .with_header(header::ALLOW, allow)))
+    }
+}

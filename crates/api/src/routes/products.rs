@@ -1,0 +1,201 @@
+//! `/api/v1/products`: the catalogue. Anyone reads; admins write.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use orderly_application::{
+    ports::{ProductFilter, ProductSort},
+    products::update_product::UpdateProductInput,
+};
+use orderly_domain::{ProductDescription, ProductDraft, ProductId, ProductName, Sku, Uuid};
+
+use crate::{
+    auth::{Authenticated, MaybeAuthenticated},
+    dto::{
+        PageQuery,
+        products::{
+            CreateProductRequest, ProductListQuery, ProductPage, ProductResponse,
+            UpdateProductRequest,
+        },
+    },
+    etag::if_match,
+    problem::{ApiError, FieldError, Problem},
+    routes::{created, list_request, page_response, resource},
+    state::ApiState,
+    validation::{Fields, validated},
+};
+
+/// List products, filtered and sorted.
+#[utoipa::path(
+    get, path = "/api/v1/products", tag = "products",
+    params(PageQuery, ProductListQuery),
+    responses(
+        (status = 200, description = "One page of products", body = ProductPage,
+            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "VALIDATION_FAILED (limit, sort) or INVALID_CURSOR", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "FORBIDDEN: include_archived without being an admin", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    auth: MaybeAuthenticated,
+    page: web::Query<PageQuery>,
+    query: web::Query<ProductListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let sort = match query.sort.as_deref() {
+        None => ProductSort::default(),
+        Some(raw) => ProductSort::parse(raw).ok_or_else(|| {
+            let names: Vec<&str> = ProductSort::ALL.iter().map(ProductSort::as_str).collect();
+            ApiError::validation(vec![FieldError::new(
+                "sort",
+                "one_of",
+                format!("sort must be one of {}", names.join(", ")),
+            )])
+        })?,
+    };
+    let filter = ProductFilter {
+        q: query.q,
+        include_archived: query.include_archived.unwrap_or(false),
+        sort,
+    };
+    let listed = state
+        .use_cases
+        .list_products
+        .execute(auth.0.as_ref(), filter, list_request(&page)?)
+        .await?;
+    let body = ProductPage {
+        data: listed.items.iter().map(ProductResponse::from).collect(),
+        next_cursor: listed.next_cursor,
+    };
+    Ok(page_response(&request, &body, body.next_cursor.as_deref()))
+}
+
+/// One product, archived or not.
+#[utoipa::path(
+    get, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String))),
+        (status = 304, description = "The copy named by If-None-Match is current"),
+        (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let product = state.use_cases.get_product.execute(ProductId::from_uuid(*id)).await?;
+    Ok(resource(&request, product.version(), &ProductResponse::from(&product)))
+}
+
+/// Add a product (admins).
+#[utoipa::path(
+    post, path = "/api/v1/products", tag = "products",
+    request_body = CreateProductRequest,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 201, description = "The new product", body = ProductResponse,
+            headers(("Location" = String), ("ETag" = String))),
+        (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "FORBIDDEN: not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU_TAKEN", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    state: web::Data<ApiState>,
+    auth: Authenticated,
+    body: web::Json<CreateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut fields = Fields::check(&body);
+    let sku = fields.parse("sku", "sku", Sku::parse(&body.sku));
+    let name = fields.parse("name", "length", ProductName::parse(&body.name));
+    let description = match body.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(raw) => {
+            fields.parse("description", "length", ProductDescription::parse(raw)).map(Some)
+        }
+        None => Some(None),
+    };
+    let price = body.price.parse(&mut fields, "price");
+    fields.finish()?;
+    let draft = ProductDraft {
+        sku: validated(sku)?,
+        name: validated(name)?,
+        description: validated(description)?,
+        price: validated(price)?,
+        stock: body.stock,
+    };
+    let product = state.use_cases.create_product.execute(&auth.0, draft).await?;
+    Ok(created(
+        format!("/api/v1/products/{}", product.id()),
+        product.version(),
+        &ProductResponse::from(&product),
+    ))
+}
+
+/// Change a product (admins). Send `If-Match` to avoid overwriting a concurrent change.
+#[utoipa::path(
+    patch, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = Uuid, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
+    request_body = UpdateProductRequest,
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The product as stored", body = ProductResponse, headers(("ETag" = String))),
+        (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "FORBIDDEN: not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU_TAKEN or CONCURRENT_MODIFICATION", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    state: web::Data<ApiState>,
+    request: HttpRequest,
+    auth: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let expected_version = if_match(&request)?;
+    let body = body.into_inner();
+    let mut fields = Fields::check(&body);
+    let sku = body.sku.as_deref().and_then(|raw| fields.parse("sku", "sku", Sku::parse(raw)));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|raw| fields.parse("name", "length", ProductName::parse(raw)));
+    let description = body.description.as_ref().map(|value| {
+        match value.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            Some(raw) => fields.parse("description", "length", ProductDescription::parse(raw)),
+            None => None,
+        }
+    });
+    let price = body.price.as_ref().and_then(|price| price.parse(&mut fields, "price"));
+    fields.finish()?;
+    let input =
+        UpdateProductInput { expected_version, sku, name, description, price, stock: body.stock };
+    let product =
+        state.use_cases.update_product.execute(&auth.0, ProductId::from_uuid(*id), input).await?;
+    Ok(resource(&request, product.version(), &ProductResponse::from(&product)))
+}
+
+/// Archive a product (admins): it leaves the catalogue, orders keep referring to it.
+#[utoipa::path(
+    delete, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 204, description = "Archived (also when it already was)"),
+        (status = 403, description = "FORBIDDEN: not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn archive(
+    state: web::Data<ApiState>,
+    auth: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    state.use_cases.archive_product.execute(&auth.0, ProductId::from_uuid(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,91 @@
+//! What the HTTP layer is given by the composition root: the use cases, the token checker, the
+//! clock, a readiness probe and its own settings.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orderly_application::{
+    auth::{
+        authenticate::Authenticate, refresh_session::RefreshSession, revoke_token::RevokeToken,
+    },
+    orders::{
+        get_order::GetOrder, list_orders::ListOrders, list_user_orders::ListUserOrders,
+        order_history::OrderHistory, place_order::PlaceOrder, transition_order::TransitionOrder,
+    },
+    ports::{AccessTokens, Clock},
+    products::{
+        archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
+        list_products::ListProducts, update_product::UpdateProduct,
+    },
+    users::{
+        delete_user::DeleteUser, get_user::GetUser, list_users::ListUsers,
+        register_user::RegisterUser, update_user::UpdateUser,
+    },
+};
+
+/// One dependency as a readiness probe sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyStatus {
+    /// `database`, `redis`, ...
+    pub name: &'static str,
+    /// Whether it answered.
+    pub healthy: bool,
+}
+
+/// Checks the service's dependencies for `GET /ready`.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// The state of every dependency.
+    async fn check(&self) -> Vec<DependencyStatus>;
+}
+
+/// Every use case the API serves.
+#[allow(missing_docs)]
+pub struct UseCases {
+    pub register_user: RegisterUser,
+    pub get_user: GetUser,
+    pub list_users: ListUsers,
+    pub update_user: UpdateUser,
+    pub delete_user: DeleteUser,
+    pub authenticate: Authenticate,
+    pub refresh_session: RefreshSession,
+    pub revoke_token: RevokeToken,
+    pub create_product: CreateProduct,
+    pub get_product: GetProduct,
+    pub list_products: ListProducts,
+    pub update_product: UpdateProduct,
+    pub archive_product: ArchiveProduct,
+    pub place_order: PlaceOrder,
+    pub get_order: GetOrder,
+    pub list_orders: ListOrders,
+    pub list_user_orders: ListUserOrders,
+    pub transition_order: TransitionOrder,
+    pub order_history: OrderHistory,
+}
+
+/// The HTTP layer's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Serve Swagger UI at `/swagger-ui/`.
+    pub enable_swagger_ui: bool,
+    /// Origins allowed by CORS; empty means no cross-origin access.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { enable_swagger_ui: true, cors_allowed_origins: Vec::new(), body_limit: 64 * 1024 }
+    }
+}
+
+/// Shared, cheaply cloned state of the HTTP layer.
+#[derive(Clone)]
+pub struct ApiState {
+    pub use_cases: Arc<UseCases>,
+    pub access_tokens: Arc<dyn AccessTokens>,
+    pub clock: Arc<dyn Clock>,
+    pub readiness: Arc<dyn Readiness>,
+    pub settings: ApiSettings,
+}
