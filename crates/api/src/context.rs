@@ -15,6 +15,7 @@ use actix_web::{
     Error, HttpMessage as _, HttpResponse,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
+    error::InternalError,
     http::{
         StatusCode,
         header::{self, HeaderValue},
@@ -45,7 +46,9 @@ fn accepted_request_id(value: Option<&HeaderValue>) -> Option<String> {
 /// The middleware function (see the module docs).
 ///
 /// # Errors
-/// Never: errors of inner services are turned into problem responses here.
+/// An error of an inner service comes back as an error whose response is already the complete
+/// problem (the request itself cannot be kept to build a normal response: routing needs it
+/// unshared).
 pub async fn request_context(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -54,71 +57,85 @@ pub async fn request_context(
     let request_id = accepted_request_id(request.headers().get(REQUEST_ID))
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestId(request_id.clone()));
-    let http_request = request.request().clone();
     let method = request.method().to_string();
     let path = request.path().to_owned();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method);
 
-    let response = match next.call(request).instrument(span.clone()).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => ServiceResponse::from_err(error, http_request.clone()).map_into_boxed_body(),
-    };
+    match next.call(request).instrument(span.clone()).await {
+        Ok(response) => {
+            let (http_request, response) = response.map_into_boxed_body().into_parts();
+            let response = finish(response, &path, &request_id);
+            let route = http_request.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
+            let user_id =
+                http_request.extensions().get::<AuthenticatedUser>().map(|user| user.0.to_string());
+            log(&span, &route, user_id.as_deref(), response.status(), started);
+            Ok(ServiceResponse::new(http_request, response))
+        }
+        Err(error) => {
+            let response = finish(error.error_response(), &path, &request_id);
+            log(&span, "<unmatched>", None, response.status(), started);
+            Err(InternalError::from_response(error, response).into())
+        }
+    }
+}
+
+/// Completes a response on its way out: the problem body of an error, the request id, and
+/// `Cache-Control: no-store` on API responses.
+fn finish(response: HttpResponse<BoxBody>, path: &str, request_id: &str) -> HttpResponse<BoxBody> {
     let mut response = if response.status().as_u16() >= 400 {
-        complete_problem(response, &path, &request_id)
+        complete_problem(response, path, request_id)
     } else {
         response
     };
-
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(header::HeaderName::from_static(REQUEST_ID), value);
     }
     if path.starts_with("/api/") && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    response
+}
 
-    let status = response.status().as_u16();
-    let route = http_request.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
-    let user_id =
-        http_request.extensions().get::<AuthenticatedUser>().map(|user| user.0.to_string());
+fn log(
+    span: &tracing::Span,
+    route: &str,
+    user_id: Option<&str>,
+    status: StatusCode,
+    started: Instant,
+) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         tracing::info!(
-            user_id = user_id.as_deref().unwrap_or("-"),
+            user_id = user_id.unwrap_or("-"),
             route = %route,
-            status,
+            status = status.as_u16(),
             latency_ms = format_args!("{latency_ms:.2}"),
             "request"
         );
     });
-    Ok(response)
 }
 
 /// Rewrites an error response as a complete problem body.
 fn complete_problem(
-    response: ServiceResponse<BoxBody>,
+    response: HttpResponse<BoxBody>,
     path: &str,
     request_id: &str,
-) -> ServiceResponse<BoxBody> {
+) -> HttpResponse<BoxBody> {
     let status = response.status();
-    let mut problem = response
-        .response()
-        .extensions()
-        .get::<Problem>()
-        .cloned()
-        .unwrap_or_else(|| generic(status));
+    let mut problem =
+        response.extensions().get::<Problem>().cloned().unwrap_or_else(|| generic(status));
     problem.instance = path.to_owned();
     problem.request_id = request_id.to_owned();
     let body = serde_json::to_vec(&problem).unwrap_or_default();
-    let (request, old) = response.into_parts();
     let mut fresh = HttpResponse::with_body(status, BoxBody::new(body));
-    for (name, value) in old.headers() {
+    for (name, value) in response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             fresh.headers_mut().append(name.clone(), value.clone());
         }
     }
     fresh.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    ServiceResponse::new(request, fresh)
+    fresh
 }
 
 /// A problem for an error response nobody described (a framework rejection we did not map).

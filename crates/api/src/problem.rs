@@ -394,10 +394,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(source) = &self.source {
-            if self.code.status().is_server_error() {
-                tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
-            }
+        if let Some(source) = self.source.as_ref().filter(|_| self.code.status().is_server_error()) {
+            tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
         }
         let problem = self.problem();
         let mut response = HttpResponse::build(self.code.status());
