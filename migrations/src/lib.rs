@@ -12,6 +12,7 @@ mod m20261124_000002_create_products;
 mod m20261124_000003_create_orders;
 mod m20261124_000004_create_refresh_tokens;
 mod m20261124_000005_create_idempotency_records;
+mod m20261124_000006_add_product_search_text;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_orders::Migration),
             Box::new(m20261124_000004_create_refresh_tokens::Migration),
             Box::new(m20261124_000005_create_idempotency_records::Migration),
+            Box::new(m20261124_000006_add_product_search_text::Migration),
         ]
     }
 }

@@ -12,6 +12,8 @@ pub(crate) struct Model {
     pub price_currency: String,
     pub stock: i64,
     pub archived: bool,
+    /// Lower-cased name and SKU for the `q` search, written by the application.
+    pub search_text: String,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

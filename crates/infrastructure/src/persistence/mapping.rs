@@ -82,10 +82,17 @@ pub(crate) fn product_row(product: &Product) -> anyhow::Result<product::Model> {
         price_currency: product.price().currency().code().to_owned(),
         stock: i64::from(product.stock()),
         archived: product.is_archived(),
+        search_text: search_text(product),
         version: version_to_db(product.version())?,
         created_at: product.created_at(),
         updated_at: product.updated_at(),
     })
+}
+
+/// What the `q` search matches: name and SKU, lower-cased with Unicode rules in Rust, so that
+/// both engines search alike (SQLite's `lower()` only folds ASCII).
+pub(crate) fn search_text(product: &Product) -> String {
+    format!("{} {}", product.name().as_str().to_lowercase(), product.sku().as_str().to_lowercase())
 }
 
 impl TryFrom<order_item::Model> for OrderItem {

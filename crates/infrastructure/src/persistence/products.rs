@@ -9,8 +9,8 @@ use orderly_application::{
 };
 use orderly_domain::{Product, ProductId};
 use sea_orm::{
-    ColumnTrait as _, Condition, EntityTrait as _, IntoActiveModel as _, QueryFilter as _,
-    sea_query::{Expr, ExprTrait as _, Func, LikeExpr},
+    ColumnTrait as _, EntityTrait as _, IntoActiveModel as _, QueryFilter as _,
+    sea_query::{Expr, ExprTrait as _, LikeExpr},
 };
 
 use super::{
@@ -88,6 +88,7 @@ impl ProductRepository for SeaOrmProductRepository {
             .col_expr(product::Column::PriceCurrency, Expr::value(row.price_currency))
             .col_expr(product::Column::Stock, Expr::value(row.stock))
             .col_expr(product::Column::Archived, Expr::value(row.archived))
+            .col_expr(product::Column::SearchText, Expr::value(row.search_text))
             .col_expr(product::Column::Version, Expr::value(row.version))
             .col_expr(product::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(product::Column::Id.eq(row.id))
@@ -131,15 +132,9 @@ impl ProductQueries for SeaOrmProductRepository {
             select = select.filter(product::Column::Archived.eq(false));
         }
         if let Some(q) = &filter.q {
-            let pattern = contains_pattern(q);
-            let lower = |column: product::Column| Expr::expr(Func::lower(Expr::col(column)));
             select = select.filter(
-                Condition::any()
-                    .add(
-                        lower(product::Column::Name)
-                            .like(LikeExpr::new(pattern.clone()).escape('\\')),
-                    )
-                    .add(lower(product::Column::Sku).like(LikeExpr::new(pattern).escape('\\'))),
+                Expr::col(product::Column::SearchText)
+                    .like(LikeExpr::new(contains_pattern(q)).escape('\\')),
             );
         }
         let (key, direction) = match filter.sort {

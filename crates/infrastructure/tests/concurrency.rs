@@ -1,0 +1,344 @@
+//! The adapters under concurrent writers, on SQLite and (when `TEST_DATABASE_URL` is set)
+//! PostgreSQL: orders never oversell, and of two writers holding the same version exactly one
+//! wins while the other is told it is stale.
+//!
+//! Every writer runs on a tokio task of its own (the runtime has four worker threads), sharing one
+//! pool through a cloned repository, so the database really sees them at the same time.
+
+use std::collections::HashSet;
+
+use orderly_application::{
+    WriteError,
+    pagination::{PageLimit, PageRequest},
+    ports::{
+        OrderFilter, OrderQueries as _, OrderRepository as _, PaymentReceipt, PlaceOrderFailure,
+        ProductRepository as _, RefreshTokenError, RefreshTokens as _, UserRepository as _,
+    },
+};
+use orderly_domain::{
+    Actor, Currency, Email, Money, Order, OrderAction, OrderId, OrderLines, OrderStatus,
+    OrderTransition, PasswordHash, Product, ProductDraft, ProductName, Quantity, Role, Sku, User,
+    UserName,
+    time::{TimeDelta, Timestamp},
+};
+use orderly_infrastructure::{
+    Database, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens,
+    SeaOrmUserRepository, on_both_engines,
+};
+use tokio::task::JoinHandle;
+
+/// How many times each two-writer race is run: one run may happen to serialize on its own.
+const ROUNDS: u32 = 10;
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_timestamp(1_800_000_000 + seconds, 0).expect("a valid instant")
+}
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("EUR").expect("EUR")).expect("an amount in range")
+}
+
+fn user(name: &str, role: Role) -> User {
+    User::register(
+        Email::parse(&format!("{name}@example.com")).expect("a valid e-mail address"),
+        UserName::parse(name).expect("a valid name"),
+        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$hash".into()),
+        role,
+        at(0),
+    )
+}
+
+fn product(sku: &str, stock: u32) -> Product {
+    let draft = ProductDraft {
+        sku: Sku::parse(sku).expect("a valid SKU"),
+        name: ProductName::parse(&format!("Product {sku}")).expect("a valid name"),
+        description: None,
+        price: eur(1000),
+        stock,
+    };
+    Product::create(draft, at(0)).expect("a valid product")
+}
+
+fn new_order(customer: &User, product: &Product, units: u32) -> (Order, OrderTransition) {
+    let lines = OrderLines::new([(product.id(), Quantity::new(units).expect("a quantity"))])
+        .expect("valid lines");
+    Order::place(
+        customer.id(),
+        &lines,
+        std::slice::from_ref(product),
+        at(10),
+        at(10) + TimeDelta::hours(1),
+    )
+    .expect("a valid order")
+}
+
+fn actor(user: &User) -> Actor {
+    Actor::User { id: user.id(), role: user.role() }
+}
+
+fn one_page() -> PageRequest {
+    PageRequest { limit: PageLimit::new(100).expect("a valid limit"), after: None }
+}
+
+async fn joined<T: Send + 'static>(tasks: Vec<JoinHandle<T>>) -> Vec<T> {
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("the task did not panic"))
+        .collect()
+}
+
+/// Of two results of racing writes, checks that exactly one is `Ok` and the other `Stale`, and
+/// says which won: `true` for the first.
+fn exactly_one_wins(first: &Result<(), WriteError>, second: &Result<(), WriteError>) -> bool {
+    match (first, second) {
+        (Ok(()), Err(WriteError::Stale)) => true,
+        (Err(WriteError::Stale), Ok(())) => false,
+        other => panic!("expected exactly one Ok and one Stale, got {other:?}"),
+    }
+}
+
+async fn fifty_parallel_orders_for_ten_units_sell_exactly_ten(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let scarce = product("SCARCE-1", 10);
+    products.insert(&scarce).await.expect("inserting the product");
+    let mut attempts = Vec::new();
+    for i in 0..50 {
+        let customer = user(&format!("customer{i}"), Role::Customer);
+        users.insert(&customer).await.expect("inserting a customer");
+        attempts.push(new_order(&customer, &scarce, 1));
+    }
+
+    let tasks = attempts
+        .into_iter()
+        .map(|(order, placed)| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.place(&order, &placed).await.map(|()| order.id()) })
+        })
+        .collect();
+    let results = joined(tasks).await;
+
+    let mut sold = HashSet::new();
+    let mut refused = 0;
+    let mut other_errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(id) => {
+                sold.insert(id);
+            }
+            Err(PlaceOrderFailure::InsufficientStock { product_id, requested, available }) => {
+                assert_eq!((product_id, requested, available), (scarce.id(), 1, 0));
+                refused += 1;
+            }
+            Err(error) => other_errors.push(format!("{error:?}")),
+        }
+    }
+    assert!(other_errors.is_empty(), "errors other than InsufficientStock: {other_errors:#?}");
+    assert_eq!((sold.len(), refused), (10, 40));
+
+    let stored = products.find_by_id(scarce.id()).await.expect("reading").expect("the product");
+    assert_eq!(stored.stock(), 0);
+    assert_eq!(stored.version(), 11, "one version per reservation");
+
+    let listed = orders.list(OrderFilter::default(), one_page()).await.expect("listing orders");
+    assert!(listed.next.is_none());
+    let listed_ids: HashSet<OrderId> = listed.items.iter().map(Order::id).collect();
+    assert_eq!(listed_ids, sold, "exactly the orders that were told they succeeded");
+    for order in &listed.items {
+        let units: u32 = order.items().iter().map(|item| item.quantity().get()).sum();
+        assert_eq!(units, 1);
+        assert_eq!(orders.history(order.id()).await.expect("history").len(), 1);
+    }
+}
+
+async fn two_updates_of_a_product_at_the_same_version_let_exactly_one_win(db: &Database) {
+    let products = SeaOrmProductRepository::new(db.clone());
+    for round in 0..ROUNDS {
+        let original = product(&format!("RACE-{round}"), 5);
+        products.insert(&original).await.expect("inserting");
+
+        let mut renamed = original.clone();
+        renamed.rename(ProductName::parse("Renamed").expect("a valid name"), at(20));
+        let mut repriced = original.clone();
+        repriced.reprice(eur(2500), at(20));
+        let tasks = [renamed.clone(), repriced.clone()]
+            .map(|product| {
+                let products = products.clone();
+                tokio::spawn(async move { products.update(&product, 1).await })
+            })
+            .into();
+        let results = joined(tasks).await;
+
+        let winner = if exactly_one_wins(&results[0], &results[1]) { &renamed } else { &repriced };
+        let stored = products.find_by_id(original.id()).await.expect("reading").expect("found");
+        assert_eq!(
+            (stored.name().as_str(), stored.price(), stored.version()),
+            (winner.name().as_str(), winner.price(), 2),
+            "round {round}: the winner's change alone is stored"
+        );
+    }
+}
+
+async fn two_updates_of_a_user_at_the_same_version_let_exactly_one_win(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    for round in 0..ROUNDS {
+        let original = user(&format!("racer{round}"), Role::Customer);
+        users.insert(&original).await.expect("inserting");
+
+        let mut renamed = original.clone();
+        renamed.rename(UserName::parse("Renamed").expect("a valid name"), at(20));
+        let mut promoted = original.clone();
+        promoted.change_role(Role::Admin, at(20));
+        let tasks = [renamed.clone(), promoted.clone()]
+            .map(|user| {
+                let users = users.clone();
+                tokio::spawn(async move { users.update(&user, 1).await })
+            })
+            .into();
+        let results = joined(tasks).await;
+
+        let winner = if exactly_one_wins(&results[0], &results[1]) { &renamed } else { &promoted };
+        let stored = users.find_by_id(original.id()).await.expect("reading").expect("found");
+        assert_eq!(
+            (stored.name().as_str(), stored.role(), stored.version()),
+            (winner.name().as_str(), winner.role(), 2),
+            "round {round}: the winner's change alone is stored"
+        );
+    }
+}
+
+/// Places an order of three units and races two transitions of it from `pending_payment`, both
+/// at version 1. Returns which won (`true` for the first) and the order as stored afterwards,
+/// after checking the history holds the place entry and the winner's entry only.
+async fn race_two_transitions(
+    db: &Database,
+    product: &Product,
+    customer: &User,
+    first: (OrderAction, Actor),
+    second: (OrderAction, Actor),
+) -> (bool, Order) {
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let (order, placed) = new_order(customer, product, 3);
+    orders.place(&order, &placed).await.expect("placing");
+
+    let mut moves = Vec::new();
+    for (action, by) in [first, second] {
+        let mut copy = order.clone();
+        let entry = copy.apply(action, &by, None, at(30)).expect("legal from pending_payment");
+        moves.push((copy, entry));
+    }
+    let tasks = moves
+        .iter()
+        .cloned()
+        .map(|(copy, entry)| {
+            let orders = orders.clone();
+            let receipt = (entry.action == OrderAction::Pay)
+                .then(|| PaymentReceipt { reference: format!("ch_{}", copy.id()) });
+            tokio::spawn(async move { orders.save_transition(&copy, &entry, 1, receipt).await })
+        })
+        .collect();
+    let results = joined(tasks).await;
+    let first_won = exactly_one_wins(&results[0], &results[1]);
+
+    let (winner, winning_entry) = &moves[usize::from(!first_won)];
+    let stored = orders.find_by_id(order.id()).await.expect("reading").expect("the order");
+    assert_eq!((stored.status(), stored.version()), (winner.status(), 2));
+    let history = orders.history(order.id()).await.expect("reading the history");
+    assert_eq!(history, [placed, winning_entry.clone()], "one entry after place: the winner's");
+    (first_won, stored)
+}
+
+async fn two_cancellations_of_the_same_order_let_one_win_and_release_stock_once(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let owner = user("owner", Role::Customer);
+    let admin = user("admin", Role::Admin);
+    users.insert(&owner).await.expect("inserting");
+    users.insert(&admin).await.expect("inserting");
+    let stocked = product("STOCK-1", 10);
+    products.insert(&stocked).await.expect("inserting");
+
+    for round in 0..ROUNDS {
+        let (_, stored) = race_two_transitions(
+            db,
+            &stocked,
+            &owner,
+            (OrderAction::Cancel, actor(&owner)),
+            (OrderAction::Cancel, actor(&admin)),
+        )
+        .await;
+        assert_eq!(stored.status(), OrderStatus::Cancelled);
+        let left = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+        assert_eq!(left.stock(), 10, "round {round}: three units taken, three given back once");
+    }
+}
+
+async fn a_cancellation_racing_a_payment_lets_exactly_one_win(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let owner = user("owner", Role::Customer);
+    let admin = user("admin", Role::Admin);
+    users.insert(&owner).await.expect("inserting");
+    users.insert(&admin).await.expect("inserting");
+    let stocked = product("STOCK-1", 1000);
+    products.insert(&stocked).await.expect("inserting");
+
+    let mut expected_stock = 1000;
+    for round in 0..ROUNDS {
+        let (cancel_won, stored) = race_two_transitions(
+            db,
+            &stocked,
+            &owner,
+            (OrderAction::Cancel, actor(&owner)),
+            (OrderAction::Pay, actor(&admin)),
+        )
+        .await;
+        let expected_status = if cancel_won { OrderStatus::Cancelled } else { OrderStatus::Paid };
+        assert_eq!(stored.status(), expected_status, "round {round}");
+        if !cancel_won {
+            expected_stock -= 3;
+        }
+        let left = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+        assert_eq!(left.stock(), expected_stock, "round {round}: stock back only if cancelled");
+    }
+}
+
+async fn two_rotations_of_the_same_refresh_token_are_one_rotation_and_one_reuse(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::hours(1));
+    let ada = user("ada", Role::Customer);
+    users.insert(&ada).await.expect("inserting");
+
+    for round in 0..ROUNDS {
+        let token = tokens.issue(ada.id(), at(0)).await.expect("issuing");
+        let tasks = [token.clone(), token]
+            .map(|token| {
+                let tokens = tokens.clone();
+                tokio::spawn(async move { tokens.rotate(&token, at(60)).await })
+            })
+            .into();
+        let results = joined(tasks).await;
+        let next = match (&results[0], &results[1]) {
+            (Ok((owner, next)), Err(RefreshTokenError::Reused))
+            | (Err(RefreshTokenError::Reused), Ok((owner, next))) => {
+                assert_eq!(*owner, ada.id());
+                next.clone()
+            }
+            other => panic!("round {round}: expected one rotation and one reuse, got {other:?}"),
+        };
+        // The reuse revoked the family, including the token the winner just received.
+        let result = tokens.rotate(&next, at(70)).await;
+        assert!(matches!(result, Err(RefreshTokenError::Invalid)), "round {round}: {result:?}");
+    }
+}
+
+on_both_engines!(
+    fifty_parallel_orders_for_ten_units_sell_exactly_ten,
+    two_updates_of_a_product_at_the_same_version_let_exactly_one_win,
+    two_updates_of_a_user_at_the_same_version_let_exactly_one_win,
+    two_cancellations_of_the_same_order_let_one_win_and_release_stock_once,
+    a_cancellation_racing_a_payment_lets_exactly_one_win,
+    two_rotations_of_the_same_refresh_token_are_one_rotation_and_one_reuse,
+);
