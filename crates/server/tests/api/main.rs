@@ -1,6 +1,9 @@
 //! Integration tests: the real application on port 0 against a fresh, migrated database per test,
 //! SQLite always and PostgreSQL when `TEST_DATABASE_URL` is set (see `helpers::api_tests!`).
 
+// Test modules share helpers with `pub`; the binary has no public API for the lint to protect.
+#![allow(unreachable_pub)]
+
 mod helpers;
 
 mod auth;
