@@ -394,7 +394,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Some(source) = self.source.as_ref().filter(|_| self.code.status().is_server_error()) {
+        if let Some(source) = self.source.as_ref().filter(|_| self.code.status().is_server_error())
+        {
             tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
         }
         let problem = self.problem();
@@ -425,6 +426,15 @@ mod tests {
             assert_eq!(ErrorCode::from_slug(a.slug()), Some(*a));
             assert!(a.status().is_client_error() || a.status().is_server_error());
             assert_eq!(a.as_str().to_lowercase().replace('_', "-"), a.slug(), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn the_error_catalogue_documents_every_code() {
+        let catalogue = include_str!("../../../docs/errors.md");
+        for code in ErrorCode::ALL {
+            assert!(catalogue.contains(&format!("`{}`", code.as_str())), "docs/errors.md lacks {}", code.as_str());
+            assert!(catalogue.contains(&code.type_uri()), "docs/errors.md lacks {}", code.type_uri());
         }
     }
 
