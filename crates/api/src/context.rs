@@ -123,8 +123,15 @@ fn complete_problem(
     request_id: &str,
 ) -> HttpResponse<BoxBody> {
     let status = response.status();
-    let mut problem =
-        response.extensions().get::<Problem>().cloned().unwrap_or_else(|| generic(status));
+    let mut problem = response.extensions().get::<Problem>().cloned().unwrap_or_else(|| {
+        let mut problem = generic(status);
+        // A rejection nobody mapped (CORS refusing an origin, say): its message is meant for the
+        // client. A server error's is not.
+        if let Some(error) = response.error().filter(|_| status.is_client_error()) {
+            problem.detail = error.to_string();
+        }
+        problem
+    });
     problem.instance = path.to_owned();
     problem.request_id = request_id.to_owned();
     let body = serde_json::to_vec(&problem).unwrap_or_default();

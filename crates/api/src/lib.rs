@@ -27,16 +27,15 @@ use actix_web::{
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError},
     http::header,
+    guard,
     middleware::{Compress, DefaultHeaders, from_fn},
     web,
 };
 pub use auth::{Authenticated, MaybeAuthenticated};
 pub use state::{ApiSettings, ApiState, DependencyStatus, Readiness, UseCases};
-use utoipa::OpenApi as _;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::{
-    openapi::ApiDoc,
     problem::{ApiError, ErrorCode},
     routes::{auth as auth_routes, health, method_not_allowed, orders, problems, products, users},
 };
@@ -120,35 +119,53 @@ fn cors(settings: &ApiSettings) -> Cors {
     })
 }
 
+/// The route of a reading handler: `GET`, and `HEAD` (RFC 9110 section 9.1; the server drops
+/// the body).
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+fn post() -> actix_web::Route {
+    web::post()
+}
+
+fn patch() -> actix_web::Route {
+    web::patch()
+}
+
+fn delete() -> actix_web::Route {
+    web::delete()
+}
+
 /// Registers `path` with its handlers; any other method answers 405 with `Allow: <allow>`.
 macro_rules! resource {
     ($path:expr, $allow:expr, $( $method:ident => $handler:path ),+ $(,)?) => {
         web::resource($path)
-            $( .route(web::$method().to($handler)) )+
+            $( .route($method().to($handler)) )+
             .default_service(web::to(method_not_allowed($allow)))
     };
 }
 
 fn routes(config: &mut web::ServiceConfig) {
     config
-        .service(resource!("/health", "GET", get => health::health))
-        .service(resource!("/ready", "GET", get => health::ready))
-        .service(resource!("/problems/{slug}", "GET", get => problems::describe))
+        .service(resource!("/health", "GET, HEAD", get => health::health))
+        .service(resource!("/ready", "GET, HEAD", get => health::ready))
+        .service(resource!("/problems/{slug}", "GET, HEAD", get => problems::describe))
         .service(
             web::scope("/api/v1")
-                .service(resource!("/users", "GET, POST", get => users::list, post => users::register))
-                .service(resource!("/users/me", "GET", get => users::me))
-                .service(resource!("/users/{id}", "GET, PATCH, DELETE",
+                .service(resource!("/users", "GET, HEAD, POST", get => users::list, post => users::register))
+                .service(resource!("/users/me", "GET, HEAD", get => users::me))
+                .service(resource!("/users/{id}", "GET, HEAD, PATCH, DELETE",
                     get => users::get, patch => users::update, delete => users::delete))
-                .service(resource!("/users/{id}/orders", "GET", get => users::orders))
+                .service(resource!("/users/{id}/orders", "GET, HEAD", get => users::orders))
                 .service(resource!("/auth/token", "POST", post => auth_routes::token))
                 .service(resource!("/auth/revoke", "POST", post => auth_routes::revoke))
-                .service(resource!("/products", "GET, POST", get => products::list, post => products::create))
-                .service(resource!("/products/{id}", "GET, PATCH, DELETE",
+                .service(resource!("/products", "GET, HEAD, POST", get => products::list, post => products::create))
+                .service(resource!("/products/{id}", "GET, HEAD, PATCH, DELETE",
                     get => products::get, patch => products::update, delete => products::archive))
-                .service(resource!("/orders", "GET, POST", get => orders::list, post => orders::place))
-                .service(resource!("/orders/{id}", "GET", get => orders::get))
-                .service(resource!("/orders/{id}/transitions", "GET, POST",
+                .service(resource!("/orders", "GET, HEAD, POST", get => orders::list, post => orders::place))
+                .service(resource!("/orders/{id}", "GET, HEAD", get => orders::get))
+                .service(resource!("/orders/{id}/transitions", "GET, HEAD, POST",
                     get => orders::history, post => orders::transition)),
         );
 }
@@ -173,17 +190,20 @@ pub fn app(
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .configure(routes);
+    app = app.service(resource!("/api-docs/openapi.json", "GET, HEAD", get => openapi_document));
     if settings.enable_swagger_ui {
+        // The UI reads the document from the route above; its own routes are GET-only, so a
+        // catch-all after them gives every other method a 405.
         app = app
             .service(
                 SwaggerUi::new("/swagger-ui/{_:.*}")
-                    .url("/api-docs/openapi.json", ApiDoc::openapi()),
+                    .config(Config::new(["/api-docs/openapi.json"]).persist_authorization(true)),
             )
-            .service(resource!("/swagger-ui", "GET", get => swagger_redirect));
-    } else {
-        app = app.service(resource!("/api-docs/openapi.json", "GET", get => openapi_document));
+            .service(resource!("/swagger-ui/{_:.*}", "GET", get => route_not_found))
+            .service(resource!("/swagger-ui", "GET, HEAD", get => swagger_redirect));
     }
     app.default_service(web::to(route_not_found))
+        .wrap(cors(&settings))
         .wrap(
             DefaultHeaders::new()
                 .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -194,7 +214,6 @@ pub fn app(
                     "frame-ancestors 'none'",
                 )),
         )
-        .wrap(cors(&settings))
         .wrap(from_fn(context::request_context))
         .wrap(Compress::default())
 }
