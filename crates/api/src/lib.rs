@@ -26,8 +26,8 @@ use actix_web::{
     body::MessageBody,
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError},
-    http::header,
     guard,
+    http::header,
     middleware::{Compress, DefaultHeaders, from_fn},
     web,
 };

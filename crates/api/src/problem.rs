@@ -433,8 +433,16 @@ mod tests {
     fn the_error_catalogue_documents_every_code() {
         let catalogue = include_str!("../../../docs/errors.md");
         for code in ErrorCode::ALL {
-            assert!(catalogue.contains(&format!("`{}`", code.as_str())), "docs/errors.md lacks {}", code.as_str());
-            assert!(catalogue.contains(&code.type_uri()), "docs/errors.md lacks {}", code.type_uri());
+            assert!(
+                catalogue.contains(&format!("`{}`", code.as_str())),
+                "docs/errors.md lacks {}",
+                code.as_str()
+            );
+            assert!(
+                catalogue.contains(&code.type_uri()),
+                "docs/errors.md lacks {}",
+                code.type_uri()
+            );
         }
     }
 
