@@ -268,13 +268,14 @@ impl From<PlaceOrderError> for ApiError {
                     .with_extension("available", json!(available))
             }
             PlaceOrderError::Invalid(invalid) => {
+                // Per-line bounds were checked against `items[i]` already; what is left concerns
+                // the lines together (their count, merged quantities, currencies, the total).
                 let code = match invalid {
                     OrderError::NoLines | OrderError::TooManyLines => "length",
                     OrderError::QuantityTooLarge { .. } => "range",
                     _ => "invalid",
                 };
-                let field = if code == "range" { "items[].quantity" } else { "items" };
-                ApiError::validation(vec![FieldError::new(field, code, invalid.to_string())])
+                ApiError::validation(vec![FieldError::new("items", code, invalid.to_string())])
             }
             PlaceOrderError::Store(store) => store.into(),
         }

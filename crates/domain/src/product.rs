@@ -163,6 +163,9 @@ pub struct Product {
     stock: u32,
     archived: bool,
     version: u64,
+    /// The version in storage when loaded (0 before the first save): every change since moves
+    /// `version` to this + 1, so one save is one version step however many fields changed.
+    stored_version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -184,6 +187,7 @@ impl Product {
             stock,
             archived: false,
             version: 1,
+            stored_version: 0,
             created_at: now,
             updated_at: now,
         })
@@ -204,7 +208,19 @@ impl Product {
             created_at,
             updated_at,
         } = parts;
-        Self { id, sku, name, description, price, stock, archived, version, created_at, updated_at }
+        Self {
+            id,
+            sku,
+            name,
+            description,
+            price,
+            stock,
+            archived,
+            version,
+            stored_version: version,
+            created_at,
+            updated_at,
+        }
     }
 
     #[must_use]
@@ -302,7 +318,7 @@ impl Product {
     }
 
     fn touch(&mut self, now: Timestamp) {
-        self.version += 1;
+        self.version = self.stored_version + 1;
         self.updated_at = now;
     }
 }
@@ -387,15 +403,27 @@ mod tests {
     }
 
     #[test]
-    fn changes_bump_the_version_and_no_ops_do_not() {
-        let mut product = product();
+    fn changes_move_the_version_one_step_and_no_ops_do_not() {
+        let original = product();
+        let mut product = Product::restore(ProductParts {
+            id: original.id(),
+            sku: original.sku().clone(),
+            name: original.name().clone(),
+            description: None,
+            price: original.price(),
+            stock: original.stock(),
+            archived: false,
+            version: 6,
+            created_at: original.created_at(),
+            updated_at: original.updated_at(),
+        });
         let later = now() + chrono::TimeDelta::minutes(1);
         product.rename(product.name().clone(), later);
         product.reprice(product.price(), later);
         product.describe(None, later);
         product.change_sku(product.sku().clone(), later);
         product.restock(3, later).expect("in range");
-        assert_eq!(product.version(), 1);
+        assert_eq!(product.version(), 6);
 
         product.rename(ProductName::parse("Mechanical keyboard").expect("valid"), later);
         product.reprice(price(5999), later);
@@ -404,7 +432,7 @@ mod tests {
         product.restock(10, later).expect("in range");
         product.archive(later);
         product.archive(later);
-        assert_eq!(product.version(), 7);
+        assert_eq!(product.version(), 7, "one save, one version step, however many changes");
         assert!(product.is_archived());
         assert_eq!(product.updated_at(), later);
         assert_eq!(product.description().map(ProductDescription::as_str), Some("Clicky"));

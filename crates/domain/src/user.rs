@@ -231,9 +231,9 @@ pub struct UserParts {
 
 /// A person who can log in.
 ///
-/// `version` counts changes for optimistic locking: a loaded user carries the stored version, every
-/// change increments it, and a repository writes the change only if the stored row still has the
-/// version the user was loaded with.
+/// `version` counts saved changes for optimistic locking: a loaded user carries the stored version,
+/// any change moves it one step on, and a repository writes the change only if the stored row still
+/// has the version the user was loaded with.
 #[derive(Debug, Clone)]
 pub struct User {
     id: UserId,
@@ -242,6 +242,9 @@ pub struct User {
     role: Role,
     password_hash: PasswordHash,
     version: u64,
+    /// The version in storage when loaded (0 before the first save): every change since moves
+    /// `version` to this + 1, so one save is one version step however many fields changed.
+    stored_version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
 }
@@ -263,6 +266,7 @@ impl User {
             role,
             password_hash,
             version: 1,
+            stored_version: 0,
             created_at: now,
             updated_at: now,
         }
@@ -273,7 +277,17 @@ impl User {
     pub fn restore(parts: UserParts) -> Self {
         let UserParts { id, email, name, role, password_hash, version, created_at, updated_at } =
             parts;
-        Self { id, email, name, role, password_hash, version, created_at, updated_at }
+        Self {
+            id,
+            email,
+            name,
+            role,
+            password_hash,
+            version,
+            stored_version: version,
+            created_at,
+            updated_at,
+        }
     }
 
     #[must_use]
@@ -340,7 +354,7 @@ impl User {
     }
 
     fn touch(&mut self, now: Timestamp) {
-        self.version += 1;
+        self.version = self.stored_version + 1;
         self.updated_at = now;
     }
 }
@@ -442,21 +456,38 @@ mod tests {
         assert_eq!(user.password_hash().as_str(), "$argon2id$v=19$...");
     }
 
+    fn stored(user: User, version: u64) -> User {
+        User::restore(UserParts {
+            id: user.id(),
+            email: user.email().clone(),
+            name: user.name().clone(),
+            role: user.role(),
+            password_hash: user.password_hash().clone(),
+            version,
+            created_at: user.created_at(),
+            updated_at: user.updated_at(),
+        })
+    }
+
     #[test]
-    fn every_change_bumps_the_version_and_a_no_op_does_not() {
-        let mut user = user();
+    fn changes_move_the_version_one_step_and_a_no_op_does_not() {
+        let mut user = stored(user(), 4);
         let later = now() + chrono::TimeDelta::seconds(5);
         user.rename(UserName::parse("Ada").expect("valid"), later);
         user.change_email(user.email().clone(), later);
         user.change_role(Role::Customer, later);
-        assert_eq!(user.version(), 1);
+        assert_eq!(user.version(), 4);
         assert_eq!(user.updated_at(), now());
 
         user.rename(UserName::parse("Ada L.").expect("valid"), later);
         user.change_email(Email::parse("ada@example.org").expect("valid"), later);
         user.change_role(Role::Admin, later);
         user.change_password(PasswordHash::new("new".into()), later);
-        assert_eq!(user.version(), 5);
+        assert_eq!(user.version(), 5, "one save, one version step, however many changes");
+
+        let mut fresh = self::user();
+        fresh.rename(UserName::parse("Ada B.").expect("valid"), later);
+        assert_eq!(fresh.version(), 1, "a user not yet stored is saved as version 1");
         assert_eq!(user.updated_at(), later);
         assert_eq!(user.role(), Role::Admin);
         assert_eq!(user.email().as_str(), "ada@example.org");

@@ -29,7 +29,9 @@ pub trait ProductRepository: Send + Sync {
     /// [`StoreError`] when the store fails (missing ids are simply absent).
     async fn find_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
 
-    /// Writes `product` if the stored row still has `expected_version`.
+    /// Writes `product` if the stored row still has `expected_version`, and moves the stored
+    /// version to `expected_version + 1` (what `product.version()` is after changes to a loaded
+    /// product).
     ///
     /// # Errors
     /// [`WriteError::NotFound`] when the product is gone, [`WriteError::Stale`] when its version

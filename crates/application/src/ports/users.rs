@@ -29,8 +29,8 @@ pub trait UserRepository: Send + Sync {
     /// [`StoreError`] when the store fails (a missing user is `Ok(None)`).
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
 
-    /// Writes `user` (its version already incremented) if the stored row still has
-    /// `expected_version`.
+    /// Writes `user` if the stored row still has `expected_version`, and moves the stored version
+    /// to `expected_version + 1` (what `user.version()` is after changes to a loaded user).
     ///
     /// # Errors
     /// [`WriteError::NotFound`] when the user is gone, [`WriteError::Stale`] when its version moved

@@ -89,7 +89,7 @@ impl ProductRepository for SeaOrmProductRepository {
             .col_expr(product::Column::Stock, Expr::value(row.stock))
             .col_expr(product::Column::Archived, Expr::value(row.archived))
             .col_expr(product::Column::SearchText, Expr::value(row.search_text))
-            .col_expr(product::Column::Version, Expr::value(row.version))
+            .col_expr(product::Column::Version, Expr::value(expected + 1))
             .col_expr(product::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(product::Column::Id.eq(row.id))
             .filter(product::Column::Version.eq(expected))

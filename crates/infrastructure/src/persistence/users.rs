@@ -81,7 +81,7 @@ impl UserRepository for SeaOrmUserRepository {
             .col_expr(user::Column::Name, Expr::value(row.name))
             .col_expr(user::Column::Role, Expr::value(row.role))
             .col_expr(user::Column::PasswordHash, Expr::value(row.password_hash))
-            .col_expr(user::Column::Version, Expr::value(row.version))
+            .col_expr(user::Column::Version, Expr::value(expected + 1))
             .col_expr(user::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(user::Column::Id.eq(row.id))
             .filter(user::Column::Version.eq(expected))
