@@ -1,5 +1,5 @@
-//! The request-context middleware, outermost: request id, the per-request log line, and the
-//! final shape of every error response.
+//! The request-context middleware, outermost but for compression: request id, the per-request
+//! log line, and the final shape of every error response.
 //!
 //! - `X-Request-Id` is accepted when it is a sane token (1-128 of `A-Za-z0-9-_.:`), otherwise
 //!   generated (UUIDv7), echoed in the response and carried by the request's tracing span.

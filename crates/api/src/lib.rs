@@ -199,7 +199,10 @@ pub fn app(
                 SwaggerUi::new("/swagger-ui/{_:.*}")
                     .config(Config::new(["/api-docs/openapi.json"]).persist_authorization(true)),
             )
-            .service(resource!("/swagger-ui/{_:.*}", "GET", get => route_not_found))
+            .service(
+                web::resource("/swagger-ui/{_:.*}")
+                    .default_service(web::to(method_not_allowed("GET"))),
+            )
             .service(resource!("/swagger-ui", "GET, HEAD", get => swagger_redirect));
     }
     app.default_service(web::to(route_not_found))

@@ -263,7 +263,7 @@ mod place_order {
     }
 
     fn one_line(product: &Product, count: u32) -> PlaceOrderInput {
-        PlaceOrderInput { lines: vec![(product.id(), units(count))] }
+        PlaceOrderInput { lines: vec![(product.id(), units(count))], request_id: None }
     }
 
     /// What a successful placing handed to the ports and returned.
@@ -296,6 +296,7 @@ mod place_order {
 
         let input = PlaceOrderInput {
             lines: vec![(mouse.id(), units(2)), (keyboard.id(), units(2)), (mouse.id(), units(1))],
+            request_id: Some("req-place".to_owned()),
         };
         let returned = place_order(products, orders)
             .execute(&customer(user), input)
@@ -367,6 +368,7 @@ mod place_order {
                 actor_id: Some(user),
                 reason: None,
                 at: now(),
+                request_id: Some("req-place".to_owned()),
             }
         );
     }
@@ -407,8 +409,9 @@ mod place_order {
             payment_timeout(),
         );
 
-        let result =
-            use_case.execute(&customer(UserId::new()), PlaceOrderInput { lines: vec![] }).await;
+        let result = use_case
+            .execute(&customer(UserId::new()), PlaceOrderInput { lines: vec![], request_id: None })
+            .await;
 
         assert!(matches!(result, Err(PlaceOrderError::Invalid(OrderError::NoLines))), "{result:?}");
     }
@@ -417,8 +420,10 @@ mod place_order {
     async fn ordering_a_product_that_does_not_exist_is_refused_without_storing_anything() {
         let keyboard = product("KB-001", price(4999, "EUR"));
         let missing = product("GONE-001", price(100, "EUR"));
-        let input =
-            PlaceOrderInput { lines: vec![(keyboard.id(), units(1)), (missing.id(), units(1))] };
+        let input = PlaceOrderInput {
+            lines: vec![(keyboard.id(), units(1)), (missing.id(), units(1))],
+            request_id: None,
+        };
 
         let result = place_order(catalogue_of(vec![keyboard]), never_placing())
             .execute(&customer(UserId::new()), input)
@@ -448,8 +453,10 @@ mod place_order {
     async fn products_priced_in_two_currencies_cannot_share_an_order() {
         let keyboard = product("KB-001", price(4999, "EUR"));
         let mouse = product("MS-001", price(1999, "USD"));
-        let input =
-            PlaceOrderInput { lines: vec![(keyboard.id(), units(1)), (mouse.id(), units(1))] };
+        let input = PlaceOrderInput {
+            lines: vec![(keyboard.id(), units(1)), (mouse.id(), units(1))],
+            request_id: None,
+        };
 
         let result = place_order(catalogue_of(vec![keyboard, mouse]), never_placing())
             .execute(&customer(UserId::new()), input)
@@ -858,6 +865,7 @@ mod order_history {
                 actor_id: Some(owner),
                 reason: None,
                 at: now() - TimeDelta::hours(1),
+                request_id: None,
             },
             OrderTransition {
                 order_id: id,
@@ -867,6 +875,7 @@ mod order_history {
                 actor_id: Some(owner),
                 reason: None,
                 at: now() - TimeDelta::minutes(30),
+                request_id: None,
             },
         ];
         let mut queries = MockOrderQueries::new();
@@ -942,7 +951,13 @@ mod transition_order {
     }
 
     fn input(order: &Order, action: OrderAction) -> TransitionOrderInput {
-        TransitionOrderInput { id: order.id(), action, reason: None, expected_version: None }
+        TransitionOrderInput {
+            id: order.id(),
+            action,
+            reason: None,
+            expected_version: None,
+            request_id: None,
+        }
     }
 
     fn no_payments() -> MockPaymentGateway {
@@ -1015,6 +1030,7 @@ mod transition_order {
                 actor_id: Some(owner),
                 reason: Some(reason("paid by card")),
                 at: now(),
+                request_id: None,
             }
         );
         assert_eq!(saved.expected_version, STORED_VERSION);
@@ -1404,6 +1420,7 @@ mod expire_orders {
                     actor_id: None,
                     reason: None,
                     at: now(),
+                    request_id: None,
                 }
             );
             assert!(saved.entry.releases_stock());

@@ -207,7 +207,8 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests (up to `SHUTDOWN_TIMEOUT`).
+    /// Serves until a signal: on SIGTERM it stops accepting and drains in-flight requests (up to
+    /// `SHUTDOWN_TIMEOUT`); SIGINT (Ctrl-C) and SIGQUIT stop at once.
     ///
     /// # Errors
     /// When the server fails.

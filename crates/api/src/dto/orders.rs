@@ -212,6 +212,8 @@ pub struct TransitionResponse {
     pub actor_id: Option<orderly_domain::Uuid>,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// The `X-Request-Id` of the request that made the move (`null` for the expiry job).
+    pub request_id: Option<String>,
 }
 
 impl From<&OrderTransition> for TransitionResponse {
@@ -223,6 +225,7 @@ impl From<&OrderTransition> for TransitionResponse {
             actor_id: entry.actor_id.map(orderly_domain::UserId::into_uuid),
             reason: entry.reason.as_ref().map(|reason| reason.as_str().to_owned()),
             at: entry.at,
+            request_id: entry.request_id.clone(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/orders`: placing orders, reading them, and moving them through the state machine.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use orderly_application::{
     orders::{place_order::PlaceOrderInput, transition_order::TransitionOrderInput},
     ports::OrderFilter,
@@ -9,6 +9,7 @@ use orderly_domain::{OrderId, ProductId, Quantity, Reason, UserId, Uuid};
 
 use crate::{
     auth::Authenticated,
+    context::RequestId,
     dto::{
         PageQuery,
         orders::{
@@ -22,6 +23,11 @@ use crate::{
     state::ApiState,
     validation::Fields,
 };
+
+/// The id the request-context middleware gave this request.
+fn request_id(request: &HttpRequest) -> Option<String> {
+    request.extensions().get::<RequestId>().map(|id| id.0.clone())
+}
 
 /// Place an order for yourself.
 ///
@@ -40,6 +46,7 @@ use crate::{
 )]
 pub async fn place(
     state: web::Data<ApiState>,
+    request: HttpRequest,
     auth: Authenticated,
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -60,7 +67,8 @@ pub async fn place(
         .collect();
     fields.finish()?;
     let actor = auth.0;
-    let order = state.use_cases.place_order.execute(&actor, PlaceOrderInput { lines }).await?;
+    let input = PlaceOrderInput { lines, request_id: request_id(&request) };
+    let order = state.use_cases.place_order.execute(&actor, input).await?;
     Ok(created(
         format!("/api/v1/orders/{}", order.id()),
         order.version(),
@@ -165,6 +173,7 @@ pub async fn transition(
         action: body.action.into(),
         reason,
         expected_version,
+        request_id: request_id(&request),
     };
     let (order, entry) = state.use_cases.transition_order.execute(&auth.0, input).await?;
     Ok(HttpResponse::Created()

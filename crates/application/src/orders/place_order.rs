@@ -14,6 +14,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct PlaceOrderInput {
     pub lines: Vec<(ProductId, Quantity)>,
+    /// Recorded in the order's history, for tracing.
+    pub request_id: Option<String>,
 }
 
 /// Why the order was not placed.
@@ -111,8 +113,9 @@ impl PlaceOrder {
         let ids: Vec<ProductId> = lines.product_ids().collect();
         let products = self.products.find_many(&ids).await?;
         let now = self.clock.now();
-        let (order, placed) =
+        let (order, mut placed) =
             Order::place(user_id, &lines, &products, now, now + self.payment_timeout)?;
+        placed.request_id = input.request_id;
         self.orders.place(&order, &placed).await?;
         Ok(order)
     }

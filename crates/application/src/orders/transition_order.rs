@@ -20,6 +20,8 @@ pub struct TransitionOrderInput {
     pub reason: Option<Reason>,
     /// The version the client last saw (`If-Match`), if it sent one.
     pub expected_version: Option<u64>,
+    /// Recorded in the order's history, for tracing.
+    pub request_id: Option<String>,
 }
 
 /// Why the move was not made.
@@ -144,7 +146,8 @@ impl TransitionOrder {
         if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
             return Err(TransitionOrderError::VersionMismatch { expected, current: loaded });
         }
-        let entry = order.apply(input.action, actor, input.reason, self.clock.now())?;
+        let mut entry = order.apply(input.action, actor, input.reason, self.clock.now())?;
+        entry.request_id = input.request_id;
         let payment = if input.action == OrderAction::Pay {
             Some(self.payments.charge(order.id(), order.total()).await?)
         } else {

@@ -232,6 +232,9 @@ pub struct OrderTransition {
     pub actor_id: Option<UserId>,
     pub reason: Option<Reason>,
     pub at: Timestamp,
+    /// The id of the request that caused the move, for tracing it through the logs; `None` when
+    /// not known (the expiry job).
+    pub request_id: Option<String>,
 }
 
 impl OrderTransition {
@@ -326,6 +329,7 @@ impl Order {
             actor_id: Some(user_id),
             reason: None,
             at: now,
+            request_id: None,
         };
         Ok((order, placed))
     }
@@ -453,6 +457,7 @@ impl Order {
             actor_id: actor.user_id(),
             reason,
             at: now,
+            request_id: None,
         };
         self.refund_required |= entry.requires_refund();
         Ok(entry)

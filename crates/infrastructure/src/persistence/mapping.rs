@@ -182,6 +182,7 @@ impl TryFrom<order_transition::Model> for OrderTransition {
             actor_id: row.actor_id.map(UserId::from_uuid),
             reason: row.reason.as_deref().map(Reason::parse).transpose()?,
             at: row.at,
+            request_id: row.request_id,
         })
     }
 }
@@ -196,7 +197,7 @@ pub(crate) fn transition_row(entry: &OrderTransition) -> order_transition::Activ
         action: Set(entry.action.as_str().to_owned()),
         actor_id: Set(entry.actor_id.map(UserId::into_uuid)),
         reason: Set(entry.reason.as_ref().map(|reason| reason.as_str().to_owned())),
-        request_id: Set(None),
+        request_id: Set(entry.request_id.clone()),
         at: Set(entry.at),
     }
 }

@@ -43,6 +43,8 @@ async fn a_customer_orders_pays_and_receives_while_the_history_records_every_ste
     assert_eq!(stock["stock"], 8, "stock is reserved when the order is placed");
 
     let paid = app.transition(&customer.access_token, id, &json!({"action": "pay"}), None).await;
+    let pay_request_id =
+        paid.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(json_body(paid, StatusCode::CREATED).await["to"], "paid");
     let shipped = app.transition(&admin.access_token, id, &json!({"action": "ship"}), None).await;
     assert_eq!(json_body(shipped, StatusCode::CREATED).await["to"], "shipped");
@@ -79,6 +81,18 @@ async fn a_customer_orders_pays_and_receives_while_the_history_records_every_ste
     assert_eq!(history["data"][0]["actor_id"], json!(customer.id));
     assert_eq!(history["data"][2]["actor_id"], json!(admin.id));
     assert_eq!(history["data"][3]["reason"], "signed for");
+    assert_eq!(
+        history["data"][1]["request_id"].as_str(),
+        pay_request_id.as_deref(),
+        "the audit log names the request"
+    );
+    assert!(
+        history["data"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|entry| entry["request_id"].is_string())
+    );
 }
 
 api_tests!(a_customer_orders_pays_and_receives_while_the_history_records_every_step);
