@@ -4,7 +4,7 @@
 
 use std::{fmt, time::Duration};
 
-use config::{Config, Environment, File};
+use config::{Config, ConfigBuilder, Environment, File, builder::DefaultState};
 use garde::Validate;
 use serde::Deserialize;
 
@@ -163,6 +163,69 @@ fn check_payment_gateway(name: &str, (): &()) -> garde::Result {
     if name == "simulated" { Ok(()) } else { Err(garde::Error::new("must be `simulated`")) }
 }
 
+/// The built-in defaults, safe for development; production changes a few.
+fn defaults(production: bool) -> Result<ConfigBuilder<DefaultState>, config::ConfigError> {
+    Config::builder()
+        .set_default("app_env", "development")
+        .and_then(|b| b.set_default("host", if production { "0.0.0.0" } else { "127.0.0.1" }))
+        .and_then(|b| b.set_default("port", 3000))
+        .and_then(|b| b.set_default("database_url", "sqlite://data/orderly.db?mode=rwc"))
+        .and_then(|b| b.set_default("database_max_connections", 10))
+        .and_then(|b| b.set_default("database_acquire_timeout", 3))
+        .and_then(|b| b.set_default("auto_migrate", !production))
+        .and_then(|b| b.set_default("jwt_issuer", "orderly"))
+        .and_then(|b| b.set_default("jwt_audience", "orderly-api"))
+        .and_then(|b| b.set_default("access_token_ttl", 900))
+        .and_then(|b| b.set_default("refresh_token_ttl", 1_209_600))
+        .and_then(|b| b.set_default("cors_allowed_origins", Vec::<String>::new()))
+        .and_then(|b| b.set_default("enable_swagger_ui", true))
+        .and_then(|b| b.set_default("log_format", if production { "json" } else { "pretty" }))
+        .and_then(|b| b.set_default("body_limit", 65_536))
+        .and_then(|b| b.set_default("order_payment_timeout", 1800))
+        .and_then(|b| b.set_default("order_expiry_interval", 60))
+        .and_then(|b| b.set_default("payment_gateway", "simulated"))
+        .and_then(|b| b.set_default("payment_simulated_decline_above", 100_000_000))
+        .and_then(|b| b.set_default("shutdown_timeout", 30))
+        .and_then(|b| b.set_default("workers", 0))
+}
+
+/// Reads every typed setting on its own, so that all the values that do not parse are reported
+/// together (deserializing the whole struct stops at the first).
+fn type_problems(config: &Config) -> Result<(), SettingsError> {
+    fn check<T: serde::de::DeserializeOwned>(
+        config: &Config,
+        key: &str,
+        problems: &mut Vec<String>,
+    ) {
+        if let Err(error) = config.get::<T>(key) {
+            let message = error.to_string();
+            let message = message.split(" for key").next().unwrap_or(&message).to_owned();
+            problems.push(format!("{}: {message}", key.to_uppercase()));
+        }
+    }
+    let mut problems = Vec::new();
+    check::<AppEnv>(config, "app_env", &mut problems);
+    check::<u16>(config, "port", &mut problems);
+    check::<u32>(config, "database_max_connections", &mut problems);
+    check::<bool>(config, "auto_migrate", &mut problems);
+    check::<bool>(config, "enable_swagger_ui", &mut problems);
+    check::<LogFormat>(config, "log_format", &mut problems);
+    check::<usize>(config, "body_limit", &mut problems);
+    check::<usize>(config, "workers", &mut problems);
+    check::<i64>(config, "payment_simulated_decline_above", &mut problems);
+    for key in [
+        "database_acquire_timeout",
+        "access_token_ttl",
+        "refresh_token_ttl",
+        "order_payment_timeout",
+        "order_expiry_interval",
+        "shutdown_timeout",
+    ] {
+        check::<u64>(config, key, &mut problems);
+    }
+    if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
+}
+
 /// The settings could not be loaded or are invalid; lists every problem.
 #[derive(Debug)]
 pub struct SettingsError(pub Vec<String>);
@@ -197,28 +260,7 @@ impl Settings {
         }
         let env = std::env::var("APP_ENV").unwrap_or_else(|_| "development".to_owned());
         let production = env == "production";
-        let config = Config::builder()
-            .set_default("app_env", "development")
-            .and_then(|b| b.set_default("host", if production { "0.0.0.0" } else { "127.0.0.1" }))
-            .and_then(|b| b.set_default("port", 3000))
-            .and_then(|b| b.set_default("database_url", "sqlite://data/orderly.db?mode=rwc"))
-            .and_then(|b| b.set_default("database_max_connections", 10))
-            .and_then(|b| b.set_default("database_acquire_timeout", 3))
-            .and_then(|b| b.set_default("auto_migrate", !production))
-            .and_then(|b| b.set_default("jwt_issuer", "orderly"))
-            .and_then(|b| b.set_default("jwt_audience", "orderly-api"))
-            .and_then(|b| b.set_default("access_token_ttl", 900))
-            .and_then(|b| b.set_default("refresh_token_ttl", 1_209_600))
-            .and_then(|b| b.set_default("cors_allowed_origins", Vec::<String>::new()))
-            .and_then(|b| b.set_default("enable_swagger_ui", true))
-            .and_then(|b| b.set_default("log_format", if production { "json" } else { "pretty" }))
-            .and_then(|b| b.set_default("body_limit", 65_536))
-            .and_then(|b| b.set_default("order_payment_timeout", 1800))
-            .and_then(|b| b.set_default("order_expiry_interval", 60))
-            .and_then(|b| b.set_default("payment_gateway", "simulated"))
-            .and_then(|b| b.set_default("payment_simulated_decline_above", 100_000_000))
-            .and_then(|b| b.set_default("shutdown_timeout", 30))
-            .and_then(|b| b.set_default("workers", 0))
+        let config = defaults(production)
             .map_err(|error| SettingsError(vec![error.to_string()]))?
             .add_source(File::with_name("orderly").required(false))
             .add_source(
@@ -229,6 +271,7 @@ impl Settings {
             )
             .build()
             .map_err(|error| SettingsError(vec![error.to_string()]))?;
+        type_problems(&config)?;
         let settings: Self =
             config.try_deserialize().map_err(|error| SettingsError(vec![error.to_string()]))?;
         settings.check()?;
@@ -382,6 +425,24 @@ mod tests {
         assert!(problems.iter().any(|p| p.starts_with("DATABASE_URL")));
         assert!(problems.iter().any(|p| p.starts_with("JWT_SECRET")));
         assert!(problems.iter().any(|p| p.starts_with("ACCESS_TOKEN_TTL")));
+    }
+
+    #[test]
+    fn every_value_that_does_not_parse_is_listed_at_once() {
+        let config = defaults(false)
+            .and_then(|b| b.set_override("port", "abc"))
+            .and_then(|b| b.set_override("log_format", "xml"))
+            .and_then(|b| b.set_override("access_token_ttl", "-5"))
+            .and_then(|b| b.set_override("auto_migrate", "sometimes"))
+            .and_then(|b| b.build())
+            .expect("a config");
+        let SettingsError(problems) = type_problems(&config).expect_err("invalid");
+        let keys: Vec<&str> = problems.iter().filter_map(|p| p.split(':').next()).collect();
+        assert_eq!(
+            keys,
+            ["PORT", "AUTO_MIGRATE", "LOG_FORMAT", "ACCESS_TOKEN_TTL"],
+            "{problems:?}"
+        );
     }
 
     #[test]
