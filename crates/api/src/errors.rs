@@ -209,6 +209,9 @@ impl From<ListProductsError> for ApiError {
             ListProductsError::Forbidden => {
                 forbidden("Only administrators may list archived products.")
             }
+            ListProductsError::InvalidQuery => {
+                ApiError::validation(vec![FieldError::new("q", "length", error.to_string())])
+            }
             ListProductsError::InvalidCursor(cursor) => cursor.into(),
             ListProductsError::Store(store) => store.into(),
         }
@@ -253,6 +256,10 @@ impl From<PlaceOrderError> for ApiError {
         let detail = error.to_string();
         match error {
             PlaceOrderError::Forbidden => forbidden(detail),
+            PlaceOrderError::UnknownCustomer => ApiError::unauthenticated(
+                "The account this access token belongs to no longer exists.",
+                true,
+            ),
             PlaceOrderError::ProductNotFound { product_id } => {
                 ApiError::new(ErrorCode::ProductNotFound, detail)
                     .with_extension("product_id", json!(product_id.to_string()))
@@ -336,9 +343,23 @@ impl From<TransitionOrderError> for ApiError {
                     .with_extension("current_status", json!(from.as_str()))
                     .with_extension("allowed_actions", json!(allowed))
             }
+            TransitionOrderError::PaymentOverdue { due_at: _, allowed } => {
+                let allowed: Vec<&str> = allowed.iter().map(|action| action.as_str()).collect();
+                ApiError::new(
+                    ErrorCode::OrderInvalidTransition,
+                    format!("{detail}; the order can no longer be paid"),
+                )
+                .with_extension("current_status", json!("pending_payment"))
+                .with_extension("allowed_actions", json!(allowed))
+            }
             TransitionOrderError::Forbidden { .. } => forbidden(detail),
             TransitionOrderError::VersionMismatch { expected, current } => stale(expected, current),
             TransitionOrderError::Conflict => concurrent(),
+            TransitionOrderError::PaidTooLate { status } => {
+                ApiError::new(ErrorCode::ConcurrentModification, detail)
+                    .with_extension("current_status", json!(status.as_str()))
+                    .with_extension("refund_required", json!(true))
+            }
             TransitionOrderError::PaymentDeclined(reason) => ApiError::new(
                 ErrorCode::PaymentDeclined,
                 format!("The payment was declined: {reason}"),

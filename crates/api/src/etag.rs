@@ -27,12 +27,19 @@ pub(crate) fn if_match(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     if value == "*" {
         return Ok(None);
     }
-    value.split(',').find_map(parse).map(Some).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "If-Match does not name a current version of this resource",
-        )
-    })
+    // If-Match uses the strong comparison (RFC 9110 section 13.1.1): a weak tag never matches.
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|tag| !tag.starts_with("W/"))
+        .find_map(parse)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PreconditionFailed,
+                "If-Match does not name a current version of this resource",
+            )
+        })
 }
 
 /// True when `If-None-Match` matches `version` (or is `*`): the client's copy is current.

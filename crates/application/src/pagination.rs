@@ -56,6 +56,17 @@ pub enum SortValue {
     Text(String),
 }
 
+/// The type of a list's sort key, which a cursor's value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Ordered by id alone: the cursor carries no value.
+    Id,
+    /// An integer key.
+    Int,
+    /// A text key.
+    Text,
+}
+
 /// A cursor that was tampered with or belongs to another list or sort order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the cursor is not valid for this list")]
@@ -114,7 +125,11 @@ impl Cursor {
         let value = match value.split_at_checked(1) {
             Some(("n", "")) => SortValue::None,
             Some(("i", int)) => SortValue::Int(int.parse().map_err(|_| InvalidCursor)?),
-            Some(("t", text)) => SortValue::Text(text.to_owned()),
+            // Sort keys are stored text, which never holds control characters: a cursor that does
+            // was forged, and some engines refuse such text outright.
+            Some(("t", text)) if !text.chars().any(char::is_control) => {
+                SortValue::Text(text.to_owned())
+            }
             _ => return Err(InvalidCursor),
         };
         Ok(Self { value, id })
@@ -162,12 +177,38 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
-    /// Decodes the cursor for `scope` into a page request for a query port.
+    /// Decodes the cursor for a list ordered by id alone.
     ///
     /// # Errors
     /// [`InvalidCursor`] when the cursor does not decode or belongs to another list.
     pub fn into_page_request(self, scope: &str) -> Result<PageRequest, InvalidCursor> {
+        self.into_page_request_for(scope, KeyKind::Id)
+    }
+
+    /// Decodes the cursor for `scope`, whose sort key is of `kind`, into a page request for a
+    /// query port. A cursor whose value has another type is refused: it was not handed out by
+    /// this list, and comparing a text column with a number fails on strict engines.
+    ///
+    /// # Errors
+    /// [`InvalidCursor`] when the cursor does not decode, belongs to another list, or carries a
+    /// value of another type.
+    pub fn into_page_request_for(
+        self,
+        scope: &str,
+        kind: KeyKind,
+    ) -> Result<PageRequest, InvalidCursor> {
         let after = self.cursor.map(|raw| Cursor::decode(&raw, scope)).transpose()?;
+        let kind_matches = after.as_ref().is_none_or(|cursor| {
+            matches!(
+                (kind, &cursor.value),
+                (KeyKind::Id, SortValue::None)
+                    | (KeyKind::Int, SortValue::Int(_))
+                    | (KeyKind::Text, SortValue::Text(_))
+            )
+        });
+        if !kind_matches {
+            return Err(InvalidCursor);
+        }
         Ok(PageRequest { limit: self.limit, after })
     }
 }
@@ -228,7 +269,18 @@ mod tests {
         let listed = page.into_listed("s");
         assert_eq!(listed.items, vec![10, 20]);
         let request = ListRequest { limit: PageLimit::default(), cursor: listed.next_cursor };
-        assert_eq!(request.into_page_request("s").map(|r| r.after), Ok(next));
+        assert_eq!(
+            request.clone().into_page_request_for("s", KeyKind::Int).map(|r| r.after),
+            Ok(next)
+        );
+        assert_eq!(request.clone().into_page_request_for("s", KeyKind::Text), Err(InvalidCursor));
+        assert_eq!(request.into_page_request("s"), Err(InvalidCursor));
+    }
+
+    #[test]
+    fn a_cursor_with_control_characters_in_its_text_is_forged() {
+        let forged = Cursor { value: SortValue::Text("a\u{0}b".into()), id: Uuid::nil() };
+        assert_eq!(Cursor::decode(&forged.encode("s"), "s"), Err(InvalidCursor));
     }
 
     #[test]

@@ -1527,3 +1527,101 @@ mod expire_orders {
         assert!(matches!(result, Err(StoreError::Unexpected(_))), "{result:?}");
     }
 }
+
+/// A payment that loses the race to a cancellation (or expiry) must not be lost track of.
+mod paid_too_late {
+    use super::*;
+
+    fn pay(order: &Order) -> TransitionOrderInput {
+        TransitionOrderInput {
+            id: order.id(),
+            action: OrderAction::Pay,
+            reason: None,
+            expected_version: None,
+            request_id: None,
+        }
+    }
+
+    fn charging_once() -> MockPaymentGateway {
+        let mut payments = MockPaymentGateway::new();
+        payments
+            .expect_charge()
+            .times(1)
+            .returning(|_, _| Ok(PaymentReceipt { reference: "ch_late".to_owned() }));
+        payments
+    }
+
+    /// A repository whose order is `first` when loaded, then `then` when read again after the
+    /// save came back stale.
+    fn racing(first: &Order, then: Option<Order>) -> MockOrderRepository {
+        let mut orders = MockOrderRepository::new();
+        let mut answers = vec![Some(first.clone()), then].into_iter();
+        orders.expect_find_by_id().times(2).returning(move |_| Ok(answers.next().flatten()));
+        orders.expect_save_transition().times(1).returning(|_, _, _, _| Err(WriteError::Stale));
+        orders
+    }
+
+    fn use_case(orders: MockOrderRepository) -> TransitionOrder {
+        TransitionOrder::new(Arc::new(orders), Arc::new(charging_once()), Arc::new(clock_at(now())))
+    }
+
+    #[tokio::test]
+    async fn a_payment_that_lost_to_a_cancellation_is_recorded_for_a_refund() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let cancelled = order(owner, OrderStatus::Cancelled);
+        let mut orders = racing(&pending, Some(cancelled));
+        let id = pending.id();
+        orders
+            .expect_record_refund_due()
+            .withf(move |order, payment| *order == id && payment.reference == "ch_late")
+            .times(1)
+            .returning(|_, _| Ok(()));
+
+        let result = use_case(orders).execute(&customer(owner), pay(&pending)).await;
+
+        assert!(
+            matches!(
+                result,
+                Err(TransitionOrderError::PaidTooLate { status: OrderStatus::Cancelled })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payment_that_lost_to_another_payment_is_a_plain_conflict() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let mut orders = racing(&pending, Some(order(owner, OrderStatus::Paid)));
+        orders.expect_record_refund_due().never();
+
+        let result = use_case(orders).execute(&customer(owner), pay(&pending)).await;
+
+        assert!(matches!(result, Err(TransitionOrderError::Conflict)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn recording_the_refund_while_the_store_is_down_is_a_store_error() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let mut orders = racing(&pending, Some(order(owner, OrderStatus::Expired)));
+        orders.expect_record_refund_due().times(1).returning(|_, _| Err(store_down()));
+
+        let result = use_case(orders).execute(&customer(owner), pay(&pending)).await;
+
+        assert!(matches!(result, Err(TransitionOrderError::Store(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_order_gone_after_the_race_is_not_found() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let mut orders = racing(&pending, None);
+        orders.expect_record_refund_due().never();
+
+        let result = use_case(orders).execute(&customer(owner), pay(&pending)).await;
+
+        assert!(matches!(result, Err(TransitionOrderError::NotFound)), "{result:?}");
+    }
+}

@@ -140,7 +140,17 @@ fn register_user(users: MockUserRepository, hasher: MockPasswordHasher) -> Regis
 }
 
 fn update_user(users: MockUserRepository, hasher: MockPasswordHasher) -> UpdateUser {
-    UpdateUser::new(Arc::new(users), Arc::new(hasher), clock())
+    let mut sessions = MockRefreshTokens::new();
+    sessions.expect_revoke_all().returning(|_, _| Ok(()));
+    update_user_with_sessions(users, hasher, sessions)
+}
+
+fn update_user_with_sessions(
+    users: MockUserRepository,
+    hasher: MockPasswordHasher,
+    sessions: MockRefreshTokens,
+) -> UpdateUser {
+    UpdateUser::new(Arc::new(users), Arc::new(hasher), Arc::new(sessions), clock())
 }
 
 fn authenticate(
@@ -559,6 +569,72 @@ async fn an_admin_changes_a_users_role() {
         .expect("admins change roles");
 
     assert_eq!(updated.role(), Role::Admin);
+}
+
+#[tokio::test]
+async fn a_role_change_ends_the_users_sessions() {
+    let user = stored_user(Role::Customer);
+    let mut users = repository_holding(&user);
+    users.expect_update().times(1).returning(|_, _| Ok(()));
+    let mut sessions = MockRefreshTokens::new();
+    let id = user.id();
+    sessions
+        .expect_revoke_all()
+        .withf(move |user, at| *user == id && *at == now())
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let input = UpdateUserInput { role: Some(Role::Admin), ..no_changes(user.id()) };
+
+    update_user_with_sessions(users, MockPasswordHasher::new(), sessions)
+        .execute(&admin(), input)
+        .await
+        .expect("admins change roles");
+}
+
+#[tokio::test]
+async fn a_rename_keeps_the_users_sessions() {
+    let user = stored_user(Role::Customer);
+    let mut users = repository_holding(&user);
+    users.expect_update().times(1).returning(|_, _| Ok(()));
+    let mut sessions = MockRefreshTokens::new();
+    sessions.expect_revoke_all().never();
+    let input = UpdateUserInput {
+        name: Some(name("Ada Lovelace")),
+        role: Some(Role::Customer),
+        ..no_changes(user.id())
+    };
+
+    update_user_with_sessions(users, MockPasswordHasher::new(), sessions)
+        .execute(&customer(user.id()), input)
+        .await
+        .expect("a user may rename themselves");
+}
+
+#[tokio::test]
+async fn a_failure_to_end_the_sessions_is_a_store_error() {
+    let user = stored_user(Role::Customer);
+    let mut users = repository_holding(&user);
+    users.expect_update().times(1).returning(|_, _| Ok(()));
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().returning(|_| Ok(PasswordHash::new("$argon2id$new".into())));
+    let mut sessions = MockRefreshTokens::new();
+    sessions
+        .expect_revoke_all()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("down"))));
+    let input = UpdateUserInput {
+        password: Some(Password::parse("a brand new passphrase".into()).expect("valid")),
+        ..no_changes(user.id())
+    };
+
+    let result = update_user_with_sessions(users, hasher, sessions)
+        .execute(&customer(user.id()), input)
+        .await;
+
+    assert!(
+        matches!(result, Err(UpdateUserError::Store(StoreError::Unavailable(_)))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

@@ -984,6 +984,27 @@ async fn cancelling_a_pending_order_gives_its_stock_back(db: &Database) {
     assert_eq!(shop.history(&order).await, [placed, cancel]);
 }
 
+async fn a_payment_taken_after_a_cancellation_is_recorded_for_a_refund(db: &Database) {
+    let shop = Shop::new(db);
+    let ada = shop.customer("ada").await;
+    let keyboard = shop.stocked("KB-1", 4999, 10).await;
+    let (mut cancelled, _) = shop.place_due(&ada, &[(&keyboard, 1)], at(100), at(1900)).await;
+    shop.apply(&mut cancelled, OrderAction::Cancel, actor(&ada), None, at(200), None).await;
+    let (pending, _) = shop.place_due(&ada, &[(&keyboard, 1)], at(300), at(1900)).await;
+
+    for order in [&cancelled, &pending] {
+        let receipt = PaymentReceipt { reference: "ch_late".to_owned() };
+        shop.orders.record_refund_due(order.id(), receipt).await.expect("recording");
+    }
+
+    let stored = shop.stored(&cancelled).await;
+    assert!(stored.refund_required(), "the cancelled order now owes a refund");
+    assert_eq!(stored.version(), cancelled.version() + 1);
+    let untouched = shop.stored(&pending).await;
+    assert!(!untouched.refund_required(), "only cancelled or expired orders are changed");
+    assert_eq!(untouched.version(), pending.version());
+}
+
 async fn cancelling_a_paid_order_gives_stock_back_and_flags_a_refund(db: &Database) {
     let shop = Shop::new(db);
     let ada = shop.customer("ada").await;
@@ -1322,6 +1343,7 @@ on_both_engines!(
     revoking_a_token_invalidates_every_token_of_its_family_only,
     revoking_an_unknown_token_is_ok,
     deleting_a_user_with_an_order_is_referenced_and_changes_nothing,
+    a_payment_taken_after_a_cancellation_is_recorded_for_a_refund,
     the_search_ignores_the_case_of_letters_beyond_ascii,
 );
 

@@ -106,7 +106,7 @@ pub struct Settings {
     #[garde(range(min = 300, max = 31_536_000))]
     pub refresh_token_ttl: u64,
     /// Origins allowed by CORS, comma-separated (`*` for any).
-    #[garde(skip)]
+    #[garde(inner(custom(check_origin)))]
     pub cors_allowed_origins: Vec<String>,
     #[garde(skip)]
     pub enable_swagger_ui: bool,
@@ -155,6 +155,26 @@ fn check_database_url(url: &str, (): &()) -> garde::Result {
         Ok(())
     } else {
         Err(garde::Error::new("must start with postgres://, postgresql:// or sqlite:"))
+    }
+}
+
+/// `*`, or an origin as browsers send it: `http(s)://host[:port]`, no path.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_origin(origin: &str, (): &()) -> garde::Result {
+    if origin == "*" {
+        return Ok(());
+    }
+    let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let valid = host.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!("`{origin}` is not an origin like https://shop.example")))
     }
 }
 
@@ -222,6 +242,15 @@ fn type_problems(config: &Config) -> Result<(), SettingsError> {
         "shutdown_timeout",
     ] {
         check::<u64>(config, key, &mut problems);
+    }
+    if !problems.is_empty() && config.get_string("app_env").is_ok_and(|env| env == "production") {
+        // The full check cannot run on values that do not parse; report this one with them.
+        let secret = config.get_string("jwt_secret").unwrap_or_default();
+        if secret.len() < JWT_SECRET_MIN_BYTES {
+            problems.push(format!(
+                "JWT_SECRET: must be set, at least {JWT_SECRET_MIN_BYTES} bytes, in production"
+            ));
+        }
     }
     if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
 }
@@ -443,6 +472,23 @@ mod tests {
             ["PORT", "AUTO_MIGRATE", "LOG_FORMAT", "ACCESS_TOKEN_TTL"],
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let settings = Settings {
+            cors_allowed_origins: vec![
+                "https://shop.example".into(),
+                "*".into(),
+                "http://localhost:5173".into(),
+                "shop.example".into(),
+                "https://x.example/path".into(),
+            ],
+            ..Settings::for_tests("sqlite::memory:".into())
+        };
+        let SettingsError(problems) = settings.check().expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| p.starts_with("CORS_ALLOWED_ORIGINS")), "{problems:?}");
     }
 
     #[test]

@@ -91,7 +91,12 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
         get_user: GetUser::new(users.clone()),
         list_users: ListUsers::new(user_queries),
-        update_user: UpdateUser::new(users.clone(), hasher.clone(), clock.clone()),
+        update_user: UpdateUser::new(
+            users.clone(),
+            hasher.clone(),
+            refresh_tokens.clone(),
+            clock.clone(),
+        ),
         delete_user: DeleteUser::new(users.clone()),
         authenticate: Authenticate::new(
             users.clone(),

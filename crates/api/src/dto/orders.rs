@@ -164,9 +164,9 @@ pub struct OrderResponse {
 }
 
 impl OrderResponse {
-    /// The order as `viewer` sees it (the allowed actions depend on who asks).
+    /// The order as `viewer` sees it at `now` (the allowed actions depend on who asks, and when).
     #[must_use]
-    pub fn new(order: &Order, viewer: &Actor) -> Self {
+    pub fn new(order: &Order, viewer: &Actor, now: orderly_domain::time::Timestamp) -> Self {
         Self {
             id: order.id().into_uuid(),
             user_id: order.user_id().into_uuid(),
@@ -188,7 +188,11 @@ impl OrderResponse {
             refund_required: order.refund_required(),
             created_at: order.created_at(),
             updated_at: order.updated_at(),
-            allowed_actions: order.allowed_actions(viewer).into_iter().map(Into::into).collect(),
+            allowed_actions: order
+                .allowed_actions(viewer, now)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         }
     }
 }

@@ -72,7 +72,7 @@ pub async fn place(
     Ok(created(
         format!("/api/v1/orders/{}", order.id()),
         order.version(),
-        &OrderResponse::new(&order, &actor),
+        &OrderResponse::new(&order, &actor, state.clock.now()),
     ))
 }
 
@@ -101,7 +101,11 @@ pub async fn list(
     };
     let listed = state.use_cases.list_orders.execute(&actor, filter, list_request(&page)?).await?;
     let body = OrderPage {
-        data: listed.items.iter().map(|order| OrderResponse::new(order, &actor)).collect(),
+        data: listed
+            .items
+            .iter()
+            .map(|order| OrderResponse::new(order, &actor, state.clock.now()))
+            .collect(),
         next_cursor: listed.next_cursor,
     };
     Ok(page_response(&request, &body, body.next_cursor.as_deref()))
@@ -126,7 +130,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let actor = auth.0;
     let order = state.use_cases.get_order.execute(&actor, OrderId::from_uuid(*id)).await?;
-    Ok(resource(&request, order.version(), &OrderResponse::new(&order, &actor)))
+    Ok(resource(&request, order.version(), &OrderResponse::new(&order, &actor, state.clock.now())))
 }
 
 /// Move an order: `pay`, `cancel`, `ship` or `deliver`.
@@ -151,8 +155,9 @@ pub async fn get(
         (status = 402, description = "PAYMENT_DECLINED", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "FORBIDDEN: the move exists but not for you", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "ORDER_INVALID_TRANSITION (with current_status and allowed_actions) or CONCURRENT_MODIFICATION", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "ORDER_INVALID_TRANSITION (with current_status and allowed_actions; also once the payment deadline has passed) or CONCURRENT_MODIFICATION (with refund_required when a payment lost the race to a cancellation)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE (nothing was charged), DATABASE_UNAVAILABLE or DATABASE_BUSY, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn transition(

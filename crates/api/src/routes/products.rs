@@ -27,6 +27,7 @@ use crate::{
 #[utoipa::path(
     get, path = "/api/v1/products", tag = "products",
     params(PageQuery, ProductListQuery),
+    security((), ("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "One page of products", body = ProductPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),

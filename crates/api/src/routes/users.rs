@@ -221,7 +221,11 @@ pub async fn orders(
         )
         .await?;
     let body = OrderPage {
-        data: listed.items.iter().map(|order| OrderResponse::new(order, &actor)).collect(),
+        data: listed
+            .items
+            .iter()
+            .map(|order| OrderResponse::new(order, &actor, state.clock.now()))
+            .collect(),
         next_cursor: listed.next_cursor,
     };
     Ok(page_response(&request, &body, body.next_cursor.as_deref()))

@@ -46,6 +46,9 @@ pub enum PlaceOrderError {
         /// Units left.
         available: u32,
     },
+    /// The customer's account no longer exists.
+    #[error("the customer's account no longer exists")]
+    UnknownCustomer,
     /// The lines break an order rule (none, too many, mixed currencies, total too large).
     #[error(transparent)]
     Invalid(OrderError),
@@ -73,6 +76,7 @@ impl From<PlaceOrderFailure> for PlaceOrderError {
             PlaceOrderFailure::ProductUnavailable { product_id } => {
                 Self::ProductUnavailable { product_id }
             }
+            PlaceOrderFailure::UnknownCustomer => Self::UnknownCustomer,
             PlaceOrderFailure::Store(store) => Self::Store(store),
         }
     }

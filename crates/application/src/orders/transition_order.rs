@@ -9,7 +9,7 @@ use orderly_domain::{
 use crate::{
     StoreError, WriteError,
     orders::find_visible,
-    ports::{Clock, OrderRepository, PaymentError, PaymentGateway},
+    ports::{Clock, OrderRepository, PaymentError, PaymentGateway, PaymentReceipt},
 };
 
 /// The move to make.
@@ -40,6 +40,14 @@ pub enum TransitionOrderError {
         /// What the actor may do instead.
         allowed: Vec<OrderAction>,
     },
+    /// The payment deadline has passed; the order is about to expire.
+    #[error("the payment deadline {due_at} has passed")]
+    PaymentOverdue {
+        /// The deadline.
+        due_at: orderly_domain::time::Timestamp,
+        /// What the actor may do instead.
+        allowed: Vec<OrderAction>,
+    },
     /// The move exists but not for this actor.
     #[error("not permitted to {action} an order that is {from}")]
     Forbidden {
@@ -59,6 +67,13 @@ pub enum TransitionOrderError {
     /// Another request moved the order at the same moment.
     #[error("the order was changed concurrently")]
     Conflict,
+    /// The payment went through, but another request cancelled (or the system expired) the
+    /// order meanwhile: the payment is recorded on the order and its refund flagged.
+    #[error("the order was {status} while it was being paid; the payment will be refunded")]
+    PaidTooLate {
+        /// What the order became.
+        status: OrderStatus,
+    },
     /// The payment provider refused the payment.
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
@@ -80,6 +95,9 @@ impl From<TransitionError> for TransitionOrderError {
                 Self::InvalidTransition { from, action, allowed }
             }
             TransitionError::NotPermitted { from, action } => Self::Forbidden { from, action },
+            TransitionError::PaymentOverdue { due_at, allowed } => {
+                Self::PaymentOverdue { due_at, allowed }
+            }
             TransitionError::NotDue { .. } => {
                 Self::Unexpected(anyhow::Error::new(error).context("a user expired an order"))
             }
@@ -103,7 +121,9 @@ impl From<WriteError> for TransitionOrderError {
             WriteError::NotFound => Self::NotFound,
             WriteError::Stale => Self::Conflict,
             WriteError::Store(store) => Self::Store(store),
-            other => Self::Unexpected(anyhow::Error::new(other).context("saving a transition")),
+            other @ (WriteError::Duplicate(_) | WriteError::Referenced) => {
+                Self::Unexpected(anyhow::Error::new(other).context("saving a transition"))
+            }
         }
     }
 }
@@ -153,7 +173,33 @@ impl TransitionOrder {
         } else {
             None
         };
-        self.orders.save_transition(&order, &entry, loaded, payment).await?;
-        Ok((order, entry))
+        match self.orders.save_transition(&order, &entry, loaded, payment.clone()).await {
+            Ok(()) => Ok((order, entry)),
+            Err(WriteError::Stale) => Err(self.after_lost_race(order.id(), payment).await),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Another request moved the order between loading and saving. If money was taken for an
+    /// order that is now cancelled or expired, it is recorded for a refund rather than lost.
+    async fn after_lost_race(
+        &self,
+        id: OrderId,
+        payment: Option<PaymentReceipt>,
+    ) -> TransitionOrderError {
+        let Some(payment) = payment else { return TransitionOrderError::Conflict };
+        let current = match self.orders.find_by_id(id).await {
+            Ok(Some(order)) => order.status(),
+            Ok(None) => return TransitionOrderError::NotFound,
+            Err(error) => return error.into(),
+        };
+        if !matches!(current, OrderStatus::Cancelled | OrderStatus::Expired) {
+            // Another payment of the same order won; the gateway charged it once (idempotent).
+            return TransitionOrderError::Conflict;
+        }
+        match self.orders.record_refund_due(id, payment).await {
+            Ok(()) => TransitionOrderError::PaidTooLate { status: current },
+            Err(error) => error.into(),
+        }
     }
 }

@@ -28,6 +28,9 @@ pub enum PlaceOrderFailure {
         /// The product concerned.
         product_id: ProductId,
     },
+    /// The customer no longer exists (the account was deleted while a token was still valid).
+    #[error("the customer does not exist")]
+    UnknownCustomer,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -44,6 +47,7 @@ pub trait OrderRepository: Send + Sync {
     /// # Errors
     /// [`PlaceOrderFailure::InsufficientStock`] when a line cannot be reserved,
     /// [`PlaceOrderFailure::ProductUnavailable`] when a product vanished or was archived,
+    /// [`PlaceOrderFailure::UnknownCustomer`] when the order's user does not exist,
     /// [`PlaceOrderFailure::Store`] otherwise. Nothing is written on error.
     async fn place(&self, order: &Order, placed: &OrderTransition)
     -> Result<(), PlaceOrderFailure>;
@@ -69,6 +73,18 @@ pub trait OrderRepository: Send + Sync {
         expected_version: u64,
         payment: Option<PaymentReceipt>,
     ) -> Result<(), WriteError>;
+
+    /// Records a payment that was taken for an order another request cancelled or expired in the
+    /// meantime: stores the gateway's reference and flags the refund, so the money is never lost
+    /// track of. Only cancelled and expired orders are changed.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn record_refund_due(
+        &self,
+        id: OrderId,
+        payment: PaymentReceipt,
+    ) -> Result<(), StoreError>;
 
     /// Up to `limit` orders still pending payment whose deadline is at or before `now`, oldest
     /// deadline first.

@@ -102,6 +102,13 @@ pub trait RefreshTokens: Send + Sync {
         now: Timestamp,
     ) -> Result<(UserId, String), RefreshTokenError>;
 
+    /// Revokes every session of `user`, after a change that must end them (a new password, a
+    /// new role).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn revoke_all(&self, user: UserId, now: Timestamp) -> Result<(), StoreError>;
+
     /// Revokes the family of `token`. Unknown tokens are ignored (RFC 7009).
     ///
     /// # Errors

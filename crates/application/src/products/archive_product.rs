@@ -35,7 +35,9 @@ impl From<WriteError> for ArchiveProductError {
             WriteError::NotFound => Self::NotFound,
             WriteError::Stale => Self::Conflict,
             WriteError::Store(store) => Self::Store(store),
-            other => Self::Unexpected(anyhow::Error::new(other).context("archiving a product")),
+            other @ (WriteError::Duplicate(_) | WriteError::Referenced) => {
+                Self::Unexpected(anyhow::Error::new(other).context("archiving a product"))
+            }
         }
     }
 }

@@ -34,7 +34,9 @@ impl From<WriteError> for CreateProductError {
         match error {
             WriteError::Duplicate(_) => Self::DuplicateSku,
             WriteError::Store(store) => Self::Store(store),
-            other => Self::Unexpected(anyhow::Error::new(other).context("inserting a product")),
+            other @ (WriteError::NotFound | WriteError::Stale | WriteError::Referenced) => {
+                Self::Unexpected(anyhow::Error::new(other).context("inserting a product"))
+            }
         }
     }
 }

@@ -6,8 +6,8 @@ use orderly_domain::{Actor, Product};
 
 use crate::{
     StoreError,
-    pagination::{InvalidCursor, ListRequest, Listed},
-    ports::{ProductFilter, ProductQueries},
+    pagination::{InvalidCursor, KeyKind, ListRequest, Listed},
+    ports::{ProductFilter, ProductQueries, ProductSort},
 };
 
 /// Why the list could not be read.
@@ -16,6 +16,9 @@ pub enum ListProductsError {
     /// Only admins see archived products.
     #[error("only administrators may list archived products")]
     Forbidden,
+    /// The search text is longer than [`MAX_QUERY_LEN`] or holds control characters.
+    #[error("q must be at most {MAX_QUERY_LEN} characters, without control characters")]
+    InvalidQuery,
     /// The cursor is not one this list (with this sort order) handed out.
     #[error(transparent)]
     InvalidCursor(#[from] InvalidCursor),
@@ -23,6 +26,9 @@ pub enum ListProductsError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Longest search text, in characters.
+pub const MAX_QUERY_LEN: usize = 200;
 
 /// The cursor scope for a sort order: a cursor is valid only for the order it was made in.
 #[must_use]
@@ -56,8 +62,20 @@ impl ListProducts {
             return Err(ListProductsError::Forbidden);
         }
         filter.q = filter.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+        if filter
+            .q
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_QUERY_LEN || q.chars().any(char::is_control))
+        {
+            return Err(ListProductsError::InvalidQuery);
+        }
         let scope = scope(&filter);
-        let page = self.queries.list(filter, request.into_page_request(&scope)?).await?;
+        let kind = match filter.sort {
+            ProductSort::CreatedAsc | ProductSort::CreatedDesc => KeyKind::Id,
+            ProductSort::NameAsc | ProductSort::NameDesc => KeyKind::Text,
+            ProductSort::PriceAsc | ProductSort::PriceDesc => KeyKind::Int,
+        };
+        let page = self.queries.list(filter, request.into_page_request_for(&scope, kind)?).await?;
         Ok(page.into_listed(&scope))
     }
 }

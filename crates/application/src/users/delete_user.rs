@@ -29,7 +29,9 @@ impl From<WriteError> for DeleteUserError {
             WriteError::NotFound => Self::NotFound,
             WriteError::Referenced => Self::HasOrders,
             WriteError::Store(store) => Self::Store(store),
-            other => Self::Unexpected(anyhow::Error::new(other).context("deleting a user")),
+            other @ (WriteError::Duplicate(_) | WriteError::Stale) => {
+                Self::Unexpected(anyhow::Error::new(other).context("deleting a user"))
+            }
         }
     }
 }

@@ -38,7 +38,9 @@ impl From<WriteError> for RegisterUserError {
         match error {
             WriteError::Duplicate(_) => Self::DuplicateEmail,
             WriteError::Store(store) => Self::Store(store),
-            other => Self::Unexpected(anyhow::Error::new(other).context("inserting a new user")),
+            other @ (WriteError::NotFound | WriteError::Stale | WriteError::Referenced) => {
+                Self::Unexpected(anyhow::Error::new(other).context("inserting a new user"))
+            }
         }
     }
 }

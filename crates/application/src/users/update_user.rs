@@ -6,7 +6,7 @@ use orderly_domain::{Actor, Email, Password, Role, User, UserId, UserName};
 
 use crate::{
     StoreError, WriteError,
-    ports::{Clock, PasswordHasher, UserRepository},
+    ports::{Clock, PasswordHasher, RefreshTokens, UserRepository},
     users::may_access,
 };
 
@@ -73,6 +73,7 @@ impl From<WriteError> for UpdateUserError {
 pub struct UpdateUser {
     users: Arc<dyn UserRepository>,
     hasher: Arc<dyn PasswordHasher>,
+    refresh_tokens: Arc<dyn RefreshTokens>,
     clock: Arc<dyn Clock>,
 }
 
@@ -81,12 +82,15 @@ impl UpdateUser {
     pub fn new(
         users: Arc<dyn UserRepository>,
         hasher: Arc<dyn PasswordHasher>,
+        refresh_tokens: Arc<dyn RefreshTokens>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, hasher, clock }
+        Self { users, hasher, refresh_tokens, clock }
     }
 
-    /// Applies the changes and returns the user as stored.
+    /// Applies the changes and returns the user as stored. A new password or a new role ends
+    /// the user's sessions: their refresh tokens are revoked (access tokens run out by
+    /// themselves within their short lifetime).
     ///
     /// # Errors
     /// See [`UpdateUserError`]; nothing is stored on error.
@@ -113,14 +117,19 @@ impl UpdateUser {
         if let Some(name) = input.name {
             user.rename(name, now);
         }
+        let role_changes = input.role.is_some_and(|role| role != user.role());
         if let Some(role) = input.role {
             user.change_role(role, now);
         }
+        let password_changes = input.password.is_some();
         if let Some(password) = input.password {
             user.change_password(self.hasher.hash(&password).await?, now);
         }
         if user.version() != loaded {
             self.users.update(&user, loaded).await?;
+        }
+        if role_changes || password_changes {
+            self.refresh_tokens.revoke_all(user.id(), now).await?;
         }
         Ok(user)
     }

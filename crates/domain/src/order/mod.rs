@@ -176,7 +176,7 @@ impl From<&Product> for ProductSnapshot {
     }
 }
 
-/// One line of an order: a product snapshot, a quantity and their product.
+/// One line of an order: a product snapshot, a quantity and their line total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderItem {
     product: ProductSnapshot,
@@ -414,10 +414,15 @@ impl Order {
         actor.kind_towards(self.user_id) != ActorKind::OtherCustomer
     }
 
-    /// The actions `actor` may take next.
+    /// The actions `actor` may take next at `now` (an unpaid order cannot be paid once its
+    /// deadline has passed).
     #[must_use]
-    pub fn allowed_actions(&self, actor: &Actor) -> Vec<OrderAction> {
-        allowed_actions(self.status, actor.kind_towards(self.user_id))
+    pub fn allowed_actions(&self, actor: &Actor, now: Timestamp) -> Vec<OrderAction> {
+        let mut allowed = allowed_actions(self.status, actor.kind_towards(self.user_id));
+        if self.is_overdue(now) {
+            allowed.retain(|action| *action != OrderAction::Pay);
+        }
+        allowed
     }
 
     /// True when the payment deadline has passed at `now`.
@@ -433,7 +438,8 @@ impl Order {
     ///
     /// # Errors
     /// [`TransitionError`] when the move is illegal from the current status, not permitted for
-    /// this actor, or (for `expire`) the payment deadline has not passed yet.
+    /// this actor, or (for `expire`) the payment deadline has not passed yet, or (for `pay`) it
+    /// has.
     pub fn apply(
         &mut self,
         action: OrderAction,
@@ -445,6 +451,12 @@ impl Order {
         let to = transition(from, action, actor.kind_towards(self.user_id))?;
         if action == OrderAction::Expire && !self.is_overdue(now) {
             return Err(TransitionError::NotDue { due_at: self.payment_due_at });
+        }
+        if action == OrderAction::Pay && self.is_overdue(now) {
+            return Err(TransitionError::PaymentOverdue {
+                due_at: self.payment_due_at,
+                allowed: self.allowed_actions(actor, now),
+            });
         }
         self.status = to;
         self.version += 1;

@@ -199,6 +199,14 @@ pub enum TransitionError {
         /// The refused action.
         action: OrderAction,
     },
+    /// The payment deadline has passed: the order can no longer be paid (it is about to expire).
+    #[error("the payment deadline {due_at} has passed")]
+    PaymentOverdue {
+        /// The deadline.
+        due_at: crate::time::Timestamp,
+        /// What the actor may do instead.
+        allowed: Vec<OrderAction>,
+    },
     /// An unpaid order can expire only once its payment deadline has passed.
     #[error("the payment deadline {due_at} has not passed yet")]
     NotDue {

@@ -155,7 +155,10 @@ fn the_owner_pays_and_the_admin_ships_and_delivers() {
     let customer = Actor::User { id: user, role: Role::Customer };
     let admin = Actor::User { id: UserId::new(), role: Role::Admin };
     let mut order = placed(user);
-    assert_eq!(order.allowed_actions(&customer), vec![OrderAction::Pay, OrderAction::Cancel]);
+    assert_eq!(
+        order.allowed_actions(&customer, now()),
+        vec![OrderAction::Pay, OrderAction::Cancel]
+    );
 
     let later = now() + TimeDelta::minutes(1);
     let paid = order.apply(OrderAction::Pay, &customer, None, later).expect("owner may pay");
@@ -163,14 +166,34 @@ fn the_owner_pays_and_the_admin_ships_and_delivers() {
     assert_eq!(paid.actor_id, Some(user));
     assert_eq!(order.version(), 2);
     assert_eq!(order.updated_at(), later);
-    assert!(order.allowed_actions(&customer).is_empty());
+    assert!(order.allowed_actions(&customer, now()).is_empty());
 
     order.apply(OrderAction::Ship, &admin, None, later).expect("admin ships");
     let delivered = order.apply(OrderAction::Deliver, &admin, None, later).expect("admin delivers");
     assert_eq!(delivered.to, OrderStatus::Delivered);
     assert_eq!(order.status(), OrderStatus::Delivered);
     assert_eq!(order.version(), 4);
-    assert!(order.allowed_actions(&admin).is_empty());
+    assert!(order.allowed_actions(&admin, now()).is_empty());
+}
+
+#[test]
+fn an_overdue_order_can_no_longer_be_paid_only_cancelled() {
+    let user = owner();
+    let customer = Actor::User { id: user, role: Role::Customer };
+    let mut order = placed(user);
+    let due = order.payment_due_at();
+    assert_eq!(order.allowed_actions(&customer, due), vec![OrderAction::Cancel]);
+    assert_eq!(
+        order.apply(OrderAction::Pay, &customer, None, due),
+        Err(TransitionError::PaymentOverdue { due_at: due, allowed: vec![OrderAction::Cancel] })
+    );
+    assert_eq!(order.status(), OrderStatus::PendingPayment);
+    let just_before = due - TimeDelta::microseconds(1);
+    assert_eq!(
+        order.allowed_actions(&customer, just_before),
+        vec![OrderAction::Pay, OrderAction::Cancel]
+    );
+    assert!(order.apply(OrderAction::Pay, &customer, None, just_before).is_ok());
 }
 
 #[test]

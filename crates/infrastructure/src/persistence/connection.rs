@@ -209,14 +209,36 @@ fn create_sqlite_directory(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its password, for messages and logs: the password of the user information
+/// (split at the last `@`, since an unencoded password may contain one) and any `password` query
+/// parameter are masked.
 #[must_use]
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    let location = match location.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{credentials}@{host}"),
+        },
+        None => location.to_owned(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}://{location}?{query}"),
+        None => format!("{scheme}://{location}"),
     }
 }
 
@@ -232,6 +254,15 @@ mod tests {
         );
         assert_eq!(redact("postgres://app@db/orderly"), "postgres://app@db/orderly");
         assert_eq!(redact("sqlite://data/orderly.db"), "sqlite://data/orderly.db");
+        assert_eq!(redact("postgres://app:p@ss@db/orderly"), "postgres://app:***@db/orderly");
+        assert_eq!(
+            redact("postgres://app@db/orderly?sslmode=require&password=hunter2"),
+            "postgres://app@db/orderly?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact("sqlite://data/orderly.db?mode=rwc"),
+            "sqlite://data/orderly.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sea_orm::{
 
 use super::{
     Database,
-    error::store,
+    error::{Failure, classify, store},
     keyset::{self, Direction},
     mapping::{item_rows, order_from_rows, order_row, transition_row, version_to_db},
 };
@@ -138,10 +138,15 @@ impl OrderRepository for SeaOrmOrderRepository {
         for (product_id, quantity) in stock_changes(order) {
             reserve(&tx, product_id, quantity).await?;
         }
-        order::Entity::insert(row.into_active_model())
-            .exec_without_returning(&tx)
-            .await
-            .map_err(store("inserting an order"))?;
+        order::Entity::insert(row.into_active_model()).exec_without_returning(&tx).await.map_err(
+            |error| match classify(error, "inserting an order") {
+                Failure::ForeignKeyViolation => PlaceOrderFailure::UnknownCustomer,
+                Failure::UniqueViolation => PlaceOrderFailure::Store(StoreError::Unexpected(
+                    anyhow::anyhow!("an order id was generated twice"),
+                )),
+                Failure::Store(store) => PlaceOrderFailure::Store(store),
+            },
+        )?;
         order_item::Entity::insert_many(
             item_rows(order).into_iter().map(|item| item.into_active_model()),
         )
@@ -210,6 +215,26 @@ impl OrderRepository for SeaOrmOrderRepository {
             release(&tx, order).await?;
         }
         tx.commit().await.map_err(store("committing a transition"))?;
+        Ok(())
+    }
+
+    async fn record_refund_due(
+        &self,
+        id: OrderId,
+        payment: PaymentReceipt,
+    ) -> Result<(), StoreError> {
+        order::Entity::update_many()
+            .col_expr(order::Column::PaymentReference, Expr::value(payment.reference))
+            .col_expr(order::Column::RefundRequired, Expr::value(true))
+            .col_expr(order::Column::Version, Expr::col(order::Column::Version).add(1))
+            .filter(order::Column::Id.eq(id.into_uuid()))
+            .filter(
+                order::Column::Status
+                    .is_in([OrderStatus::Cancelled.as_str(), OrderStatus::Expired.as_str()]),
+            )
+            .exec(self.db.connection())
+            .await
+            .map_err(store("recording a payment to refund"))?;
         Ok(())
     }
 

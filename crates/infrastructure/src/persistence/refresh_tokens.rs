@@ -126,6 +126,17 @@ impl RefreshTokens for SeaOrmRefreshTokens {
         Ok((UserId::from_uuid(row.user_id), next))
     }
 
+    async fn revoke_all(&self, user: UserId, now: Timestamp) -> Result<(), StoreError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(refresh_token::Column::UserId.eq(user.into_uuid()))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .map_err(store("revoking a user's sessions"))?;
+        Ok(())
+    }
+
     async fn revoke(&self, token: &str, now: Timestamp) -> Result<(), StoreError> {
         let row = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(hash(token)))

@@ -772,3 +772,61 @@ api_tests!(
     a_users_orders_come_newest_first_in_pages,
     concurrent_orders_never_sell_more_than_the_stock,
 );
+
+/// Tests of fixes found in review, each on its own app (SQLite: they test HTTP behaviour, not the
+/// engines, which the repository tests cover).
+mod review {
+    use std::time::Duration;
+
+    use orderly_infrastructure::testing::TestDatabase;
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use crate::helpers::{assert_problem, json_body, spawn_app_with};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_order_past_its_payment_deadline_can_no_longer_be_paid_only_cancelled() {
+        let app = spawn_app_with(TestDatabase::sqlite().await, |settings| {
+            settings.order_payment_timeout = 1
+        })
+        .await;
+        let admin = app.admin().await;
+        let customer = app.customer("Ada").await;
+        let product = app.product(&admin, "LATE-1", 1000, 5).await;
+        let order = app.order(&customer, product["id"].as_str().expect("id"), 1).await;
+        let id = order["id"].as_str().expect("id");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+
+        let current =
+            json_body(app.get_order(&customer.access_token, id).await, StatusCode::OK).await;
+        assert_eq!(current["allowed_actions"], json!(["cancel"]));
+        let paid =
+            app.transition(&customer.access_token, id, &json!({"action": "pay"}), None).await;
+        let problem = assert_problem(paid, StatusCode::CONFLICT, "ORDER_INVALID_TRANSITION").await;
+        assert_eq!(problem["allowed_actions"], json!(["cancel"]));
+        assert_eq!(problem["current_status"], "pending_payment");
+        let after =
+            json_body(app.get_order(&customer.access_token, id).await, StatusCode::OK).await;
+        assert_eq!(after["status"], "pending_payment");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deleted_users_token_cannot_place_an_order() {
+        let app = spawn_app_with(TestDatabase::sqlite().await, |_| {}).await;
+        let admin = app.admin().await;
+        let customer = app.customer("Ada").await;
+        let product = app.product(&admin, "GONE-1", 1000, 5).await;
+        let deleted = app.delete_user(&customer.access_token, &customer.id).await;
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+
+        let body = json!({"items": [{"product_id": product["id"], "quantity": 1}]});
+        let response = app.place_order(&customer.access_token, &body).await;
+        assert_problem(response, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
+        let stock = json_body(
+            app.get_product(product["id"].as_str().expect("id"), None).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(stock["stock"], 5, "nothing was reserved");
+    }
+}

@@ -531,3 +531,54 @@ api_tests!(
     pages_of_two_cover_five_products_without_gaps_or_duplicates,
     a_cursor_from_one_sort_order_is_refused_by_another,
 );
+
+/// Inputs that once reached the database unchecked (found in review).
+mod review {
+    use orderly_application::pagination::{Cursor, SortValue};
+    use orderly_domain::Uuid;
+    use reqwest::StatusCode;
+
+    use crate::helpers::{Engine, TestApp, assert_problem, spawn_app};
+
+    async fn hostile_list_inputs_are_bad_requests_not_server_errors(app: TestApp) {
+        for query in ["?q=%00", "?q=a%0Ab", &format!("?q={}", "x".repeat(201))] {
+            let response = app.list_products(None, query).await;
+            let problem =
+                assert_problem(response, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+            assert_eq!(problem["errors"][0]["field"], "q", "{query}");
+        }
+        let forged = [
+            ("name", Cursor { value: SortValue::Int(5), id: Uuid::nil() }.encode("products:name")),
+            (
+                "price",
+                Cursor { value: SortValue::Text("x".into()), id: Uuid::nil() }
+                    .encode("products:price"),
+            ),
+            (
+                "created_at",
+                Cursor { value: SortValue::Int(1), id: Uuid::nil() }.encode("products:created_at"),
+            ),
+        ];
+        for (sort, cursor) in forged {
+            let response = app.list_products(None, &format!("?sort={sort}&cursor={cursor}")).await;
+            assert_problem(response, StatusCode::BAD_REQUEST, "INVALID_CURSOR").await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        hostile_list_inputs_are_bad_requests_not_server_errors(
+            spawn_app(Engine::Sqlite).await.expect("SQLite"),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(app) = spawn_app(Engine::Postgres).await else {
+            eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+            return;
+        };
+        hostile_list_inputs_are_bad_requests_not_server_errors(app).await;
+    }
+}

@@ -412,9 +412,30 @@ async fn an_admin_promotion_takes_effect_in_the_next_tokens(app: TestApp) {
     let page = body(app.list_users(&token, "").await, StatusCode::OK).await;
     assert!(ids(&page).contains(&ada.id));
 
-    let refreshed = body(app.refresh(&ada.refresh_token).await, StatusCode::OK).await;
-    let token = refreshed["access_token"].as_str().expect("an access token");
-    body(app.list_users(token, "").await, StatusCode::OK).await;
+    // A role change ends the sessions opened before it: the old refresh token is refused.
+    problem(app.refresh(&ada.refresh_token).await, StatusCode::BAD_REQUEST, "INVALID_GRANT").await;
+}
+
+async fn a_password_change_ends_the_other_sessions(app: TestApp) {
+    let ada = app.customer("Ada").await;
+    let other_device = body(app.login(&ada.email, &ada.password).await, StatusCode::OK).await;
+
+    body(
+        app.patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"password": "a new long passphrase"}),
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let other_refresh = other_device["refresh_token"].as_str().expect("a refresh token");
+    problem(app.refresh(other_refresh).await, StatusCode::BAD_REQUEST, "INVALID_GRANT").await;
+    problem(app.refresh(&ada.refresh_token).await, StatusCode::BAD_REQUEST, "INVALID_GRANT").await;
+    body(app.login(&ada.email, "a new long passphrase").await, StatusCode::OK).await;
 }
 
 async fn a_customer_cannot_change_another_customer(app: TestApp) {
@@ -600,6 +621,7 @@ api_tests!(
     renaming_yourself_answers_a_new_etag_and_a_stale_if_match_is_refused,
     a_customer_cannot_promote_themselves,
     an_admin_promotion_takes_effect_in_the_next_tokens,
+    a_password_change_ends_the_other_sessions,
     a_customer_cannot_change_another_customer,
     changing_your_email_to_a_taken_one_is_a_conflict,
     changing_your_password_changes_how_you_log_in,
