@@ -776,9 +776,46 @@ mod list_orders {
 // ---------------------------------------------------------------------------------------------
 
 mod list_user_orders {
-    use orderly_application::orders::list_orders::SCOPE;
+    use orderly_application::{orders::list_orders::SCOPE, ports::MockUserRepository};
+    use orderly_domain::{Email, PasswordHash, Role, User, UserName, UserParts};
 
     use super::*;
+
+    /// A user repository that holds the user `id` (or nobody), asked once.
+    fn users_holding(id: UserId, exists: bool) -> Arc<MockUserRepository> {
+        let mut users = MockUserRepository::new();
+        users.expect_find_by_id().withf(move |asked| *asked == id).times(1).returning(move |id| {
+            Ok(exists.then(|| {
+                User::restore(UserParts {
+                    id,
+                    email: Email::parse("ada@example.com").expect("valid"),
+                    name: UserName::parse("Ada").expect("valid"),
+                    role: Role::Customer,
+                    password_hash: PasswordHash::new("$argon2id$...".into()),
+                    version: 1,
+                    created_at: now(),
+                    updated_at: now(),
+                })
+            }))
+        });
+        Arc::new(users)
+    }
+
+    fn users_never_asked() -> Arc<MockUserRepository> {
+        let mut users = MockUserRepository::new();
+        users.expect_find_by_id().never();
+        Arc::new(users)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_has_no_order_list_even_for_an_admin() {
+        let nobody = UserId::new();
+        let result = ListUserOrders::new(users_holding(nobody, false), Arc::new(never_listing()))
+            .execute(&admin(), nobody, None, ListRequest::default())
+            .await;
+
+        assert!(matches!(result, Err(ListUserOrdersError::NotFound)), "{result:?}");
+    }
 
     #[tokio::test]
     async fn a_customer_lists_their_own_orders_by_user() {
@@ -786,7 +823,7 @@ mod list_user_orders {
         let mine = vec![order(me, OrderStatus::Paid)];
         let (queries, asked) = queries_answering(Page { items: mine.clone(), next: None });
 
-        let listed = ListUserOrders::new(Arc::new(queries))
+        let listed = ListUserOrders::new(users_holding(me, true), Arc::new(queries))
             .execute(&customer(me), me, Some(OrderStatus::Paid), ListRequest::default())
             .await
             .expect("a customer may list their own orders");
@@ -802,7 +839,7 @@ mod list_user_orders {
         let next = Cursor { value: SortValue::None, id: Uuid::now_v7() };
         let (queries, asked) = queries_answering(Page { items: vec![], next: Some(next.clone()) });
 
-        let listed = ListUserOrders::new(Arc::new(queries))
+        let listed = ListUserOrders::new(users_holding(someone, true), Arc::new(queries))
             .execute(&admin(), someone, None, ListRequest::default())
             .await
             .expect("an admin may list anyone's orders");
@@ -814,7 +851,7 @@ mod list_user_orders {
 
     #[tokio::test]
     async fn another_customers_orders_are_not_found_and_not_even_queried() {
-        let result = ListUserOrders::new(Arc::new(never_listing()))
+        let result = ListUserOrders::new(users_never_asked(), Arc::new(never_listing()))
             .execute(&customer(UserId::new()), UserId::new(), None, ListRequest::default())
             .await;
 
@@ -827,7 +864,7 @@ mod list_user_orders {
         let mut queries = MockOrderQueries::new();
         queries.expect_list().times(1).returning(|_, _| Err(store_down()));
 
-        let result = ListUserOrders::new(Arc::new(queries))
+        let result = ListUserOrders::new(users_holding(me, true), Arc::new(queries))
             .execute(&customer(me), me, None, ListRequest::default())
             .await;
 

@@ -106,7 +106,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             clock.clone(),
         ),
         refresh_session: RefreshSession::new(
-            users,
+            users.clone(),
             access_tokens.clone(),
             refresh_tokens.clone(),
             clock.clone(),
@@ -125,7 +125,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         ),
         get_order: GetOrder::new(orders.clone()),
         list_orders: ListOrders::new(orders_repo.clone()),
-        list_user_orders: ListUserOrders::new(orders_repo.clone()),
+        list_user_orders: ListUserOrders::new(users.clone(), orders_repo.clone()),
         transition_order: TransitionOrder::new(orders.clone(), payments, clock.clone()),
         order_history: OrderHistory::new(orders.clone(), orders_repo),
     };

@@ -811,6 +811,15 @@ mod review {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_users_orders_are_not_found_even_for_an_admin() {
+        let app = spawn_app_with(TestDatabase::sqlite().await, |_| {}).await;
+        let admin = app.admin().await;
+        let nobody = orderly_domain::Uuid::now_v7().to_string();
+        let response = app.user_orders(&admin.access_token, &nobody, "").await;
+        assert_problem(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deleted_users_token_cannot_place_an_order() {
         let app = spawn_app_with(TestDatabase::sqlite().await, |_| {}).await;
         let admin = app.admin().await;
