@@ -69,7 +69,9 @@ pub enum TransitionOrderError {
     Conflict,
     /// The payment went through, but another request cancelled (or the system expired) the
     /// order meanwhile: the payment is recorded on the order and its refund flagged.
-    #[error("the order was {status} while it was being paid; the payment will be refunded")]
+    #[error(
+        "the order was {status} while it was being paid; the payment is recorded on it for a refund"
+    )]
     PaidTooLate {
         /// What the order became.
         status: OrderStatus,
@@ -153,7 +155,9 @@ impl TransitionOrder {
     /// after a failed save never charges twice.
     ///
     /// # Errors
-    /// See [`TransitionOrderError`]; nothing is stored on error.
+    /// See [`TransitionOrderError`]. Nothing is stored on error, with one exception: a payment
+    /// that lost the race to a cancellation or expiry is recorded on the order for a refund
+    /// ([`TransitionOrderError::PaidTooLate`]).
     pub async fn execute(
         &self,
         actor: &Actor,

@@ -93,7 +93,8 @@ impl UpdateUser {
     /// themselves within their short lifetime).
     ///
     /// # Errors
-    /// See [`UpdateUserError`]; nothing is stored on error.
+    /// See [`UpdateUserError`]. Nothing is stored on error; only the sessions of a password or
+    /// role change that then fails to store may already be ended.
     pub async fn execute(
         &self,
         actor: &Actor,
@@ -125,11 +126,13 @@ impl UpdateUser {
         if let Some(password) = input.password {
             user.change_password(self.hasher.hash(&password).await?, now);
         }
-        if user.version() != loaded {
-            self.users.update(&user, loaded).await?;
-        }
+        // Sessions end before the change is stored: if storing then fails, the worst outcome is
+        // a user who logs in again, never a changed password or role with old sessions alive.
         if role_changes || password_changes {
             self.refresh_tokens.revoke_all(user.id(), now).await?;
+        }
+        if user.version() != loaded {
+            self.users.update(&user, loaded).await?;
         }
         Ok(user)
     }
