@@ -16,7 +16,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 .PHONY: help run test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
-	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi clean
+	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ migrate-fresh: ## Drop everything and apply every migration again (destroys data
 
 openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI compares against)
 	$(CARGO) run -q -p orderly-server --bin orderly -- openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }; mv docs/openapi.json.tmp docs/openapi.json
+
+e2e: ## Optional: Swagger UI in headless Chromium registers, authorizes (password flow) and orders (needs chromium, npm)
+	bash e2e/run.sh
 
 clean: ## Remove build artefacts and coverage output
 	$(CARGO) clean
