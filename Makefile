@@ -16,7 +16,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 .PHONY: help run test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
-	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e clean
+	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e contract clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI co
 
 e2e: ## Optional: Swagger UI in headless Chromium registers, authorizes (password flow) and orders (needs chromium, npm)
 	bash e2e/run.sh
+
+contract: ## Optional: schemathesis checks the running server against its OpenAPI document (needs python3)
+	bash e2e/contract.sh
 
 clean: ## Remove build artefacts and coverage output
 	$(CARGO) clean

@@ -24,7 +24,8 @@ fn parse(tag: &str) -> Option<u64> {
 pub(crate) fn if_match(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let Some(value) = request.headers().get(header::IF_MATCH) else { return Ok(None) };
     let value = value.to_str().unwrap_or_default().trim();
-    if value == "*" {
+    // `*` matches any current representation; an empty header names no condition at all.
+    if value == "*" || value.is_empty() {
         return Ok(None);
     }
     // If-Match uses the strong comparison (RFC 9110 section 13.1.1): a weak tag never matches.
@@ -75,6 +76,15 @@ mod tests {
         let bad =
             TestRequest::default().insert_header((header::IF_MATCH, "\"abc\"")).to_http_request();
         assert!(if_match(&bad).is_err());
+        let weak =
+            TestRequest::default().insert_header((header::IF_MATCH, "W/\"v2\"")).to_http_request();
+        assert!(if_match(&weak).is_err(), "a weak tag never matches If-Match");
+        let listed = TestRequest::default()
+            .insert_header((header::IF_MATCH, "W/\"v1\", \"v3\""))
+            .to_http_request();
+        assert_eq!(if_match(&listed).ok(), Some(Some(3)));
+        let empty = TestRequest::default().insert_header((header::IF_MATCH, "")).to_http_request();
+        assert_eq!(if_match(&empty).ok(), Some(None), "an empty If-Match names no condition");
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn add_common(operation: &mut Operation) {
             "UNAUTHENTICATED: missing, malformed or expired access token (with `WWW-Authenticate: Bearer`)",
         );
     }
+    if operation.parameters.as_ref().is_some_and(|parameters| !parameters.is_empty()) {
+        add("400", "MALFORMED_REQUEST: a path or query parameter has the wrong format");
+    }
     if operation.request_body.is_some() {
         add("400", "VALIDATION_FAILED or MALFORMED_REQUEST");
         add("413", "PAYLOAD_TOO_LARGE");

@@ -32,7 +32,8 @@ pub(crate) fn list_request(query: &PageQuery) -> Result<ListRequest, ApiError> {
             )])
         })?,
     };
-    Ok(ListRequest { limit, cursor: query.cursor.clone() })
+    // `cursor=` (empty) is the first page, as an absent cursor is.
+    Ok(ListRequest { limit, cursor: query.cursor.clone().filter(|cursor| !cursor.is_empty()) })
 }
 
 /// A page response with `Link: <...>; rel="next"` when there is a next page.

@@ -167,12 +167,14 @@ pub async fn transition(
     id: web::Path<Uuid>,
     body: web::Json<TransitionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected_version = if_match(&request)?;
     let body = body.into_inner();
     let mut fields = Fields::check(&body);
     let reason =
         body.reason.as_deref().and_then(|raw| fields.parse("reason", "length", Reason::parse(raw)));
     fields.finish()?;
+    // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
+    // section 13.2.1): a malformed body is a 400 whatever If-Match says.
+    let expected_version = if_match(&request)?;
     let input = TransitionOrderInput {
         id: OrderId::from_uuid(*id),
         action: body.action.into(),

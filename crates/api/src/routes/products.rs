@@ -158,7 +158,6 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected_version = if_match(&request)?;
     let body = body.into_inner();
     let mut fields = Fields::check(&body);
     let sku = body.sku.as_deref().and_then(|raw| fields.parse("sku", "sku", Sku::parse(raw)));
@@ -174,6 +173,9 @@ pub async fn update(
     });
     let price = body.price.as_ref().and_then(|price| price.parse(&mut fields, "price"));
     fields.finish()?;
+    // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
+    // section 13.2.1): a malformed body is a 400 whatever If-Match says.
+    let expected_version = if_match(&request)?;
     let input =
         UpdateProductInput { expected_version, sku, name, description, price, stock: body.stock };
     let product =

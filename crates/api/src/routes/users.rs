@@ -147,7 +147,6 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected_version = if_match(&request)?;
     let body = body.into_inner();
     let mut fields = Fields::check(&body);
     let email =
@@ -157,6 +156,9 @@ pub async fn update(
     let password =
         body.password.and_then(|raw| fields.parse("password", "length", Password::parse(raw)));
     fields.finish()?;
+    // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
+    // section 13.2.1): a malformed body is a 400 whatever If-Match says.
+    let expected_version = if_match(&request)?;
     let input = UpdateUserInput {
         id: UserId::from_uuid(*id),
         expected_version,

@@ -541,6 +541,8 @@ mod review {
     use crate::helpers::{Engine, TestApp, assert_problem, spawn_app};
 
     async fn hostile_list_inputs_are_bad_requests_not_server_errors(app: TestApp) {
+        let empty_cursor = app.list_products(None, "?cursor=").await;
+        assert_eq!(empty_cursor.status(), StatusCode::OK, "an empty cursor is the first page");
         for query in ["?q=%00", "?q=a%0Ab", &format!("?q={}", "x".repeat(201))] {
             let response = app.list_products(None, query).await;
             let problem =
