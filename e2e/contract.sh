@@ -26,8 +26,9 @@ token=$(curl -fs -X POST "$base/api/v1/auth/token" \
     -d 'grant_type=password&username=admin@contract.example&password=a contract admin password' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
-# positive_data_acceptance is left out: opaque cursors, ETags and ISO currency codes are valid by
-# the schema's types yet rightly refused by their meaning.
+# Left out: positive_data_acceptance (opaque cursors, ETags and ISO currency codes are valid by the
+# schema's types yet rightly refused by their meaning) and use_after_free (DELETE on a product
+# archives it: it stays readable with `archived: true`, as SPEC.md section 2 requires).
 st run "$base/api-docs/openapi.json" -H "Authorization: Bearer $token" \
-    --checks all --exclude-checks positive_data_acceptance \
+    --checks all --exclude-checks positive_data_acceptance,use_after_free \
     --max-examples "${CONTRACT_EXAMPLES:-30}" --workers 2
