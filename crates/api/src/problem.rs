@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 macro_rules! catalogue {
-    ($( $variant:ident => ($status:ident, $slug:literal, $title:literal, $description:literal) ),* $(,)?) => {
+    ($( $variant:ident => ($status:ident, $code:literal, $slug:literal, $title:literal, $description:literal) ),* $(,)?) => {
         /// The stable catalogue of problem codes (`docs/errors.md`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum ErrorCode {
@@ -57,145 +57,64 @@ macro_rules! catalogue {
             /// The SCREAMING_SNAKE_CASE code in problem bodies.
             #[must_use]
             pub fn as_str(self) -> &'static str {
-                match self { $( Self::$variant => screaming!($variant), )* }
+                match self { $( Self::$variant => $code, )* }
             }
         }
     };
 }
 
-macro_rules! screaming {
-    (ValidationFailed) => {
-        "VALIDATION_FAILED"
-    };
-    (MalformedRequest) => {
-        "MALFORMED_REQUEST"
-    };
-    (InvalidCursor) => {
-        "INVALID_CURSOR"
-    };
-    (ProductNotFound) => {
-        "PRODUCT_NOT_FOUND"
-    };
-    (InvalidGrant) => {
-        "INVALID_GRANT"
-    };
-    (UnsupportedGrantType) => {
-        "UNSUPPORTED_GRANT_TYPE"
-    };
-    (Unauthenticated) => {
-        "UNAUTHENTICATED"
-    };
-    (PaymentDeclined) => {
-        "PAYMENT_DECLINED"
-    };
-    (Forbidden) => {
-        "FORBIDDEN"
-    };
-    (NotFound) => {
-        "NOT_FOUND"
-    };
-    (RouteNotFound) => {
-        "ROUTE_NOT_FOUND"
-    };
-    (MethodNotAllowed) => {
-        "METHOD_NOT_ALLOWED"
-    };
-    (EmailTaken) => {
-        "EMAIL_TAKEN"
-    };
-    (SkuTaken) => {
-        "SKU_TAKEN"
-    };
-    (InsufficientStock) => {
-        "INSUFFICIENT_STOCK"
-    };
-    (ProductUnavailable) => {
-        "PRODUCT_UNAVAILABLE"
-    };
-    (OrderInvalidTransition) => {
-        "ORDER_INVALID_TRANSITION"
-    };
-    (ConcurrentModification) => {
-        "CONCURRENT_MODIFICATION"
-    };
-    (UserHasOrders) => {
-        "USER_HAS_ORDERS"
-    };
-    (PreconditionFailed) => {
-        "PRECONDITION_FAILED"
-    };
-    (PayloadTooLarge) => {
-        "PAYLOAD_TOO_LARGE"
-    };
-    (UnsupportedMediaType) => {
-        "UNSUPPORTED_MEDIA_TYPE"
-    };
-    (InternalError) => {
-        "INTERNAL_ERROR"
-    };
-    (DatabaseUnavailable) => {
-        "DATABASE_UNAVAILABLE"
-    };
-    (DatabaseBusy) => {
-        "DATABASE_BUSY"
-    };
-    (PaymentGatewayUnavailable) => {
-        "PAYMENT_GATEWAY_UNAVAILABLE"
-    };
-}
-
 catalogue! {
-    ValidationFailed => (BAD_REQUEST, "validation-failed", "Validation failed",
+    ValidationFailed => (BAD_REQUEST, "VALIDATION_FAILED", "validation-failed", "Validation failed",
         "One or more fields are invalid. `errors` lists each field (as a JSON path such as `items[0].quantity`), a machine-readable `code` and a message. Fix the fields and send the request again."),
-    MalformedRequest => (BAD_REQUEST, "malformed-request", "Malformed request",
+    MalformedRequest => (BAD_REQUEST, "MALFORMED_REQUEST", "malformed-request", "Malformed request",
         "The request could not be read: the JSON is not well-formed or has the wrong shape (unknown or missing fields, wrong types), or a path or query parameter has the wrong format."),
-    InvalidCursor => (BAD_REQUEST, "invalid-cursor", "Invalid cursor",
+    InvalidCursor => (BAD_REQUEST, "INVALID_CURSOR", "invalid-cursor", "Invalid cursor",
         "The `cursor` query parameter is not one this list handed out (cursors are bound to a list and its sort order). Start again from the first page."),
-    ProductNotFound => (BAD_REQUEST, "product-not-found", "Product not found",
+    ProductNotFound => (BAD_REQUEST, "PRODUCT_NOT_FOUND", "product-not-found", "Product not found",
         "An order line names a product that does not exist."),
-    InvalidGrant => (BAD_REQUEST, "invalid-grant", "Invalid grant",
+    InvalidGrant => (BAD_REQUEST, "INVALID_GRANT", "invalid-grant", "Invalid grant",
         "The token endpoint refused the credentials: wrong e-mail or password, or a refresh token that is unknown, expired, revoked or already used (reuse revokes the whole session). The body also carries the OAuth2 `error` and `error_description` members."),
-    UnsupportedGrantType => (BAD_REQUEST, "unsupported-grant-type", "Unsupported grant type",
+    UnsupportedGrantType => (BAD_REQUEST, "UNSUPPORTED_GRANT_TYPE", "unsupported-grant-type", "Unsupported grant type",
         "The token endpoint supports `grant_type=password` and `grant_type=refresh_token` only."),
-    Unauthenticated => (UNAUTHORIZED, "unauthenticated", "Authentication required",
+    Unauthenticated => (UNAUTHORIZED, "UNAUTHENTICATED", "unauthenticated", "Authentication required",
         "The route needs a valid access token: send `Authorization: Bearer <token>` with a token from `POST /api/v1/auth/token`. The token may be missing, malformed, expired or badly signed."),
-    PaymentDeclined => (PAYMENT_REQUIRED, "payment-declined", "Payment declined",
+    PaymentDeclined => (PAYMENT_REQUIRED, "PAYMENT_DECLINED", "payment-declined", "Payment declined",
         "The payment provider refused the charge. The order is still pending payment; pay again with other means before the deadline."),
-    Forbidden => (FORBIDDEN, "forbidden", "Forbidden",
+    Forbidden => (FORBIDDEN, "FORBIDDEN", "forbidden", "Forbidden",
         "You are authenticated but not allowed to do this (for example a customer shipping an order, or changing a role)."),
-    NotFound => (NOT_FOUND, "not-found", "Not found",
+    NotFound => (NOT_FOUND, "NOT_FOUND", "not-found", "Not found",
         "The resource does not exist, or it belongs to someone else (another customer's order or account is never revealed)."),
-    RouteNotFound => (NOT_FOUND, "route-not-found", "Route not found",
+    RouteNotFound => (NOT_FOUND, "ROUTE_NOT_FOUND", "route-not-found", "Route not found",
         "No route matches this path. The API lives under `/api/v1`; see `/api-docs/openapi.json`."),
-    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed",
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method-not-allowed", "Method not allowed",
         "The route exists but not with this method. The `Allow` header lists the methods it accepts."),
-    EmailTaken => (CONFLICT, "email-taken", "E-mail address taken",
+    EmailTaken => (CONFLICT, "EMAIL_TAKEN", "email-taken", "E-mail address taken",
         "Another user already has this e-mail address (addresses are compared case-insensitively)."),
-    SkuTaken => (CONFLICT, "sku-taken", "SKU taken",
+    SkuTaken => (CONFLICT, "SKU_TAKEN", "sku-taken", "SKU taken",
         "Another product already has this SKU."),
-    InsufficientStock => (CONFLICT, "insufficient-stock", "Insufficient stock",
+    InsufficientStock => (CONFLICT, "INSUFFICIENT_STOCK", "insufficient-stock", "Insufficient stock",
         "A product has fewer units left than the order asks for. Nothing was reserved; order fewer units."),
-    ProductUnavailable => (CONFLICT, "product-unavailable", "Product unavailable",
+    ProductUnavailable => (CONFLICT, "PRODUCT_UNAVAILABLE", "product-unavailable", "Product unavailable",
         "A product in the order has been archived and can no longer be ordered."),
-    OrderInvalidTransition => (CONFLICT, "order-invalid-transition", "Invalid order transition",
+    OrderInvalidTransition => (CONFLICT, "ORDER_INVALID_TRANSITION", "order-invalid-transition", "Invalid order transition",
         "The order's current status does not allow this action (including repeating one that already happened). `current_status` and `allowed_actions` say where the order is and what you may do."),
-    ConcurrentModification => (CONFLICT, "concurrent-modification", "Concurrent modification",
+    ConcurrentModification => (CONFLICT, "CONCURRENT_MODIFICATION", "concurrent-modification", "Concurrent modification",
         "Another request changed the resource at the same moment. Read it again and retry."),
-    UserHasOrders => (CONFLICT, "user-has-orders", "User has orders",
+    UserHasOrders => (CONFLICT, "USER_HAS_ORDERS", "user-has-orders", "User has orders",
         "A user with orders cannot be deleted: orders are kept for accounting."),
-    PreconditionFailed => (PRECONDITION_FAILED, "precondition-failed", "Precondition failed",
+    PreconditionFailed => (PRECONDITION_FAILED, "PRECONDITION_FAILED", "precondition-failed", "Precondition failed",
         "The `If-Match` header does not match the resource's current `ETag`: it changed since you read it. Read it again, then retry with the new ETag."),
-    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large",
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "payload-too-large", "Payload too large",
         "The request body is larger than the server accepts."),
-    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type",
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "unsupported-media-type", "Unsupported media type",
         "The body must be `application/json` (the token and revoke endpoints take `application/x-www-form-urlencoded`)."),
-    InternalError => (INTERNAL_SERVER_ERROR, "internal-error", "Internal server error",
+    InternalError => (INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal-error", "Internal server error",
         "Something went wrong on our side. The body says nothing more on purpose; quote `request_id` when you report it."),
-    DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database-unavailable", "Database unavailable",
+    DatabaseUnavailable => (SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database-unavailable", "Database unavailable",
         "The database cannot be reached. Retry after the number of seconds in `Retry-After`."),
-    DatabaseBusy => (SERVICE_UNAVAILABLE, "database-busy", "Database busy",
+    DatabaseBusy => (SERVICE_UNAVAILABLE, "DATABASE_BUSY", "database-busy", "Database busy",
         "The database gave up on the request because of conflicting concurrent work. Retrying after `Retry-After` seconds is safe."),
-    PaymentGatewayUnavailable => (SERVICE_UNAVAILABLE, "payment-gateway-unavailable", "Payment gateway unavailable",
+    PaymentGatewayUnavailable => (SERVICE_UNAVAILABLE, "PAYMENT_GATEWAY_UNAVAILABLE", "payment-gateway-unavailable", "Payment gateway unavailable",
         "The payment provider cannot be reached; nothing was charged. Retry after `Retry-After` seconds."),
 }
 
