@@ -70,6 +70,19 @@ fn stale(expected: u64, current: u64) -> ApiError {
     .with_header(actix_web::http::header::ETAG, crate::etag::etag(current))
 }
 
+fn email_taken() -> ApiError {
+    ApiError::new(ErrorCode::EmailTaken, "A user with this e-mail address already exists.")
+}
+
+fn sku_taken() -> ApiError {
+    ApiError::new(ErrorCode::SkuTaken, "A product with this SKU already exists.")
+}
+
+/// The one product rule a draft or change can break after validation: the stock bound.
+fn invalid_stock(invalid: &orderly_domain::ProductError) -> ApiError {
+    ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
+}
+
 fn concurrent() -> ApiError {
     ApiError::new(
         ErrorCode::ConcurrentModification,
@@ -80,10 +93,7 @@ fn concurrent() -> ApiError {
 impl From<RegisterUserError> for ApiError {
     fn from(error: RegisterUserError) -> Self {
         match error {
-            RegisterUserError::DuplicateEmail => ApiError::new(
-                ErrorCode::EmailTaken,
-                "A user with this e-mail address already exists.",
-            ),
+            RegisterUserError::DuplicateEmail => email_taken(),
             RegisterUserError::Store(store) => store.into(),
             RegisterUserError::Unexpected(source) => ApiError::internal(source),
         }
@@ -116,10 +126,7 @@ impl From<UpdateUserError> for ApiError {
             UpdateUserError::Forbidden => forbidden("Only administrators may change roles."),
             UpdateUserError::VersionMismatch { expected, current } => stale(expected, current),
             UpdateUserError::Conflict => concurrent(),
-            UpdateUserError::DuplicateEmail => ApiError::new(
-                ErrorCode::EmailTaken,
-                "A user with this e-mail address already exists.",
-            ),
+            UpdateUserError::DuplicateEmail => email_taken(),
             UpdateUserError::Store(store) => store.into(),
             UpdateUserError::Unexpected(source) => ApiError::internal(source),
         }
@@ -182,12 +189,8 @@ impl From<CreateProductError> for ApiError {
     fn from(error: CreateProductError) -> Self {
         match error {
             CreateProductError::Forbidden => forbidden("Only administrators may create products."),
-            CreateProductError::Invalid(invalid) => {
-                ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
-            }
-            CreateProductError::DuplicateSku => {
-                ApiError::new(ErrorCode::SkuTaken, "A product with this SKU already exists.")
-            }
+            CreateProductError::Invalid(invalid) => invalid_stock(&invalid),
+            CreateProductError::DuplicateSku => sku_taken(),
             CreateProductError::Store(store) => store.into(),
             CreateProductError::Unexpected(source) => ApiError::internal(source),
         }
@@ -223,14 +226,10 @@ impl From<UpdateProductError> for ApiError {
         match error {
             UpdateProductError::Forbidden => forbidden("Only administrators may change products."),
             UpdateProductError::NotFound => not_found("product"),
-            UpdateProductError::Invalid(invalid) => {
-                ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
-            }
+            UpdateProductError::Invalid(invalid) => invalid_stock(&invalid),
             UpdateProductError::VersionMismatch { expected, current } => stale(expected, current),
             UpdateProductError::Conflict => concurrent(),
-            UpdateProductError::DuplicateSku => {
-                ApiError::new(ErrorCode::SkuTaken, "A product with this SKU already exists.")
-            }
+            UpdateProductError::DuplicateSku => sku_taken(),
             UpdateProductError::Store(store) => store.into(),
             UpdateProductError::Unexpected(source) => ApiError::internal(source),
         }

@@ -67,12 +67,12 @@ pub struct Wiring {
 /// When the password hasher or the secret cannot be set up.
 pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let users: Arc<dyn UserRepository> = Arc::new(SeaOrmUserRepository::new(database.clone()));
+    let users_repo = Arc::new(SeaOrmUserRepository::new(database.clone()));
+    let users: Arc<dyn UserRepository> = users_repo.clone();
     let products_repo = Arc::new(SeaOrmProductRepository::new(database.clone()));
     let orders_repo = Arc::new(SeaOrmOrderRepository::new(database.clone()));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
     let orders: Arc<dyn OrderRepository> = orders_repo.clone();
-    let user_queries = Arc::new(SeaOrmUserRepository::new(database.clone()));
     let refresh_tokens =
         Arc::new(SeaOrmRefreshTokens::new(database.clone(), seconds(settings.refresh_token_ttl)));
     let hasher: Arc<dyn PasswordHasher> = Arc::new(match settings.app_env {
@@ -90,7 +90,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
         get_user: GetUser::new(users.clone()),
-        list_users: ListUsers::new(user_queries),
+        list_users: ListUsers::new(users_repo),
         update_user: UpdateUser::new(
             users.clone(),
             hasher.clone(),
