@@ -7,6 +7,7 @@ mod clock;
 mod orders;
 mod payment;
 mod products;
+mod rate_limit;
 mod security;
 mod users;
 
@@ -20,6 +21,7 @@ pub use products::{
     MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
     ProductSort,
 };
+pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{
     AccessToken, AccessTokens, Claims, InvalidToken, MockAccessTokens, MockPasswordHasher,
     MockRefreshTokens, PasswordHasher, RefreshTokenError, RefreshTokens,
