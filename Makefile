@@ -4,6 +4,7 @@
 CARGO             ?= cargo
 ORDERLY           := $(CARGO) run -p orderly-server --bin orderly --
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379
 # The inner layers whose line coverage must stay at or above 90% (SPEC.md section 10).
 COVERAGE_PKGS     := -p orderly-domain -p orderly-application
 # Framework crates the inner layers must never pull in (STYLE.md, "Cargo enforces the dependency rule").
@@ -27,8 +28,8 @@ run: ## Run the server (`orderly serve`) with the configuration from the environ
 test: ## Run every test of the workspace (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
 	$(CARGO) test --workspace --all-targets --locked
 
-test-pg: ## Run the tests with TEST_DATABASE_URL pointing at the local PostgreSQL
-	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' $(CARGO) test --workspace --all-targets --locked
+test-pg: ## Run the tests with TEST_DATABASE_URL and TEST_REDIS_URL pointing at the local PostgreSQL and Redis
+	TEST_DATABASE_URL='$(TEST_DATABASE_URL)' TEST_REDIS_URL='$(TEST_REDIS_URL)' $(CARGO) test --workspace --all-targets --locked
 
 lint: ## Clippy on every target, warnings are errors
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -13,6 +13,7 @@ mod m20261124_000003_create_orders;
 mod m20261124_000004_create_refresh_tokens;
 mod m20261124_000005_create_idempotency_records;
 mod m20261124_000006_add_product_search_text;
+mod m20261201_000007_add_user_session_epoch;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_refresh_tokens::Migration),
             Box::new(m20261124_000005_create_idempotency_records::Migration),
             Box::new(m20261124_000006_add_product_search_text::Migration),
+            Box::new(m20261201_000007_add_user_session_epoch::Migration),
         ]
     }
 }

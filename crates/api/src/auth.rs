@@ -1,9 +1,10 @@
 //! Bearer authentication: the extractor that turns `Authorization: Bearer <jwt>` into the
-//! domain's `Actor`. Authorization decisions are the use cases'; this only says who is asking.
-
-use std::future::{Ready, ready};
+//! domain's `Actor`, as the account is now (the `authorize` use case checks the token against
+//! the account: deleted, demoted, new password). Authorization decisions are the use cases';
+//! this only says who is asking.
 
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, dev::Payload, http::header, web};
+use futures_util::future::LocalBoxFuture;
 use orderly_domain::{Actor, UserId};
 
 use crate::{problem::ApiError, state::ApiState};
@@ -35,37 +36,40 @@ fn bearer(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Option<Actor>, ApiError> {
+async fn authenticate(request: &HttpRequest) -> Result<Option<Actor>, ApiError> {
     let Some(token) = bearer(request)? else { return Ok(None) };
     let state = request
         .app_data::<web::Data<ApiState>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("ApiState is not registered")))?;
-    let claims = state
-        .access_tokens
-        .verify(token, state.clock.now())
-        .map_err(|_| ApiError::unauthenticated("The access token is invalid or expired.", true))?;
-    request.extensions_mut().insert(AuthenticatedUser(claims.user_id));
-    Ok(Some(Actor::User { id: claims.user_id, role: claims.role }))
+    let actor = state.use_cases.authorize.execute(token).await?;
+    if let Some(id) = actor.user_id() {
+        request.extensions_mut().insert(AuthenticatedUser(id));
+    }
+    Ok(Some(actor))
 }
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request).and_then(|actor| {
-            actor.map(Self).ok_or_else(|| {
-                ApiError::unauthenticated("This route needs an access token.", false)
+        let request = request.clone();
+        Box::pin(async move {
+            authenticate(&request).await.and_then(|actor| {
+                actor.map(Self).ok_or_else(|| {
+                    ApiError::unauthenticated("This route needs an access token.", false)
+                })
             })
-        }))
+        })
     }
 }
 
 impl FromRequest for MaybeAuthenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request).map(Self))
+        let request = request.clone();
+        Box::pin(async move { authenticate(&request).await.map(Self) })
     }
 }

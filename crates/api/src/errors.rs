@@ -2,7 +2,10 @@
 
 use orderly_application::{
     StoreError,
-    auth::{authenticate::AuthenticateError, refresh_session::RefreshSessionError},
+    auth::{
+        authenticate::AuthenticateError, authorize::AuthorizeError,
+        refresh_session::RefreshSessionError,
+    },
     orders::{
         get_order::GetOrderError, list_orders::ListOrdersError,
         list_user_orders::ListUserOrdersError, order_history::OrderHistoryError,
@@ -27,6 +30,15 @@ use crate::problem::{ApiError, ErrorCode, FieldError};
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_UNAVAILABLE: u32 = 5;
 const RETRY_AFTER_BUSY: u32 = 1;
+
+/// 503 `SERVER_BUSY`: the bounded password hashing is at capacity.
+fn server_busy() -> ApiError {
+    ApiError::new(
+        ErrorCode::ServerBusy,
+        "Too many passwords are being checked at the moment; nothing was done. Try again shortly.",
+    )
+    .with_header(actix_web::http::header::RETRY_AFTER, RETRY_AFTER_BUSY.to_string())
+}
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
@@ -83,6 +95,17 @@ fn invalid_stock(invalid: &orderly_domain::ProductError) -> ApiError {
     ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
 }
 
+/// 409 `LAST_ADMIN`: the only admin would be `what` ("deleted", "demoted").
+fn last_admin(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::LastAdmin,
+        format!(
+            "This user is the only administrator and cannot be {what}; make another user an \
+             administrator first."
+        ),
+    )
+}
+
 fn concurrent() -> ApiError {
     ApiError::new(
         ErrorCode::ConcurrentModification,
@@ -94,6 +117,7 @@ impl From<RegisterUserError> for ApiError {
     fn from(error: RegisterUserError) -> Self {
         match error {
             RegisterUserError::DuplicateEmail => email_taken(),
+            RegisterUserError::Busy => server_busy(),
             RegisterUserError::Store(store) => store.into(),
             RegisterUserError::Unexpected(source) => ApiError::internal(source),
         }
@@ -127,6 +151,8 @@ impl From<UpdateUserError> for ApiError {
             UpdateUserError::VersionMismatch { expected, current } => stale(expected, current),
             UpdateUserError::Conflict => concurrent(),
             UpdateUserError::DuplicateEmail => email_taken(),
+            UpdateUserError::LastAdmin => last_admin("demoted"),
+            UpdateUserError::Busy => server_busy(),
             UpdateUserError::Store(store) => store.into(),
             UpdateUserError::Unexpected(source) => ApiError::internal(source),
         }
@@ -141,6 +167,7 @@ impl From<DeleteUserError> for ApiError {
                 ErrorCode::UserHasOrders,
                 "The user has orders, which are kept; the account cannot be deleted.",
             ),
+            DeleteUserError::LastAdmin => last_admin("deleted"),
             DeleteUserError::Store(store) => store.into(),
             DeleteUserError::Unexpected(source) => ApiError::internal(source),
         }
@@ -154,12 +181,32 @@ pub(crate) fn oauth_error(code: ErrorCode, error: &str, description: &str) -> Ap
         .with_extension("error_description", json!(description))
 }
 
+impl From<AuthorizeError> for ApiError {
+    fn from(error: AuthorizeError) -> Self {
+        match error {
+            AuthorizeError::InvalidToken => {
+                ApiError::unauthenticated("The access token is invalid or expired.", true)
+            }
+            AuthorizeError::AccountGone => ApiError::unauthenticated(
+                "The account this access token belongs to no longer exists.",
+                true,
+            ),
+            AuthorizeError::SessionEnded => ApiError::unauthenticated(
+                "The password was changed since this access token was issued; log in again.",
+                true,
+            ),
+            AuthorizeError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<AuthenticateError> for ApiError {
     fn from(error: AuthenticateError) -> Self {
         match error {
             AuthenticateError::InvalidCredentials => {
                 oauth_error(ErrorCode::InvalidGrant, "invalid_grant", "Invalid e-mail or password.")
             }
+            AuthenticateError::Busy => server_busy(),
             AuthenticateError::Store(store) => store.into(),
             AuthenticateError::Unexpected(source) => ApiError::internal(source),
         }
@@ -209,6 +256,10 @@ impl From<GetProductError> for ApiError {
 impl From<ListProductsError> for ApiError {
     fn from(error: ListProductsError) -> Self {
         match error {
+            ListProductsError::Unauthenticated => ApiError::unauthenticated(
+                "Listing archived products needs an administrator's access token.",
+                false,
+            ),
             ListProductsError::Forbidden => {
                 forbidden("Only administrators may list archived products.")
             }

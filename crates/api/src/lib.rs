@@ -7,12 +7,15 @@
 //! inputs and map results (and errors, in `errors.rs`) to responses.
 
 mod auth;
+pub mod client_ip;
 pub mod context;
 pub mod dto;
 mod errors;
 pub mod etag;
+pub mod limits;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 // Handler doc comments are the OpenAPI descriptions; their error responses are documented in
 // the `responses(...)` of each `#[utoipa::path]`, not in `# Errors` sections.
 #[allow(clippy::missing_errors_doc)]
@@ -112,7 +115,7 @@ fn cors(settings: &ApiSettings) -> Cors {
         .allowed_header("idempotency-key")
         .allowed_header("x-request-id")
         .expose_headers([header::ETAG, header::LOCATION, header::LINK, header::RETRY_AFTER])
-        .expose_headers(["x-request-id"])
+        .expose_headers(["x-request-id", "ratelimit", "ratelimit-policy"])
         .max_age(3600);
     settings.cors_allowed_origins.iter().fold(cors, |cors, origin| {
         if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) }
@@ -217,6 +220,9 @@ pub fn app(
                     "frame-ancestors 'none'",
                 )),
         )
+        .wrap(from_fn(rate_limit::limit))
+        // Outside rate limiting: an oversized head is refused before it costs any quota.
+        .wrap(from_fn(limits::check))
         .wrap(from_fn(context::request_context))
         .wrap(Compress::default())
 }

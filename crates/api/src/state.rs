@@ -1,12 +1,13 @@
 //! What the HTTP layer is given by the composition root: the use cases, the token checker, the
-//! clock, a readiness probe and its own settings.
+//! clock, a readiness probe, the rate limits and its own settings.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderly_application::{
     auth::{
-        authenticate::Authenticate, refresh_session::RefreshSession, revoke_token::RevokeToken,
+        authenticate::Authenticate, authorize::Authorize, refresh_session::RefreshSession,
+        revoke_token::RevokeToken,
     },
     orders::{
         get_order::GetOrder, list_orders::ListOrders, list_user_orders::ListUserOrders,
@@ -30,6 +31,9 @@ pub struct DependencyStatus {
     pub name: &'static str,
     /// Whether it answered.
     pub healthy: bool,
+    /// Whether the service is unready without it (a required dependency), or only degraded
+    /// (Redis: rate limits fall back to per-instance limits, ADR 0012).
+    pub required: bool,
 }
 
 /// Checks the service's dependencies for `GET /ready`.
@@ -48,6 +52,7 @@ pub struct UseCases {
     pub update_user: UpdateUser,
     pub delete_user: DeleteUser,
     pub authenticate: Authenticate,
+    pub authorize: Authorize,
     pub refresh_session: RefreshSession,
     pub revoke_token: RevokeToken,
     pub create_product: CreateProduct,
@@ -72,11 +77,24 @@ pub struct ApiSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,
+    /// Longest accepted request target (path and query), in bytes.
+    pub max_uri_length: usize,
+    /// Most accepted request header fields.
+    pub max_header_count: usize,
+    /// Most accepted bytes of request header names and values together.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { enable_swagger_ui: true, cors_allowed_origins: Vec::new(), body_limit: 64 * 1024 }
+        Self {
+            enable_swagger_ui: true,
+            cors_allowed_origins: Vec::new(),
+            body_limit: 64 * 1024,
+            max_uri_length: 8 * 1024,
+            max_header_count: 64,
+            max_header_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -87,5 +105,6 @@ pub struct ApiState {
     pub access_tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
     pub readiness: Arc<dyn Readiness>,
+    pub rate_limits: crate::rate_limit::RateLimits,
     pub settings: ApiSettings,
 }

@@ -36,10 +36,25 @@ pub enum WriteError {
     /// The record changed since it was read (its version moved on): reload and retry.
     #[error("the record was changed by someone else")]
     Stale,
-    /// Other records still reference this one, so it cannot be deleted.
-    #[error("the record is still referenced")]
-    Referenced,
+    /// Other records still reference this one, so it cannot be deleted (a delete refused by a
+    /// foreign key).
+    #[error("the record is still referenced by others")]
+    StillReferenced,
+    /// A record this write refers to does not exist (an insert or update refused by a foreign
+    /// key).
+    #[error("a record this one refers to does not exist")]
+    MissingParent,
+    /// The write would leave no administrator: the last admin can be neither deleted nor
+    /// demoted. Checked atomically with the write.
+    #[error("the last administrator cannot be removed")]
+    LastAdmin,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How many times a use case tries a change that no `If-Match` guards when a concurrent writer
+/// keeps moving the record's version (a stock reservation moves a product's): each try re-reads
+/// the record and re-applies the change (last writer wins). Past this bound the use case gives
+/// up with its `Conflict` error.
+pub const WRITE_ATTEMPTS: usize = 5;

@@ -15,4 +15,4 @@ pub mod ports;
 pub mod products;
 pub mod users;
 
-pub use error::{StoreError, UniqueKey, WriteError};
+pub use error::{StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError};

@@ -792,6 +792,7 @@ mod list_user_orders {
                     name: UserName::parse("Ada").expect("valid"),
                     role: Role::Customer,
                     password_hash: PasswordHash::new("$argon2id$...".into()),
+                    session_epoch: 0,
                     version: 1,
                     created_at: now(),
                     updated_at: now(),
@@ -1350,6 +1351,34 @@ mod transition_order {
     }
 
     #[tokio::test]
+    async fn with_if_match_an_order_moved_after_the_check_is_a_version_mismatch_naming_the_current_version()
+     {
+        let paid = order(UserId::new(), OrderStatus::Paid);
+        // Another request shipped it between this one's check and its save.
+        let mut shipped = paid.clone();
+        shipped.apply(OrderAction::Ship, &admin(), None, now()).expect("an admin ships");
+        let mut orders = MockOrderRepository::new();
+        let mut answers = vec![paid.clone(), shipped].into_iter();
+        orders.expect_find_by_id().times(2).returning(move |_| Ok(answers.next()));
+        orders.expect_save_transition().times(1).returning(|_, _, _, _| Err(WriteError::Stale));
+        let request = TransitionOrderInput {
+            expected_version: Some(STORED_VERSION),
+            ..input(&paid, OrderAction::Ship)
+        };
+
+        let result = transition_order(orders, no_payments()).execute(&admin(), request).await;
+
+        assert!(
+            matches!(
+                result,
+                Err(TransitionOrderError::VersionMismatch { expected, current })
+                    if expected == STORED_VERSION && current == STORED_VERSION + 1
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_order_deleted_before_the_save_is_not_found() {
         let paid = order(UserId::new(), OrderStatus::Paid);
         let orders = saving_fails_with(orders_holding(&paid), || WriteError::NotFound);
@@ -1554,14 +1583,21 @@ mod expire_orders {
     }
 
     #[tokio::test]
-    async fn a_referenced_error_while_saving_is_unexpected() {
-        let order = overdue(UserId::new());
-        let mut orders = orders_overdue(vec![order.clone()]);
-        saving_order_fails_with(&mut orders, &order, || WriteError::Referenced);
+    async fn a_foreign_key_or_last_admin_error_while_saving_is_unexpected() {
+        let answers: [fn() -> WriteError; 3] = [
+            || WriteError::StillReferenced,
+            || WriteError::MissingParent,
+            || WriteError::LastAdmin,
+        ];
+        for answer in answers {
+            let order = overdue(UserId::new());
+            let mut orders = orders_overdue(vec![order.clone()]);
+            saving_order_fails_with(&mut orders, &order, answer);
 
-        let result = expire_orders(orders).execute(BATCH).await;
+            let result = expire_orders(orders).execute(BATCH).await;
 
-        assert!(matches!(result, Err(StoreError::Unexpected(_))), "{result:?}");
+            assert!(matches!(result, Err(StoreError::Unexpected(_))), "{result:?}");
+        }
     }
 }
 
@@ -1636,6 +1672,49 @@ mod paid_too_late {
         let result = use_case(orders).execute(&customer(owner), pay(&pending)).await;
 
         assert!(matches!(result, Err(TransitionOrderError::Conflict)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_payment_with_if_match_that_lost_to_another_payment_is_a_version_mismatch() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let mut paid = pending.clone();
+        paid.apply(OrderAction::Pay, &customer(owner), None, now()).expect("the owner pays");
+        let mut orders = racing(&pending, Some(paid));
+        orders.expect_record_refund_due().never();
+        let request =
+            TransitionOrderInput { expected_version: Some(STORED_VERSION), ..pay(&pending) };
+
+        let result = use_case(orders).execute(&customer(owner), request).await;
+
+        assert!(
+            matches!(
+                result,
+                Err(TransitionOrderError::VersionMismatch { expected, current })
+                    if expected == STORED_VERSION && current == STORED_VERSION + 1
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payment_with_if_match_that_lost_to_a_cancellation_is_still_recorded_for_a_refund() {
+        let owner = UserId::new();
+        let pending = order(owner, OrderStatus::PendingPayment);
+        let mut orders = racing(&pending, Some(order(owner, OrderStatus::Cancelled)));
+        orders.expect_record_refund_due().times(1).returning(|_, _| Ok(()));
+        let request =
+            TransitionOrderInput { expected_version: Some(STORED_VERSION), ..pay(&pending) };
+
+        let result = use_case(orders).execute(&customer(owner), request).await;
+
+        assert!(
+            matches!(
+                result,
+                Err(TransitionOrderError::PaidTooLate { status: OrderStatus::Cancelled })
+            ),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

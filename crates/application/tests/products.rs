@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use orderly_application::{
-    StoreError, UniqueKey, WriteError,
+    StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
     ports::{MockClock, MockProductQueries, MockProductRepository, ProductFilter, ProductSort},
     products::{
@@ -128,6 +128,50 @@ fn repository_updating(
     let mut products = repository_holding(product);
     products.expect_update().times(1).return_once(move |_, _| outcome());
     products
+}
+
+/// A repository whose `find_by_id` answers the product of `parts` one sale further on at each of
+/// its `reads` calls (version + 1 and one unit less each time), as orders reserving stock do.
+fn repository_selling(parts: &ProductParts, reads: usize) -> MockProductRepository {
+    let mut products = MockProductRepository::new();
+    let (id, parts) = (parts.id, parts.clone());
+    let mut sold = 0;
+    products.expect_find_by_id().withf(move |asked| *asked == id).times(reads).returning(
+        move |_| {
+            let found = Product::restore(ProductParts {
+                version: parts.version + sold,
+                stock: parts.stock - u32::try_from(sold).expect("a few sales"),
+                ..parts.clone()
+            });
+            sold += 1;
+            Ok(Some(found))
+        },
+    );
+    products
+}
+
+/// Expects `update` once per answer (`Err` for each of `stale`, then `Ok` if `ok`), recording
+/// (expected version, new version, name, stock, archived) for each call.
+fn updates_answering(
+    products: &mut MockProductRepository,
+    stale: usize,
+    ok: bool,
+) -> Arc<Mutex<Vec<(u64, u64, String, u32, bool)>>> {
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&writes);
+    let mut calls = 0;
+    products.expect_update().times(stale + usize::from(ok)).returning(move |product, expected| {
+        recorded.lock().expect("not poisoned").push((
+            expected,
+            product.version(),
+            product.name().as_str().to_owned(),
+            product.stock(),
+            product.is_archived(),
+        ));
+        calls += 1;
+        if calls <= stale { Err(WriteError::Stale) } else { Ok(()) }
+    });
+    writes
 }
 
 /// A repository that knows no product at all.
@@ -520,7 +564,7 @@ mod listing {
     }
 
     #[tokio::test]
-    async fn an_anonymous_visitor_may_not_list_archived_products() {
+    async fn an_anonymous_visitor_must_authenticate_to_list_archived_products() {
         let mut queries = MockProductQueries::new();
         queries.expect_list().never();
 
@@ -532,7 +576,7 @@ mod listing {
             )
             .await;
 
-        assert!(matches!(result, Err(ListProductsError::Forbidden)), "{result:?}");
+        assert!(matches!(result, Err(ListProductsError::Unauthenticated)), "{result:?}");
     }
 
     #[tokio::test]
@@ -783,14 +827,87 @@ mod updating {
     }
 
     #[tokio::test]
-    async fn a_concurrent_change_is_a_conflict() {
-        let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Stale));
+    async fn without_if_match_a_sale_in_between_makes_the_update_re_read_and_re_apply() {
+        let parts = stored_parts();
+        let mut products = repository_selling(&parts, 2);
+        let writes = updates_answering(&mut products, 1, true);
 
-        let result =
-            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+        let updated = update_use_case(products)
+            .execute(&admin(), parts.id, rename_to_mouse())
+            .await
+            .expect("the second attempt wins");
+
+        assert_eq!(
+            *writes.lock().expect("not poisoned"),
+            [
+                (STORED_VERSION, STORED_VERSION + 1, "Mouse".to_owned(), 12, false),
+                (STORED_VERSION + 1, STORED_VERSION + 2, "Mouse".to_owned(), 11, false),
+            ],
+            "the second write keeps the sale it re-read"
+        );
+        assert_eq!((updated.version(), updated.stock()), (STORED_VERSION + 2, 11));
+    }
+
+    #[tokio::test]
+    async fn without_if_match_an_update_gives_up_with_a_conflict_after_the_bounded_attempts() {
+        let parts = stored_parts();
+        let mut products = repository_selling(&parts, WRITE_ATTEMPTS);
+        let writes = updates_answering(&mut products, WRITE_ATTEMPTS, false);
+
+        let result = update_use_case(products).execute(&admin(), parts.id, rename_to_mouse()).await;
 
         assert!(matches!(result, Err(UpdateProductError::Conflict)), "{result:?}");
+        assert_eq!(writes.lock().expect("not poisoned").len(), WRITE_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn with_if_match_a_write_that_loses_the_race_is_a_version_mismatch_naming_the_current_version()
+     {
+        let parts = stored_parts();
+        // Read at the client's version, then (after the lost write) at the winner's.
+        let mut products = repository_selling(&parts, 2);
+        let writes = updates_answering(&mut products, 1, false);
+
+        let result = update_use_case(products)
+            .execute(
+                &admin(),
+                parts.id,
+                UpdateProductInput { expected_version: Some(STORED_VERSION), ..rename_to_mouse() },
+            )
+            .await;
+
+        assert!(
+            matches!(
+                result,
+                Err(UpdateProductError::VersionMismatch { expected, current })
+                    if expected == STORED_VERSION && current == STORED_VERSION + 1
+            ),
+            "{result:?}"
+        );
+        assert_eq!(writes.lock().expect("not poisoned").len(), 1, "never retried");
+    }
+
+    #[tokio::test]
+    async fn with_if_match_a_product_deleted_after_the_lost_race_is_not_found() {
+        let stored = stored_product();
+        let mut products = MockProductRepository::new();
+        let found = stored.clone();
+        let mut reads = 0;
+        products.expect_find_by_id().times(2).returning(move |_| {
+            reads += 1;
+            Ok((reads == 1).then(|| found.clone()))
+        });
+        products.expect_update().times(1).returning(|_, _| Err(WriteError::Stale));
+
+        let result = update_use_case(products)
+            .execute(
+                &admin(),
+                stored.id(),
+                UpdateProductInput { expected_version: Some(STORED_VERSION), ..rename_to_mouse() },
+            )
+            .await;
+
+        assert!(matches!(result, Err(UpdateProductError::NotFound)), "{result:?}");
     }
 
     #[tokio::test]
@@ -821,14 +938,22 @@ mod updating {
     }
 
     #[tokio::test]
-    async fn an_update_answering_referenced_breaks_the_port_contract_and_is_unexpected() {
-        let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Referenced));
+    async fn an_update_answering_a_foreign_key_or_last_admin_breaks_the_port_contract_and_is_unexpected()
+     {
+        let answers: [fn() -> WriteError; 3] = [
+            || WriteError::StillReferenced,
+            || WriteError::MissingParent,
+            || WriteError::LastAdmin,
+        ];
+        for answer in answers {
+            let stored = stored_product();
+            let products = repository_updating(&stored, move || Err(answer()));
 
-        let result =
-            update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
+            let result =
+                update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
 
-        assert!(matches!(result, Err(UpdateProductError::Unexpected(_))), "{result:?}");
+            assert!(matches!(result, Err(UpdateProductError::Unexpected(_))), "{result:?}");
+        }
     }
 
     #[tokio::test]
@@ -922,13 +1047,33 @@ mod archiving {
     }
 
     #[tokio::test]
-    async fn a_concurrent_change_is_a_conflict() {
-        let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Stale));
+    async fn a_sale_in_between_makes_archiving_re_read_and_archive_again() {
+        let parts = stored_parts();
+        let mut products = repository_selling(&parts, 2);
+        let writes = updates_answering(&mut products, 1, true);
 
-        let result = archive_use_case(products).execute(&admin(), stored.id()).await;
+        let result = archive_use_case(products).execute(&admin(), parts.id).await;
+
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            *writes.lock().expect("not poisoned"),
+            [
+                (STORED_VERSION, STORED_VERSION + 1, "Keyboard".to_owned(), 12, true),
+                (STORED_VERSION + 1, STORED_VERSION + 2, "Keyboard".to_owned(), 11, true),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn archiving_gives_up_with_a_conflict_after_the_bounded_attempts() {
+        let parts = stored_parts();
+        let mut products = repository_selling(&parts, WRITE_ATTEMPTS);
+        let writes = updates_answering(&mut products, WRITE_ATTEMPTS, false);
+
+        let result = archive_use_case(products).execute(&admin(), parts.id).await;
 
         assert!(matches!(result, Err(ArchiveProductError::Conflict)), "{result:?}");
+        assert_eq!(writes.lock().expect("not poisoned").len(), WRITE_ATTEMPTS);
     }
 
     #[tokio::test]

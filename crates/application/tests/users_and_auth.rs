@@ -4,10 +4,10 @@
 //! says the same explicitly where the point of a test is that a port is left alone (nothing
 //! stored after a failure, no repository probe for an id the actor may not see).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use orderly_application::{
-    StoreError, UniqueKey, WriteError,
+    StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
     auth::{
         TokenPair,
         authenticate::{Authenticate, AuthenticateError, AuthenticateInput},
@@ -75,6 +75,7 @@ fn stored_user(role: Role) -> User {
         name: name("Ada"),
         role,
         password_hash: PasswordHash::new(STORED_HASH.to_owned()),
+        session_epoch: 0,
         version: STORED_VERSION,
         created_at: created,
         updated_at: created,
@@ -721,17 +722,164 @@ async fn the_current_expected_version_is_accepted() {
     assert_eq!(updated.version(), STORED_VERSION + 1);
 }
 
+/// `user` as stored after someone else's change moved it on to `version`.
+fn restored_at(user: &User, version: u64) -> User {
+    User::restore(UserParts {
+        id: user.id(),
+        email: user.email().clone(),
+        name: user.name().clone(),
+        role: user.role(),
+        password_hash: user.password_hash().clone(),
+        session_epoch: user.session_epoch(),
+        version,
+        created_at: user.created_at(),
+        updated_at: user.updated_at(),
+    })
+}
+
+/// A repository whose `find_by_id` answers `user` one version further on at each of its `reads`
+/// calls (at [`STORED_VERSION`], then + 1, ...), as if another request changed it every time.
+fn repository_moving_on(user: &User, reads: usize) -> MockUserRepository {
+    let mut users = MockUserRepository::new();
+    let (id, stored) = (user.id(), user.clone());
+    let mut version = STORED_VERSION;
+    users.expect_find_by_id().withf(move |asked| *asked == id).times(reads).returning(move |_| {
+        let found = restored_at(&stored, version);
+        version += 1;
+        Ok(Some(found))
+    });
+    users
+}
+
+/// What each `update` call was given: (expected version, new version, name).
+type Writes = Arc<Mutex<Vec<(u64, u64, String)>>>;
+
+/// Expects `update` once per answer, in order, recording what each call was given.
+fn updates_answering(users: &mut MockUserRepository, answers: Vec<WriteError>, ok: bool) -> Writes {
+    let writes = Writes::default();
+    let recorded = Arc::clone(&writes);
+    let mut answers = answers.into_iter();
+    users.expect_update().times(answers.len() + usize::from(ok)).returning(
+        move |user, expected| {
+            let mut recorded = recorded.lock().expect("not poisoned");
+            recorded.push((expected, user.version(), user.name().as_str().to_owned()));
+            answers.next().map_or(Ok(()), Err)
+        },
+    );
+    writes
+}
+
 #[tokio::test]
-async fn a_concurrent_change_is_a_conflict() {
+async fn without_if_match_a_concurrent_change_makes_the_update_re_read_and_re_apply() {
     let user = stored_user(Role::Customer);
-    let mut users = repository_holding(&user);
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::Stale));
+    let mut users = repository_moving_on(&user, 2);
+    let writes = updates_answering(&mut users, vec![WriteError::Stale], true);
+    let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
+
+    let updated = update_user(users, MockPasswordHasher::new())
+        .execute(&customer(user.id()), input)
+        .await
+        .expect("the second attempt wins");
+
+    assert_eq!(
+        *writes.lock().expect("not poisoned"),
+        [
+            (STORED_VERSION, STORED_VERSION + 1, "Ada Lovelace".to_owned()),
+            (STORED_VERSION + 1, STORED_VERSION + 2, "Ada Lovelace".to_owned()),
+        ],
+        "the second write is based on the re-read user"
+    );
+    assert_eq!(updated.version(), STORED_VERSION + 2);
+}
+
+#[tokio::test]
+async fn without_if_match_an_update_gives_up_with_a_conflict_after_the_bounded_attempts() {
+    let user = stored_user(Role::Customer);
+    let mut users = repository_moving_on(&user, WRITE_ATTEMPTS);
+    let writes = updates_answering(
+        &mut users,
+        (0..WRITE_ATTEMPTS).map(|_| WriteError::Stale).collect(),
+        false,
+    );
     let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
 
     let result =
         update_user(users, MockPasswordHasher::new()).execute(&customer(user.id()), input).await;
 
     assert!(matches!(result, Err(UpdateUserError::Conflict)), "{result:?}");
+    assert_eq!(writes.lock().expect("not poisoned").len(), WRITE_ATTEMPTS);
+}
+
+#[tokio::test]
+async fn with_if_match_a_write_that_loses_the_race_is_a_version_mismatch_naming_the_current_version()
+ {
+    let user = stored_user(Role::Customer);
+    // Read at the client's version, then (after the lost write) at the winner's.
+    let mut users = repository_moving_on(&user, 2);
+    let writes = updates_answering(&mut users, vec![WriteError::Stale], false);
+    let input = UpdateUserInput {
+        expected_version: Some(STORED_VERSION),
+        name: Some(name("Ada Lovelace")),
+        ..no_changes(user.id())
+    };
+
+    let result =
+        update_user(users, MockPasswordHasher::new()).execute(&customer(user.id()), input).await;
+
+    match result {
+        Err(UpdateUserError::VersionMismatch { expected, current }) => {
+            assert_eq!((expected, current), (STORED_VERSION, STORED_VERSION + 1));
+        }
+        other => panic!("expected VersionMismatch, got {other:?}"),
+    }
+    assert_eq!(writes.lock().expect("not poisoned").len(), 1, "never retried");
+}
+
+#[tokio::test]
+async fn a_new_password_is_hashed_and_the_sessions_ended_once_across_retries() {
+    let user = stored_user(Role::Customer);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().times(1).returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
+    let mut sessions = MockRefreshTokens::new();
+    sessions.expect_revoke_all().times(1).returning(|_, _| Ok(()));
+    let mut users = repository_moving_on(&user, 3);
+    let mut attempts = 0;
+    users
+        .expect_update()
+        .withf(|user, _| user.password_hash().as_str() == "$argon2id$new")
+        .times(3)
+        .returning(move |_, _| {
+            attempts += 1;
+            if attempts < 3 { Err(WriteError::Stale) } else { Ok(()) }
+        });
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        ..no_changes(user.id())
+    };
+
+    let updated = update_user_with_sessions(users, hasher, sessions)
+        .execute(&customer(user.id()), input)
+        .await
+        .expect("the third attempt wins");
+
+    assert_eq!(updated.password_hash().as_str(), "$argon2id$new");
+    assert_eq!(updated.version(), STORED_VERSION + 3);
+}
+
+#[tokio::test]
+async fn demoting_the_last_admin_is_refused() {
+    let user = stored_user(Role::Admin);
+    let mut users = repository_holding(&user);
+    users
+        .expect_update()
+        .withf(|user, _| user.role() == Role::Customer)
+        .times(1)
+        .returning(|_, _| Err(WriteError::LastAdmin));
+    let input = UpdateUserInput { role: Some(Role::Customer), ..no_changes(user.id()) };
+
+    let result = update_user(users, MockPasswordHasher::new()).execute(&admin(), input).await;
+
+    assert!(matches!(result, Err(UpdateUserError::LastAdmin)), "{result:?}");
 }
 
 #[tokio::test]
@@ -840,20 +988,29 @@ async fn writing_an_update_while_the_store_is_down_is_a_store_error() {
 }
 
 #[tokio::test]
-async fn a_referenced_answer_to_an_update_is_unexpected() {
-    let user = stored_user(Role::Customer);
-    let mut users = repository_holding(&user);
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::Referenced));
-    let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
+async fn a_foreign_key_answer_to_an_update_is_unexpected() {
+    let answers: [fn() -> WriteError; 2] =
+        [|| WriteError::StillReferenced, || WriteError::MissingParent];
+    for answer in answers {
+        let user = stored_user(Role::Customer);
+        let mut users = repository_holding(&user);
+        users.expect_update().times(1).returning(move |_, _| Err(answer()));
+        let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
 
-    let result =
-        update_user(users, MockPasswordHasher::new()).execute(&customer(user.id()), input).await;
+        let result = update_user(users, MockPasswordHasher::new())
+            .execute(&customer(user.id()), input)
+            .await;
 
-    match result {
-        Err(UpdateUserError::Unexpected(error)) => {
-            assert!(matches!(error.downcast_ref::<WriteError>(), Some(WriteError::Referenced)));
+        match result {
+            Err(UpdateUserError::Unexpected(error)) => {
+                let cause = error.downcast_ref::<WriteError>();
+                assert!(
+                    matches!(cause, Some(WriteError::StillReferenced | WriteError::MissingParent)),
+                    "{cause:?}"
+                );
+            }
+            other => panic!("expected Unexpected, got {other:?}"),
         }
-        other => panic!("expected Unexpected, got {other:?}"),
     }
 }
 
@@ -918,11 +1075,36 @@ async fn a_customer_deleting_another_customer_is_not_found_without_asking_the_st
 #[tokio::test]
 async fn deleting_a_user_with_orders_is_refused() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::Referenced));
+    let users = repository_deleting(id, || Err(WriteError::StillReferenced));
 
     let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
 
     assert!(matches!(result, Err(DeleteUserError::HasOrders)), "{result:?}");
+}
+
+#[tokio::test]
+async fn deleting_the_last_admin_is_refused() {
+    let id = UserId::new();
+    let users = repository_deleting(id, || Err(WriteError::LastAdmin));
+
+    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+
+    assert!(matches!(result, Err(DeleteUserError::LastAdmin)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_missing_parent_answer_to_a_delete_is_unexpected() {
+    let id = UserId::new();
+    let users = repository_deleting(id, || Err(WriteError::MissingParent));
+
+    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+
+    match result {
+        Err(DeleteUserError::Unexpected(error)) => {
+            assert!(matches!(error.downcast_ref::<WriteError>(), Some(WriteError::MissingParent)));
+        }
+        other => panic!("expected Unexpected, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -1024,7 +1206,7 @@ async fn logging_in_issues_an_access_token_and_a_new_refresh_token_family() {
     access
         .expect_issue()
         .withf(move |claims, at| {
-            *claims == Claims { user_id: id, role: Role::Admin } && *at == now()
+            *claims == Claims { user_id: id, role: Role::Admin, session_epoch: 0 } && *at == now()
         })
         .times(1)
         .returning(|_, _| Ok(access_token()));
@@ -1212,7 +1394,7 @@ async fn refreshing_rotates_the_token_and_issues_an_access_token_with_the_curren
     access
         .expect_issue()
         .withf(move |claims, at| {
-            *claims == Claims { user_id: id, role: Role::Admin } && *at == now()
+            *claims == Claims { user_id: id, role: Role::Admin, session_epoch: 0 } && *at == now()
         })
         .times(1)
         .returning(|_, _| Ok(access_token()));

@@ -224,6 +224,8 @@ pub struct UserParts {
     pub name: UserName,
     pub role: Role,
     pub password_hash: PasswordHash,
+    /// See [`User::session_epoch`].
+    pub session_epoch: u64,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -241,6 +243,9 @@ pub struct User {
     name: UserName,
     role: Role,
     password_hash: PasswordHash,
+    /// Moves on when the credentials change; access tokens carry the epoch they were issued in
+    /// and stop working once it has moved on.
+    session_epoch: u64,
     version: u64,
     /// The version in storage when loaded (0 before the first save): every change since moves
     /// `version` to this + 1, so one save is one version step however many fields changed.
@@ -265,6 +270,7 @@ impl User {
             name,
             role,
             password_hash,
+            session_epoch: 0,
             version: 1,
             stored_version: 0,
             created_at: now,
@@ -275,14 +281,24 @@ impl User {
     /// Rebuilds a stored user.
     #[must_use]
     pub fn restore(parts: UserParts) -> Self {
-        let UserParts { id, email, name, role, password_hash, version, created_at, updated_at } =
-            parts;
+        let UserParts {
+            id,
+            email,
+            name,
+            role,
+            password_hash,
+            session_epoch,
+            version,
+            created_at,
+            updated_at,
+        } = parts;
         Self {
             id,
             email,
             name,
             role,
             password_hash,
+            session_epoch,
             version,
             stored_version: version,
             created_at,
@@ -309,6 +325,12 @@ impl User {
     #[must_use]
     pub fn password_hash(&self) -> &PasswordHash {
         &self.password_hash
+    }
+    /// The session epoch: access tokens issued before it moved on (a new password) are no
+    /// longer accepted.
+    #[must_use]
+    pub fn session_epoch(&self) -> u64 {
+        self.session_epoch
     }
     #[must_use]
     pub fn version(&self) -> u64 {
@@ -347,9 +369,10 @@ impl User {
         }
     }
 
-    /// Replaces the password hash.
+    /// Replaces the password hash and ends every session: the session epoch moves on.
     pub fn change_password(&mut self, password_hash: PasswordHash, now: Timestamp) {
         self.password_hash = password_hash;
+        self.session_epoch += 1;
         self.touch(now);
     }
 
@@ -463,6 +486,7 @@ mod tests {
             name: user.name().clone(),
             role: user.role(),
             password_hash: user.password_hash().clone(),
+            session_epoch: user.session_epoch(),
             version,
             created_at: user.created_at(),
             updated_at: user.updated_at(),
@@ -482,8 +506,10 @@ mod tests {
         user.rename(UserName::parse("Ada L.").expect("valid"), later);
         user.change_email(Email::parse("ada@example.org").expect("valid"), later);
         user.change_role(Role::Admin, later);
+        assert_eq!(user.session_epoch(), 0, "a role or name change keeps the sessions");
         user.change_password(PasswordHash::new("new".into()), later);
         assert_eq!(user.version(), 5, "one save, one version step, however many changes");
+        assert_eq!(user.session_epoch(), 1, "a new password ends the sessions");
 
         let mut fresh = self::user();
         fresh.rename(UserName::parse("Ada B.").expect("valid"), later);
@@ -502,12 +528,14 @@ mod tests {
             name: original.name().clone(),
             role: original.role(),
             password_hash: original.password_hash().clone(),
+            session_epoch: 3,
             version: 7,
             created_at: original.created_at(),
             updated_at: original.updated_at(),
         });
         assert_eq!(restored.id(), original.id());
         assert_eq!(restored.version(), 7);
+        assert_eq!(restored.session_epoch(), 3);
     }
 
     proptest! {

@@ -12,7 +12,8 @@ use orderly_application::{
     pagination::{PageLimit, PageRequest},
     ports::{
         OrderFilter, OrderQueries as _, OrderRepository as _, PaymentReceipt, PlaceOrderFailure,
-        ProductRepository as _, RefreshTokenError, RefreshTokens as _, UserRepository as _,
+        ProductRepository as _, RefreshTokenError, RefreshTokens as _, UserQueries as _,
+        UserRepository as _,
     },
 };
 use orderly_domain::{
@@ -305,6 +306,91 @@ async fn a_cancellation_racing_a_payment_lets_exactly_one_win(db: &Database) {
     }
 }
 
+/// The ids of the stored admins.
+async fn admin_ids(users: &SeaOrmUserRepository) -> HashSet<orderly_domain::UserId> {
+    let listed = users.list(one_page()).await.expect("listing users");
+    listed.items.iter().filter(|user| user.role() == Role::Admin).map(User::id).collect()
+}
+
+/// How an admin is removed in a race.
+#[derive(Debug, Clone, Copy)]
+enum Removal {
+    Delete,
+    Demote,
+}
+
+/// Deletes or demotes (from the stored version) the admin `target`.
+async fn remove(
+    users: SeaOrmUserRepository,
+    target: User,
+    removal: Removal,
+) -> Result<(), WriteError> {
+    match removal {
+        Removal::Delete => users.delete(target.id()).await,
+        Removal::Demote => {
+            let mut demoted = target.clone();
+            demoted.change_role(Role::Customer, at(20));
+            users.update(&demoted, target.version()).await
+        }
+    }
+}
+
+/// Each round starts with exactly two admins, the survivor of the round before and a new one,
+/// and removes both at the same moment in the ways `removals` gives: exactly one removal must
+/// win, the other must be `LastAdmin`, and exactly one admin must be left.
+async fn race_two_admin_removals(db: &Database, removals: impl Fn(u32) -> [Removal; 2]) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let mut survivor = user("admin", Role::Admin);
+    users.insert(&survivor).await.expect("inserting");
+    for round in 0..ROUNDS {
+        let newcomer = user(&format!("admin{round}"), Role::Admin);
+        users.insert(&newcomer).await.expect("inserting");
+        let current = users.find_by_id(survivor.id()).await.expect("reading").expect("found");
+        let pair = [current, newcomer];
+        assert_eq!(admin_ids(&users).await.len(), 2, "round {round} starts with two admins");
+
+        let [first_removal, second_removal] = removals(round);
+        let tasks = vec![
+            tokio::spawn(remove(users.clone(), pair[0].clone(), first_removal)),
+            tokio::spawn(remove(users.clone(), pair[1].clone(), second_removal)),
+        ];
+        let results = joined(tasks).await;
+
+        let left = match (&results[0], &results[1]) {
+            (Ok(()), Err(WriteError::LastAdmin)) => &pair[1],
+            (Err(WriteError::LastAdmin), Ok(())) => &pair[0],
+            other => panic!("round {round}: expected one removal and one LastAdmin, got {other:?}"),
+        };
+        assert_eq!(
+            admin_ids(&users).await,
+            HashSet::from([left.id()]),
+            "round {round}: exactly the refused one is still an admin"
+        );
+        survivor = left.clone();
+    }
+}
+
+async fn two_admins_deleting_each_other_at_once_leave_exactly_one_admin(db: &Database) {
+    race_two_admin_removals(db, |_| [Removal::Delete, Removal::Delete]).await;
+}
+
+async fn two_admins_demoting_each_other_at_once_leave_exactly_one_admin(db: &Database) {
+    race_two_admin_removals(db, |_| [Removal::Demote, Removal::Demote]).await;
+}
+
+async fn a_deletion_racing_a_demotion_of_the_only_two_admins_leaves_exactly_one_admin(
+    db: &Database,
+) {
+    race_two_admin_removals(db, |round| {
+        if round % 2 == 0 {
+            [Removal::Delete, Removal::Demote]
+        } else {
+            [Removal::Demote, Removal::Delete]
+        }
+    })
+    .await;
+}
+
 async fn two_rotations_of_the_same_refresh_token_are_one_rotation_and_one_reuse(db: &Database) {
     let users = SeaOrmUserRepository::new(db.clone());
     let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::hours(1));
@@ -341,4 +427,7 @@ on_both_engines!(
     two_cancellations_of_the_same_order_let_one_win_and_release_stock_once,
     a_cancellation_racing_a_payment_lets_exactly_one_win,
     two_rotations_of_the_same_refresh_token_are_one_rotation_and_one_reuse,
+    two_admins_deleting_each_other_at_once_leave_exactly_one_admin,
+    two_admins_demoting_each_other_at_once_leave_exactly_one_admin,
+    a_deletion_racing_a_demotion_of_the_only_two_admins_leaves_exactly_one_admin,
 );

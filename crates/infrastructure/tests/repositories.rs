@@ -311,6 +311,7 @@ async fn a_user_round_trips_every_field_through_insert_find_by_id_and_find_by_em
         name: UserName::parse("Ada King").expect("a valid name"),
         role: registered.role(),
         password_hash: registered.password_hash().clone(),
+        session_epoch: 0,
         version: 2,
         created_at: registered.created_at(),
         updated_at: at(60),
@@ -447,7 +448,7 @@ async fn deleting_a_missing_user_is_not_found(db: &Database) {
     assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
 }
 
-async fn deleting_a_user_with_an_order_is_referenced_and_changes_nothing(db: &Database) {
+async fn deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing(db: &Database) {
     let shop = Shop::new(db);
     let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::days(30));
     let ada = shop.customer("ada").await;
@@ -456,13 +457,104 @@ async fn deleting_a_user_with_an_order_is_referenced_and_changes_nothing(db: &Da
     let token = tokens.issue(ada.id(), at(10)).await.expect("issuing");
 
     let result = shop.users.delete(ada.id()).await;
-    assert!(matches!(result, Err(WriteError::Referenced)), "{result:?}");
+    assert!(matches!(result, Err(WriteError::StillReferenced)), "{result:?}");
 
     assert!(shop.users.find_by_id(ada.id()).await.expect("reading").is_some());
     assert_eq!(shop.stored(&order).await.user_id(), ada.id());
     // The refresh tokens deleted before the refusal came back with the rollback.
     let (owner, _) = tokens.rotate(&token, at(20)).await.expect("the token survived");
     assert_eq!(owner, ada.id());
+}
+
+/// The ids of the stored admins, in id order.
+async fn admin_ids(users: &SeaOrmUserRepository) -> Vec<UserId> {
+    let listed = users.list(first_page(100)).await.expect("listing users");
+    assert!(listed.next.is_none(), "fewer than 100 users in these tests");
+    listed.items.iter().filter(|user| user.role() == Role::Admin).map(User::id).collect()
+}
+
+async fn deleting_the_only_admin_is_refused_and_changes_nothing(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::days(30));
+    let root = user("root@example.com", "Root", Role::Admin, at(0));
+    users.insert(&root).await.expect("inserting the admin");
+    users.insert(&user("ada@example.com", "Ada", Role::Customer, at(1))).await.expect("inserting");
+    let token = tokens.issue(root.id(), at(10)).await.expect("issuing");
+
+    let result = users.delete(root.id()).await;
+    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+
+    let stored = users.find_by_id(root.id()).await.expect("reading").expect("still there");
+    assert_eq!(user_fields(&stored), user_fields(&root));
+    let (owner, _) = tokens.rotate(&token, at(20)).await.expect("the admin's session survived");
+    assert_eq!(owner, root.id());
+}
+
+async fn demoting_the_only_admin_is_refused_and_changes_nothing(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let root = user("root@example.com", "Root", Role::Admin, at(0));
+    users.insert(&root).await.expect("inserting the admin");
+
+    let mut demoted = root.clone();
+    demoted.change_role(Role::Customer, at(10));
+    demoted.rename(UserName::parse("Former Root").expect("a valid name"), at(10));
+    let result = users.update(&demoted, 1).await;
+    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+
+    let stored = users.find_by_id(root.id()).await.expect("reading").expect("still there");
+    assert_eq!(user_fields(&stored), user_fields(&root), "not even the name changed");
+
+    // The only admin may still change anything but their role.
+    let mut renamed = root.clone();
+    renamed.rename(UserName::parse("Root Admin").expect("a valid name"), at(20));
+    users.update(&renamed, 1).await.expect("renaming the only admin");
+}
+
+async fn of_two_admins_one_may_be_deleted_and_the_other_then_neither_deleted_nor_demoted(
+    db: &Database,
+) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let first = user("first@example.com", "First", Role::Admin, at(0));
+    let second = user("second@example.com", "Second", Role::Admin, at(1));
+    let customer = user("ada@example.com", "Ada", Role::Customer, at(2));
+    for member in [&first, &second, &customer] {
+        users.insert(member).await.expect("inserting");
+    }
+
+    users.delete(first.id()).await.expect("one of two admins may go");
+    assert_eq!(admin_ids(&users).await, [second.id()]);
+
+    let result = users.delete(second.id()).await;
+    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    let mut demoted = second.clone();
+    demoted.change_role(Role::Customer, at(10));
+    let result = users.update(&demoted, 1).await;
+    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert_eq!(admin_ids(&users).await, [second.id()]);
+
+    // Customers come and go as before.
+    users.delete(customer.id()).await.expect("deleting a customer");
+}
+
+async fn of_two_admins_one_may_be_demoted_and_the_other_then_not(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let first = user("first@example.com", "First", Role::Admin, at(0));
+    let second = user("second@example.com", "Second", Role::Admin, at(1));
+    users.insert(&first).await.expect("inserting");
+    users.insert(&second).await.expect("inserting");
+
+    let mut demoted = first.clone();
+    demoted.change_role(Role::Customer, at(10));
+    users.update(&demoted, 1).await.expect("one of two admins may be demoted");
+    assert_eq!(admin_ids(&users).await, [second.id()]);
+
+    let mut demoted = second.clone();
+    demoted.change_role(Role::Customer, at(10));
+    let result = users.update(&demoted, 1).await;
+    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    // A demoted admin is a customer like any other: deleting them is no admin's business.
+    users.delete(first.id()).await.expect("deleting the former admin");
+    assert_eq!(admin_ids(&users).await, [second.id()]);
 }
 
 async fn users_are_listed_in_creation_order_in_keyset_pages_without_gaps(db: &Database) {
@@ -1311,6 +1403,10 @@ on_both_engines!(
     updating_a_user_to_a_taken_email_is_a_duplicate_email,
     deleting_a_user_removes_them_and_their_refresh_tokens,
     deleting_a_missing_user_is_not_found,
+    deleting_the_only_admin_is_refused_and_changes_nothing,
+    demoting_the_only_admin_is_refused_and_changes_nothing,
+    of_two_admins_one_may_be_deleted_and_the_other_then_neither_deleted_nor_demoted,
+    of_two_admins_one_may_be_demoted_and_the_other_then_not,
     users_are_listed_in_creation_order_in_keyset_pages_without_gaps,
     a_product_round_trips_every_field_through_insert_and_find_by_id,
     find_many_returns_the_products_that_exist_and_skips_missing_ids,
@@ -1342,7 +1438,7 @@ on_both_engines!(
     an_expired_refresh_token_is_invalid,
     revoking_a_token_invalidates_every_token_of_its_family_only,
     revoking_an_unknown_token_is_ok,
-    deleting_a_user_with_an_order_is_referenced_and_changes_nothing,
+    deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing,
     a_payment_taken_after_a_cancellation_is_recorded_for_a_refund,
     the_search_ignores_the_case_of_letters_beyond_ascii,
 );

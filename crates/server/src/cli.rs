@@ -108,13 +108,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let settings = settings()?;
-            telemetry::init(settings.log_format);
+            telemetry::init(settings.log.log_format);
             tracing::info!(env = settings.app_env.as_str(), "starting orderly");
             Application::build(&settings).await?.run_until_stopped().await
         }
         Command::Migrate { action } => {
             let settings = settings()?;
-            telemetry::init(settings.log_format);
+            telemetry::init(settings.log.log_format);
             let database = connect(&settings).await?;
             match action {
                 MigrateAction::Up { steps } => database.migrate_up(steps).await?,
@@ -129,7 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { action: AdminAction::Create { email, name, password_stdin: _ } } => {
             let settings = settings()?;
-            telemetry::init(settings.log_format);
+            telemetry::init(settings.log.log_format);
             let mut password = String::new();
             std::io::stdin()
                 .lock()
@@ -143,7 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 role: Role::Admin,
             };
             let database = connect(&settings).await?;
-            if settings.auto_migrate {
+            if settings.database.auto_migrate {
                 database.migrate_up(None).await?;
             }
             let wiring = wire(&database, &settings)?;

@@ -1,148 +1,470 @@
 //! Configuration: defaults, then an optional `orderly.toml`, then the environment (and `.env` in
 //! development), into typed settings checked with garde before anything starts. Every problem is
 //! reported at once; secrets never print.
+//!
+//! **One place per setting.** Settings are grouped by concern ([`ServerSettings`],
+//! [`DatabaseSettings`], ...). Each leaf field is one environment variable, named as the field
+//! upper-cased (`database_url` is `DATABASE_URL`); its rule is its `#[garde]` attribute and its
+//! default is in its group's `defaults`. Nothing else lists settings: the environment mapping,
+//! the per-variable type checks, `orderly config check` and the redaction of secrets are derived
+//! from the structure (ADR 0014). Adding a setting is adding a field and its default.
 
-use std::{fmt, time::Duration};
+use std::{fmt, num::NonZeroU32, time::Duration};
 
-use config::{Config, ConfigBuilder, Environment, File, builder::DefaultState};
+use config::{Config, File, Value, ValueKind};
 use garde::Validate;
-use serde::Deserialize;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
 
-/// Where Orderly runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AppEnv {
-    /// A developer's machine: safe defaults, generated secrets, pretty logs, auto-migration.
-    Development,
-    /// Automated tests: like development, with cheap password hashing.
-    Test,
-    /// Real traffic: every secret must be given; JSON logs.
-    Production,
-}
-
-impl AppEnv {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Test => "test",
-            Self::Production => "production",
+/// An enum-valued setting: its variants and their spellings, with errors that list the choices.
+macro_rules! choices {
+    ($(#[$meta:meta])* pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
         }
+
+        impl $name {
+            /// Every accepted spelling, in order.
+            pub const CHOICES: &'static [&'static str] = &[$( $text ),+];
+
+            /// The spelling of this choice.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => $text, )+ }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                match value.trim().to_ascii_lowercase().as_str() {
+                    $( $text => Ok(Self::$variant), )+
+                    _ => Err(format!("`{value}` is not one of: {}", Self::CHOICES.join(", "))),
+                }
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(value: $name) -> Self {
+                value.as_str()
+            }
+        }
+    };
+}
+
+choices! {
+    /// Where Orderly runs.
+    pub enum AppEnv {
+        /// A developer's machine: safe defaults, generated secrets, pretty logs, auto-migration.
+        Development = "development",
+        /// Automated tests: like development, with cheap password hashing.
+        Test = "test",
+        /// Real traffic: every secret must be given; JSON logs.
+        Production = "production",
     }
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable, for terminals.
-    Pretty,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// A secret value: `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    #[must_use]
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
+choices! {
+    /// Log line format.
+    pub enum LogFormat {
+        /// Human-readable, for terminals.
+        Pretty = "pretty",
+        /// One JSON object per line, for log collectors.
+        Json = "json",
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+choices! {
+    /// The payment gateway adapter.
+    pub enum PaymentGateway {
+        /// In-process simulation: approves charges up to a limit (ADR 0010).
+        Simulated = "simulated",
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+/// A rate-limit quota as operators write it: `N/WINDOW`, for example `20/1m` (20 requests in a
+/// burst, refilled at 20 per minute). Windows are `Ns`, `Nm` or `Nh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Quota {
+    /// Requests per window (and the largest burst).
+    pub requests: NonZeroU32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl TryFrom<String> for Quota {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let invalid =
+            || format!("`{value}` is not a quota like `20/1m` (requests/window in s, m or h)");
+        let (requests, window) = value.trim().split_once('/').ok_or_else(invalid)?;
+        let requests = requests.trim().parse::<NonZeroU32>().map_err(|_| invalid())?;
+        let window = window.trim();
+        let unit = match window.chars().last() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            _ => return Err(invalid()),
+        };
+        let count = window[..window.len() - 1].parse::<u64>().map_err(|_| invalid())?;
+        let window = Duration::from_secs(count.saturating_mul(unit));
+        if window.is_zero() || window > Duration::from_secs(86_400) {
+            return Err(format!("`{value}`: the window must be from 1s to 24h"));
+        }
+        Ok(Self { requests, window })
+    }
+}
+
+impl From<Quota> for String {
+    fn from(quota: Quota) -> Self {
+        let seconds = quota.window.as_secs();
+        let window = if seconds % 3600 == 0 {
+            format!("{}h", seconds / 3600)
+        } else if seconds % 60 == 0 {
+            format!("{}m", seconds / 60)
+        } else {
+            format!("{seconds}s")
+        };
+        format!("{}/{window}", quota.requests)
     }
 }
 
 /// The smallest accepted `JWT_SECRET`, in bytes.
 pub const JWT_SECRET_MIN_BYTES: usize = 32;
 
-/// Every setting, as read from the environment (names are the upper-cased field names).
-#[derive(Clone, Deserialize, Validate)]
+/// Every setting, grouped by concern (see the module docs).
+#[derive(Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// `development`, `test` or `production`.
     #[garde(skip)]
     pub app_env: AppEnv,
+    #[garde(dive)]
+    pub server: ServerSettings,
+    #[garde(dive)]
+    pub log: LogSettings,
+    #[garde(dive)]
+    pub database: DatabaseSettings,
+    #[garde(dive)]
+    pub auth: AuthSettings,
+    #[garde(dive)]
+    pub rate_limit: RateLimitSettings,
+    #[garde(dive)]
+    pub redis: RedisSettings,
+    #[garde(dive)]
+    pub orders: OrderSettings,
+    #[garde(dive)]
+    pub payment: PaymentSettings,
+}
+
+/// The HTTP listener and what it accepts.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The interface to bind.
     #[garde(length(min = 1))]
     pub host: String,
+    /// The port to bind (0: any free port).
     #[garde(skip)]
     pub port: u16,
+    /// Worker threads (0: one per core).
+    #[garde(custom(at_most(256)))]
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM.
+    #[garde(custom(at_most(300)))]
+    pub shutdown_timeout: u64,
+    /// Largest request body, in bytes.
+    #[garde(custom(between(1024, 10_485_760)))]
+    pub body_limit: usize,
+    /// Longest request target (path and query), in bytes; beyond, `414 URI_TOO_LONG`. The HTTP
+    /// layer itself refuses targets over 65,534 bytes with an empty 400 (ADR 0015).
+    #[garde(custom(between(1024, 65_534)))]
+    pub max_uri_length: usize,
+    /// Most request header fields; beyond, `431 HEADERS_TOO_LARGE`. The HTTP layer itself
+    /// refuses more than 96 with an empty 431 (ADR 0015).
+    #[garde(custom(between(16, 96)))]
+    pub max_header_count: usize,
+    /// Most bytes of request header names and values together; beyond, `431
+    /// HEADERS_TOO_LARGE`. The HTTP layer itself refuses a request head over 128 KiB (ADR 0015).
+    #[garde(custom(between(1024, 65_536)))]
+    pub max_header_bytes: usize,
+    /// Seconds a client has, from connecting, to send its first request head; beyond, the
+    /// HTTP layer answers an empty 408 and closes the connection.
+    #[garde(custom(between(1, 60)))]
+    pub client_request_timeout: u64,
+    /// Seconds a closing connection gets to shut down cleanly before it is dropped.
+    #[garde(custom(between(1, 60)))]
+    pub client_disconnect_timeout: u64,
+    /// Seconds an idle connection is kept open for the next request (0: close after each
+    /// response).
+    #[garde(custom(at_most(300)))]
+    pub keep_alive: u64,
+    /// Open connections each worker accepts; beyond, it stops accepting until one closes.
+    #[garde(custom(between(1, 100_000)))]
+    pub max_connections_per_worker: usize,
+    /// Addresses or CIDR ranges of the reverse proxies whose `X-Forwarded-For` / `Forwarded`
+    /// headers name the client (comma-separated; empty: the socket's peer is the client).
+    #[garde(inner(custom(check_proxy)))]
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed by CORS, comma-separated (`*` for any; empty: none).
+    #[garde(inner(custom(check_origin)))]
+    pub cors_allowed_origins: Vec<String>,
+    /// Serve Swagger UI at `/swagger-ui/`.
+    #[garde(skip)]
+    pub enable_swagger_ui: bool,
+}
+
+impl ServerSettings {
+    fn defaults(env: AppEnv) -> Self {
+        Self {
+            host: if env == AppEnv::Production { "0.0.0.0" } else { "127.0.0.1" }.to_owned(),
+            port: 3000,
+            workers: 0,
+            shutdown_timeout: 30,
+            body_limit: 65_536,
+            max_uri_length: 8192,
+            max_header_count: 64,
+            max_header_bytes: 16_384,
+            client_request_timeout: 5,
+            client_disconnect_timeout: 1,
+            keep_alive: 5,
+            max_connections_per_worker: 25_000,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            enable_swagger_ui: true,
+        }
+    }
+}
+
+/// Logging (`RUST_LOG` sets the levels, read by tracing itself).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`.
+    #[garde(skip)]
+    pub log_format: LogFormat,
+}
+
+impl LogSettings {
+    fn defaults(env: AppEnv) -> Self {
+        Self {
+            log_format: if env == AppEnv::Production { LogFormat::Json } else { LogFormat::Pretty },
+        }
+    }
+}
+
+/// The database.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite:...`; its password never prints.
     #[garde(custom(check_database_url))]
+    #[serde(serialize_with = "redacted_url")]
     pub database_url: String,
-    #[garde(range(min = 1, max = 1000))]
+    /// Pool size.
+    #[garde(custom(between(1, 1000)))]
     pub database_max_connections: u32,
     /// Seconds a request waits for a database connection before answering 503.
-    #[garde(range(min = 1, max = 300))]
+    #[garde(custom(between(1, 300)))]
     pub database_acquire_timeout: u64,
     /// Apply pending migrations when `serve` starts.
     #[garde(skip)]
     pub auto_migrate: bool,
+}
+
+impl DatabaseSettings {
+    fn defaults(env: AppEnv) -> Self {
+        Self {
+            database_url: "sqlite://data/orderly.db?mode=rwc".to_owned(),
+            database_max_connections: 10,
+            database_acquire_timeout: 3,
+            auto_migrate: env != AppEnv::Production,
+        }
+    }
+}
+
+/// Authentication: tokens, password hashing, and how fast account changes reach tokens.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The HS256 signing secret (at least 32 bytes; required in production).
     #[garde(skip)]
-    pub jwt_secret: Option<Secret>,
+    #[serde(serialize_with = "redacted_secret")]
+    pub jwt_secret: Option<SecretString>,
+    /// The `iss` of access tokens.
     #[garde(length(min = 1))]
     pub jwt_issuer: String,
+    /// The `aud` of access tokens.
     #[garde(length(min = 1))]
     pub jwt_audience: String,
     /// Seconds an access token lives.
-    #[garde(range(min = 60, max = 86_400))]
+    #[garde(custom(between(60, 86_400)))]
     pub access_token_ttl: u64,
     /// Seconds a refresh token lives.
-    #[garde(range(min = 300, max = 31_536_000))]
+    #[garde(custom(between(300, 31_536_000)))]
     pub refresh_token_ttl: u64,
-    /// Origins allowed by CORS, comma-separated (`*` for any).
-    #[garde(inner(custom(check_origin)))]
-    pub cors_allowed_origins: Vec<String>,
-    #[garde(skip)]
-    pub enable_swagger_ui: bool,
-    #[garde(skip)]
-    pub log_format: LogFormat,
-    /// Largest request body, in bytes.
-    #[garde(range(min = 1024, max = 10_485_760))]
-    pub body_limit: usize,
-    /// Seconds an order waits for payment before it expires.
-    #[garde(range(min = 60, max = 2_592_000))]
-    pub order_payment_timeout: u64,
-    /// Seconds between runs of the order-expiry job (0 disables it on this instance).
-    #[garde(range(max = 86_400))]
-    pub order_expiry_interval: u64,
-    /// `simulated` is the only gateway so far.
-    #[garde(custom(check_payment_gateway))]
-    pub payment_gateway: String,
-    /// The simulated gateway declines charges above this many minor units.
-    #[garde(range(min = 0))]
-    pub payment_simulated_decline_above: i64,
-    /// Seconds in-flight requests get to finish on shutdown.
-    #[garde(range(max = 300))]
-    pub shutdown_timeout: u64,
-    /// Worker threads (0: one per core).
-    #[garde(range(max = 256))]
-    pub workers: usize,
+    /// Password hashes computed at once (0: one per core). Each holds 19 MiB.
+    #[garde(custom(at_most(64)))]
+    pub password_hash_concurrency: usize,
+    /// Password hashes that may wait for a free slot; beyond, `503 SERVER_BUSY`.
+    #[garde(custom(at_most(1024)))]
+    pub password_hash_queue: usize,
+    /// Seconds an account's role and session state are cached before a token is checked
+    /// against the database again: the delay within which a deletion, a demotion or a new
+    /// password reaches access tokens on other instances (0: check on every request).
+    #[garde(custom(at_most(60)))]
+    pub auth_cache_ttl: u64,
 }
 
-impl fmt::Debug for Settings {
-    /// The redacted view of [`Settings::describe`]: no secret or password can reach a log.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut debug = f.debug_struct("Settings");
-        for (key, value) in self.describe() {
-            debug.field(key, &value);
+impl AuthSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_issuer: "orderly".to_owned(),
+            jwt_audience: "orderly-api".to_owned(),
+            access_token_ttl: 900,
+            refresh_token_ttl: 1_209_600,
+            password_hash_concurrency: 0,
+            password_hash_queue: 16,
+            auth_cache_ttl: 5,
         }
-        debug.finish()
+    }
+}
+
+/// Rate limits (GCRA; see `docs/operations.md`). Quotas are `requests/window`.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Turn every limit on or off.
+    #[garde(skip)]
+    pub rate_limit_enabled: bool,
+    /// Anonymous requests, per client address, on every route.
+    #[garde(skip)]
+    pub rate_limit_anonymous: Quota,
+    /// `POST /auth/token` and `POST /users`, per client address.
+    #[garde(skip)]
+    pub rate_limit_auth_per_ip: Quota,
+    /// `POST /auth/token` and `POST /users`, per account (the e-mail address).
+    #[garde(skip)]
+    pub rate_limit_auth_per_account: Quota,
+    /// Authenticated requests, per user.
+    #[garde(skip)]
+    pub rate_limit_authenticated: Quota,
+    /// `POST /orders`, per user (on top of the per-user limit).
+    #[garde(skip)]
+    pub rate_limit_orders: Quota,
+}
+
+impl RateLimitSettings {
+    fn defaults(_: AppEnv) -> Self {
+        let quota = |requests: u32, minutes: u64| Quota {
+            requests: NonZeroU32::new(requests).unwrap_or(NonZeroU32::MIN),
+            window: Duration::from_secs(minutes * 60),
+        };
+        Self {
+            rate_limit_enabled: true,
+            rate_limit_anonymous: quota(300, 1),
+            rate_limit_auth_per_ip: quota(20, 1),
+            rate_limit_auth_per_account: quota(5, 1),
+            rate_limit_authenticated: quota(600, 1),
+            rate_limit_orders: quota(30, 1),
+        }
+    }
+}
+
+/// Redis, the store shared by several instances (rate limits).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://...` (optional: without it, limits are kept per instance).
+    #[garde(inner(custom(check_redis_url)))]
+    #[serde(serialize_with = "redacted_optional_url")]
+    pub redis_url: Option<String>,
+    /// The prefix of every key Orderly writes, so that several deployments can share a Redis.
+    #[garde(length(min = 1, max = 64))]
+    pub redis_key_prefix: String,
+}
+
+impl RedisSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self { redis_url: None, redis_key_prefix: "orderly".to_owned() }
+    }
+}
+
+/// Orders.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// Seconds an order waits for payment before it expires.
+    #[garde(custom(between(60, 2_592_000)))]
+    pub order_payment_timeout: u64,
+    /// Seconds between runs of the order-expiry job (0 disables it on this instance).
+    #[garde(custom(at_most(86_400)))]
+    pub order_expiry_interval: u64,
+}
+
+impl OrderSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self { order_payment_timeout: 1800, order_expiry_interval: 60 }
+    }
+}
+
+/// Payments.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// The gateway adapter.
+    #[garde(skip)]
+    pub payment_gateway: PaymentGateway,
+    /// The simulated gateway declines charges above this many minor units.
+    #[garde(custom(at_least(0)))]
+    pub payment_simulated_decline_above: i64,
+}
+
+impl PaymentSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self {
+            payment_gateway: PaymentGateway::Simulated,
+            payment_simulated_decline_above: 100_000_000,
+        }
+    }
+}
+
+// --- rules ---------------------------------------------------------------------------------
+
+fn between<T: PartialOrd + fmt::Display>(min: T, max: T) -> impl FnOnce(&T, &()) -> garde::Result {
+    move |value, ()| {
+        if *value < min || *value > max {
+            Err(garde::Error::new(format!("must be from {min} to {max} (got {value})")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn at_most<T: PartialOrd + fmt::Display>(max: T) -> impl FnOnce(&T, &()) -> garde::Result {
+    move |value, ()| {
+        if *value > max {
+            Err(garde::Error::new(format!("must be at most {max} (got {value})")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn at_least<T: PartialOrd + fmt::Display>(min: T) -> impl FnOnce(&T, &()) -> garde::Result {
+    move |value, ()| {
+        if *value < min {
+            Err(garde::Error::new(format!("must be at least {min} (got {value})")))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -156,6 +478,23 @@ fn check_database_url(url: &str, (): &()) -> garde::Result {
     } else {
         Err(garde::Error::new("must start with postgres://, postgresql:// or sqlite:"))
     }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_redis_url(url: &str, (): &()) -> garde::Result {
+    if url.starts_with("redis://") {
+        Ok(())
+    } else if url.starts_with("rediss://") {
+        Err(garde::Error::new("TLS (rediss://) is not supported yet: use redis:// on a private network"))
+    } else {
+        Err(garde::Error::new("must start with redis://"))
+    }
+}
+
+/// An IP address or a CIDR range.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_proxy(proxy: &str, (): &()) -> garde::Result {
+    orderly_api::client_ip::TrustedProxies::parse([proxy]).map(|_| ()).map_err(garde::Error::new)
 }
 
 /// `*`, or an origin as browsers send it: `http(s)://host[:port]`, no path.
@@ -178,81 +517,124 @@ fn check_origin(origin: &str, (): &()) -> garde::Result {
     }
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)]
-fn check_payment_gateway(name: &str, (): &()) -> garde::Result {
-    if name == "simulated" { Ok(()) } else { Err(garde::Error::new("must be `simulated`")) }
+// --- redaction: `Serialize` is the printable view ------------------------------------------
+
+const REDACTED: &str = "<redacted>";
+
+fn redacted_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&orderly_infrastructure::persistence::redact(url))
 }
 
-/// The built-in defaults, safe for development; production changes a few.
-fn defaults(production: bool) -> Result<ConfigBuilder<DefaultState>, config::ConfigError> {
-    Config::builder()
-        .set_default("app_env", "development")
-        .and_then(|b| b.set_default("host", if production { "0.0.0.0" } else { "127.0.0.1" }))
-        .and_then(|b| b.set_default("port", 3000))
-        .and_then(|b| b.set_default("database_url", "sqlite://data/orderly.db?mode=rwc"))
-        .and_then(|b| b.set_default("database_max_connections", 10))
-        .and_then(|b| b.set_default("database_acquire_timeout", 3))
-        .and_then(|b| b.set_default("auto_migrate", !production))
-        .and_then(|b| b.set_default("jwt_issuer", "orderly"))
-        .and_then(|b| b.set_default("jwt_audience", "orderly-api"))
-        .and_then(|b| b.set_default("access_token_ttl", 900))
-        .and_then(|b| b.set_default("refresh_token_ttl", 1_209_600))
-        .and_then(|b| b.set_default("cors_allowed_origins", Vec::<String>::new()))
-        .and_then(|b| b.set_default("enable_swagger_ui", true))
-        .and_then(|b| b.set_default("log_format", if production { "json" } else { "pretty" }))
-        .and_then(|b| b.set_default("body_limit", 65_536))
-        .and_then(|b| b.set_default("order_payment_timeout", 1800))
-        .and_then(|b| b.set_default("order_expiry_interval", 60))
-        .and_then(|b| b.set_default("payment_gateway", "simulated"))
-        .and_then(|b| b.set_default("payment_simulated_decline_above", 100_000_000))
-        .and_then(|b| b.set_default("shutdown_timeout", 30))
-        .and_then(|b| b.set_default("workers", 0))
+#[allow(clippy::ref_option)]
+fn redacted_optional_url<S: Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => redacted_url(url, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
-/// Reads every typed setting on its own, so that all the values that do not parse are reported
-/// together (deserializing the whole struct stops at the first).
-fn type_problems(config: &Config) -> Result<(), SettingsError> {
-    fn check<T: serde::de::DeserializeOwned>(
-        config: &Config,
-        key: &str,
-        problems: &mut Vec<String>,
-    ) {
-        if let Err(error) = config.get::<T>(key) {
-            let message = error.to_string();
-            let message = message.split(" for key").next().unwrap_or(&message).to_owned();
-            problems.push(format!("{}: {message}", key.to_uppercase()));
+#[allow(clippy::ref_option)]
+fn redacted_secret<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str(REDACTED),
+        None => serializer.serialize_none(),
+    }
+}
+
+// --- loading --------------------------------------------------------------------------------
+
+/// One leaf of the settings tree: a config path (`database.database_url`) and its variable.
+#[derive(Debug, Clone)]
+struct Leaf {
+    path: String,
+    variable: String,
+    list: bool,
+}
+
+/// The leaves of a serialized settings tree, in order.
+fn leaves(tree: &serde_json::Value) -> Vec<(Leaf, serde_json::Value)> {
+    fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(Leaf, serde_json::Value)>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    let path =
+                        if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    walk(&path, value, out);
+                }
+            }
+            leaf => {
+                let name = prefix.rsplit('.').next().unwrap_or(prefix);
+                out.push((
+                    Leaf {
+                        path: prefix.to_owned(),
+                        variable: name.to_uppercase(),
+                        list: leaf.is_array(),
+                    },
+                    leaf.clone(),
+                ));
+            }
         }
     }
-    let mut problems = Vec::new();
-    check::<AppEnv>(config, "app_env", &mut problems);
-    check::<u16>(config, "port", &mut problems);
-    check::<u32>(config, "database_max_connections", &mut problems);
-    check::<bool>(config, "auto_migrate", &mut problems);
-    check::<bool>(config, "enable_swagger_ui", &mut problems);
-    check::<LogFormat>(config, "log_format", &mut problems);
-    check::<usize>(config, "body_limit", &mut problems);
-    check::<usize>(config, "workers", &mut problems);
-    check::<i64>(config, "payment_simulated_decline_above", &mut problems);
-    for key in [
-        "database_acquire_timeout",
-        "access_token_ttl",
-        "refresh_token_ttl",
-        "order_payment_timeout",
-        "order_expiry_interval",
-        "shutdown_timeout",
-    ] {
-        check::<u64>(config, key, &mut problems);
+    let mut out = Vec::new();
+    walk("", tree, &mut out);
+    out
+}
+
+/// A default, as the config crate holds it (built by hand rather than through the crate's
+/// serializer, which drops empty lists).
+fn config_value(value: &serde_json::Value) -> Value {
+    let kind = match value {
+        serde_json::Value::Null => ValueKind::Nil,
+        serde_json::Value::Bool(flag) => ValueKind::Boolean(*flag),
+        serde_json::Value::Number(number) => match (number.as_i64(), number.as_u64()) {
+            (Some(signed), _) => ValueKind::I64(signed),
+            (None, Some(unsigned)) => ValueKind::U64(unsigned),
+            (None, None) => ValueKind::Float(number.as_f64().unwrap_or_default()),
+        },
+        serde_json::Value::String(text) => ValueKind::String(text.clone()),
+        serde_json::Value::Array(items) => ValueKind::Array(items.iter().map(config_value).collect()),
+        serde_json::Value::Object(_) => ValueKind::Nil,
+    };
+    Value::new(None, kind)
+}
+
+/// A raw environment value as a config value: lists are comma-separated (blank items dropped,
+/// so an empty variable is an empty list).
+fn env_value(leaf: &Leaf, raw: &str) -> Value {
+    if leaf.list {
+        let items: Vec<Value> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Value::new(None, ValueKind::String(item.to_owned())))
+            .collect();
+        Value::new(None, ValueKind::Array(items))
+    } else {
+        Value::new(None, ValueKind::String(raw.to_owned()))
     }
-    if !problems.is_empty() && config.get_string("app_env").is_ok_and(|env| env == "production") {
-        // The full check cannot run on values that do not parse; report this one with them.
-        let secret = config.get_string("jwt_secret").unwrap_or_default();
-        if secret.len() < JWT_SECRET_MIN_BYTES {
-            problems.push(format!(
-                "JWT_SECRET: must be set, at least {JWT_SECRET_MIN_BYTES} bytes, in production"
-            ));
-        }
-    }
-    if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
+}
+
+/// A deserialization error message, as an operator reads it.
+fn readable(error: &config::ConfigError) -> String {
+    let message = error.to_string();
+    let message = message.split(" for key").next().unwrap_or(&message).to_owned();
+    [
+        ("an unsigned 16 bit integer", "a whole number from 0 to 65535"),
+        ("an unsigned 32 bit integer", "a whole number from 0 to 4294967295"),
+        ("an unsigned 64 bit integer", "a whole number, 0 or more"),
+        ("a 64-bit unsigned integer", "a whole number, 0 or more"),
+        ("a 64-bit signed integer", "a whole number"),
+        ("64-bit unsigned integer", "number"),
+        ("64-bit signed integer", "number"),
+    ]
+    .iter()
+    .fold(message, |message, (from, to)| message.replace(from, to))
 }
 
 /// The settings could not be loaded or are invalid; lists every problem.
@@ -276,33 +658,113 @@ impl fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+impl fmt::Debug for Settings {
+    /// The redacted view of [`Settings::describe`]: no secret or password can reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Settings");
+        for (key, value) in self.describe() {
+            debug.field(&key, &value);
+        }
+        debug.finish()
+    }
+}
+
 impl Settings {
-    /// Loads and checks the settings from `orderly.toml` (optional) and the environment.
+    /// The built-in defaults for `env`: safe for development; production changes a few.
+    #[must_use]
+    pub fn defaults(env: AppEnv) -> Self {
+        Self {
+            app_env: env,
+            server: ServerSettings::defaults(env),
+            log: LogSettings::defaults(env),
+            database: DatabaseSettings::defaults(env),
+            auth: AuthSettings::defaults(env),
+            rate_limit: RateLimitSettings::defaults(env),
+            redis: RedisSettings::defaults(env),
+            orders: OrderSettings::defaults(env),
+            payment: PaymentSettings::defaults(env),
+        }
+    }
+
+    /// Loads and checks the settings from `orderly.toml` (optional) and the environment (with
+    /// `.env` outside production).
     ///
     /// # Errors
     /// [`SettingsError`] listing every problem found.
     pub fn load() -> Result<Self, SettingsError> {
-        let env = std::env::var("APP_ENV").unwrap_or_else(|_| "development".to_owned());
-        if env != "production" {
+        if std::env::var("APP_ENV").map_or(true, |env| env.trim() != "production") {
             // `.env` never overrides variables that are already set.
             let _ = dotenvy::dotenv();
         }
-        let env = std::env::var("APP_ENV").unwrap_or_else(|_| "development".to_owned());
-        let production = env == "production";
-        let config = defaults(production)
-            .map_err(|error| SettingsError(vec![error.to_string()]))?
-            .add_source(File::with_name("orderly").required(false))
-            .add_source(
-                Environment::default()
-                    .try_parsing(true)
-                    .list_separator(",")
-                    .with_list_parse_key("cors_allowed_origins"),
-            )
-            .build()
-            .map_err(|error| SettingsError(vec![error.to_string()]))?;
-        type_problems(&config)?;
-        let settings: Self =
-            config.try_deserialize().map_err(|error| SettingsError(vec![error.to_string()]))?;
+        Self::load_from(|name| std::env::var(name).ok(), Some("orderly"))
+    }
+
+    /// Loads and checks the settings from the variables `env` returns and the optional config
+    /// file `file` (a name without extension, as the config crate takes it).
+    ///
+    /// # Errors
+    /// [`SettingsError`] listing every problem found.
+    pub fn load_from(
+        env: impl Fn(&str) -> Option<String>,
+        file: Option<&str>,
+    ) -> Result<Self, SettingsError> {
+        let mut problems = Vec::new();
+        // The defaults depend on the environment; an invalid one is reported with the rest below.
+        let app_env = env("APP_ENV")
+            .and_then(|value| AppEnv::try_from(value).ok())
+            .unwrap_or(AppEnv::Development);
+        let defaults = Self::defaults(app_env);
+        let tree = serde_json::to_value(&defaults)
+            .map_err(|error| SettingsError(vec![format!("the defaults: {error}")]))?;
+        let leaves = leaves(&tree);
+        let base = leaves
+            .iter()
+            .try_fold(Config::builder(), |builder, (leaf, value)| {
+                builder.set_default(&leaf.path, config_value(value))
+            })
+            .and_then(|builder| builder.build())
+            .map_err(|error| SettingsError(vec![format!("the defaults: {error}")]))?;
+
+        let mut builder = Config::builder().add_source(base.clone());
+        if let Some(file) = file {
+            builder = builder.add_source(File::with_name(file).required(false));
+        }
+        let mut overrides = Vec::new();
+        for (leaf, _) in &leaves {
+            if let Some(raw) = env(&leaf.variable) {
+                let value = env_value(leaf, &raw);
+                overrides.push((leaf.clone(), value.clone()));
+                builder = builder
+                    .set_override(&leaf.path, value)
+                    .map_err(|error| SettingsError(vec![error.to_string()]))?;
+            }
+        }
+        let config = builder.build().map_err(|error| SettingsError(vec![error.to_string()]))?;
+        let settings = match config.try_deserialize::<Self>() {
+            Ok(settings) => settings,
+            Err(whole) => {
+                // Deserializing stops at the first bad value: try each override on its own so
+                // that every one that does not parse is listed.
+                for (leaf, value) in overrides {
+                    let single = Config::builder()
+                        .add_source(base.clone())
+                        .set_override(&leaf.path, value)
+                        .and_then(|builder| builder.build())
+                        .and_then(Config::try_deserialize::<Self>);
+                    if let Err(error) = single {
+                        problems.push(format!("{}: {}", leaf.variable, readable(&error)));
+                    }
+                }
+                if problems.is_empty() {
+                    problems.push(readable(&whole));
+                }
+                if app_env == AppEnv::Production && env("JWT_SECRET").is_none() {
+                    // The full check cannot run on values that do not parse; report this one too.
+                    problems.push("JWT_SECRET: required in production".to_owned());
+                }
+                return Err(SettingsError(problems));
+            }
+        };
         settings.check()?;
         Ok(settings)
     }
@@ -316,13 +778,18 @@ impl Settings {
             Ok(()) => Vec::new(),
             Err(report) => report
                 .iter()
-                .map(|(path, error)| format!("{}: {error}", path.to_string().to_uppercase()))
+                .map(|(path, error)| {
+                    let path = path.to_string();
+                    // `server.trusted_proxies[1]` is TRUSTED_PROXIES[1].
+                    let leaf = path.split('.').next_back().unwrap_or(&path);
+                    format!("{}: {error}", leaf.to_uppercase())
+                })
                 .collect(),
         };
         if self.app_env == AppEnv::Production {
-            match &self.jwt_secret {
+            match &self.auth.jwt_secret {
                 None => problems.push("JWT_SECRET: required in production".to_owned()),
-                Some(secret) if secret.expose().len() < JWT_SECRET_MIN_BYTES => {
+                Some(secret) if secret.expose_secret().len() < JWT_SECRET_MIN_BYTES => {
                     problems.push(format!(
                         "JWT_SECRET: must be at least {JWT_SECRET_MIN_BYTES} bytes in production"
                     ));
@@ -338,14 +805,15 @@ impl Settings {
     /// # Errors
     /// When no randomness is available.
     pub fn jwt_secret_bytes(&self) -> anyhow::Result<Vec<u8>> {
-        match &self.jwt_secret {
+        match &self.auth.jwt_secret {
             Some(secret) => {
-                if secret.expose().len() < JWT_SECRET_MIN_BYTES {
+                let secret = secret.expose_secret();
+                if secret.len() < JWT_SECRET_MIN_BYTES {
                     tracing::warn!(
                         "JWT_SECRET is shorter than {JWT_SECRET_MIN_BYTES} bytes: acceptable in development only"
                     );
                 }
-                Ok(secret.expose().as_bytes().to_vec())
+                Ok(secret.as_bytes().to_vec())
             }
             None => {
                 tracing::warn!(
@@ -358,81 +826,80 @@ impl Settings {
         }
     }
 
+    /// `(VARIABLE, value)` for every setting, secrets and URL passwords redacted, in the order
+    /// of the groups: what `orderly config check` prints.
+    #[must_use]
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let Ok(tree) = serde_json::to_value(self) else { return Vec::new() };
+        leaves(&tree)
+            .into_iter()
+            .map(|(leaf, value)| {
+                let shown = match value {
+                    serde_json::Value::Null => "<not set>".to_owned(),
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                };
+                (leaf.variable, shown)
+            })
+            .collect()
+    }
+
     /// The database pool timeout.
     #[must_use]
     pub fn acquire_timeout(&self) -> Duration {
-        Duration::from_secs(self.database_acquire_timeout)
+        Duration::from_secs(self.database.database_acquire_timeout)
     }
 
-    /// `KEY=value` lines of the effective settings, secrets redacted, for `orderly config check`.
-    #[must_use]
-    pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("APP_ENV", self.app_env.as_str().to_owned()),
-            ("HOST", self.host.clone()),
-            ("PORT", self.port.to_string()),
-            ("DATABASE_URL", orderly_infrastructure::persistence::redact(&self.database_url)),
-            ("DATABASE_MAX_CONNECTIONS", self.database_max_connections.to_string()),
-            ("DATABASE_ACQUIRE_TIMEOUT", self.database_acquire_timeout.to_string()),
-            ("AUTO_MIGRATE", self.auto_migrate.to_string()),
-            (
-                "JWT_SECRET",
-                if self.jwt_secret.is_some() {
-                    "<redacted>".to_owned()
-                } else {
-                    "<not set: random per process>".to_owned()
-                },
-            ),
-            ("JWT_ISSUER", self.jwt_issuer.clone()),
-            ("JWT_AUDIENCE", self.jwt_audience.clone()),
-            ("ACCESS_TOKEN_TTL", self.access_token_ttl.to_string()),
-            ("REFRESH_TOKEN_TTL", self.refresh_token_ttl.to_string()),
-            ("CORS_ALLOWED_ORIGINS", self.cors_allowed_origins.join(",")),
-            ("ENABLE_SWAGGER_UI", self.enable_swagger_ui.to_string()),
-            ("LOG_FORMAT", format!("{:?}", self.log_format).to_lowercase()),
-            ("BODY_LIMIT", self.body_limit.to_string()),
-            ("ORDER_PAYMENT_TIMEOUT", self.order_payment_timeout.to_string()),
-            ("ORDER_EXPIRY_INTERVAL", self.order_expiry_interval.to_string()),
-            ("PAYMENT_GATEWAY", self.payment_gateway.clone()),
-            ("PAYMENT_SIMULATED_DECLINE_ABOVE", self.payment_simulated_decline_above.to_string()),
-            ("SHUTDOWN_TIMEOUT", self.shutdown_timeout.to_string()),
-            ("WORKERS", self.workers.to_string()),
-        ]
-    }
-
-    /// Settings for tests: the given database, port 0, cheap hashing, a fixed secret.
+    /// Settings for tests: the given database, port 0, cheap hashing, a fixed secret, no
+    /// background job, and rate limits high enough that only the tests about them meet them.
     #[must_use]
     pub fn for_tests(database_url: String) -> Self {
-        Self {
-            app_env: AppEnv::Test,
-            host: "127.0.0.1".to_owned(),
-            port: 0,
-            database_url,
-            database_max_connections: 10,
-            database_acquire_timeout: 3,
-            auto_migrate: false,
-            jwt_secret: Some(Secret::new("test-secret-that-is-long-enough-0123456789".to_owned())),
-            jwt_issuer: "orderly".to_owned(),
-            jwt_audience: "orderly-api".to_owned(),
-            access_token_ttl: 900,
-            refresh_token_ttl: 3600,
-            cors_allowed_origins: vec!["https://shop.example".to_owned()],
-            enable_swagger_ui: true,
-            log_format: LogFormat::Pretty,
-            body_limit: 65_536,
-            order_payment_timeout: 1800,
-            order_expiry_interval: 0,
-            payment_gateway: "simulated".to_owned(),
-            payment_simulated_decline_above: 1_000_000,
-            shutdown_timeout: 5,
-            workers: 2,
+        let mut settings = Self::defaults(AppEnv::Test);
+        settings.server.port = 0;
+        settings.server.workers = 2;
+        settings.server.shutdown_timeout = 5;
+        settings.server.cors_allowed_origins = vec!["https://shop.example".to_owned()];
+        settings.database.database_url = database_url;
+        settings.database.auto_migrate = false;
+        settings.auth.jwt_secret =
+            Some(SecretString::from("test-secret-that-is-long-enough-0123456789"));
+        settings.auth.refresh_token_ttl = 3600;
+        settings.orders.order_expiry_interval = 0;
+        settings.payment.payment_simulated_decline_above = 1_000_000;
+        let generous = Quota {
+            requests: NonZeroU32::new(100_000).unwrap_or(NonZeroU32::MAX),
+            window: Duration::from_secs(60),
+        };
+        let limits = &mut settings.rate_limit;
+        for quota in [
+            &mut limits.rate_limit_anonymous,
+            &mut limits.rate_limit_auth_per_ip,
+            &mut limits.rate_limit_auth_per_account,
+            &mut limits.rate_limit_authenticated,
+            &mut limits.rate_limit_orders,
+        ] {
+            *quota = generous;
         }
+        settings
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::load_from(|name| vars.get(name).cloned(), None)
+    }
 
     #[test]
     fn test_settings_are_valid() {
@@ -440,73 +907,178 @@ mod tests {
     }
 
     #[test]
-    fn every_problem_is_listed_at_once() {
-        let settings = Settings {
-            app_env: AppEnv::Production,
-            database_url: "mysql://x".into(),
-            database_max_connections: 0,
-            jwt_secret: Some(Secret::new("short".into())),
-            access_token_ttl: 1,
-            ..Settings::for_tests(String::new())
-        };
-        let SettingsError(problems) = settings.check().expect_err("invalid");
-        assert_eq!(problems.len(), 4, "{problems:?}");
-        assert!(problems.iter().any(|p| p.starts_with("DATABASE_URL")));
-        assert!(problems.iter().any(|p| p.starts_with("JWT_SECRET")));
-        assert!(problems.iter().any(|p| p.starts_with("ACCESS_TOKEN_TTL")));
+    fn nothing_set_is_a_valid_development_configuration() {
+        let settings = load(&[]).expect("valid");
+        assert_eq!(settings.app_env, AppEnv::Development);
+        assert_eq!(settings.server.port, 3000);
+        assert!(settings.rate_limit.rate_limit_enabled, "limits are on by default");
     }
 
     #[test]
-    fn every_value_that_does_not_parse_is_listed_at_once() {
-        let config = defaults(false)
-            .and_then(|b| b.set_override("port", "abc"))
-            .and_then(|b| b.set_override("log_format", "xml"))
-            .and_then(|b| b.set_override("access_token_ttl", "-5"))
-            .and_then(|b| b.set_override("auto_migrate", "sometimes"))
-            .and_then(|b| b.build())
-            .expect("a config");
-        let SettingsError(problems) = type_problems(&config).expect_err("invalid");
-        let keys: Vec<&str> = problems.iter().filter_map(|p| p.split(':').next()).collect();
+    fn every_leaf_is_one_distinct_variable() {
+        let tree = serde_json::to_value(Settings::defaults(AppEnv::Development)).expect("json");
+        let mut names: Vec<String> =
+            leaves(&tree).into_iter().map(|(leaf, _)| leaf.variable).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "two settings share a variable name");
+        for expected in ["APP_ENV", "HOST", "PORT", "DATABASE_URL", "JWT_SECRET", "REDIS_URL"] {
+            assert!(names.iter().any(|name| name == expected), "{expected} missing");
+        }
+    }
+
+    #[test]
+    fn the_defaults_survive_their_own_serialization() {
+        // `Serialize` is the redacted view; the loader feeds it back as the defaults, so no
+        // default may be a secret or a URL with a password.
+        for env in [AppEnv::Development, AppEnv::Test, AppEnv::Production] {
+            let defaults = Settings::defaults(env);
+            let tree = serde_json::to_value(&defaults).expect("json");
+            let back: Settings = leaves(&tree)
+                .iter()
+                .try_fold(Config::builder(), |builder, (leaf, value)| {
+                    builder.set_default(&leaf.path, config_value(value))
+                })
+                .and_then(|builder| builder.build())
+                .and_then(Config::try_deserialize)
+                .expect("the defaults round-trip");
+            assert_eq!(back.describe(), defaults.describe());
+        }
+    }
+
+    #[test]
+    fn variables_reach_their_nested_settings() {
+        let settings = load(&[
+            ("PORT", "8080"),
+            ("DATABASE_URL", "postgres://app:pw@db/orderly"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8,192.168.1.7"),
+            ("RATE_LIMIT_ORDERS", "10/30s"),
+            ("LOG_FORMAT", "JSON"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.database.database_url, "postgres://app:pw@db/orderly");
         assert_eq!(
-            keys,
-            ["PORT", "AUTO_MIGRATE", "LOG_FORMAT", "ACCESS_TOKEN_TTL"],
-            "{problems:?}"
+            settings.server.cors_allowed_origins,
+            ["https://a.example".to_owned(), "https://b.example".to_owned()]
+        );
+        assert_eq!(settings.server.trusted_proxies.len(), 2);
+        assert_eq!(settings.rate_limit.rate_limit_orders.requests.get(), 10);
+        assert_eq!(settings.rate_limit.rate_limit_orders.window, Duration::from_secs(30));
+        assert_eq!(settings.log.log_format, LogFormat::Json);
+        assert_eq!(settings.redis.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn an_empty_list_means_none() {
+        let settings = load(&[("CORS_ALLOWED_ORIGINS", ""), ("TRUSTED_PROXIES", " ")])
+            .expect("empty lists are valid");
+        assert!(settings.server.cors_allowed_origins.is_empty());
+        assert!(settings.server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn production_changes_the_defaults_and_requires_a_secret() {
+        let SettingsError(problems) = load(&[("APP_ENV", "production")]).expect_err("invalid");
+        assert_eq!(problems, vec!["JWT_SECRET: required in production".to_owned()]);
+        let secret = "x".repeat(JWT_SECRET_MIN_BYTES);
+        let settings = load(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)]).expect("valid");
+        assert_eq!(settings.server.host, "0.0.0.0");
+        assert_eq!(settings.log.log_format, LogFormat::Json);
+        assert!(!settings.database.auto_migrate);
+    }
+
+    #[test]
+    fn every_value_that_does_not_parse_is_listed_at_once_with_the_choices() {
+        let SettingsError(problems) = load(&[
+            ("PORT", "abc"),
+            ("LOG_FORMAT", "xml"),
+            ("ACCESS_TOKEN_TTL", "-5"),
+            ("AUTO_MIGRATE", "sometimes"),
+            ("RATE_LIMIT_ANONYMOUS", "lots"),
+        ])
+        .expect_err("invalid");
+        let keys: Vec<&str> = problems.iter().filter_map(|p| p.split(':').next()).collect();
+        for key in
+            ["PORT", "LOG_FORMAT", "ACCESS_TOKEN_TTL", "AUTO_MIGRATE", "RATE_LIMIT_ANONYMOUS"]
+        {
+            assert!(keys.contains(&key), "{key} not reported: {problems:?}");
+        }
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        let log_format = problems.iter().find(|p| p.starts_with("LOG_FORMAT")).expect("reported");
+        assert!(log_format.contains("pretty, json"), "{log_format}");
+    }
+
+    #[test]
+    fn every_rule_problem_is_listed_at_once_with_the_valid_range() {
+        let SettingsError(problems) = load(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("JWT_SECRET", "short"),
+            ("ACCESS_TOKEN_TTL", "1"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("APP_ENV_TYPO_IS_IGNORED", "1"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        let max_connections =
+            problems.iter().find(|p| p.starts_with("DATABASE_MAX_CONNECTIONS")).expect("reported");
+        assert!(max_connections.contains("from 1 to 1000"), "{max_connections}");
+        for key in ["DATABASE_URL", "JWT_SECRET", "ACCESS_TOKEN_TTL", "TRUSTED_PROXIES"] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_app_env_lists_the_choices() {
+        let SettingsError(problems) = load(&[("APP_ENV", "staging")]).expect_err("invalid");
+        assert_eq!(
+            problems,
+            vec!["APP_ENV: `staging` is not one of: development, test, production".to_owned()]
         );
     }
 
     #[test]
     fn cors_origins_must_be_origins() {
-        let settings = Settings {
-            cors_allowed_origins: vec![
-                "https://shop.example".into(),
-                "*".into(),
-                "http://localhost:5173".into(),
-                "shop.example".into(),
-                "https://x.example/path".into(),
-            ],
-            ..Settings::for_tests("sqlite::memory:".into())
-        };
+        let mut settings = Settings::for_tests("sqlite::memory:".into());
+        settings.server.cors_allowed_origins = vec![
+            "https://shop.example".into(),
+            "*".into(),
+            "http://localhost:5173".into(),
+            "shop.example".into(),
+            "https://x.example/path".into(),
+        ];
         let SettingsError(problems) = settings.check().expect_err("invalid");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().all(|p| p.starts_with("CORS_ALLOWED_ORIGINS")), "{problems:?}");
     }
 
     #[test]
-    fn production_requires_a_jwt_secret() {
-        let settings = Settings {
-            app_env: AppEnv::Production,
-            jwt_secret: None,
-            ..Settings::for_tests("sqlite::memory:".into())
-        };
-        let SettingsError(problems) = settings.check().expect_err("invalid");
-        assert_eq!(problems, vec!["JWT_SECRET: required in production".to_owned()]);
+    fn quotas_read_and_print_as_operators_write_them() {
+        for (text, requests, seconds) in
+            [("20/1m", 20, 60), ("5/30s", 5, 30), ("1000/1h", 1000, 3600)]
+        {
+            let quota = Quota::try_from(text.to_owned()).expect("valid");
+            assert_eq!((quota.requests.get(), quota.window.as_secs()), (requests, seconds));
+            assert_eq!(String::from(quota), text);
+        }
+        for bad in ["", "20", "0/1m", "20/0m", "20/1d", "x/1m", "20/25h", "20/90000s"] {
+            assert!(Quota::try_from(bad.to_owned()).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
     fn secrets_never_print() {
-        let settings = Settings::for_tests("postgres://app:hunter2@db/orderly".into());
+        let mut settings = Settings::for_tests("postgres://app:hunter2@db/orderly".into());
+        settings.redis.redis_url = Some("redis://:swordfish@cache:6379".into());
         let described = format!("{:?} {:?}", settings, settings.describe());
-        assert!(!described.contains("test-secret"));
-        assert!(!described.contains("hunter2"));
+        assert!(!described.contains("test-secret"), "{described}");
+        assert!(!described.contains("hunter2"), "{described}");
+        assert!(!described.contains("swordfish"), "{described}");
+        assert!(described.contains("JWT_SECRET"), "{described}");
     }
 }

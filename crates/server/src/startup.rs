@@ -1,14 +1,19 @@
 //! The composition root: the one place that knows every layer and wires adapters into use cases.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{HttpServer, dev::Server};
 use anyhow::Context as _;
 use async_trait::async_trait;
-use orderly_api::{ApiSettings, ApiState, DependencyStatus, Readiness, UseCases};
+use orderly_api::{
+    ApiSettings, ApiState, DependencyStatus, Readiness, UseCases,
+    client_ip::TrustedProxies,
+    rate_limit::{RateLimitPolicies, RateLimits},
+};
 use orderly_application::{
     auth::{
-        authenticate::Authenticate, refresh_session::RefreshSession, revoke_token::RevokeToken,
+        authenticate::Authenticate, authorize::Authorize, refresh_session::RefreshSession,
+        revoke_token::RevokeToken,
     },
     orders::{
         expire_orders::ExpireOrders, get_order::GetOrder, list_orders::ListOrders,
@@ -16,7 +21,8 @@ use orderly_application::{
         transition_order::TransitionOrder,
     },
     ports::{
-        AccessTokens, Clock, OrderRepository, PasswordHasher, ProductRepository, UserRepository,
+        AccessTokens, AccountDirectory, Clock, OrderRepository, PasswordHasher, ProductRepository,
+        RateLimitPolicy, RateLimiter, UserRepository,
     },
     products::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
@@ -29,14 +35,15 @@ use orderly_application::{
 };
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
-    Database, DatabaseSettings, SeaOrmOrderRepository, SeaOrmProductRepository,
+    Database, DatabaseSettings, SeaOrmAccounts, SeaOrmOrderRepository, SeaOrmProductRepository,
     SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
-        Argon2PasswordHasher, JwtAccessTokens, JwtSettings, SimulatedPaymentGateway, SystemClock,
+        Argon2PasswordHasher, CachedAccounts, HashingLimits, InMemoryRateLimiter, JwtAccessTokens,
+        JwtSettings, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
     },
 };
 
-use crate::settings::{AppEnv, Settings};
+use crate::settings::{AppEnv, Quota, Settings};
 
 fn seconds(value: u64) -> TimeDelta {
     TimeDelta::seconds(i64::try_from(value).unwrap_or(i64::MAX))
@@ -47,8 +54,8 @@ fn seconds(value: u64) -> TimeDelta {
 /// # Errors
 /// When the URL is invalid or the SQLite directory cannot be created.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
-    let mut database = DatabaseSettings::new(settings.database_url.clone());
-    database.max_connections = settings.database_max_connections;
+    let mut database = DatabaseSettings::new(settings.database.database_url.clone());
+    database.max_connections = settings.database.database_max_connections;
     database.acquire_timeout = settings.acquire_timeout();
     Database::connect(&database).await
 }
@@ -56,6 +63,7 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
 /// Every use case, wired to its adapters.
 pub struct Wiring {
     pub use_cases: UseCases,
+    pub accounts: Arc<dyn AccountDirectory>,
     pub expire_orders: ExpireOrders,
     pub access_tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
@@ -73,19 +81,30 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let orders_repo = Arc::new(SeaOrmOrderRepository::new(database.clone()));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
     let orders: Arc<dyn OrderRepository> = orders_repo.clone();
-    let refresh_tokens =
-        Arc::new(SeaOrmRefreshTokens::new(database.clone(), seconds(settings.refresh_token_ttl)));
+    let refresh_tokens = Arc::new(SeaOrmRefreshTokens::new(
+        database.clone(),
+        seconds(settings.auth.refresh_token_ttl),
+    ));
+    let limits = HashingLimits::new(
+        settings.auth.password_hash_concurrency,
+        settings.auth.password_hash_queue,
+    );
     let hasher: Arc<dyn PasswordHasher> = Arc::new(match settings.app_env {
-        AppEnv::Test => Argon2PasswordHasher::for_tests()?,
-        AppEnv::Development | AppEnv::Production => Argon2PasswordHasher::new()?,
+        AppEnv::Test => Argon2PasswordHasher::for_tests(limits)?,
+        AppEnv::Development | AppEnv::Production => Argon2PasswordHasher::new(limits)?,
     });
+    let accounts: Arc<dyn AccountDirectory> = Arc::new(CachedAccounts::new(
+        Arc::new(SeaOrmAccounts::new(database.clone())),
+        Duration::from_secs(settings.auth.auth_cache_ttl),
+    ));
     let access_tokens: Arc<dyn AccessTokens> = Arc::new(JwtAccessTokens::new(JwtSettings {
         secret: settings.jwt_secret_bytes()?,
-        issuer: settings.jwt_issuer.clone(),
-        audience: settings.jwt_audience.clone(),
-        ttl: seconds(settings.access_token_ttl),
+        issuer: settings.auth.jwt_issuer.clone(),
+        audience: settings.auth.jwt_audience.clone(),
+        ttl: seconds(settings.auth.access_token_ttl),
     }));
-    let payments = Arc::new(SimulatedPaymentGateway::new(settings.payment_simulated_decline_above));
+    let payments =
+        Arc::new(SimulatedPaymentGateway::new(settings.payment.payment_simulated_decline_above));
 
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
@@ -105,6 +124,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             refresh_tokens.clone(),
             clock.clone(),
         ),
+        authorize: Authorize::new(access_tokens.clone(), accounts.clone(), clock.clone()),
         refresh_session: RefreshSession::new(
             users.clone(),
             access_tokens.clone(),
@@ -121,7 +141,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             products,
             orders.clone(),
             clock.clone(),
-            seconds(settings.order_payment_timeout),
+            seconds(settings.orders.order_payment_timeout),
         ),
         get_order: GetOrder::new(orders.clone()),
         list_orders: ListOrders::new(orders_repo.clone()),
@@ -130,23 +150,67 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         order_history: OrderHistory::new(orders.clone(), orders_repo),
     };
     let expire_orders = ExpireOrders::new(orders, clock.clone());
-    Ok(Wiring { use_cases, expire_orders, access_tokens, clock })
+    Ok(Wiring { use_cases, accounts, expire_orders, access_tokens, clock })
 }
 
-/// Readiness from the database's answer to a ping.
-struct DatabaseReadiness(Database);
+/// The rate limiter: shared through Redis when `REDIS_URL` is set, per process otherwise.
+///
+/// # Errors
+/// When the Redis URL is invalid.
+pub async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    Ok(match &settings.redis.redis_url {
+        Some(url) => Arc::new(
+            RedisRateLimiter::connect(url, format!("{}:rl", settings.redis.redis_key_prefix))
+                .await?,
+        ),
+        None => Arc::new(InMemoryRateLimiter::new()),
+    })
+}
+
+/// The policies of `settings`, named as clients see them in the `RateLimit-Policy` header.
+fn rate_limit_policies(settings: &Settings) -> RateLimitPolicies {
+    let limits = &settings.rate_limit;
+    let policy = |name: &str, quota: Quota| {
+        limits.rate_limit_enabled.then(|| RateLimitPolicy {
+            name: name.to_owned(),
+            quota: quota.requests,
+            window: quota.window,
+        })
+    };
+    RateLimitPolicies {
+        anonymous: policy("anonymous", limits.rate_limit_anonymous),
+        authenticated: policy("authenticated", limits.rate_limit_authenticated),
+        auth_per_ip: policy("auth-ip", limits.rate_limit_auth_per_ip),
+        auth_per_account: policy("auth-account", limits.rate_limit_auth_per_account),
+        orders: policy("orders", limits.rate_limit_orders),
+    }
+}
+
+/// Readiness: the database's answer to a ping (required), and Redis's (reported; without it
+/// rate limits fall back to per-instance limits, so the instance still serves).
+struct Dependencies {
+    database: Database,
+    rate_limits: RateLimits,
+}
 
 #[async_trait]
-impl Readiness for DatabaseReadiness {
+impl Readiness for Dependencies {
     async fn check(&self) -> Vec<DependencyStatus> {
-        let healthy = match self.0.ping().await {
+        let healthy = match self.database.ping().await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "readiness: the database does not answer");
                 false
             }
         };
-        vec![DependencyStatus { name: "database", healthy }]
+        let mut checks = vec![DependencyStatus { name: "database", healthy, required: true }];
+        if let Some(healthy) = self.rate_limits.store_healthy().await {
+            if !healthy {
+                tracing::warn!("readiness: Redis does not answer; rate limits are per instance");
+            }
+            checks.push(DependencyStatus { name: "redis", healthy, required: false });
+        }
+        checks
     }
 }
 
@@ -165,41 +229,58 @@ impl Application {
     /// When the database cannot be opened or migrated, or the address cannot be bound.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let database = connect(settings).await?;
-        if settings.auto_migrate {
+        if settings.database.auto_migrate {
             database.migrate_up(None).await?;
             tracing::info!("database migrations applied");
         }
-        Self::build_with(settings, database)
+        Self::build_with(settings, database).await
     }
 
     /// Like [`Application::build`], on an already opened (and migrated) database.
     ///
     /// # Errors
     /// When the address cannot be bound or the wiring fails.
-    pub fn build_with(settings: &Settings, database: Database) -> anyhow::Result<Self> {
-        let Wiring { use_cases, expire_orders, access_tokens, clock } = wire(&database, settings)?;
+    pub async fn build_with(settings: &Settings, database: Database) -> anyhow::Result<Self> {
+        let Wiring { use_cases, expire_orders, access_tokens, clock, .. } =
+            wire(&database, settings)?;
+        let proxies =
+            TrustedProxies::parse(settings.server.trusted_proxies.iter().map(String::as_str))
+                .map_err(|problem| anyhow::anyhow!("TRUSTED_PROXIES: {problem}"))?;
+        let rate_limits =
+            RateLimits::new(rate_limiter(settings).await?, rate_limit_policies(settings), proxies);
         let state = ApiState {
             use_cases: Arc::new(use_cases),
             access_tokens,
             clock,
-            readiness: Arc::new(DatabaseReadiness(database)),
+            readiness: Arc::new(Dependencies { database, rate_limits: rate_limits.clone() }),
+            rate_limits,
             settings: ApiSettings {
-                enable_swagger_ui: settings.enable_swagger_ui,
-                cors_allowed_origins: settings.cors_allowed_origins.clone(),
-                body_limit: settings.body_limit,
+                enable_swagger_ui: settings.server.enable_swagger_ui,
+                cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
+                body_limit: settings.server.body_limit,
+                max_uri_length: settings.server.max_uri_length,
+                max_header_count: settings.server.max_header_count,
+                max_header_bytes: settings.server.max_header_bytes,
             },
         };
-        let address = format!("{}:{}", settings.host, settings.port);
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr().context("reading the bound address")?.port();
+        // What the HTTP layer answers itself, with empty bodies, is in ADR 0015.
         let mut server = HttpServer::new(move || orderly_api::app(state.clone()))
-            .shutdown_timeout(settings.shutdown_timeout);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
+            .shutdown_timeout(settings.server.shutdown_timeout)
+            .client_request_timeout(Duration::from_secs(settings.server.client_request_timeout))
+            .client_disconnect_timeout(Duration::from_secs(
+                settings.server.client_disconnect_timeout,
+            ))
+            .keep_alive(Duration::from_secs(settings.server.keep_alive))
+            .max_connections(settings.server.max_connections_per_worker);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).context("listening")?.run();
-        let expiry = (settings.order_expiry_interval > 0).then(|| {
-            let interval = std::time::Duration::from_secs(settings.order_expiry_interval);
+        let expiry = (settings.orders.order_expiry_interval > 0).then(|| {
+            let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
             tokio::spawn(run_expiry(expire_orders, interval))
         });
         tracing::info!(%address, port, "listening");

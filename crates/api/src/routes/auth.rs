@@ -1,12 +1,13 @@
 //! `/api/v1/auth`: the OAuth2 token endpoint (RFC 6749) and token revocation (RFC 7009).
 
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use orderly_application::auth::{TokenPair, authenticate::AuthenticateInput};
 
 use crate::{
     dto::auth::{RevokeRequest, TokenRequest, TokenResponse},
     errors::oauth_error,
     problem::{ApiError, ErrorCode, Problem},
+    rate_limit::{self, Policy},
     state::ApiState,
 };
 
@@ -42,13 +43,16 @@ fn missing(parameter: &str) -> ApiError {
 )]
 pub async fn token(
     state: web::Data<ApiState>,
+    request: HttpRequest,
     form: web::Form<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let form = form.into_inner();
+    rate_limit::enforce(&request, Policy::AuthPerIp, None, None).await?;
     let pair = match form.grant_type.as_str() {
         "password" => {
             let email = form.username.ok_or_else(|| missing("username"))?;
             let password = form.password.ok_or_else(|| missing("password"))?;
+            rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&email)).await?;
             state.use_cases.authenticate.execute(AuthenticateInput { email, password }).await?
         }
         "refresh_token" => {

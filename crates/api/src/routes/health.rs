@@ -31,23 +31,26 @@ pub async fn health() -> HttpResponse {
         .json(HealthResponse { status: "ok", checks: BTreeMap::new() })
 }
 
-/// Readiness: the database (and Redis, when configured) answer.
+/// Readiness: the database answers. Redis, when configured, is reported in `checks`; without
+/// it the service still serves (rate limits fall back to per-instance limits), so it does not
+/// make the instance unready.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = HealthResponse),
         (status = 503, description = "DATABASE_UNAVAILABLE: a dependency is down; `checks` says which", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let checks: BTreeMap<&'static str, &'static str> = state
-        .readiness
-        .check()
-        .await
-        .into_iter()
+    let dependencies = state.readiness.check().await;
+    let checks: BTreeMap<&'static str, &'static str> = dependencies
+        .iter()
         .map(|dependency| (dependency.name, if dependency.healthy { "ok" } else { "unavailable" }))
         .collect();
-    if checks.values().any(|status| *status != "ok") {
-        let down: Vec<&str> =
-            checks.iter().filter(|(_, s)| **s != "ok").map(|(name, _)| *name).collect();
+    let down: Vec<&str> = dependencies
+        .iter()
+        .filter(|dependency| dependency.required && !dependency.healthy)
+        .map(|dependency| dependency.name)
+        .collect();
+    if !down.is_empty() {
         return Err(ApiError::new(
             ErrorCode::DatabaseUnavailable,
             format!("not ready: {} unavailable", down.join(", ")),

@@ -19,6 +19,7 @@ use crate::{
     },
     etag::{etag, if_match},
     problem::{ApiError, Problem},
+    rate_limit::{self, Policy},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
     validation::Fields,
@@ -50,6 +51,7 @@ pub async fn place(
     auth: Authenticated,
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    rate_limit::enforce(&request, Policy::Orders, auth.0.user_id(), None).await?;
     let body = body.into_inner();
     let mut fields = Fields::check(&body);
     let lines: Vec<_> = body

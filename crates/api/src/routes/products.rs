@@ -32,6 +32,7 @@ use crate::{
         (status = 200, description = "One page of products", body = ProductPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
         (status = 400, description = "VALIDATION_FAILED (limit, sort) or INVALID_CURSOR", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "UNAUTHENTICATED: include_archived without an access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "FORBIDDEN: include_archived without being an admin", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -135,7 +136,9 @@ pub async fn create(
     ))
 }
 
-/// Change a product (admins). Send `If-Match` to avoid overwriting a concurrent change.
+/// Change a product (admins). Send `If-Match` to avoid overwriting a concurrent change (412 when
+/// the product changed since you read it). Without it, your change is applied to the current
+/// product, even while orders reserve its stock.
 #[utoipa::path(
     patch, path = "/api/v1/products/{id}", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id"),
@@ -147,7 +150,7 @@ pub async fn create(
         (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "FORBIDDEN: not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "SKU_TAKEN or CONCURRENT_MODIFICATION", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU_TAKEN, or CONCURRENT_MODIFICATION when, without If-Match, the product kept changing under repeated attempts", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -192,6 +195,7 @@ pub async fn update(
         (status = 204, description = "Archived (also when it already was)"),
         (status = 403, description = "FORBIDDEN: not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "CONCURRENT_MODIFICATION: the product kept changing under repeated attempts", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn archive(

@@ -13,6 +13,7 @@ use crate::{
     },
     etag::if_match,
     problem::{ApiError, Problem},
+    rate_limit::{self, Policy},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
     validation::{Fields, validated},
@@ -34,9 +35,12 @@ use crate::{
 )]
 pub async fn register(
     state: web::Data<ApiState>,
+    request: HttpRequest,
     body: web::Json<RegisterUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    rate_limit::enforce(&request, Policy::AuthPerIp, None, None).await?;
+    rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&body.email)).await?;
     let mut fields = Fields::check(&body);
     let email = fields.parse("email", "email", Email::parse(&body.email));
     let name = fields.parse("name", "length", UserName::parse(&body.name));
@@ -122,9 +126,11 @@ pub async fn get(
     Ok(resource(&request, user.version(), &UserResponse::from(&user)))
 }
 
-/// Change a user: yourself, or anyone for an admin. Only admins change roles.
+/// Change a user: yourself, or anyone for an admin. Only admins change roles; the last admin
+/// cannot be demoted.
 ///
-/// Send `If-Match` with the ETag you read to make sure you do not overwrite someone else's change.
+/// Send `If-Match` with the ETag you read to make sure you do not overwrite someone else's change
+/// (412 when it did change). Without it, your change is applied to the current user.
 #[utoipa::path(
     patch, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id"),
@@ -136,7 +142,7 @@ pub async fn get(
         (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "FORBIDDEN: a customer changing a role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "EMAIL_TAKEN or CONCURRENT_MODIFICATION", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "EMAIL_TAKEN, LAST_ADMIN (demoting the only admin) or CONCURRENT_MODIFICATION (without If-Match, after repeated concurrent changes)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -171,7 +177,8 @@ pub async fn update(
     Ok(resource(&request, user.version(), &UserResponse::from(&user)))
 }
 
-/// Delete a user without orders: yourself, or anyone for an admin.
+/// Delete a user without orders: yourself, or anyone for an admin. The last admin cannot be
+/// deleted.
 #[utoipa::path(
     delete, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id")),
@@ -179,7 +186,7 @@ pub async fn update(
     responses(
         (status = 204, description = "Deleted; the user's sessions are revoked"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "USER_HAS_ORDERS", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "USER_HAS_ORDERS or LAST_ADMIN (deleting the only admin)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(

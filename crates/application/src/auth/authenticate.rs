@@ -30,12 +30,24 @@ pub enum AuthenticateError {
     /// Unknown e-mail or wrong password: deliberately the same answer for both.
     #[error("invalid e-mail or password")]
     InvalidCredentials,
+    /// Too many passwords are being hashed at the moment; nothing was changed (HTTP 503).
+    #[error("too many passwords are being hashed at the moment")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Anything else (hasher or token signing failed).
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<crate::ports::HashError> for AuthenticateError {
+    fn from(error: crate::ports::HashError) -> Self {
+        match error {
+            crate::ports::HashError::Busy => Self::Busy,
+            crate::ports::HashError::Failed(source) => Self::Unexpected(source),
+        }
+    }
 }
 
 /// The use case.
@@ -78,7 +90,7 @@ impl Authenticate {
         let user = user.filter(|_| matches).ok_or(AuthenticateError::InvalidCredentials)?;
         let now = self.clock.now();
         let access =
-            self.access_tokens.issue(Claims { user_id: user.id(), role: user.role() }, now)?;
+            self.access_tokens.issue(Claims::for_user(&user), now)?;
         let refresh_token = self.refresh_tokens.issue(user.id(), now).await?;
         Ok(TokenPair { access, refresh_token, user_id: user.id(), role: user.role() })
     }

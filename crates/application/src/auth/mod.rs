@@ -1,6 +1,8 @@
-//! Use cases of the OAuth2 token endpoint: log in with a password, refresh a session, revoke it.
+//! Use cases of the OAuth2 token endpoint (log in with a password, refresh a session, revoke
+//! it) and the check of an access token on every authenticated request.
 
 pub mod authenticate;
+pub mod authorize;
 pub mod refresh_session;
 pub mod revoke_token;
 

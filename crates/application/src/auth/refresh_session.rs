@@ -64,7 +64,7 @@ impl RefreshSession {
         let (user_id, next) = self.refresh_tokens.rotate(refresh_token, now).await?;
         let user =
             self.users.find_by_id(user_id).await?.ok_or(RefreshSessionError::InvalidGrant)?;
-        let access = self.access_tokens.issue(Claims { user_id, role: user.role() }, now)?;
+        let access = self.access_tokens.issue(Claims::for_user(&user), now)?;
         Ok(TokenPair { access, refresh_token: next, user_id, role: user.role() })
     }
 }

@@ -50,7 +50,12 @@ impl ExpireOrders {
                 Ok(()) => report.expired += 1,
                 Err(WriteError::Stale | WriteError::NotFound) => report.skipped += 1,
                 Err(WriteError::Store(error)) => return Err(error),
-                Err(other @ (WriteError::Duplicate(_) | WriteError::Referenced)) => {
+                Err(
+                    other @ (WriteError::Duplicate(_)
+                    | WriteError::StillReferenced
+                    | WriteError::MissingParent
+                    | WriteError::LastAdmin),
+                ) => {
                     return Err(StoreError::Unexpected(
                         anyhow::Error::new(other).context("expiring an order"),
                     ));

@@ -123,7 +123,10 @@ impl From<WriteError> for TransitionOrderError {
             WriteError::NotFound => Self::NotFound,
             WriteError::Stale => Self::Conflict,
             WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::Duplicate(_) | WriteError::Referenced) => {
+            other @ (WriteError::Duplicate(_)
+            | WriteError::StillReferenced
+            | WriteError::MissingParent
+            | WriteError::LastAdmin) => {
                 Self::Unexpected(anyhow::Error::new(other).context("saving a transition"))
             }
         }
@@ -179,31 +182,45 @@ impl TransitionOrder {
         };
         match self.orders.save_transition(&order, &entry, loaded, payment.clone()).await {
             Ok(()) => Ok((order, entry)),
-            Err(WriteError::Stale) => Err(self.after_lost_race(order.id(), payment).await),
+            Err(WriteError::Stale) => {
+                Err(self.after_lost_race(order.id(), input.expected_version, payment).await)
+            }
             Err(other) => Err(other.into()),
         }
     }
 
     /// Another request moved the order between loading and saving. If money was taken for an
     /// order that is now cancelled or expired, it is recorded for a refund rather than lost.
+    /// Otherwise a client that sent `If-Match` is told its version is no longer current, with
+    /// the current one (HTTP 412), whichever moment the other request won at.
     async fn after_lost_race(
         &self,
         id: OrderId,
+        expected_version: Option<u64>,
         payment: Option<PaymentReceipt>,
     ) -> TransitionOrderError {
-        let Some(payment) = payment else { return TransitionOrderError::Conflict };
+        if payment.is_none() && expected_version.is_none() {
+            return TransitionOrderError::Conflict;
+        }
         let current = match self.orders.find_by_id(id).await {
-            Ok(Some(order)) => order.status(),
+            Ok(Some(order)) => order,
             Ok(None) => return TransitionOrderError::NotFound,
             Err(error) => return error.into(),
         };
-        if !matches!(current, OrderStatus::Cancelled | OrderStatus::Expired) {
-            // Another payment of the same order won; the gateway charged it once (idempotent).
-            return TransitionOrderError::Conflict;
+        if let Some(payment) = payment
+            && matches!(current.status(), OrderStatus::Cancelled | OrderStatus::Expired)
+        {
+            return match self.orders.record_refund_due(id, payment).await {
+                Ok(()) => TransitionOrderError::PaidTooLate { status: current.status() },
+                Err(error) => error.into(),
+            };
         }
-        match self.orders.record_refund_due(id, payment).await {
-            Ok(()) => TransitionOrderError::PaidTooLate { status: current },
-            Err(error) => error.into(),
+        match expected_version {
+            Some(expected) => {
+                TransitionOrderError::VersionMismatch { expected, current: current.version() }
+            }
+            // Another payment of the same order won; the gateway charged it once (idempotent).
+            None => TransitionOrderError::Conflict,
         }
     }
 }

@@ -23,7 +23,7 @@ pub use products::{
 };
 pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{
-    AccessToken, AccessTokens, Claims, InvalidToken, MockAccessTokens, MockPasswordHasher,
+    AccessToken, AccountDirectory, AccountStatus, HashError, MockAccountDirectory, AccessTokens, Claims, InvalidToken, MockAccessTokens, MockPasswordHasher,
     MockRefreshTokens, PasswordHasher, RefreshTokenError, RefreshTokens,
 };
 pub use users::{MockUserQueries, MockUserRepository, UserQueries, UserRepository};

@@ -1,29 +1,43 @@
 use async_trait::async_trait;
-use orderly_domain::{Password, PasswordHash, Role, UserId, time::Timestamp};
+use orderly_domain::{Password, PasswordHash, Role, User, UserId, time::Timestamp};
 
 use crate::StoreError;
 
-/// Hashes and verifies passwords (Argon2id in production).
+/// Why a password could not be hashed or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot and its queue are taken: nothing was computed; the client should try
+    /// again shortly (HTTP 503 `SERVER_BUSY`).
+    #[error("too many passwords are being hashed at the moment")]
+    Busy,
+    /// The hashing library failed (a corrupt stored hash, resource exhaustion): a bug.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Hashes and verifies passwords (Argon2id in production), a bounded number at a time.
 #[mockall::automock]
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// Hashes a password with a fresh salt, as a PHC string.
     ///
     /// # Errors
-    /// Any error of the hashing library, as `anyhow::Error` (a bug or resource exhaustion).
-    async fn hash(&self, password: &Password) -> anyhow::Result<PasswordHash>;
+    /// [`HashError::Busy`] when the adapter's bound on concurrent hashes and its queue are
+    /// reached; [`HashError::Failed`] for any error of the hashing library.
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
 
     /// True when `password` matches `hash`. With `hash` = `None` (no such user) it spends the same
     /// time as a real verification and returns false, so response times do not reveal which
     /// e-mail addresses exist.
     ///
     /// # Errors
-    /// Any error of the hashing library other than a mismatch (e.g. a corrupt stored hash).
+    /// [`HashError::Busy`] as for [`PasswordHasher::hash`]; [`HashError::Failed`] for any error
+    /// of the hashing library other than a mismatch (e.g. a corrupt stored hash).
     async fn verify<'a>(
         &self,
         password: &str,
         hash: Option<&'a PasswordHash>,
-    ) -> anyhow::Result<bool>;
+    ) -> Result<bool, HashError>;
 }
 
 /// What an access token says about its bearer.
@@ -33,6 +47,16 @@ pub struct Claims {
     pub user_id: UserId,
     /// Their role when the token was issued.
     pub role: Role,
+    /// Their session epoch when the token was issued (see `User::session_epoch`).
+    pub session_epoch: u64,
+}
+
+impl Claims {
+    /// What a token issued to `user` now says.
+    #[must_use]
+    pub fn for_user(user: &User) -> Self {
+        Self { user_id: user.id(), role: user.role(), session_epoch: user.session_epoch() }
+    }
 }
 
 /// A signed, short-lived access token.
@@ -114,4 +138,31 @@ pub trait RefreshTokens: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn revoke(&self, token: &str, now: Timestamp) -> Result<(), StoreError>;
+}
+
+/// An account as access tokens are checked against it: what may have changed since a token
+/// was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountStatus {
+    /// The role now (a demoted admin's token acts as a customer).
+    pub role: Role,
+    /// The session epoch now (a token from an older epoch is refused).
+    pub session_epoch: u64,
+}
+
+/// Looks up accounts for the access-token check on every authenticated request, so it must be
+/// cheap: adapters may cache, for at most a few seconds (`AUTH_CACHE_TTL`), which bounds how
+/// long a deletion, demotion or new password takes to reach tokens on other instances.
+#[mockall::automock]
+#[async_trait]
+pub trait AccountDirectory: Send + Sync {
+    /// The account's current role and session epoch; `None` when it no longer exists.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (a missing account is `Ok(None)`).
+    async fn status(&self, id: UserId) -> Result<Option<AccountStatus>, StoreError>;
+
+    /// Drops what is cached about `id`, after a change to it on this instance (takes effect at
+    /// once here; other instances follow within the cache's lifetime).
+    async fn forget(&self, id: UserId);
 }

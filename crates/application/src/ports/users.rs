@@ -32,16 +32,22 @@ pub trait UserRepository: Send + Sync {
     /// Writes `user` if the stored row still has `expected_version`, and moves the stored version
     /// to `expected_version + 1` (what `user.version()` is after changes to a loaded user).
     ///
-    /// # Errors
-    /// [`WriteError::NotFound`] when the user is gone, [`WriteError::Stale`] when its version moved
-    /// on, [`WriteError::Duplicate`] when the new e-mail is taken, [`WriteError::Store`] otherwise.
-    async fn update(&self, user: &User, expected_version: u64) -> Result<(), WriteError>;
-
-    /// Deletes the user and their refresh tokens.
+    /// A write that takes the admin role from the only admin is refused, checked in the same
+    /// transaction as the write so that concurrent demotions cannot leave no admin.
     ///
     /// # Errors
-    /// [`WriteError::NotFound`] when there is no such user, [`WriteError::Referenced`] when the user
-    /// has orders (they are kept for accounting), [`WriteError::Store`] otherwise.
+    /// [`WriteError::NotFound`] when the user is gone, [`WriteError::Stale`] when its version moved
+    /// on, [`WriteError::Duplicate`] when the new e-mail is taken, [`WriteError::LastAdmin`] when
+    /// the write would demote the last admin, [`WriteError::Store`] otherwise.
+    async fn update(&self, user: &User, expected_version: u64) -> Result<(), WriteError>;
+
+    /// Deletes the user and their refresh tokens, unless the user is the last admin (checked in
+    /// the same transaction as the delete, so that concurrent deletions cannot leave no admin).
+    ///
+    /// # Errors
+    /// [`WriteError::NotFound`] when there is no such user, [`WriteError::StillReferenced`] when
+    /// the user has orders (they are kept for accounting), [`WriteError::LastAdmin`] when the user
+    /// is the only admin, [`WriteError::Store`] otherwise. Nothing is deleted on error.
     async fn delete(&self, id: UserId) -> Result<(), WriteError>;
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orderly_domain::{Actor, ProductId};
 
 use crate::{
-    StoreError, WriteError,
+    StoreError, WRITE_ATTEMPTS, WriteError,
     ports::{Clock, ProductRepository},
 };
 
@@ -18,7 +18,8 @@ pub enum ArchiveProductError {
     /// No such product.
     #[error("product not found")]
     NotFound,
-    /// Another request changed the product at the same moment; retrying may succeed.
+    /// Other requests kept changing the product while archiving it was tried
+    /// [`WRITE_ATTEMPTS`] times; retrying may succeed.
     #[error("the product was changed concurrently")]
     Conflict,
     /// The store failed.
@@ -35,7 +36,10 @@ impl From<WriteError> for ArchiveProductError {
             WriteError::NotFound => Self::NotFound,
             WriteError::Stale => Self::Conflict,
             WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::Duplicate(_) | WriteError::Referenced) => {
+            other @ (WriteError::Duplicate(_)
+            | WriteError::StillReferenced
+            | WriteError::MissingParent
+            | WriteError::LastAdmin) => {
                 Self::Unexpected(anyhow::Error::new(other).context("archiving a product"))
             }
         }
@@ -57,19 +61,29 @@ impl ArchiveProduct {
 
     /// Archives the product; archiving an archived product succeeds and changes nothing.
     ///
+    /// Every stock reservation moves the product's version, so a concurrent change makes the
+    /// use case re-read the product and archive it again, up to [`WRITE_ATTEMPTS`] times.
+    ///
     /// # Errors
     /// See [`ArchiveProductError`].
     pub async fn execute(&self, actor: &Actor, id: ProductId) -> Result<(), ArchiveProductError> {
         if !actor.is_admin() {
             return Err(ArchiveProductError::Forbidden);
         }
-        let mut product =
-            self.products.find_by_id(id).await?.ok_or(ArchiveProductError::NotFound)?;
-        let loaded = product.version();
-        product.archive(self.clock.now());
-        if product.version() != loaded {
-            self.products.update(&product, loaded).await?;
+        let mut attempt = 1;
+        loop {
+            let mut product =
+                self.products.find_by_id(id).await?.ok_or(ArchiveProductError::NotFound)?;
+            let loaded = product.version();
+            product.archive(self.clock.now());
+            if product.version() == loaded {
+                return Ok(());
+            }
+            match self.products.update(&product, loaded).await {
+                Ok(()) => return Ok(()),
+                Err(WriteError::Stale) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Err(other) => return Err(other.into()),
+            }
         }
-        Ok(())
     }
 }

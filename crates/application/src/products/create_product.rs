@@ -34,7 +34,11 @@ impl From<WriteError> for CreateProductError {
         match error {
             WriteError::Duplicate(_) => Self::DuplicateSku,
             WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::NotFound | WriteError::Stale | WriteError::Referenced) => {
+            other @ (WriteError::NotFound
+            | WriteError::Stale
+            | WriteError::StillReferenced
+            | WriteError::MissingParent
+            | WriteError::LastAdmin) => {
                 Self::Unexpected(anyhow::Error::new(other).context("inserting a product"))
             }
         }

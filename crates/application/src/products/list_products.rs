@@ -13,6 +13,9 @@ use crate::{
 /// Why the list could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ListProductsError {
+    /// Archived products were asked for without credentials (only admins see them).
+    #[error("listing archived products needs an administrator's access token")]
+    Unauthenticated,
     /// Only admins see archived products.
     #[error("only administrators may list archived products")]
     Forbidden,
@@ -58,8 +61,12 @@ impl ListProducts {
         mut filter: ProductFilter,
         request: ListRequest,
     ) -> Result<Listed<Product>, ListProductsError> {
-        if filter.include_archived && !actor.is_some_and(Actor::is_admin) {
-            return Err(ListProductsError::Forbidden);
+        if filter.include_archived {
+            match actor {
+                None => return Err(ListProductsError::Unauthenticated),
+                Some(actor) if !actor.is_admin() => return Err(ListProductsError::Forbidden),
+                Some(_) => {}
+            }
         }
         filter.q = filter.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
         if filter

@@ -7,7 +7,7 @@ use orderly_domain::{
 };
 
 use crate::{
-    StoreError, WriteError,
+    StoreError, WRITE_ATTEMPTS, WriteError,
     ports::{Clock, ProductRepository},
 };
 
@@ -44,7 +44,8 @@ pub enum UpdateProductError {
         /// What is stored.
         current: u64,
     },
-    /// Another request changed the product at the same moment; retrying may succeed.
+    /// Other requests kept changing the product while this change was tried
+    /// [`WRITE_ATTEMPTS`] times; retrying may succeed.
     #[error("the product was changed concurrently")]
     Conflict,
     /// The new SKU belongs to another product.
@@ -65,8 +66,10 @@ impl From<WriteError> for UpdateProductError {
             WriteError::Stale => Self::Conflict,
             WriteError::Duplicate(_) => Self::DuplicateSku,
             WriteError::Store(store) => Self::Store(store),
-            WriteError::Referenced => {
-                Self::Unexpected(anyhow::Error::new(error).context("updating a product"))
+            other @ (WriteError::StillReferenced
+            | WriteError::MissingParent
+            | WriteError::LastAdmin) => {
+                Self::Unexpected(anyhow::Error::new(other).context("updating a product"))
             }
         }
     }
@@ -87,6 +90,11 @@ impl UpdateProduct {
 
     /// Applies the changes and returns the product as stored.
     ///
+    /// With `expected_version` (`If-Match`), a concurrent change is a
+    /// [`UpdateProductError::VersionMismatch`] naming the current version. Without it the last
+    /// writer wins: every stock reservation moves the product's version, so the product is
+    /// re-read and the change re-applied, up to [`WRITE_ATTEMPTS`] times.
+    ///
     /// # Errors
     /// See [`UpdateProductError`]; nothing is stored on error.
     pub async fn execute(
@@ -98,31 +106,54 @@ impl UpdateProduct {
         if !actor.is_admin() {
             return Err(UpdateProductError::Forbidden);
         }
-        let mut product =
-            self.products.find_by_id(id).await?.ok_or(UpdateProductError::NotFound)?;
-        let loaded = product.version();
-        if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
-            return Err(UpdateProductError::VersionMismatch { expected, current: loaded });
+        let mut attempt = 1;
+        loop {
+            let mut product =
+                self.products.find_by_id(id).await?.ok_or(UpdateProductError::NotFound)?;
+            let loaded = product.version();
+            if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
+                return Err(UpdateProductError::VersionMismatch { expected, current: loaded });
+            }
+            let now = self.clock.now();
+            if let Some(sku) = input.sku.clone() {
+                product.change_sku(sku, now);
+            }
+            if let Some(name) = input.name.clone() {
+                product.rename(name, now);
+            }
+            if let Some(description) = input.description.clone() {
+                product.describe(description, now);
+            }
+            if let Some(price) = input.price {
+                product.reprice(price, now);
+            }
+            if let Some(stock) = input.stock {
+                product.restock(stock, now)?;
+            }
+            if product.version() == loaded {
+                return Ok(product);
+            }
+            match self.products.update(&product, loaded).await {
+                Ok(()) => return Ok(product),
+                Err(WriteError::Stale) => match input.expected_version {
+                    Some(expected) => return Err(self.version_mismatch(id, expected).await),
+                    None if attempt < WRITE_ATTEMPTS => attempt += 1,
+                    None => return Err(UpdateProductError::Conflict),
+                },
+                Err(other) => return Err(other.into()),
+            }
         }
-        let now = self.clock.now();
-        if let Some(sku) = input.sku {
-            product.change_sku(sku, now);
+    }
+
+    /// The answer to a write guarded by `If-Match` that lost to a concurrent change: the version
+    /// the client named, and the one stored now (for the `ETag` of the answer).
+    async fn version_mismatch(&self, id: ProductId, expected: u64) -> UpdateProductError {
+        match self.products.find_by_id(id).await {
+            Ok(Some(current)) => {
+                UpdateProductError::VersionMismatch { expected, current: current.version() }
+            }
+            Ok(None) => UpdateProductError::NotFound,
+            Err(error) => error.into(),
         }
-        if let Some(name) = input.name {
-            product.rename(name, now);
-        }
-        if let Some(description) = input.description {
-            product.describe(description, now);
-        }
-        if let Some(price) = input.price {
-            product.reprice(price, now);
-        }
-        if let Some(stock) = input.stock {
-            product.restock(stock, now)?;
-        }
-        if product.version() != loaded {
-            self.products.update(&product, loaded).await?;
-        }
-        Ok(product)
     }
 }

@@ -1,4 +1,4 @@
-//! Deletes a user who has no orders (orders are kept for accounting).
+//! Deletes a user who has no orders (orders are kept for accounting) and is not the last admin.
 
 use std::sync::Arc;
 
@@ -15,6 +15,9 @@ pub enum DeleteUserError {
     /// The user has orders, which must be kept.
     #[error("the user has orders and cannot be deleted")]
     HasOrders,
+    /// The user is the only admin: deleting them would leave nobody to run the shop.
+    #[error("the last administrator cannot be deleted")]
+    LastAdmin,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -27,9 +30,10 @@ impl From<WriteError> for DeleteUserError {
     fn from(error: WriteError) -> Self {
         match error {
             WriteError::NotFound => Self::NotFound,
-            WriteError::Referenced => Self::HasOrders,
+            WriteError::StillReferenced => Self::HasOrders,
+            WriteError::LastAdmin => Self::LastAdmin,
             WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::Duplicate(_) | WriteError::Stale) => {
+            other @ (WriteError::Duplicate(_) | WriteError::Stale | WriteError::MissingParent) => {
                 Self::Unexpected(anyhow::Error::new(other).context("deleting a user"))
             }
         }

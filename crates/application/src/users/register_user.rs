@@ -25,6 +25,9 @@ pub enum RegisterUserError {
     /// The e-mail address belongs to another user.
     #[error("a user with this e-mail address already exists")]
     DuplicateEmail,
+    /// Too many passwords are being hashed at the moment; nothing was changed (HTTP 503).
+    #[error("too many passwords are being hashed at the moment")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -33,12 +36,25 @@ pub enum RegisterUserError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl From<crate::ports::HashError> for RegisterUserError {
+    fn from(error: crate::ports::HashError) -> Self {
+        match error {
+            crate::ports::HashError::Busy => Self::Busy,
+            crate::ports::HashError::Failed(source) => Self::Unexpected(source),
+        }
+    }
+}
+
 impl From<WriteError> for RegisterUserError {
     fn from(error: WriteError) -> Self {
         match error {
             WriteError::Duplicate(_) => Self::DuplicateEmail,
             WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::NotFound | WriteError::Stale | WriteError::Referenced) => {
+            other @ (WriteError::NotFound
+            | WriteError::Stale
+            | WriteError::StillReferenced
+            | WriteError::MissingParent
+            | WriteError::LastAdmin) => {
                 Self::Unexpected(anyhow::Error::new(other).context("inserting a new user"))
             }
         }

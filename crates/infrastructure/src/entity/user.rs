@@ -9,6 +9,7 @@ pub(crate) struct Model {
     pub name: String,
     pub role: String,
     pub password_hash: String,
+    pub session_epoch: i64,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

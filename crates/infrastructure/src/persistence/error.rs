@@ -1,6 +1,6 @@
 //! Translation of database errors into the ports' error variants.
 
-use orderly_application::StoreError;
+use orderly_application::{StoreError, UniqueKey, WriteError};
 use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
 
 /// What a database error means for the caller.
@@ -23,6 +23,26 @@ pub(crate) fn classify(error: DbErr, context: &'static str) -> Failure {
         return Failure::ForeignKeyViolation;
     }
     Failure::Store(store_error(error, context))
+}
+
+/// What a refused write was doing, which decides what a foreign-key violation means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// An insert or update: the row names a parent that does not exist.
+    Store,
+    /// A delete: other rows still reference the row.
+    Delete,
+}
+
+/// The port's [`WriteError`] for a classified failure of a write of `kind`, where a unique
+/// violation means `key` is taken.
+pub(crate) fn write_error(failure: Failure, kind: WriteKind, key: UniqueKey) -> WriteError {
+    match (failure, kind) {
+        (Failure::UniqueViolation, _) => WriteError::Duplicate(key),
+        (Failure::ForeignKeyViolation, WriteKind::Store) => WriteError::MissingParent,
+        (Failure::ForeignKeyViolation, WriteKind::Delete) => WriteError::StillReferenced,
+        (Failure::Store(store), _) => WriteError::Store(store),
+    }
 }
 
 /// Translates an error that has no data-level meaning.
@@ -88,5 +108,30 @@ fn kind_of_sqlx(error: &sqlx::Error) -> Kind {
             _ => Kind::Other,
         },
         _ => Kind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_key_refusing_a_delete_means_the_row_is_still_referenced() {
+        let error = write_error(Failure::ForeignKeyViolation, WriteKind::Delete, UniqueKey::Email);
+        assert!(matches!(error, WriteError::StillReferenced), "{error:?}");
+    }
+
+    #[test]
+    fn a_foreign_key_refusing_an_insert_or_update_means_a_missing_parent() {
+        let error = write_error(Failure::ForeignKeyViolation, WriteKind::Store, UniqueKey::Sku);
+        assert!(matches!(error, WriteError::MissingParent), "{error:?}");
+    }
+
+    #[test]
+    fn a_unique_violation_names_the_key_whatever_the_write() {
+        for kind in [WriteKind::Store, WriteKind::Delete] {
+            let error = write_error(Failure::UniqueViolation, kind, UniqueKey::Sku);
+            assert!(matches!(error, WriteError::Duplicate(UniqueKey::Sku)), "{error:?}");
+        }
     }
 }

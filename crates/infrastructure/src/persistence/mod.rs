@@ -1,6 +1,7 @@
 //! SeaORM persistence on PostgreSQL and SQLite: the connection, error translation, and one
 //! adapter per aggregate (each implementing its repository port and its query port).
 
+mod accounts;
 mod connection;
 mod error;
 mod keyset;
@@ -10,6 +11,7 @@ mod products;
 mod refresh_tokens;
 mod users;
 
+pub use accounts::SeaOrmAccounts;
 pub use connection::{Database, DatabaseSettings, Engine, redact};
 pub use orders::SeaOrmOrderRepository;
 pub use products::SeaOrmProductRepository;

@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::{
     Database,
-    error::{Failure, classify, store},
+    error::{self, Failure, WriteKind, classify, store},
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
 };
@@ -34,12 +34,9 @@ impl SeaOrmProductRepository {
     }
 }
 
+/// A refused insert or update of a product (products are archived, never deleted).
 fn write_error(failure: Failure) -> WriteError {
-    match failure {
-        Failure::UniqueViolation => WriteError::Duplicate(UniqueKey::Sku),
-        Failure::ForeignKeyViolation => WriteError::Referenced,
-        Failure::Store(store) => WriteError::Store(store),
-    }
+    error::write_error(failure, WriteKind::Store, UniqueKey::Sku)
 }
 
 pub(crate) fn to_product(row: product::Model) -> Result<Product, StoreError> {

@@ -7,14 +7,15 @@ use orderly_application::{
     pagination::{Cursor, Page, PageRequest, SortValue},
     ports::{UserQueries, UserRepository},
 };
-use orderly_domain::{Email, User, UserId};
+use orderly_domain::{Email, Role, User, UserId, Uuid};
 use sea_orm::{
-    ColumnTrait as _, EntityTrait as _, IntoActiveModel as _, QueryFilter as _, sea_query::Expr,
+    ColumnTrait as _, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, sea_query::Expr,
 };
 
 use super::{
     Database,
-    error::{Failure, classify, store},
+    error::{self, Failure, WriteKind, classify, store},
     keyset::{self, Direction},
     mapping::{user_row, version_to_db},
 };
@@ -33,12 +34,59 @@ impl SeaOrmUserRepository {
     }
 }
 
-fn write_error(failure: Failure) -> WriteError {
-    match failure {
-        Failure::UniqueViolation => WriteError::Duplicate(UniqueKey::Email),
-        Failure::ForeignKeyViolation => WriteError::Referenced,
-        Failure::Store(store) => WriteError::Store(store),
+fn write_error(failure: Failure, kind: WriteKind) -> WriteError {
+    error::write_error(failure, kind, UniqueKey::Email)
+}
+
+/// Whether removing the admin role from the user `id` (deleting them, or with `expected` the
+/// version an update is conditional on, demoting them) would leave no admin.
+///
+/// When the user is an admin, every admin row is locked first (`FOR UPDATE`, in id order so
+/// that two checks cannot deadlock; SQLite ignores the clause, its write transaction holding the
+/// database's write lock already): two admins deleting or demoting each other at the same moment
+/// are serialized, and the second sees the first one's change. An update whose version is stale
+/// is not refused here: its conditional write answers `Stale`, as any other stale write.
+async fn is_the_last_admin(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+    expected: Option<i64>,
+) -> Result<bool, StoreError> {
+    let stored = role_and_version(tx, id).await?;
+    if !stored.is_some_and(|(role, version)| {
+        role == Role::Admin.as_str() && expected.is_none_or(|expected| expected == version)
+    }) {
+        return Ok(false);
     }
+    let admins: Vec<Uuid> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(tx)
+        .await
+        .map_err(store("locking the admins"))?;
+    if admins != [id] {
+        return Ok(false);
+    }
+    // The row is locked now; it may have moved on between the first read and the lock.
+    let stored = role_and_version(tx, id).await?;
+    Ok(expected.is_none_or(|expected| stored.is_some_and(|(_, version)| version == expected)))
+}
+
+async fn role_and_version(
+    tx: &DatabaseTransaction,
+    id: Uuid,
+) -> Result<Option<(String, i64)>, StoreError> {
+    user::Entity::find_by_id(id)
+        .select_only()
+        .column(user::Column::Role)
+        .column(user::Column::Version)
+        .into_tuple()
+        .one(tx)
+        .await
+        .map_err(store("reading a user's role"))
 }
 
 fn to_user(row: user::Model) -> Result<User, StoreError> {
@@ -52,7 +100,7 @@ impl UserRepository for SeaOrmUserRepository {
         user::Entity::insert(row.into_active_model())
             .exec_without_returning(self.db.connection())
             .await
-            .map_err(|error| write_error(classify(error, "inserting a user")))?;
+            .map_err(|error| write_error(classify(error, "inserting a user"), WriteKind::Store))?;
         Ok(())
     }
 
@@ -76,23 +124,29 @@ impl UserRepository for SeaOrmUserRepository {
     async fn update(&self, user: &User, expected_version: u64) -> Result<(), WriteError> {
         let row = user_row(user).map_err(StoreError::Unexpected)?;
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to update a user"))?;
+        if user.role() != Role::Admin && is_the_last_admin(&tx, row.id, Some(expected)).await? {
+            return Err(WriteError::LastAdmin);
+        }
         let result = user::Entity::update_many()
             .col_expr(user::Column::Email, Expr::value(row.email))
             .col_expr(user::Column::Name, Expr::value(row.name))
             .col_expr(user::Column::Role, Expr::value(row.role))
             .col_expr(user::Column::PasswordHash, Expr::value(row.password_hash))
+            .col_expr(user::Column::SessionEpoch, Expr::value(row.session_epoch))
             .col_expr(user::Column::Version, Expr::value(expected + 1))
             .col_expr(user::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(user::Column::Id.eq(row.id))
             .filter(user::Column::Version.eq(expected))
-            .exec(self.db.connection())
+            .exec(&tx)
             .await
-            .map_err(|error| write_error(classify(error, "updating a user")))?;
+            .map_err(|error| write_error(classify(error, "updating a user"), WriteKind::Store))?;
         if result.rows_affected == 1 {
+            tx.commit().await.map_err(store("committing a user update"))?;
             return Ok(());
         }
         let exists = user::Entity::find_by_id(row.id)
-            .one(self.db.connection())
+            .one(&tx)
             .await
             .map_err(store("checking a user after a refused update"))?;
         Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound })
@@ -100,15 +154,20 @@ impl UserRepository for SeaOrmUserRepository {
 
     async fn delete(&self, id: UserId) -> Result<(), WriteError> {
         let tx = self.db.begin_write().await.map_err(store("starting to delete a user"))?;
+        if is_the_last_admin(&tx, id.into_uuid(), None).await? {
+            return Err(WriteError::LastAdmin);
+        }
         refresh_token::Entity::delete_many()
             .filter(refresh_token::Column::UserId.eq(id.into_uuid()))
             .exec(&tx)
             .await
-            .map_err(|error| write_error(classify(error, "deleting a user's tokens")))?;
+            .map_err(|error| {
+                write_error(classify(error, "deleting a user's tokens"), WriteKind::Delete)
+            })?;
         let result = user::Entity::delete_by_id(id.into_uuid())
             .exec(&tx)
             .await
-            .map_err(|error| write_error(classify(error, "deleting a user")))?;
+            .map_err(|error| write_error(classify(error, "deleting a user"), WriteKind::Delete))?;
         if result.rows_affected == 0 {
             return Err(WriteError::NotFound);
         }

@@ -1,12 +1,16 @@
-//! Adapters for the non-persistence ports: password hashing, access tokens, the clock and the
-//! payment gateway.
+//! Adapters for the non-persistence ports: password hashing, access tokens, the clock, the
+//! payment gateway and rate limiting.
 
+mod account_cache;
 mod clock;
 mod password;
 mod payment;
+mod rate_limit;
 mod tokens;
 
+pub use account_cache::CachedAccounts;
 pub use clock::SystemClock;
-pub use password::Argon2PasswordHasher;
+pub use password::{Argon2PasswordHasher, HashingLimits};
 pub use payment::SimulatedPaymentGateway;
+pub use rate_limit::{DEFAULT_KEY_PREFIX, InMemoryRateLimiter, RedisRateLimiter};
 pub use tokens::{JwtAccessTokens, JwtSettings};

@@ -38,6 +38,9 @@ struct JwtClaims {
     exp: i64,
     iss: String,
     aud: String,
+    /// The session epoch (absent in tokens issued before it existed: epoch 0).
+    #[serde(default)]
+    sep: u64,
 }
 
 /// HS256 JWT access tokens, with the algorithm pinned: a token signed any other way (or `none`)
@@ -83,6 +86,7 @@ impl AccessTokens for JwtAccessTokens {
             exp: expires.timestamp(),
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
+            sep: claims.session_epoch,
         };
         let token = encode(&Header::new(Algorithm::HS256), &body, &self.encoding)?;
         let expires_in = u64::try_from(self.settings.ttl.num_seconds()).unwrap_or(0);
@@ -98,7 +102,7 @@ impl AccessTokens for JwtAccessTokens {
         }
         let user_id: UserId = claims.sub.parse().map_err(|_| InvalidToken)?;
         let role: Role = claims.role.parse().map_err(|_| InvalidToken)?;
-        Ok(Claims { user_id, role })
+        Ok(Claims { user_id, role, session_epoch: claims.sep })
     }
 }
 
@@ -122,7 +126,7 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_until_it_expires() {
         let tokens = tokens(b"0123456789abcdef0123456789abcdef");
-        let claims = Claims { user_id: UserId::new(), role: Role::Admin };
+        let claims = Claims { user_id: UserId::new(), role: Role::Admin, session_epoch: 4 };
         let issued = tokens.issue(claims, now()).expect("issue");
         assert_eq!(issued.expires_in, 900);
         assert_eq!(tokens.verify(&issued.token, now()), Ok(claims));
@@ -131,7 +135,7 @@ mod tests {
 
     #[test]
     fn tokens_signed_with_another_secret_or_algorithm_are_refused() {
-        let claims = Claims { user_id: UserId::new(), role: Role::Customer };
+        let claims = Claims { user_id: UserId::new(), role: Role::Customer, session_epoch: 0 };
         let other =
             tokens(b"another secret of at least 32 bytes!").issue(claims, now()).expect("issue");
         assert_eq!(
@@ -146,6 +150,7 @@ mod tests {
             exp: now().timestamp() + 60,
             iss: "orderly".into(),
             aud: "orderly-api".into(),
+            sep: 0,
         };
         let secret = b"0123456789abcdef0123456789abcdef";
         let hs512 =

@@ -64,14 +64,14 @@ fn jwt_parts(token: &str) -> (Value, Value) {
 fn signer(app: &TestApp, secret: &[u8], audience: Option<&str>) -> JwtAccessTokens {
     JwtAccessTokens::new(JwtSettings {
         secret: secret.to_vec(),
-        issuer: app.settings.jwt_issuer.clone(),
-        audience: audience.map_or_else(|| app.settings.jwt_audience.clone(), str::to_owned),
+        issuer: app.settings.auth.jwt_issuer.clone(),
+        audience: audience.map_or_else(|| app.settings.auth.jwt_audience.clone(), str::to_owned),
         ttl: TimeDelta::minutes(15),
     })
 }
 
 fn claims(user_id: &str, role: Role) -> Claims {
-    Claims { user_id: user_id.parse::<UserId>().expect("a user id"), role }
+    Claims { user_id: user_id.parse::<UserId>().expect("a user id"), role, session_epoch: 0 }
 }
 
 async fn me_with_authorization(app: &TestApp, authorization: &str) -> Response {
@@ -383,7 +383,7 @@ mod expired_refresh_token {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
         let app = spawn_app_with(TestDatabase::sqlite().await, |settings| {
-            settings.refresh_token_ttl = 0;
+            settings.auth.refresh_token_ttl = 0;
         })
         .await;
         super::an_expired_refresh_token_is_an_invalid_grant(app).await;
@@ -395,7 +395,7 @@ mod expired_refresh_token {
             eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
             return;
         };
-        let app = spawn_app_with(db, |settings| settings.refresh_token_ttl = 0).await;
+        let app = spawn_app_with(db, |settings| settings.auth.refresh_token_ttl = 0).await;
         super::an_expired_refresh_token_is_an_invalid_grant(app).await;
     }
 }

@@ -131,7 +131,7 @@ async fn the_token_endpoint_refuses_json_as_an_unsupported_media_type(app: TestA
 }
 
 async fn a_body_over_the_limit_is_payload_too_large(app: TestApp) {
-    assert_eq!(app.settings.body_limit, 65_536, "the test settings' limit");
+    assert_eq!(app.settings.server.body_limit, 65_536, "the test settings' limit");
     let name = "x".repeat(100 * 1024);
     let body =
         json!({"email": "big@example.com", "password": "correct horse battery", "name": name});
@@ -267,6 +267,7 @@ async fn spawn_app_without_a_database() -> String {
     .await
     .expect("the pool connects lazily, so it builds");
     let application = Application::build_with(&Settings::for_tests(url.to_owned()), database)
+        .await
         .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
@@ -340,7 +341,7 @@ async fn a_database_that_is_down_fails_fast_with_503_while_liveness_holds() {
 }
 
 async fn an_undeclared_method_on_the_api_docs_is_405_with_the_allowed_methods(app: TestApp) {
-    assert!(app.settings.enable_swagger_ui, "the default test settings serve Swagger UI");
+    assert!(app.settings.server.enable_swagger_ui, "the default test settings serve Swagger UI");
     for (path, allow) in [("/api-docs/openapi.json", "GET, HEAD"), ("/swagger-ui/", "GET")] {
         for method in [Method::POST, Method::PUT, Method::DELETE] {
             let response = send(app.request(method.clone(), path, None)).await;

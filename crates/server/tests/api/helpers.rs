@@ -54,7 +54,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub database: Database,
-    _db: TestDatabase,
+    /// The database's owner: dropped with the first instance (see [`TestApp::another_instance`]).
+    _db: Option<TestDatabase>,
 }
 
 /// A user with a live session.
@@ -81,16 +82,27 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
 pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_tests(db.url().to_owned());
     configure(&mut settings);
-    let database = db.database().clone();
+    let mut app = start(settings, db.database().clone()).await;
+    app._db = Some(db);
+    app
+}
+
+async fn start(settings: Settings, database: Database) -> TestApp {
     let application =
-        Application::build_with(&settings, database.clone()).expect("the application builds");
+        Application::build_with(&settings, database.clone()).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a client");
-    TestApp { address, client, settings, database, _db: db }
+    TestApp { address, client, settings, database, _db: None }
+}
+
+/// The Redis the shared-store tests use (`TEST_REDIS_URL`, default the local one); a Redis
+/// that does not answer fails those tests.
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// Asserts that `response` is an RFC 9457 problem with `status` and `code`; returns the body.
@@ -125,6 +137,14 @@ pub async fn json_body(response: Response, status: StatusCode) -> Value {
 }
 
 impl TestApp {
+    /// A second instance of the application on the same database (as behind a load balancer),
+    /// with the settings of this one adjusted by `configure`. It must not outlive `self`.
+    pub async fn another_instance(&self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        start(settings, self.database.clone()).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -12,4 +12,5 @@ mod flow;
 mod operations;
 mod orders;
 mod products;
+mod rate_limits;
 mod users;

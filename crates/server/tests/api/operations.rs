@@ -222,7 +222,7 @@ async fn swagger_ui_without_its_trailing_slash_redirects_permanently(app: TestAp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_can_be_disabled_while_the_document_stays_served() {
     let app = spawn_app_with(TestDatabase::sqlite().await, |settings| {
-        settings.enable_swagger_ui = false;
+        settings.server.enable_swagger_ui = false;
     })
     .await;
     let index = send(app.request(Method::GET, "/swagger-ui/", None)).await;

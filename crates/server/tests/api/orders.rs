@@ -717,6 +717,42 @@ async fn a_users_orders_come_newest_first_in_pages(app: TestApp) {
 
 // --- concurrency ---
 
+async fn parallel_transitions_with_the_same_if_match_let_one_win_and_refuse_the_rest_with_412(
+    app: TestApp,
+) {
+    let admin = app.admin().await;
+    let customer = app.customer("Ada").await;
+    let keyboard = app.product(&admin, "KB-001", 4999, 10).await;
+    let placed = app.place_order(&customer.access_token, &lines(&[(&keyboard, 2)])).await;
+    let tag = etag_of(&placed);
+    let order = json_body(placed, StatusCode::CREATED).await;
+
+    let responses = join_all((0..10).map(|_| {
+        let (app, customer, tag, order) = (&app, &customer, &tag, &order);
+        async move {
+            app.transition(
+                &customer.access_token,
+                id_of(order),
+                &json!({"action": "cancel"}),
+                Some(tag),
+            )
+            .await
+        }
+    }))
+    .await;
+
+    let (won, lost): (Vec<Response>, Vec<Response>) =
+        responses.into_iter().partition(|response| response.status() == StatusCode::CREATED);
+    assert_eq!((won.len(), lost.len()), (1, 9), "exactly one cancellation wins");
+    let current_tag = etag_of(&app.get_order(&customer.access_token, id_of(&order)).await);
+    for response in lost {
+        assert_eq!(header_of(&response, header::ETAG), Some(current_tag.clone()));
+        assert_problem(response, StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED").await;
+    }
+    assert_eq!(history_of(&app, &customer, &order).await.len(), 2, "one cancellation stored");
+    assert_eq!(stock_of(&app, &keyboard).await, 10, "the stock came back once");
+}
+
 async fn concurrent_orders_never_sell_more_than_the_stock(app: TestApp) {
     let admin = app.admin().await;
     let keyboard = app.product(&admin, "KB-001", 4999, 5).await;
@@ -767,6 +803,7 @@ api_tests!(
     cancelling_a_cancelled_order_is_a_conflict_with_no_allowed_actions,
     expire_and_refund_are_not_actions_a_client_may_request,
     a_transition_with_a_current_if_match_succeeds_and_a_stale_one_changes_nothing,
+    parallel_transitions_with_the_same_if_match_let_one_win_and_refuse_the_rest_with_412,
     a_declined_payment_leaves_the_order_pending,
     the_history_lists_every_step_with_its_actor_and_reason,
     a_users_orders_come_newest_first_in_pages,
@@ -787,7 +824,7 @@ mod review {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_order_past_its_payment_deadline_can_no_longer_be_paid_only_cancelled() {
         let app = spawn_app_with(TestDatabase::sqlite().await, |settings| {
-            settings.order_payment_timeout = 1
+            settings.orders.order_payment_timeout = 1
         })
         .await;
         let admin = app.admin().await;

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use futures::future::join_all;
+use orderly_application::WRITE_ATTEMPTS;
 use reqwest::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -254,6 +256,78 @@ async fn patching_with_a_stale_etag_fails_and_changes_nothing(app: TestApp) {
     let response = app.get_product(id, None).await;
     assert_eq!(etag_of(&response), tag);
     assert_eq!(json_body(response, StatusCode::OK).await, current);
+}
+
+async fn fifty_parallel_patches_with_the_same_if_match_let_one_win_and_refuse_49_with_412(
+    app: TestApp,
+) {
+    let admin = app.admin().await;
+    let product = app.product(&admin, "KB-001", 4999, 100).await;
+    let id = id_of(&product);
+    let tag = etag_of(&app.get_product(id, None).await);
+
+    let responses = join_all((0..50).map(|stock| {
+        let (app, admin, tag) = (&app, &admin, &tag);
+        async move {
+            app.patch_product(&admin.access_token, id, &json!({"stock": stock}), Some(tag)).await
+        }
+    }))
+    .await;
+
+    let (won, lost): (Vec<Response>, Vec<Response>) =
+        responses.into_iter().partition(|response| response.status() == StatusCode::OK);
+    assert_eq!((won.len(), lost.len()), (1, 49), "exactly one PATCH wins");
+    let winner = won.into_iter().next().expect("one winner");
+    let current_tag = etag_of(&winner);
+    let winner = json_body(winner, StatusCode::OK).await;
+    for response in lost {
+        assert_eq!(
+            header_of(&response, header::ETAG).as_deref(),
+            Some(current_tag.as_str()),
+            "every 412 names the winner's version"
+        );
+        assert_problem(response, StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED").await;
+    }
+    let response = app.get_product(id, None).await;
+    assert_eq!(etag_of(&response), current_tag);
+    assert_eq!(json_body(response, StatusCode::OK).await["stock"], winner["stock"]);
+}
+
+/// Every order moves the product's version; a `PATCH` without `If-Match` re-reads and re-applies
+/// its change when one lands between its read and its write. Each loss needs an order committed
+/// in that window, so with fewer concurrent orders than `WRITE_ATTEMPTS` the `PATCH` always
+/// succeeds, and it never writes back a stock it read before an order.
+async fn a_patch_without_if_match_succeeds_while_orders_reserve_the_same_product(app: TestApp) {
+    const ROUNDS: usize = 10;
+    let orders_per_round = WRITE_ATTEMPTS - 1;
+    let admin = app.admin().await;
+    let customer = app.customer("Cleo").await;
+    let product = app.product(&admin, "KB-001", 4999, 1000).await;
+    let id = id_of(&product);
+    let order = json!({"items": [{"product_id": id, "quantity": 1}]});
+
+    for round in 0..ROUNDS {
+        let name = format!("Keyboard, edition {round}");
+        let change = json!({"name": name});
+        let patch = app.patch_product(&admin.access_token, id, &change, None);
+        let orders = join_all(
+            (0..orders_per_round).map(|_| app.place_order(&customer.access_token, &order)),
+        );
+        let (patched, placed) = futures::join!(patch, orders);
+
+        assert_eq!(json_body(patched, StatusCode::OK).await["name"], json!(name), "round {round}");
+        for response in placed {
+            assert_eq!(response.status(), StatusCode::CREATED, "round {round}");
+        }
+    }
+
+    let stored = json_body(app.get_product(id, None).await, StatusCode::OK).await;
+    assert_eq!(stored["name"], json!(format!("Keyboard, edition {}", ROUNDS - 1)));
+    assert_eq!(
+        stored["stock"],
+        json!(1000 - ROUNDS * orders_per_round),
+        "no PATCH wrote back a stock it read before an order"
+    );
 }
 
 async fn a_customer_may_not_change_or_archive_a_product(app: TestApp) {
@@ -519,6 +593,8 @@ api_tests!(
     unknown_fields_in_a_product_body_are_malformed,
     patching_with_the_current_etag_changes_price_and_stock_and_returns_a_new_etag,
     patching_with_a_stale_etag_fails_and_changes_nothing,
+    fifty_parallel_patches_with_the_same_if_match_let_one_win_and_refuse_49_with_412,
+    a_patch_without_if_match_succeeds_while_orders_reserve_the_same_product,
     a_customer_may_not_change_or_archive_a_product,
     a_null_description_removes_it_and_an_absent_one_keeps_it,
     a_conditional_get_answers_not_modified_only_for_the_current_etag,

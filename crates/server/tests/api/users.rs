@@ -576,6 +576,112 @@ async fn a_user_with_orders_cannot_be_deleted(app: TestApp) {
     body(app.refresh(&ada.refresh_token).await, StatusCode::OK).await;
 }
 
+// --- the last admin ---
+
+async fn the_only_admin_can_be_neither_deleted_nor_demoted(app: TestApp) {
+    let admin = app.admin().await;
+
+    let refused = problem(
+        app.delete_user(&admin.access_token, &admin.id).await,
+        StatusCode::CONFLICT,
+        "LAST_ADMIN",
+    )
+    .await;
+    assert_eq!(refused["type"], "/problems/last-admin");
+    for if_match in [None, Some("\"v1\"")] {
+        problem(
+            app.patch_user(&admin.access_token, &admin.id, &json!({"role": "customer"}), if_match)
+                .await,
+            StatusCode::CONFLICT,
+            "LAST_ADMIN",
+        )
+        .await;
+    }
+
+    let token = access_token_of(&app, &admin.email, &admin.password).await;
+    let (headers, me) = read(app.me(&token).await, StatusCode::OK).await;
+    assert_eq!(me["role"], "admin");
+    assert_eq!(header_value(&headers, &header::ETAG), Some("\"v1\""), "nothing was stored");
+    body(app.list_users(&token, "").await, StatusCode::OK).await;
+}
+
+async fn with_two_admins_one_may_be_deleted_but_then_not_the_other(app: TestApp) {
+    let first = app.admin().await;
+    let second = app.admin().await;
+
+    empty(app.delete_user(&first.access_token, &first.id).await, StatusCode::NO_CONTENT).await;
+
+    problem(
+        app.delete_user(&second.access_token, &second.id).await,
+        StatusCode::CONFLICT,
+        "LAST_ADMIN",
+    )
+    .await;
+    let (_, me) = read(app.me(&second.access_token).await, StatusCode::OK).await;
+    assert_eq!(me["role"], "admin");
+}
+
+async fn with_two_admins_one_may_be_demoted_but_then_not_the_other(app: TestApp) {
+    let first = app.admin().await;
+    let second = app.admin().await;
+
+    let (_, demoted) = read(
+        app.patch_user(&first.access_token, &second.id, &json!({"role": "customer"}), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(demoted["role"], "customer");
+
+    problem(
+        app.patch_user(&first.access_token, &first.id, &json!({"role": "customer"}), None).await,
+        StatusCode::CONFLICT,
+        "LAST_ADMIN",
+    )
+    .await;
+    // The former admin is an ordinary customer now, and may leave.
+    let token = access_token_of(&app, &second.email, &second.password).await;
+    empty(app.delete_user(&token, &second.id).await, StatusCode::NO_CONTENT).await;
+    let (_, me) = read(app.me(&first.access_token).await, StatusCode::OK).await;
+    assert_eq!(me["role"], "admin");
+}
+
+// --- concurrent updates ---
+
+async fn parallel_patches_of_a_user_with_the_same_if_match_let_one_win_and_refuse_the_rest_with_412(
+    app: TestApp,
+) {
+    let ada = app.customer("Ada").await;
+
+    let responses = futures::future::join_all((0..20).map(|i| {
+        let (app, ada) = (&app, &ada);
+        async move {
+            app.patch_user(
+                &ada.access_token,
+                &ada.id,
+                &json!({"name": format!("Ada {i}")}),
+                Some("\"v1\""),
+            )
+            .await
+        }
+    }))
+    .await;
+
+    let (won, lost): (Vec<Response>, Vec<Response>) =
+        responses.into_iter().partition(|response| response.status() == StatusCode::OK);
+    assert_eq!((won.len(), lost.len()), (1, 19), "exactly one PATCH wins");
+    let (_, winner) = read(won.into_iter().next().expect("a winner"), StatusCode::OK).await;
+    for response in lost {
+        assert_eq!(
+            header_value(response.headers(), &header::ETAG),
+            Some("\"v2\""),
+            "every 412 names the winner's version"
+        );
+        problem(response, StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED").await;
+    }
+    let (_, me) = read(app.me(&ada.access_token).await, StatusCode::OK).await;
+    assert_eq!(me["name"], winner["name"]);
+}
+
 // --- a user's orders ---
 
 async fn a_users_orders_are_visible_to_them_and_to_admins_only(app: TestApp) {
@@ -630,5 +736,9 @@ api_tests!(
     deleting_yourself_ends_your_logins,
     a_customer_cannot_delete_another_customer_but_an_admin_can,
     a_user_with_orders_cannot_be_deleted,
+    the_only_admin_can_be_neither_deleted_nor_demoted,
+    with_two_admins_one_may_be_deleted_but_then_not_the_other,
+    with_two_admins_one_may_be_demoted_but_then_not_the_other,
+    parallel_patches_of_a_user_with_the_same_if_match_let_one_win_and_refuse_the_rest_with_412,
     a_users_orders_are_visible_to_them_and_to_admins_only,
 );
