@@ -38,8 +38,8 @@ use orderly_infrastructure::{
     Database, DatabaseSettings, SeaOrmAccounts, SeaOrmOrderRepository, SeaOrmProductRepository,
     SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
-        Argon2PasswordHasher, CachedAccounts, HashingLimits, InMemoryRateLimiter, JwtAccessTokens,
-        JwtSettings, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
+        Argon2PasswordHasher, CachedAccounts, ForgettingUsers, HashingLimits, InMemoryRateLimiter,
+        JwtAccessTokens, JwtSettings, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
     },
 };
 
@@ -76,7 +76,15 @@ pub struct Wiring {
 pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let users_repo = Arc::new(SeaOrmUserRepository::new(database.clone()));
-    let users: Arc<dyn UserRepository> = users_repo.clone();
+    // The access-token check reads accounts through a short cache; changes made here drop
+    // their entry at once (ADR 0013).
+    let cached_accounts = Arc::new(CachedAccounts::new(
+        Arc::new(SeaOrmAccounts::new(database.clone())),
+        Duration::from_secs(settings.auth.auth_cache_ttl),
+    ));
+    let accounts: Arc<dyn AccountDirectory> = cached_accounts.clone();
+    let users: Arc<dyn UserRepository> =
+        Arc::new(ForgettingUsers::new(users_repo.clone(), cached_accounts));
     let products_repo = Arc::new(SeaOrmProductRepository::new(database.clone()));
     let orders_repo = Arc::new(SeaOrmOrderRepository::new(database.clone()));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
@@ -93,10 +101,6 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         AppEnv::Test => Argon2PasswordHasher::for_tests(limits)?,
         AppEnv::Development | AppEnv::Production => Argon2PasswordHasher::new(limits)?,
     });
-    let accounts: Arc<dyn AccountDirectory> = Arc::new(CachedAccounts::new(
-        Arc::new(SeaOrmAccounts::new(database.clone())),
-        Duration::from_secs(settings.auth.auth_cache_ttl),
-    ));
     let access_tokens: Arc<dyn AccessTokens> = Arc::new(JwtAccessTokens::new(JwtSettings {
         secret: settings.jwt_secret_bytes()?,
         issuer: settings.auth.jwt_issuer.clone(),

@@ -152,7 +152,8 @@ pub struct AccountStatus {
 
 /// Looks up accounts for the access-token check on every authenticated request, so it must be
 /// cheap: adapters may cache, for at most a few seconds (`AUTH_CACHE_TTL`), which bounds how
-/// long a deletion, demotion or new password takes to reach tokens on other instances.
+/// long a deletion, demotion or new password takes to reach tokens; an adapter that caches also
+/// drops its entry when the account is changed through it or beside it on the same instance.
 #[mockall::automock]
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
@@ -161,8 +162,4 @@ pub trait AccountDirectory: Send + Sync {
     /// # Errors
     /// [`StoreError`] when the store fails (a missing account is `Ok(None)`).
     async fn status(&self, id: UserId) -> Result<Option<AccountStatus>, StoreError>;
-
-    /// Drops what is cached about `id`, after a change to it on this instance (takes effect at
-    /// once here; other instances follow within the cache's lifetime).
-    async fn forget(&self, id: UserId);
 }

@@ -45,6 +45,4 @@ impl AccountDirectory for SeaOrmAccounts {
         })
         .transpose()
     }
-
-    async fn forget(&self, _: UserId) {}
 }

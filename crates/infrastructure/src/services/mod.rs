@@ -8,7 +8,7 @@ mod payment;
 mod rate_limit;
 mod tokens;
 
-pub use account_cache::CachedAccounts;
+pub use account_cache::{CachedAccounts, ForgettingUsers};
 pub use clock::SystemClock;
 pub use password::{Argon2PasswordHasher, HashingLimits};
 pub use payment::SimulatedPaymentGateway;

@@ -8,9 +8,7 @@ use orderly_server::settings::{AppEnv, Quota, Settings};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{
-    Engine, TestApp, assert_problem, json_body, spawn_app_with, test_redis_url,
-};
+use crate::helpers::{Engine, TestApp, assert_problem, json_body, spawn_app_with, test_redis_url};
 
 fn quota(requests: u32, seconds: u64) -> Quota {
     Quota {
@@ -63,10 +61,7 @@ async fn anonymous_requests_carry_the_policy_headers_and_the_excess_is_a_429_pro
         .parse()
         .expect("Retry-After is a number of seconds");
     assert!((1..=20).contains(&retry_after), "one request comes back every 20 s: {retry_after}");
-    assert_eq!(
-        header(&refused, "ratelimit-policy").as_deref(),
-        Some(r#""anonymous";q=3;w=60"#)
-    );
+    assert_eq!(header(&refused, "ratelimit-policy").as_deref(), Some(r#""anonymous";q=3;w=60"#));
     assert!(header(&refused, "ratelimit").is_some_and(|v| v.contains("r=0")));
     let body = assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
     assert_eq!(body["policy"], json!("anonymous"));
@@ -126,7 +121,8 @@ async fn logins_are_limited_per_account_whatever_the_address() {
     assert_problem(second, StatusCode::BAD_REQUEST, "INVALID_GRANT").await;
     let third = attempt("198.51.100.2", ada.email.to_uppercase()).await.expect("sent");
     assert!(
-        header(&third, "ratelimit-policy").is_some_and(|v| v.contains(r#""auth-account";q=3;w=60"#)),
+        header(&third, "ratelimit-policy")
+            .is_some_and(|v| v.contains(r#""auth-account";q=3;w=60"#)),
         "{:?}",
         header(&third, "ratelimit-policy")
     );
@@ -153,7 +149,9 @@ async fn logins_and_registrations_are_limited_per_address() {
     )
     .await;
     let register = app
-        .register(&json!({"email": "new@example.com", "password": "a long password", "name": "New"}))
+        .register(
+            &json!({"email": "new@example.com", "password": "a long password", "name": "New"}),
+        )
         .await;
     assert_problem(register, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
 }
@@ -303,9 +301,6 @@ async fn logins_beyond_the_hashing_bound_get_503_server_busy_never_a_hang() {
 async fn archived_products_need_credentials_first() {
     let app = app(|_| {}).await;
     let response = app.list_products(None, "?include_archived=true").await;
-    assert_eq!(
-        header(&response, "www-authenticate").as_deref(),
-        Some(r#"Bearer realm="orderly""#)
-    );
+    assert_eq!(header(&response, "www-authenticate").as_deref(), Some(r#"Bearer realm="orderly""#));
     assert_problem(response, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED").await;
 }
