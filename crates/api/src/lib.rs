@@ -208,7 +208,13 @@ pub fn app(
             )
             .service(resource!("/swagger-ui", "GET, HEAD", get => swagger_redirect));
     }
+    // Middleware, innermost first: rate limits, then the size limits (an oversized head is
+    // refused before it costs any quota), then CORS (preflights are answered before any limit,
+    // and every refusal carries the CORS headers a browser needs to read it), then the security
+    // headers, then the request context that completes every problem, then compression.
     app.default_service(web::to(route_not_found))
+        .wrap(from_fn(rate_limit::limit))
+        .wrap(from_fn(limits::check))
         .wrap(cors(&settings))
         .wrap(
             DefaultHeaders::new()
@@ -220,9 +226,6 @@ pub fn app(
                     "frame-ancestors 'none'",
                 )),
         )
-        .wrap(from_fn(rate_limit::limit))
-        // Outside rate limiting: an oversized head is refused before it costs any quota.
-        .wrap(from_fn(limits::check))
         .wrap(from_fn(context::request_context))
         .wrap(Compress::default())
 }

@@ -4,7 +4,8 @@
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder,
+        ContentBuilder, ObjectBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Type,
+        header::Header,
         path::Operation,
         security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
     },
@@ -88,6 +89,36 @@ fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
     )
 }
 
+fn header(description: &str) -> RefOr<Header> {
+    let mut header = Header::new(ObjectBuilder::new().schema_type(Type::String));
+    header.description = Some(description.to_owned());
+    RefOr::T(header)
+}
+
+/// The `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers) on
+/// every response of a limited route, and the 429 problem with `Retry-After`.
+fn add_rate_limits(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    responses.entry("429".to_owned()).or_insert_with(|| {
+        problem("RATE_LIMITED: a rate-limit policy refused the request (see `Retry-After`)")
+    });
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        response.headers.entry("RateLimit-Policy".to_owned()).or_insert_with(|| {
+            header("The policies that applied, e.g. `\"anonymous\";q=300;w=60` (quota q per window w seconds)")
+        });
+        response.headers.entry("RateLimit".to_owned()).or_insert_with(|| {
+            header("What is left of each policy, e.g. `\"anonymous\";r=299;t=1` (r requests left; t seconds until the quota is whole again)")
+        });
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(|| header("Seconds until one request is allowed again"));
+        }
+    }
+}
+
 fn add_common(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, description: &str| {
@@ -113,13 +144,17 @@ fn add_common(operation: &mut Operation) {
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut Document) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let limited = !crate::rate_limit::UNLIMITED.contains(&path.as_str());
             for operation in
                 [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete]
                     .into_iter()
                     .flatten()
             {
                 add_common(operation);
+                if limited {
+                    add_rate_limits(operation);
+                }
             }
         }
     }

@@ -38,7 +38,7 @@ pub const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Paths that are never limited: orchestrators probe them, and a limited probe would take a
 /// healthy instance out of service.
-const UNLIMITED: &[&str] = &["/health", "/ready"];
+pub(crate) const UNLIMITED: &[&str] = &["/health", "/ready"];
 
 /// The policies, by what they protect. `None` turns one off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -150,14 +150,13 @@ fn repository_selling(parts: &ProductParts, reads: usize) -> MockProductReposito
     products
 }
 
+/// What each `update` call was given: (expected version, new version, name, stock, archived).
+type Writes = Arc<Mutex<Vec<(u64, u64, String, u32, bool)>>>;
+
 /// Expects `update` once per answer (`Err` for each of `stale`, then `Ok` if `ok`), recording
-/// (expected version, new version, name, stock, archived) for each call.
-fn updates_answering(
-    products: &mut MockProductRepository,
-    stale: usize,
-    ok: bool,
-) -> Arc<Mutex<Vec<(u64, u64, String, u32, bool)>>> {
-    let writes = Arc::new(Mutex::new(Vec::new()));
+/// what each call was given.
+fn updates_answering(products: &mut MockProductRepository, stale: usize, ok: bool) -> Writes {
+    let writes = Writes::default();
     let recorded = Arc::clone(&writes);
     let mut calls = 0;
     products.expect_update().times(stale + usize::from(ok)).returning(move |product, expected| {

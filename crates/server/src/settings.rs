@@ -124,9 +124,9 @@ impl TryFrom<String> for Quota {
 impl From<Quota> for String {
     fn from(quota: Quota) -> Self {
         let seconds = quota.window.as_secs();
-        let window = if seconds % 3600 == 0 {
+        let window = if seconds.is_multiple_of(3600) {
             format!("{}h", seconds / 3600)
-        } else if seconds % 60 == 0 {
+        } else if seconds.is_multiple_of(60) {
             format!("{}m", seconds / 60)
         } else {
             format!("{seconds}s")
@@ -970,6 +970,29 @@ mod tests {
         assert_eq!(settings.rate_limit.rate_limit_orders.window, Duration::from_secs(30));
         assert_eq!(settings.log.log_format, LogFormat::Json);
         assert_eq!(settings.redis.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+    }
+
+    #[test]
+    fn the_shipped_env_example_is_valid_verbatim() {
+        let example = include_str!("../../../.env.example");
+        let vars: Vec<(String, String)> = example
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+            .collect();
+        assert!(vars.len() > 20, "the example sets its variables: {}", vars.len());
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        load(&pairs).expect(".env.example is a valid configuration as shipped");
+        let known: Vec<String> = Settings::defaults(AppEnv::Development)
+            .describe()
+            .into_iter()
+            .map(|(variable, _)| variable)
+            .collect();
+        for (key, _) in &vars {
+            assert!(key == "RUST_LOG" || known.contains(key), "{key} is not a setting");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn missing(parameter: &str) -> ApiError {
     responses(
         (status = 200, description = "Tokens (RFC 6749 section 5.1)", body = TokenResponse),
         (status = 400, description = "INVALID_GRANT (wrong credentials; invalid, expired or reused refresh token), UNSUPPORTED_GRANT_TYPE or MALFORMED_REQUEST; the body also carries the OAuth2 `error` and `error_description`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "SERVER_BUSY: too many passwords are being checked (with `Retry-After`), or DATABASE_UNAVAILABLE / DATABASE_BUSY", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn token(

@@ -31,6 +31,7 @@ use crate::{
             headers(("Location" = String, description = "The user's URL"), ("ETag" = String))),
         (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "EMAIL_TAKEN", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "SERVER_BUSY: too many passwords are being hashed (with `Retry-After`), or DATABASE_UNAVAILABLE / DATABASE_BUSY", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn register(
@@ -63,7 +64,7 @@ pub async fn register(
     responses(
         (status = 200, description = "The caller", body = UserResponse, headers(("ETag" = String))),
         (status = 304, description = "The copy named by If-None-Match is current"),
-        (status = 404, description = "NOT_FOUND: the account was deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "NOT_FOUND: the account was deleted a moment ago (within `AUTH_CACHE_TTL`; afterwards its tokens get 401)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn me(
@@ -144,6 +145,7 @@ pub async fn get(
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "EMAIL_TAKEN, LAST_ADMIN (demoting the only admin) or CONCURRENT_MODIFICATION (without If-Match, after repeated concurrent changes)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "SERVER_BUSY: too many passwords are being hashed (a password change; with `Retry-After`), or DATABASE_UNAVAILABLE / DATABASE_BUSY", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(

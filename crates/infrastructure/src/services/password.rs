@@ -2,7 +2,7 @@
 //! more wait, and every hash works in one of `concurrency` memory areas allocated once and
 //! reused. A login flood therefore costs at most `concurrency` x 19 MiB and a short queue; the
 //! requests beyond it are refused at once with [`HashError::Busy`] (HTTP 503 `SERVER_BUSY`)
-//! instead of piling up blocking threads that each hold 19 MiB (ADR 0013).
+//! instead of piling up blocking threads that each hold 19 MiB (ADR 0016).
 
 use std::sync::{Arc, Mutex};
 

@@ -66,6 +66,25 @@ async fn anonymous_requests_carry_the_policy_headers_and_the_excess_is_a_429_pro
     let body = assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
     assert_eq!(body["policy"], json!("anonymous"));
 
+    // A browser on an allowed origin can read the refusal: CORS and the security headers are on it.
+    let cross_origin = app
+        .request(Method::GET, "/api/v1/products", None)
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(cross_origin.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&cross_origin, "access-control-allow-origin").as_deref(),
+        Some("https://shop.example")
+    );
+    assert_eq!(header(&cross_origin, "x-content-type-options").as_deref(), Some("nosniff"));
+    assert!(
+        header(&cross_origin, "access-control-expose-headers")
+            .is_some_and(|exposed| exposed.to_lowercase().contains("ratelimit")),
+        "the RateLimit headers are readable cross-origin"
+    );
+
     // Health probes are never limited, and carry no policy.
     for _ in 0..5 {
         let health = app.health().await;
