@@ -16,8 +16,8 @@ use orderly_application::{
     },
     pagination::{Cursor, ListRequest, Page, PageLimit, PageRequest, SortValue},
     ports::{
-        AccessToken, Claims, HashError, MockAccessTokens, MockClock, MockPasswordHasher, MockRefreshTokens,
-        MockUserQueries, MockUserRepository, RefreshTokenError,
+        AccessToken, Claims, HashError, MockAccessTokens, MockClock, MockPasswordHasher,
+        MockRefreshTokens, MockUserQueries, MockUserRepository, RefreshTokenError,
     },
     users::{
         delete_user::{DeleteUser, DeleteUserError},
@@ -245,7 +245,10 @@ async fn registering_while_the_store_is_down_is_a_store_error() {
 #[tokio::test]
 async fn a_failing_hasher_is_unexpected_and_stores_nothing() {
     let mut hasher = MockPasswordHasher::new();
-    hasher.expect_hash().times(1).returning(|_| Err(HashError::Failed(anyhow::anyhow!("out of memory"))));
+    hasher
+        .expect_hash()
+        .times(1)
+        .returning(|_| Err(HashError::Failed(anyhow::anyhow!("out of memory"))));
     let mut users = MockUserRepository::new();
     users.expect_insert().times(0);
 
@@ -1018,7 +1021,10 @@ async fn a_foreign_key_answer_to_an_update_is_unexpected() {
 async fn a_failing_hasher_during_an_update_is_unexpected_and_stores_nothing() {
     let user = stored_user(Role::Customer);
     let mut hasher = MockPasswordHasher::new();
-    hasher.expect_hash().times(1).returning(|_| Err(HashError::Failed(anyhow::anyhow!("out of memory"))));
+    hasher
+        .expect_hash()
+        .times(1)
+        .returning(|_| Err(HashError::Failed(anyhow::anyhow!("out of memory"))));
     let mut users = repository_holding(&user);
     users.expect_update().times(0);
     let input = UpdateUserInput {
@@ -1307,7 +1313,10 @@ async fn logging_in_while_the_store_is_down_is_a_store_error() {
 async fn a_failing_hasher_at_login_is_unexpected() {
     let user = stored_user(Role::Customer);
     let mut hasher = MockPasswordHasher::new();
-    hasher.expect_verify().times(1).returning(|_, _| Err(HashError::Failed(anyhow::anyhow!("corrupt PHC string"))));
+    hasher
+        .expect_verify()
+        .times(1)
+        .returning(|_, _| Err(HashError::Failed(anyhow::anyhow!("corrupt PHC string"))));
     let login = authenticate(
         repository_finding_by_email(&user),
         hasher,

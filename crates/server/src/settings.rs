@@ -485,7 +485,9 @@ fn check_redis_url(url: &str, (): &()) -> garde::Result {
     if url.starts_with("redis://") {
         Ok(())
     } else if url.starts_with("rediss://") {
-        Err(garde::Error::new("TLS (rediss://) is not supported yet: use redis:// on a private network"))
+        Err(garde::Error::new(
+            "TLS (rediss://) is not supported yet: use redis:// on a private network",
+        ))
     } else {
         Err(garde::Error::new("must start with redis://"))
     }
@@ -598,7 +600,9 @@ fn config_value(value: &serde_json::Value) -> Value {
             (None, None) => ValueKind::Float(number.as_f64().unwrap_or_default()),
         },
         serde_json::Value::String(text) => ValueKind::String(text.clone()),
-        serde_json::Value::Array(items) => ValueKind::Array(items.iter().map(config_value).collect()),
+        serde_json::Value::Array(items) => {
+            ValueKind::Array(items.iter().map(config_value).collect())
+        }
         serde_json::Value::Object(_) => ValueKind::Nil,
     };
     Value::new(None, kind)

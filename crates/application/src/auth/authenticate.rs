@@ -89,8 +89,7 @@ impl Authenticate {
             .await?;
         let user = user.filter(|_| matches).ok_or(AuthenticateError::InvalidCredentials)?;
         let now = self.clock.now();
-        let access =
-            self.access_tokens.issue(Claims::for_user(&user), now)?;
+        let access = self.access_tokens.issue(Claims::for_user(&user), now)?;
         let refresh_token = self.refresh_tokens.issue(user.id(), now).await?;
         Ok(TokenPair { access, refresh_token, user_id: user.id(), role: user.role() })
     }

@@ -23,7 +23,8 @@ pub use products::{
 };
 pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{
-    AccessToken, AccountDirectory, AccountStatus, HashError, MockAccountDirectory, AccessTokens, Claims, InvalidToken, MockAccessTokens, MockPasswordHasher,
-    MockRefreshTokens, PasswordHasher, RefreshTokenError, RefreshTokens,
+    AccessToken, AccessTokens, AccountDirectory, AccountStatus, Claims, HashError, InvalidToken,
+    MockAccessTokens, MockAccountDirectory, MockPasswordHasher, MockRefreshTokens, PasswordHasher,
+    RefreshTokenError, RefreshTokens,
 };
 pub use users::{MockUserQueries, MockUserRepository, UserQueries, UserRepository};

@@ -415,8 +415,12 @@ async fn a_deleted_users_refresh_token_can_no_longer_be_used(app: TestApp) {
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
     // The access token is still well signed and unexpired, but names nobody any more: it is
     // refused (ADR 0013).
-    assert_problem(app.me(&customer.access_token).await, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED")
-        .await;
+    assert_problem(
+        app.me(&customer.access_token).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHENTICATED",
+    )
+    .await;
 }
 
 // --- bearer authentication ---
