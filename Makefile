@@ -10,19 +10,23 @@ COVERAGE_PKGS     := -p orderly-domain -p orderly-application
 # Framework crates the inner layers must never pull in (STYLE.md, "Cargo enforces the dependency rule").
 # Matches a crate name (or its `-`/`_` family: actix-web, tokio-macros, garde_derive...) at the start of a
 # `cargo tree` line, after the tree characters. Keep in step with .ci/run.
-FORBIDDEN_DEPS    := ^[^[:alnum:]]*(actix|sea-orm|sea-query|sqlx|tokio|utoipa|garde|config)([-_][[:alnum:]_-]*)? v[0-9]
+FORBIDDEN_DEPS    := ^[^[:alnum:]]*(actix|sea-orm|sea-query|sqlx|tokio|utoipa|garde|config|prometheus|metrics|opentelemetry|tracing-opentelemetry)([-_][[:alnum:]_-]*)? v[0-9]
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help run test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
+.PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
 	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e contract clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 run: ## Run the server (`orderly serve`) with the configuration from the environment / .env
+	$(ORDERLY) serve
+
+demo: ## First run: load demo data (`orderly seed`: an admin, ~20 products; prints the password once), then serve
+	$(ORDERLY) seed
 	$(ORDERLY) serve
 
 test: ## Run every test of the workspace (SQLite; PostgreSQL too when TEST_DATABASE_URL is set)
@@ -40,12 +44,12 @@ fmt: ## Format the code
 fmt-check: ## Fail if the code is not formatted
 	$(CARGO) fmt --all -- --check
 
-check: fmt-check deps-check lint test ## Everything CI checks except coverage: fmt-check, deps-check, lint, test
+check: fmt-check deps-check lint test contract ## Everything CI checks except coverage: fmt-check, deps-check, lint, test, contract
 
 deps-check: ## Fail if orderly-domain or orderly-application depends on a framework crate
 	@for p in orderly-domain orderly-application; do tree=$$($(CARGO) tree --locked -p $$p -e normal); if bad=$$(grep -E '$(FORBIDDEN_DEPS)' <<<"$$tree"); then echo "deps-check: $$p must not depend on:" >&2; echo "$$bad" >&2; exit 1; fi; echo "deps-check: $$p is free of framework crates"; done
 
-coverage-tools: # helper, not listed in help: install cargo-llvm-cov and llvm-tools-preview if missing
+coverage-tools: ## Install cargo-llvm-cov and llvm-tools-preview if missing (`coverage` does it for you)
 	@command -v cargo-llvm-cov >/dev/null || $(CARGO) install cargo-llvm-cov --locked
 	@if command -v rustup >/dev/null && ! rustup component list --installed | grep -q '^llvm-tools'; then rustup component add llvm-tools-preview; fi
 
@@ -70,10 +74,10 @@ migrate-fresh: ## Drop everything and apply every migration again (destroys data
 openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI compares against)
 	$(CARGO) run -q -p orderly-server --bin orderly -- openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }; mv docs/openapi.json.tmp docs/openapi.json
 
-e2e: ## Optional: Swagger UI in headless Chromium registers, authorizes (password flow) and orders (needs chromium, npm)
+e2e: ## Optional: Swagger UI in headless Chromium: every GET, browsing products, authorize, order, pay (needs chromium, node, npm, curl)
 	bash e2e/run.sh
 
-contract: ## Optional: schemathesis checks the running server against its OpenAPI document (needs python3)
+contract: ## schemathesis (pinned, in a venv under target/) checks the server against its OpenAPI document (needs python3-venv, curl; .ci/run runs it)
 	bash e2e/contract.sh
 
 clean: ## Remove build artefacts and coverage output

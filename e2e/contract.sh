@@ -1,34 +1,69 @@
 #!/usr/bin/env bash
-# Optional contract check: schemathesis generates requests from the served OpenAPI document and
-# checks every answer against it (no 500s, documented status codes, content types and response
-# schemas), as an admin so that every route is reachable. Not part of .ci/run (it needs Python):
-# run it with `make contract`.
+# Contract check: schemathesis generates requests from the served OpenAPI document, valid and
+# invalid, and checks every answer against it. It runs as an administrator so that every route is
+# reachable, with every check but `use_after_free` (DELETE on a product archives it: it stays
+# readable with `archived: true`, as SPEC.md section 2 requires). Any failure fails the script.
+# `make contract` runs it, and so does .ci/run.
 #
-# Needs: python3 with pip (schemathesis is installed if missing), curl.
+# Needs: cargo, curl, python3 with the venv module (Debian: python3-venv). schemathesis, pinned in
+# e2e/requirements-contract.txt, is installed from PyPI into a virtual environment under cargo's
+# target directory, never into the system's Python.
+#
+# Bounded: CONTRACT_EXAMPLES cases per operation and phase (default 50), and CONTRACT_TIMEOUT
+# seconds in all (default 600) after which the run is stopped and fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source e2e/lib.sh
+require cargo curl python3
 
 port=${CONTRACT_PORT:-3556}
 base="http://127.0.0.1:$port"
+target=$(target_dir)
+venv="$target/contract-venv"
+requirements=e2e/requirements-contract.txt
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    echo "contract: installing $(grep -v '^#' "$requirements" | xargs) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "contract: python3 cannot make a virtual environment (Debian: apt-get install python3-venv)" >&2; exit 1; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+
+ORDERLY=$(build_orderly)
 work=$(mktemp -d)
-command -v st >/dev/null || python3 -m pip install --quiet schemathesis
-cargo build -q -p orderly-server --bin orderly
-bin="$PWD/target/debug/orderly"
+trap 'kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+start_server "$port" "$work"
+token=$(admin_token "$base" admin@contract.example 'a contract admin password')
 
-export PORT=$port DATABASE_URL="sqlite://$work/orderly.db?mode=rwc" JWT_SECRET=contract-secret-0123456789abcdef0123
-"$bin" serve > "$work/serve.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do curl -fs "$base/health" >/dev/null && break; sleep 0.2; done
+# The products orders refer to (see e2e/contract_hooks.py): one per possible line, in one
+# currency, with stock enough for any run.
+products=()
+for i in $(seq 50); do
+    products+=("$(create_product "$base" "$token" \
+        "{\"sku\": \"CONTRACT-$i\", \"name\": \"Contract product $i\", \"price\": {\"amount\": 100, \"currency\": \"EUR\"}, \"stock\": 1000000000}")")
+done
+CONTRACT_PRODUCT_IDS=$(IFS=,; echo "${products[*]}")
+export CONTRACT_PRODUCT_IDS
 
-echo 'a contract admin password' | "$bin" admin create --email admin@contract.example --password-stdin >/dev/null
-token=$(curl -fs -X POST "$base/api/v1/auth/token" \
-    -d 'grant_type=password&username=admin@contract.example&password=a contract admin password' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-
-# Left out: positive_data_acceptance (opaque cursors, ETags and ISO currency codes are valid by the
-# schema's types yet rightly refused by their meaning) and use_after_free (DELETE on a product
-# archives it: it stays readable with `archived: true`, as SPEC.md section 2 requires).
-st run "$base/api-docs/openapi.json" -H "Authorization: Bearer $token" \
-    --checks all --exclude-checks positive_data_acceptance,use_after_free \
-    --max-examples "${CONTRACT_EXAMPLES:-30}" --workers 2
+# schemathesis and hypothesis keep their state (examples that failed, to try first next time) in
+# the working directory: one under target/, not the repository.
+state="$target/contract-state"
+mkdir -p "$state"
+started=$SECONDS
+status=0
+(cd "$state" && SCHEMATHESIS_HOOKS=contract_hooks PYTHONPATH="$OLDPWD/e2e" \
+    timeout "${CONTRACT_TIMEOUT:-600}" "$venv/bin/st" --config-file "$OLDPWD/e2e/schemathesis.toml" \
+    run "$base/api-docs/openapi.json" \
+    -H "Authorization: Bearer $token" \
+    --checks all --exclude-checks use_after_free \
+    --max-examples "${CONTRACT_EXAMPLES:-50}" --workers 2 \
+    --report junit --report-dir "$target/contract-report" \
+    ${CONTRACT_SEED:+--seed "$CONTRACT_SEED"}) || status=$?
+echo "contract: schemathesis took $((SECONDS - started)) s"
+if ((status == 124)); then
+    echo "contract: FAILED: stopped after ${CONTRACT_TIMEOUT:-600} s" >&2
+elif ((status != 0)); then
+    echo "contract: FAILED (the server's log: kept in $target/contract-serve.log)" >&2
+    cp "$work/serve.log" "$target/contract-serve.log"
+fi
+exit "$status"

@@ -6,8 +6,12 @@
 //! - Every response with status >= 400 leaves as `application/problem+json` with `instance` and
 //!   `request_id` filled in, whoever produced it (a handler, an extractor, the router or another
 //!   middleware).
-//! - One structured log line per request: request id, user id, method, route template, status,
-//!   latency. Never headers, bodies or query strings, so no password or token reaches the log.
+//! - One structured log line per request: request id, trace id, user id, method, route
+//!   template, status, latency. Never headers, bodies or query strings, so no password or token
+//!   reaches the log.
+//! - The request's span continues the caller's W3C trace (`traceparent`, see `trace.rs`) and
+//!   carries its trace id, so every log line of the request names its trace.
+//! - Requests are counted and timed by method, route template and status (`metrics.rs`).
 
 use std::time::Instant;
 
@@ -21,13 +25,19 @@ use actix_web::{
         header::{self, HeaderValue},
     },
     middleware::Next,
+    web,
 };
+use opentelemetry::trace::Status;
 use orderly_domain::Uuid;
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::{
     auth::AuthenticatedUser,
+    metrics::UNMATCHED,
     problem::{PROBLEM_JSON, Problem},
+    state::ApiState,
+    trace,
 };
 
 /// The id of the current request.
@@ -57,26 +67,49 @@ pub async fn request_context(
     let request_id = accepted_request_id(request.headers().get(REQUEST_ID))
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let path = request.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method);
+    // The template the router will match (read from the route table before routing, so that
+    // the span is named before it starts).
+    let route = request.match_pattern();
+    let route = route.as_deref().unwrap_or(UNMATCHED);
+    let span_name =
+        if route == UNMATCHED { method.to_string() } else { format!("{method} {route}") };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        trace_id = tracing::field::Empty,
+        otel.name = %span_name,
+        otel.kind = "server",
+    );
+    let trace_id = trace::continue_trace(&span, request.headers());
+    span.record("trace_id", trace_id.as_str());
+    let metrics = request.app_data::<web::Data<ApiState>>().and_then(|state| state.metrics.clone());
+    let in_flight = metrics.as_ref().map(crate::metrics::ApiMetrics::in_flight);
 
-    match next.call(request).instrument(span.clone()).await {
+    let (result, status, user_id) = match next.call(request).instrument(span.clone()).await {
         Ok(response) => {
             let (http_request, response) = response.map_into_boxed_body().into_parts();
             let response = finish(response, &path, &request_id);
-            let route = http_request.match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
             let user_id =
                 http_request.extensions().get::<AuthenticatedUser>().map(|user| user.0.to_string());
-            log(&span, &route, user_id.as_deref(), response.status(), started);
-            Ok(ServiceResponse::new(http_request, response))
+            let status = response.status();
+            (Ok(ServiceResponse::new(http_request, response)), status, user_id)
         }
         Err(error) => {
             let response = finish(error.error_response(), &path, &request_id);
-            log(&span, "<unmatched>", None, response.status(), started);
-            Err(InternalError::from_response(error, response).into())
+            let status = response.status();
+            (Err(InternalError::from_response(error, response).into()), status, None)
         }
+    };
+    if let Some(metrics) = &metrics {
+        metrics.observe(&method, route, status, started.elapsed());
     }
+    drop(in_flight);
+    log(&span, user_id.as_deref(), status, started);
+    result
 }
 
 /// Completes a response on its way out: the problem body of an error, the request id, and
@@ -97,18 +130,17 @@ fn finish(response: HttpResponse<BoxBody>, path: &str, request_id: &str) -> Http
     response
 }
 
-fn log(
-    span: &tracing::Span,
-    route: &str,
-    user_id: Option<&str>,
-    status: StatusCode,
-    started: Instant,
-) {
+/// The request's log line, under its span (request id, method, route, trace id); the status
+/// also goes on the exported span.
+fn log(span: &tracing::Span, user_id: Option<&str>, status: StatusCode, started: Instant) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.set_status(Status::error(status.to_string()));
+    }
     span.in_scope(|| {
         tracing::info!(
             user_id = user_id.unwrap_or("-"),
-            route = %route,
             status = status.as_u16(),
             latency_ms = format_args!("{latency_ms:.2}"),
             "request"

@@ -22,7 +22,7 @@ use orderly_application::{
         register_user::RegisterUserError, update_user::UpdateUserError,
     },
 };
-use orderly_domain::OrderError;
+use orderly_domain::RuleError;
 use serde_json::json;
 
 use crate::problem::{ApiError, ErrorCode, FieldError};
@@ -92,7 +92,7 @@ fn sku_taken() -> ApiError {
 
 /// The one product rule a draft or change can break after validation: the stock bound.
 fn invalid_stock(invalid: &orderly_domain::ProductError) -> ApiError {
-    ApiError::validation(vec![FieldError::new("stock", "range", invalid.to_string())])
+    ApiError::validation(vec![FieldError::new("stock", invalid.code(), invalid.to_string())])
 }
 
 /// 409 `LAST_ADMIN`: the only admin would be `what` ("deleted", "demoted").
@@ -263,8 +263,8 @@ impl From<ListProductsError> for ApiError {
             ListProductsError::Forbidden => {
                 forbidden("Only administrators may list archived products.")
             }
-            ListProductsError::InvalidQuery => {
-                ApiError::validation(vec![FieldError::new("q", "length", error.to_string())])
+            ListProductsError::InvalidQuery(ref invalid) => {
+                ApiError::validation(vec![FieldError::new("q", invalid.code(), error.to_string())])
             }
             ListProductsError::InvalidCursor(cursor) => cursor.into(),
             ListProductsError::Store(store) => store.into(),
@@ -327,12 +327,11 @@ impl From<PlaceOrderError> for ApiError {
             PlaceOrderError::Invalid(invalid) => {
                 // Per-line bounds were checked against `items[i]` already; what is left concerns
                 // the lines together (their count, merged quantities, currencies, the total).
-                let code = match invalid {
-                    OrderError::NoLines | OrderError::TooManyLines => "length",
-                    OrderError::QuantityTooLarge { .. } => "range",
-                    _ => "invalid",
-                };
-                ApiError::validation(vec![FieldError::new("items", code, invalid.to_string())])
+                ApiError::validation(vec![FieldError::new(
+                    "items",
+                    invalid.code(),
+                    invalid.to_string(),
+                )])
             }
             PlaceOrderError::Store(store) => store.into(),
         }

@@ -13,6 +13,7 @@ pub mod dto;
 mod errors;
 pub mod etag;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
@@ -21,6 +22,8 @@ pub mod rate_limit;
 #[allow(clippy::missing_errors_doc)]
 pub mod routes;
 mod state;
+pub mod swagger;
+pub mod trace;
 mod validation;
 
 use actix_cors::Cors;
@@ -36,11 +39,10 @@ use actix_web::{
 };
 pub use auth::{Authenticated, MaybeAuthenticated};
 pub use state::{ApiSettings, ApiState, DependencyStatus, Readiness, UseCases};
-use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::{
     problem::{ApiError, ErrorCode},
-    routes::{auth as auth_routes, health, method_not_allowed, orders, problems, products, users},
+    routes::method_not_allowed,
 };
 
 fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -105,7 +107,7 @@ async fn openapi_document() -> HttpResponse {
 
 fn cors(settings: &ApiSettings) -> Cors {
     let cors = Cors::default()
-        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_methods(routes::table::declared_methods())
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -128,49 +130,15 @@ fn get() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-fn post() -> actix_web::Route {
-    web::post()
-}
-
-fn patch() -> actix_web::Route {
-    web::patch()
-}
-
-fn delete() -> actix_web::Route {
-    web::delete()
-}
-
-/// Registers `path` with its handlers; any other method answers 405 with `Allow: <allow>`.
+/// Registers a readable route outside the API contract (its documents, metrics, `/`): `GET` and
+/// `HEAD` go to the handler, any other method answers 405 with `Allow: GET, HEAD`. The API's own
+/// operations come from the route table (`routes::table`).
 macro_rules! resource {
-    ($path:expr, $allow:expr, $( $method:ident => $handler:path ),+ $(,)?) => {
+    ($path:expr, get => $handler:path $(,)?) => {
         web::resource($path)
-            $( .route($method().to($handler)) )+
-            .default_service(web::to(method_not_allowed($allow)))
+            .route(get().to($handler))
+            .default_service(web::to(method_not_allowed("GET, HEAD")))
     };
-}
-
-fn routes(config: &mut web::ServiceConfig) {
-    config
-        .service(resource!("/health", "GET, HEAD", get => health::health))
-        .service(resource!("/ready", "GET, HEAD", get => health::ready))
-        .service(resource!("/problems/{slug}", "GET, HEAD", get => problems::describe))
-        .service(
-            web::scope("/api/v1")
-                .service(resource!("/users", "GET, HEAD, POST", get => users::list, post => users::register))
-                .service(resource!("/users/me", "GET, HEAD", get => users::me))
-                .service(resource!("/users/{id}", "GET, HEAD, PATCH, DELETE",
-                    get => users::get, patch => users::update, delete => users::delete))
-                .service(resource!("/users/{id}/orders", "GET, HEAD", get => users::orders))
-                .service(resource!("/auth/token", "POST", post => auth_routes::token))
-                .service(resource!("/auth/revoke", "POST", post => auth_routes::revoke))
-                .service(resource!("/products", "GET, HEAD, POST", get => products::list, post => products::create))
-                .service(resource!("/products/{id}", "GET, HEAD, PATCH, DELETE",
-                    get => products::get, patch => products::update, delete => products::archive))
-                .service(resource!("/orders", "GET, HEAD, POST", get => orders::list, post => orders::place))
-                .service(resource!("/orders/{id}", "GET, HEAD", get => orders::get))
-                .service(resource!("/orders/{id}/transitions", "GET, HEAD, POST",
-                    get => orders::history, post => orders::transition)),
-        );
 }
 
 /// The application: routes, extractor limits and error mapping, middleware, API docs.
@@ -186,27 +154,33 @@ pub fn app(
     >,
 > {
     let settings = state.settings.clone();
+    // Prometheus scrapes `/metrics` here unless it has a listener of its own (`METRICS_ADDR`).
+    let serve_metrics = settings.serve_metrics && state.metrics.is_some();
     let mut app = App::new()
         .app_data(web::Data::new(state))
         .app_data(web::JsonConfig::default().limit(settings.body_limit).error_handler(json_error))
         .app_data(web::FormConfig::default().limit(settings.body_limit).error_handler(form_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .configure(routes);
-    app = app.service(resource!("/api-docs/openapi.json", "GET, HEAD", get => openapi_document));
+        .configure(routes::table::configure);
+    app = app.service(resource!(openapi::DOCUMENT_PATH, get => openapi_document));
+    if serve_metrics {
+        app = app.service(resource!(metrics::PATH, get => metrics::serve));
+    }
+    // The front door: Swagger UI when it is served, a JSON index of links otherwise.
+    app = app.service(resource!("/", get => routes::index::index));
     if settings.enable_swagger_ui {
-        // The UI reads the document from the route above; its own routes are GET-only, so a
-        // catch-all after them gives every other method a 405.
+        // The UI reads the document from the route above, with a stylesheet of ours before its
+        // own files; its routes are GET-only, so a catch-all after them gives every other
+        // method a 405.
         app = app
-            .service(
-                SwaggerUi::new("/swagger-ui/{_:.*}")
-                    .config(Config::new(["/api-docs/openapi.json"]).persist_authorization(true)),
-            )
+            .service(resource!("/swagger-ui/index.css", get => swagger::stylesheet))
+            .service(swagger::service())
             .service(
                 web::resource("/swagger-ui/{_:.*}")
                     .default_service(web::to(method_not_allowed("GET"))),
             )
-            .service(resource!("/swagger-ui", "GET, HEAD", get => swagger_redirect));
+            .service(resource!("/swagger-ui", get => swagger_redirect));
     }
     // Middleware, innermost first: rate limits, then the size limits (an oversized head is
     // refused before it costs any quota), then CORS (preflights are answered before any limit,

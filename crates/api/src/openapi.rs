@@ -4,17 +4,23 @@
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        ContentBuilder, ObjectBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Type,
+        ContentBuilder, ObjectBuilder, OpenApi as Document, Ref, RefOr, ResponseBuilder, Schema,
+        Type,
+        example::ExampleBuilder,
         header::Header,
-        path::Operation,
+        path::{Operation, Parameter},
+        schema::SchemaType,
         security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
     },
 };
 
 use crate::{
-    problem::{FieldError, Problem},
-    routes::{auth, health, orders, problems, products, users},
+    problem::{ErrorCode, FieldError, Problem},
+    routes::table::endpoints,
 };
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -30,15 +36,8 @@ use crate::{
             `ETag`; send it back as `If-Match` on changes, or `If-None-Match` on reads.",
         license(name = "MIT OR Apache-2.0")
     ),
-    paths(
-        users::register, users::me, users::list, users::get, users::update, users::delete, users::orders,
-        auth::token, auth::revoke,
-        products::list, products::get, products::create, products::update, products::archive,
-        orders::place, orders::list, orders::get, orders::transition, orders::history,
-        health::health, health::ready, problems::describe,
-    ),
     components(schemas(Problem, FieldError)),
-    modifiers(&SecuritySchemes, &CommonResponses),
+    modifiers(&Endpoints, &SecuritySchemes, &CommonResponses),
     tags(
         (name = "users", description = "Registration and accounts"),
         (name = "auth", description = "OAuth2 tokens"),
@@ -48,6 +47,17 @@ use crate::{
     )
 )]
 pub struct ApiDoc;
+
+/// The paths: every operation of the route table, with the schemas it refers to.
+struct Endpoints;
+
+impl Modify for Endpoints {
+    fn modify(&self, openapi: &mut Document) {
+        for endpoint in endpoints() {
+            openapi.merge(endpoint.document().clone());
+        }
+    }
+}
 
 struct SecuritySchemes;
 
@@ -119,27 +129,140 @@ fn add_rate_limits(operation: &mut Operation) {
     }
 }
 
-fn add_common(operation: &mut Operation) {
+/// Paths answered without the database (or anything else that could fail).
+const SELF_CONTAINED: &[&str] = &["/health", "/problems/{slug}"];
+
+/// The problem codes `description` names, in order (`VALIDATION_FAILED or MALFORMED_REQUEST`).
+fn named_codes(description: &str) -> Vec<ErrorCode> {
+    let mut codes = Vec::new();
+    for word in description.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {
+        if let Some(code) = ErrorCode::ALL.iter().copied().find(|code| code.as_str() == word)
+            && !codes.contains(&code)
+        {
+            codes.push(code);
+        }
+    }
+    codes
+}
+
+/// Whether a parameter can fail to parse (a number, a UUID, a boolean, a named enumeration),
+/// which is a `MALFORMED_REQUEST`. A string without a format is read as text, and any rule on it
+/// (a pattern, a list of values) is checked by the handler, with its own problem.
+fn can_be_malformed(parameter: &Parameter) -> bool {
+    match &parameter.schema {
+        Some(RefOr::T(Schema::Object(object))) => {
+            let free_string = match &object.schema_type {
+                SchemaType::Type(Type::String) => true,
+                SchemaType::Array(types) => {
+                    types.iter().all(|t| matches!(t, Type::String | Type::Null))
+                }
+                _ => false,
+            };
+            !(free_string && object.format.is_none())
+        }
+        _ => true,
+    }
+}
+
+/// Adds a problem response, or names the problem's codes in the one the route documents.
+fn add_problem(operation: &mut Operation, status: &str, description: &str) {
     let responses = &mut operation.responses.responses;
-    let mut add = |status: &str, description: &str| {
-        responses.entry(status.to_owned()).or_insert_with(|| problem(description));
+    let Some(RefOr::T(existing)) = responses.get_mut(status) else {
+        responses.insert(status.to_owned(), problem(description));
+        return;
     };
+    let named = named_codes(&existing.description);
+    if named_codes(description).iter().any(|code| !named.contains(code)) {
+        existing.description = format!("{}; {description}", existing.description);
+    }
+}
+
+fn add_common(path: &str, operation: &mut Operation) {
     if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
-        add(
+        add_problem(
+            operation,
             "401",
             "UNAUTHENTICATED: missing, malformed or expired access token (with `WWW-Authenticate: Bearer`)",
         );
     }
-    if operation.parameters.as_ref().is_some_and(|parameters| !parameters.is_empty()) {
-        add("400", "MALFORMED_REQUEST: a path or query parameter has the wrong format");
+    let malformed_parameter =
+        operation.parameters.iter().flatten().any(|parameter| match parameter {
+            RefOr::T(parameter) => can_be_malformed(parameter),
+            RefOr::Ref(_) => true,
+        });
+    if malformed_parameter {
+        add_problem(
+            operation,
+            "400",
+            "MALFORMED_REQUEST: a path or query parameter has the wrong format",
+        );
     }
     if operation.request_body.is_some() {
-        add("400", "VALIDATION_FAILED or MALFORMED_REQUEST");
-        add("413", "PAYLOAD_TOO_LARGE");
-        add("415", "UNSUPPORTED_MEDIA_TYPE");
+        add_problem(operation, "400", "VALIDATION_FAILED or MALFORMED_REQUEST");
+        add_problem(operation, "413", "PAYLOAD_TOO_LARGE");
+        add_problem(operation, "415", "UNSUPPORTED_MEDIA_TYPE");
     }
-    add("500", "INTERNAL_ERROR: an opaque body; quote `request_id`");
-    add("503", "DATABASE_UNAVAILABLE or DATABASE_BUSY (with `Retry-After`)");
+    if !SELF_CONTAINED.contains(&path) {
+        add_problem(operation, "500", "INTERNAL_ERROR: an opaque body; quote `request_id`");
+        add_problem(operation, "503", "DATABASE_UNAVAILABLE or DATABASE_BUSY (with `Retry-After`)");
+    }
+}
+
+/// The request target of an example: the path with its parameters filled in.
+fn example_instance(path: &str) -> String {
+    path.replace("{id}", "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d")
+        .replace("{slug}", "insufficient-stock")
+}
+
+/// An example of the problem `code` as `path` answers it.
+fn example(code: ErrorCode, path: &str) -> serde_json::Value {
+    let detail = code.description().split(". ").next().unwrap_or_default().replace('`', "");
+    let mut problem = serde_json::json!({
+        "type": code.type_uri(),
+        "title": code.title(),
+        "status": code.status().as_u16(),
+        "detail": detail.trim_end_matches('.'),
+        "instance": example_instance(path),
+        "code": code.as_str(),
+        "request_id": "0193a0b2-7c4e-7d1a-9f00-000000000001",
+    });
+    let extensions = match code {
+        ErrorCode::ValidationFailed => serde_json::json!({"errors": [
+            {"field": "name", "code": "length", "message": "name must be at most 100 characters long"}
+        ]}),
+        ErrorCode::OrderInvalidTransition => {
+            serde_json::json!({"current_status": "shipped", "allowed_actions": ["deliver"]})
+        }
+        ErrorCode::InsufficientStock => serde_json::json!({
+            "product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "requested": 5, "available": 2
+        }),
+        _ => serde_json::json!({}),
+    };
+    if let (Some(problem), serde_json::Value::Object(extensions)) =
+        (problem.as_object_mut(), extensions)
+    {
+        problem.extend(extensions);
+    }
+    problem
+}
+
+/// Gives each problem response of `path` one example per code its description names, so that
+/// Swagger UI shows what this route answers rather than one problem for all.
+fn add_examples(path: &str, operation: &mut Operation) {
+    for response in operation.responses.responses.values_mut() {
+        let RefOr::T(response) = response else { continue };
+        let codes = named_codes(&response.description);
+        let Some(RefOr::T(content)) = response.content.get_mut(crate::problem::PROBLEM_JSON) else {
+            continue;
+        };
+        for code in codes {
+            let example = ExampleBuilder::new()
+                .summary(code.title())
+                .value(Some(example(code, path)))
+                .build();
+            content.examples.insert(code.as_str().to_owned(), RefOr::T(example));
+        }
+    }
 }
 
 impl Modify for CommonResponses {
@@ -151,10 +274,11 @@ impl Modify for CommonResponses {
                     .into_iter()
                     .flatten()
             {
-                add_common(operation);
+                add_common(path, operation);
                 if limited {
                     add_rate_limits(operation);
                 }
+                add_examples(path, operation);
             }
         }
     }
@@ -166,5 +290,138 @@ impl Modify for CommonResponses {
 /// Never: the document is plain data.
 #[must_use]
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    });
+    JSON.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::routes::table::endpoints;
+
+    /// Every operation of the document, as `(method, path, operation)`.
+    fn operations(document: &Document) -> Vec<(&'static str, String, &Operation)> {
+        let mut all = Vec::new();
+        for (path, item) in &document.paths.paths {
+            for (method, operation) in [
+                ("get", &item.get),
+                ("post", &item.post),
+                ("put", &item.put),
+                ("patch", &item.patch),
+                ("delete", &item.delete),
+                ("head", &item.head),
+                ("options", &item.options),
+                ("trace", &item.trace),
+            ] {
+                if let Some(operation) = operation {
+                    all.push((method, path.clone(), operation));
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_operation_has_its_own_camel_case_operation_id() {
+        let document = ApiDoc::openapi();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (method, path, operation) in operations(&document) {
+            let id = operation.operation_id.clone().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{method} {path}: operationId `{id}` is not lowerCamelCase"
+            );
+            let this = format!("{method} {path}");
+            if let Some(other) = seen.insert(id.clone(), this.clone()) {
+                panic!("operationId `{id}` is used by {other} and by {this}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_response_shows_examples_of_codes_with_its_status() {
+        let document = ApiDoc::openapi();
+        for (method, path, operation) in operations(&document) {
+            for (status, response) in &operation.responses.responses {
+                let RefOr::T(response) = response else { continue };
+                let what = format!("{method} {path} {status}");
+                // A typo in a code would silently drop it from the examples. (Names in
+                // backticks are settings and headers, not codes.)
+                let prose: String =
+                    response.description.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+                for word in prose.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {
+                    assert!(
+                        !(word.contains('_') && word.chars().any(|c| c.is_ascii_uppercase()))
+                            || ErrorCode::ALL.iter().any(|c| c.as_str() == word),
+                        "{what} names `{word}`, which is not in the catalogue"
+                    );
+                }
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let content = match response.content.get(crate::problem::PROBLEM_JSON) {
+                    Some(RefOr::T(content)) => content,
+                    _ => panic!("{what} is not a problem response"),
+                };
+                assert!(!content.examples.is_empty(), "{what} has no example");
+                for (name, example) in &content.examples {
+                    let RefOr::T(example) = example else { panic!("{what}: inline examples") };
+                    let value = example.value.clone().unwrap_or_default();
+                    let code = ErrorCode::ALL
+                        .iter()
+                        .find(|code| code.as_str() == name)
+                        .unwrap_or_else(|| panic!("{what}: `{name}` is not a code"));
+                    assert_eq!(value["code"], code.as_str(), "{what}");
+                    assert_eq!(value["status"].to_string(), *status, "{what}: {name}");
+                    assert_eq!(value["type"], code.type_uri(), "{what}");
+                    assert_eq!(value["instance"], example_instance(&path), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_route_documents_only_the_problems_it_can_give() {
+        let document = ApiDoc::openapi();
+        let item = |path: &str| document.paths.paths.get(path).expect(path).clone();
+        let health = item("/health").get.expect("GET /health");
+        assert!(
+            health.responses.responses.keys().all(|status| status == "200"),
+            "liveness touches nothing: {:?}",
+            health.responses.responses.keys()
+        );
+        let register = item("/api/v1/users").post.expect("POST /api/v1/users");
+        let conflict = register.responses.responses.get("409").expect("409");
+        let RefOr::T(conflict) = conflict else { panic!("inline") };
+        assert_eq!(named_codes(&conflict.description), [ErrorCode::EmailTaken]);
+        let me = item("/api/v1/users/me").get.expect("GET /api/v1/users/me");
+        assert!(!me.responses.responses.contains_key("400"), "no parameter, no body");
+    }
+
+    #[test]
+    fn self_contained_paths_are_routes() {
+        for path in SELF_CONTAINED {
+            assert!(endpoints().iter().any(|e| e.path() == *path), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_document_has_exactly_the_operations_of_the_route_table() {
+        let document = ApiDoc::openapi();
+        let mut documented: Vec<String> = operations(&document)
+            .into_iter()
+            .map(|(method, path, _)| format!("{} {path}", method.to_uppercase()))
+            .collect();
+        let mut routed: Vec<String> =
+            endpoints().iter().map(|e| format!("{} {}", e.method(), e.path())).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
 }

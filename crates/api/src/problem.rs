@@ -120,6 +120,8 @@ catalogue! {
         "Something went wrong on our side. The body says nothing more on purpose; quote `request_id` when you report it."),
     DatabaseUnavailable => (SERVICE_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database-unavailable", "Database unavailable",
         "The database cannot be reached. Retry after the number of seconds in `Retry-After`."),
+    MigrationsPending => (SERVICE_UNAVAILABLE, "MIGRATIONS_PENDING", "migrations-pending", "Migrations pending",
+        "The database schema is behind this version of Orderly, so the instance is not ready: `pending_migrations` lists the migrations it lacks. An operator applies them with `orderly migrate up`. Retry after `Retry-After` seconds."),
     DatabaseBusy => (SERVICE_UNAVAILABLE, "DATABASE_BUSY", "database-busy", "Database busy",
         "The database gave up on the request because of conflicting concurrent work. Retrying after `Retry-After` seconds is safe."),
     PaymentGatewayUnavailable => (SERVICE_UNAVAILABLE, "PAYMENT_GATEWAY_UNAVAILABLE", "payment-gateway-unavailable", "Payment gateway unavailable",
@@ -325,7 +327,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if let Some(source) = self.source.as_ref().filter(|_| self.code.status().is_server_error())
         {
-            tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
+            // The cause chain on one line (`{:#}`), never `{:?}`: anyhow's Debug appends the
+            // backtrace it captured whenever RUST_BACKTRACE is set, kilobytes per request.
+            tracing::error!(code = self.code.as_str(), error = %format_args!("{source:#}"), "request failed");
         }
         let problem = self.problem();
         let mut response = HttpResponse::build(self.code.status());

@@ -24,6 +24,7 @@ use actix_web::{
 };
 use orderly_application::ports::{RateLimitDecision, RateLimitPolicy, RateLimiter};
 use orderly_domain::UserId;
+use sha2::{Digest as _, Sha256};
 
 use crate::{
     client_ip::TrustedProxies,
@@ -37,8 +38,8 @@ pub const RATE_LIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-pol
 pub const RATE_LIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Paths that are never limited: orchestrators probe them, and a limited probe would take a
-/// healthy instance out of service.
-pub(crate) const UNLIMITED: &[&str] = &["/health", "/ready"];
+/// healthy instance out of service; a limited scrape would leave gaps in the metrics.
+pub(crate) const UNLIMITED: &[&str] = &["/health", "/ready", crate::metrics::PATH];
 
 /// The policies, by what they protect. `None` turns one off.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,14 +129,14 @@ fn seconds_up(duration: Duration) -> u64 {
 }
 
 /// Counts the request against `policy` for `key` and records the decision; a refusal is the
-/// 429 problem.
+/// 429 problem (and counted in `orderly_rate_limited_total`).
 async fn check(
-    limits: &RateLimits,
+    state: &ApiState,
     request: &HttpRequest,
     policy: &RateLimitPolicy,
     key: &str,
 ) -> Result<(), ApiError> {
-    let decision = limits.limiter.check(policy, key).await;
+    let decision = state.rate_limits.limiter.check(policy, key).await;
     request
         .extensions_mut()
         .get_or_insert_with(Decisions::default)
@@ -144,6 +145,9 @@ async fn check(
     if decision.allowed {
         Ok(())
     } else {
+        if let Some(metrics) = &state.metrics {
+            metrics.rate_limited(&policy.name);
+        }
         let retry_after = seconds_up(decision.retry_after).max(1);
         Err(ApiError::new(
             ErrorCode::RateLimited,
@@ -178,14 +182,21 @@ pub async fn enforce(
         }
         Policy::AuthPerAccount => (
             &limits.policies.auth_per_account,
-            account.map(|name| format!("account:{}", name.trim().to_lowercase())),
+            account.map(account_key),
         ),
         Policy::Orders => (&limits.policies.orders, user.map(|id| format!("user:{id}"))),
     };
     match (chosen, key) {
-        (Some(chosen), Some(key)) => check(limits, request, chosen, &key).await,
+        (Some(chosen), Some(key)) => check(state, request, chosen, &key).await,
         _ => Ok(()),
     }
+}
+
+/// The key of an account name: a digest of the trimmed, lower-cased name, so that the shared
+/// store (Redis) holds no e-mail addresses.
+fn account_key(name: &str) -> String {
+    let digest = Sha256::digest(name.trim().to_lowercase().as_bytes());
+    format!("account:{}", hex::encode(&digest[..16]))
 }
 
 /// The base policy of a request: `authenticated` per user when its bearer token verifies
@@ -228,7 +239,7 @@ pub async fn limit(
         .and_then(|state| base_policy(state, &request));
     if let (Some(state), Some((policy, key))) = (state.as_ref(), base) {
         let http_request = request.request().clone();
-        if let Err(refused) = check(&state.rate_limits, &http_request, &policy, &key).await {
+        if let Err(refused) = check(state, &http_request, &policy, &key).await {
             let mut response = request.error_response(refused);
             write_headers(&http_request, response.headers_mut());
             return Ok(response.map_into_boxed_body());
@@ -276,6 +287,15 @@ fn write_headers(request: &HttpRequest, headers: &mut actix_web::http::header::H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_keys_are_digests_of_the_normalised_name() {
+        let key = account_key(" Ada@Example.com ");
+        assert_eq!(key, account_key("ada@example.com"));
+        assert!(!key.contains("example"), "{key}");
+        assert_eq!(key.len(), "account:".len() + 32);
+        assert_ne!(key, account_key("bob@example.com"));
+    }
 
     #[test]
     fn partial_seconds_round_up() {

@@ -1,5 +1,5 @@
 //! What the HTTP layer is given by the composition root: the use cases, the token checker, the
-//! clock, a readiness probe, the rate limits and its own settings.
+//! clock, a readiness probe, the rate limits, the instance's metrics and its own settings.
 
 use std::sync::Arc;
 
@@ -41,6 +41,11 @@ pub struct DependencyStatus {
 pub trait Readiness: Send + Sync {
     /// The state of every dependency.
     async fn check(&self) -> Vec<DependencyStatus>;
+
+    /// The migrations this binary needs and the database has not applied (empty: the schema
+    /// is current). Asked only when every required dependency answers; a failure to find out
+    /// is an empty list (the database check reports an unreachable database).
+    async fn pending_migrations(&self) -> Vec<String>;
 }
 
 /// Every use case the API serves.
@@ -83,6 +88,9 @@ pub struct ApiSettings {
     pub max_header_count: usize,
     /// Most accepted bytes of request header names and values together.
     pub max_header_bytes: usize,
+    /// Serve `GET /metrics` on this listener (when metrics are on); off when it has a listener
+    /// of its own.
+    pub serve_metrics: bool,
 }
 
 impl Default for ApiSettings {
@@ -94,6 +102,7 @@ impl Default for ApiSettings {
             max_uri_length: 8 * 1024,
             max_header_count: 64,
             max_header_bytes: 16 * 1024,
+            serve_metrics: true,
         }
     }
 }
@@ -106,5 +115,7 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     pub readiness: Arc<dyn Readiness>,
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// The instance's metrics; `None` when metrics are off.
+    pub metrics: Option<crate::metrics::ApiMetrics>,
     pub settings: ApiSettings,
 }

@@ -19,6 +19,12 @@ pub const MAX_PAGE_LIMIT: u32 = 100;
 #[error("limit must be between 1 and {MAX_PAGE_LIMIT}")]
 pub struct InvalidPageLimit;
 
+impl orderly_domain::RuleError for InvalidPageLimit {
+    fn code(&self) -> &'static str {
+        orderly_domain::rule::RANGE
+    }
+}
+
 /// How many items a page holds: 1 to [`MAX_PAGE_LIMIT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageLimit(u32);

@@ -11,6 +11,7 @@ pub mod id;
 pub mod money;
 pub mod order;
 pub mod product;
+pub mod rule;
 pub mod text;
 pub mod user;
 
@@ -25,6 +26,7 @@ pub use product::{
     InvalidDescription, InvalidProductName, InvalidSku, Product, ProductDescription, ProductDraft,
     ProductError, ProductName, ProductParts, Sku,
 };
+pub use rule::RuleError;
 pub use text::TextError;
 pub use user::{
     Email, InvalidEmail, InvalidPassword, InvalidRole, InvalidUserName, Password, PasswordHash,

@@ -172,6 +172,12 @@ const CURRENCIES: &[(&str, u8)] = &[
 #[error("`{0}` is not an ISO 4217 currency code")]
 pub struct InvalidCurrency(String);
 
+impl crate::RuleError for InvalidCurrency {
+    fn code(&self) -> &'static str {
+        crate::rule::CURRENCY
+    }
+}
+
 /// An ISO 4217 currency, such as `EUR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency(usize);
@@ -186,6 +192,11 @@ impl Currency {
             .binary_search_by(|(known, _)| (*known).cmp(code))
             .map(Self)
             .map_err(|_| InvalidCurrency(code.to_owned()))
+    }
+
+    /// Every active ISO 4217 code, sorted: the values [`Currency::parse`] accepts.
+    pub fn codes() -> impl ExactSizeIterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
     }
 
     /// The three-letter code.
@@ -224,6 +235,15 @@ pub enum MoneyError {
         /// The currency of the right operand.
         right: Currency,
     },
+}
+
+impl crate::RuleError for MoneyError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Negative | Self::TooLarge => crate::rule::RANGE,
+            Self::CurrencyMismatch { .. } => crate::rule::CURRENCY,
+        }
+    }
 }
 
 /// A non-negative amount of money in minor units (cents for EUR).

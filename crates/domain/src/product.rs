@@ -27,6 +27,15 @@ pub enum InvalidSku {
     Malformed,
 }
 
+impl crate::RuleError for InvalidSku {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Empty | Self::TooLong => crate::rule::LENGTH,
+            Self::Malformed => crate::rule::PATTERN,
+        }
+    }
+}
+
 /// A stock-keeping unit: upper-cased letters, digits, `-` and `_`, unique across the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Sku(String);
@@ -71,6 +80,12 @@ impl fmt::Display for Sku {
 #[error("name {0}")]
 pub struct InvalidProductName(#[from] pub TextError);
 
+impl crate::RuleError for InvalidProductName {
+    fn code(&self) -> &'static str {
+        self.0.code()
+    }
+}
+
 /// A product's name: 1 to [`PRODUCT_NAME_MAX_LEN`] characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
@@ -95,6 +110,12 @@ impl ProductName {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("description {0}")]
 pub struct InvalidDescription(#[from] pub TextError);
+
+impl crate::RuleError for InvalidDescription {
+    fn code(&self) -> &'static str {
+        self.0.code()
+    }
+}
 
 /// A product's description: up to [`DESCRIPTION_MAX_LEN`] characters, line breaks allowed; an
 /// empty description is simply absent (`Option<ProductDescription>`).
@@ -148,6 +169,14 @@ pub enum ProductError {
     /// Stock above [`MAX_STOCK`].
     #[error("stock must be at most {MAX_STOCK}")]
     StockTooLarge,
+}
+
+impl crate::RuleError for ProductError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::StockTooLarge => crate::rule::RANGE,
+        }
+    }
 }
 
 /// A product in the catalogue. Archived products stay (orders reference them) but cannot be

@@ -17,6 +17,15 @@ pub enum TextError {
     ControlCharacter,
 }
 
+impl crate::RuleError for TextError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Empty | Self::TooLong { .. } => crate::rule::LENGTH,
+            Self::ControlCharacter => crate::rule::CONTROL_CHARACTERS,
+        }
+    }
+}
+
 /// Trims `raw` and checks it against `max` characters and the control-character rule.
 pub(crate) fn bounded(raw: &str, max: usize, allow_newlines: bool) -> Result<String, TextError> {
     let trimmed = raw.trim();

@@ -26,6 +26,15 @@ pub enum InvalidEmail {
     Malformed,
 }
 
+impl crate::RuleError for InvalidEmail {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooLong => crate::rule::LENGTH,
+            Self::Malformed => crate::rule::EMAIL,
+        }
+    }
+}
+
 /// An e-mail address, trimmed and lower-cased so that uniqueness is case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -83,6 +92,12 @@ impl fmt::Display for Email {
 #[error("name {0}")]
 pub struct InvalidUserName(#[from] pub TextError);
 
+impl crate::RuleError for InvalidUserName {
+    fn code(&self) -> &'static str {
+        self.0.code()
+    }
+}
+
 /// A user's display name: 1 to [`USER_NAME_MAX_LEN`] characters, trimmed, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
@@ -112,6 +127,14 @@ pub enum InvalidPassword {
     /// Longer than [`PASSWORD_MAX_LEN`] characters.
     #[error("password must be at most {PASSWORD_MAX_LEN} characters long")]
     TooLong,
+}
+
+impl crate::RuleError for InvalidPassword {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooShort | Self::TooLong => crate::rule::LENGTH,
+        }
+    }
 }
 
 /// A plain-text password on its way to the hasher. Never printed: `Debug` shows a placeholder.

@@ -7,6 +7,7 @@
 //! serialization failure or busy database -> `Contention`, unreachable -> `Unavailable`).
 
 mod entity;
+pub mod metrics;
 pub mod persistence;
 pub mod services;
 #[cfg(feature = "testing")]

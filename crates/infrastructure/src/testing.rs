@@ -111,29 +111,82 @@ impl Drop for TestDatabase {
                     let _ = std::fs::remove_file(file);
                 }
             }
-            Cleanup::Postgres { admin_url, name } => {
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
-                let dropped = std::thread::spawn(move || {
-                    let runtime =
-                        tokio::runtime::Builder::new_current_thread().enable_all().build();
-                    if let Ok(runtime) = runtime {
-                        runtime.block_on(async {
-                            let admin = admin_connection(&admin_url).await;
-                            execute(
-                                &admin,
-                                &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                            )
-                            .await;
-                        });
-                    }
-                })
-                .join();
-                if dropped.is_err() {
-                    eprintln!("could not drop test database {}", self.url);
-                }
+            Cleanup::Postgres { admin_url, name } => drop_postgres_database(admin_url, name),
+        }
+    }
+}
+
+/// Drops the PostgreSQL database `name` if it exists, from a `Drop` impl.
+fn drop_postgres_database(admin_url: &str, name: &str) {
+    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
+    // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+    let dropped = std::thread::spawn({
+        let name = name.clone();
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    let admin = admin_connection(&admin_url).await;
+                    execute(&admin, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .await;
+                });
             }
         }
+    })
+    .join();
+    if dropped.is_err() {
+        eprintln!("could not drop test database {name}");
+    }
+}
+
+/// A PostgreSQL database name on the `TEST_DATABASE_URL` server that does not exist, for tests
+/// of what a missing database does (`orderly db create`, the error that names it). Whatever a
+/// test creates under this name is dropped with the value.
+pub struct ScratchPostgres {
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchPostgres {
+    /// A fresh name, or `None` when `TEST_DATABASE_URL` is not set.
+    #[must_use]
+    pub fn new() -> Option<Self> {
+        let admin_url = std::env::var(TEST_DATABASE_URL).ok().filter(|url| !url.is_empty())?;
+        Some(Self { admin_url, name: format!("orderly_scratch_{}", Uuid::now_v7().simple()) })
+    }
+
+    /// The database's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URL of the database, with the credentials of `TEST_DATABASE_URL`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        with_database(&self.admin_url, &self.name)
+    }
+
+    /// Whether the database exists now.
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn exists(&self) -> bool {
+        let admin = admin_connection(&self.admin_url).await;
+        admin
+            .query_one_raw(Statement::from_string(
+                admin.get_database_backend(),
+                format!("SELECT 1 FROM pg_database WHERE datname = '{}'", self.name),
+            ))
+            .await
+            .expect("looking for the database")
+            .is_some()
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        drop_postgres_database(&self.admin_url, &self.name);
     }
 }
 

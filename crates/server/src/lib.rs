@@ -5,6 +5,8 @@
 //! them through `orderly-api`.
 
 pub mod cli;
+pub mod metrics;
+pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

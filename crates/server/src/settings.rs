@@ -161,6 +161,8 @@ pub struct Settings {
     pub orders: OrderSettings,
     #[garde(dive)]
     pub payment: PaymentSettings,
+    #[garde(dive)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -436,6 +438,38 @@ impl PaymentSettings {
     }
 }
 
+/// Metrics and traces (ADR 0018).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Count requests and business events and serve them at `GET /metrics` (Prometheus text
+    /// format); `false` records nothing and serves no `/metrics`.
+    #[garde(skip)]
+    pub metrics_enabled: bool,
+    /// An address and port (`127.0.0.1:9090`) for a listener of its own that serves only
+    /// `/metrics`; the main listener then does not serve it. Unset: the main listener serves it.
+    #[garde(inner(custom(check_socket_address)))]
+    pub metrics_addr: Option<String>,
+    /// The OpenTelemetry collector's OTLP/HTTP base URL (`http://collector:4318`); spans go to
+    /// `<url>/v1/traces`. Unset: no span is exported (log lines still carry trace ids).
+    #[garde(inner(custom(check_otlp_endpoint)))]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The `service.name` of exported spans.
+    #[garde(length(min = 1, max = 128))]
+    pub otel_service_name: String,
+}
+
+impl TelemetrySettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self {
+            metrics_enabled: true,
+            metrics_addr: None,
+            otel_exporter_otlp_endpoint: None,
+            otel_service_name: "orderly".to_owned(),
+        }
+    }
+}
+
 // --- rules ---------------------------------------------------------------------------------
 
 fn between<T: PartialOrd + fmt::Display>(min: T, max: T) -> impl FnOnce(&T, &()) -> garde::Result {
@@ -490,6 +524,29 @@ fn check_redis_url(url: &str, (): &()) -> garde::Result {
         ))
     } else {
         Err(garde::Error::new("must start with redis://"))
+    }
+}
+
+/// An IP address and a port, as a listener binds them.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_socket_address(address: &str, (): &()) -> garde::Result {
+    address.parse::<std::net::SocketAddr>().map(|_| ()).map_err(|_| {
+        garde::Error::new(format!("`{address}` is not an address and port like 127.0.0.1:9090"))
+    })
+}
+
+/// An `http://` URL: the exporter speaks plain OTLP/HTTP, to a collector on a private network.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_otlp_endpoint(url: &str, (): &()) -> garde::Result {
+    let host = url.strip_prefix("http://").unwrap_or_default();
+    if url.starts_with("https://") {
+        Err(garde::Error::new(
+            "TLS (https://) is not supported: run an OpenTelemetry Collector beside Orderly and send to it over http://",
+        ))
+    } else if host.is_empty() || host.starts_with('/') {
+        Err(garde::Error::new(format!("`{url}` is not a URL like http://collector:4318")))
+    } else {
+        Ok(())
     }
 }
 
@@ -687,6 +744,7 @@ impl Settings {
             redis: RedisSettings::defaults(env),
             orders: OrderSettings::defaults(env),
             payment: PaymentSettings::defaults(env),
+            telemetry: TelemetrySettings::defaults(env),
         }
     }
 
@@ -1095,6 +1153,35 @@ mod tests {
         }
         for bad in ["", "20", "0/1m", "20/0m", "20/1d", "x/1m", "20/25h", "20/90000s"] {
             assert!(Quota::try_from(bad.to_owned()).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn metrics_and_traces_are_configured_by_their_variables() {
+        let settings = load(&[
+            ("METRICS_ENABLED", "false"),
+            ("METRICS_ADDR", "127.0.0.1:9090"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_SERVICE_NAME", "orderly-eu"),
+        ])
+        .expect("valid");
+        let telemetry = &settings.telemetry;
+        assert!(!telemetry.metrics_enabled);
+        assert_eq!(telemetry.metrics_addr.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(telemetry.otel_exporter_otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(telemetry.otel_service_name, "orderly-eu");
+        let defaults = load(&[]).expect("valid");
+        assert!(defaults.telemetry.metrics_enabled, "metrics are on by default");
+        assert_eq!(defaults.telemetry.metrics_addr, None, "on the main listener by default");
+        assert_eq!(defaults.telemetry.otel_exporter_otlp_endpoint, None, "nothing exported");
+        let SettingsError(problems) = load(&[
+            ("METRICS_ADDR", "localhost"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        for key in ["METRICS_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"] {
+            assert!(problems.iter().any(|p| p.starts_with(key)), "{key}: {problems:?}");
         }
     }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use orderly_api::{
     ApiSettings, ApiState, DependencyStatus, Readiness, UseCases,
     client_ip::TrustedProxies,
+    metrics::ApiMetrics,
     rate_limit::{RateLimitPolicies, RateLimits},
 };
 use orderly_application::{
@@ -39,11 +40,16 @@ use orderly_infrastructure::{
     SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
         Argon2PasswordHasher, CachedAccounts, ForgettingUsers, HashingLimits, InMemoryRateLimiter,
-        JwtAccessTokens, JwtSettings, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
+        JwtAccessTokens, JwtSettings, MeteredPaymentGateway, RedisRateLimiter,
+        SimulatedPaymentGateway, SystemClock,
     },
 };
+use prometheus::Registry;
 
-use crate::settings::{AppEnv, Quota, Settings};
+use crate::{
+    metrics::{ExpiryMetrics, register_build_info},
+    settings::{AppEnv, Quota, Settings},
+};
 
 fn seconds(value: u64) -> TimeDelta {
     TimeDelta::seconds(i64::try_from(value).unwrap_or(i64::MAX))
@@ -63,10 +69,15 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
 /// Every use case, wired to its adapters.
 pub struct Wiring {
     pub use_cases: UseCases,
+    /// The users, for commands that look one up by e-mail (`orderly seed`).
+    pub users: Arc<dyn UserRepository>,
     pub accounts: Arc<dyn AccountDirectory>,
     pub expire_orders: ExpireOrders,
     pub access_tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
+    /// The instance's metrics registry, with the adapters' series (the pool, the hashing gate,
+    /// the payment gateway) in it; `Application` adds the HTTP layer's and its own.
+    pub registry: Registry,
 }
 
 /// Wires the adapters of `database` and `settings` into the use cases.
@@ -74,6 +85,8 @@ pub struct Wiring {
 /// # Errors
 /// When the password hasher or the secret cannot be set up.
 pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> {
+    let registry = Registry::new();
+    database.register_metrics(&registry)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let users_repo = Arc::new(SeaOrmUserRepository::new(database.clone()));
     // The access-token check reads accounts through a short cache; changes made here drop
@@ -97,18 +110,22 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         settings.auth.password_hash_concurrency,
         settings.auth.password_hash_queue,
     );
-    let hasher: Arc<dyn PasswordHasher> = Arc::new(match settings.app_env {
+    let argon2 = match settings.app_env {
         AppEnv::Test => Argon2PasswordHasher::for_tests(limits)?,
         AppEnv::Development | AppEnv::Production => Argon2PasswordHasher::new(limits)?,
-    });
+    };
+    argon2.register_metrics(&registry)?;
+    let hasher: Arc<dyn PasswordHasher> = Arc::new(argon2);
     let access_tokens: Arc<dyn AccessTokens> = Arc::new(JwtAccessTokens::new(JwtSettings {
         secret: settings.jwt_secret_bytes()?,
         issuer: settings.auth.jwt_issuer.clone(),
         audience: settings.auth.jwt_audience.clone(),
         ttl: seconds(settings.auth.access_token_ttl),
     }));
-    let payments =
-        Arc::new(SimulatedPaymentGateway::new(settings.payment.payment_simulated_decline_above));
+    let payments = Arc::new(MeteredPaymentGateway::new(
+        Arc::new(SimulatedPaymentGateway::new(settings.payment.payment_simulated_decline_above)),
+        &registry,
+    )?);
 
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
@@ -154,7 +171,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         order_history: OrderHistory::new(orders.clone(), orders_repo),
     };
     let expire_orders = ExpireOrders::new(orders, clock.clone());
-    Ok(Wiring { use_cases, accounts, expire_orders, access_tokens, clock })
+    Ok(Wiring { use_cases, users, accounts, expire_orders, access_tokens, clock, registry })
 }
 
 /// The rate limiter: shared through Redis when `REDIS_URL` is set, per process otherwise.
@@ -216,12 +233,21 @@ impl Readiness for Dependencies {
         }
         checks
     }
+
+    async fn pending_migrations(&self) -> Vec<String> {
+        self.database.pending_migrations().await.unwrap_or_else(|error| {
+            tracing::warn!(error = %format!("{error:#}"), "readiness: cannot read the applied migrations");
+            Vec::new()
+        })
+    }
 }
 
 /// A built, bound, not yet running service.
 pub struct Application {
     port: u16,
     server: Server,
+    /// The internal listener serving only `/metrics` (`METRICS_ADDR`), and its port.
+    metrics: Option<(u16, Server)>,
     expiry: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -234,8 +260,13 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let database = connect(settings).await?;
         if settings.database.auto_migrate {
+            database.check().await?;
             database.migrate_up(None).await?;
             tracing::info!("database migrations applied");
+        } else if let Err(error) = database.check().await {
+            // Without migrations to apply, serving can start while the database is down: the
+            // pool connects when it comes back, and `/ready` says 503 until then.
+            tracing::warn!("{error}");
         }
         Self::build_with(settings, database).await
     }
@@ -245,19 +276,34 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or the wiring fails.
     pub async fn build_with(settings: &Settings, database: Database) -> anyhow::Result<Self> {
-        let Wiring { use_cases, expire_orders, access_tokens, clock, .. } =
+        let Wiring { use_cases, expire_orders, access_tokens, clock, registry, .. } =
             wire(&database, settings)?;
+        warn_about_pending_migrations(&database).await;
+        let engine = database.location().map_or("unknown", |location| location.engine());
+        let database_url = database.redacted_url();
         let proxies =
             TrustedProxies::parse(settings.server.trusted_proxies.iter().map(String::as_str))
                 .map_err(|problem| anyhow::anyhow!("TRUSTED_PROXIES: {problem}"))?;
         let rate_limits =
             RateLimits::new(rate_limiter(settings).await?, rate_limit_policies(settings), proxies);
+        let metrics = if settings.telemetry.metrics_enabled {
+            register_build_info(&registry)?;
+            Some(ApiMetrics::register(&registry, rate_limits.policies())?)
+        } else {
+            None
+        };
+        let expiry_metrics =
+            metrics.clone().map(|moves| ExpiryMetrics::register(&registry, moves)).transpose()?;
         let state = ApiState {
             use_cases: Arc::new(use_cases),
             access_tokens,
             clock,
-            readiness: Arc::new(Dependencies { database, rate_limits: rate_limits.clone() }),
+            readiness: Arc::new(Dependencies {
+                database: database.clone(),
+                rate_limits: rate_limits.clone(),
+            }),
             rate_limits,
+            metrics: metrics.clone(),
             settings: ApiSettings {
                 enable_swagger_ui: settings.server.enable_swagger_ui,
                 cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
@@ -265,7 +311,12 @@ impl Application {
                 max_uri_length: settings.server.max_uri_length,
                 max_header_count: settings.server.max_header_count,
                 max_header_bytes: settings.server.max_header_bytes,
+                serve_metrics: settings.telemetry.metrics_addr.is_none(),
             },
+        };
+        let metrics_listener = match (&metrics, &settings.telemetry.metrics_addr) {
+            (Some(_), Some(address)) => Some(metrics_server(address, state.clone())?),
+            _ => None,
         };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
@@ -285,10 +336,26 @@ impl Application {
         let server = server.listen(listener).context("listening")?.run();
         let expiry = (settings.orders.order_expiry_interval > 0).then(|| {
             let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
-            tokio::spawn(run_expiry(expire_orders, interval))
+            tokio::spawn(run_expiry(expire_orders, interval, database, expiry_metrics))
         });
-        tracing::info!(%address, port, "listening");
-        Ok(Self { port, server, expiry })
+        let base = base_url(&settings.server.host, port);
+        let open = if settings.server.enable_swagger_ui {
+            format!("{base}/swagger-ui/")
+        } else {
+            format!("{base}/")
+        };
+        tracing::info!(
+            %address,
+            port,
+            engine = %engine,
+            database = %database_url,
+            url = %open,
+            "listening on {base}; open {open}"
+        );
+        if let Some((metrics_port, _)) = &metrics_listener {
+            tracing::info!(port = metrics_port, "serving /metrics on its own listener");
+        }
+        Ok(Self { port, server, metrics: metrics_listener, expiry })
     }
 
     /// The port the service listens on.
@@ -297,13 +364,26 @@ impl Application {
         self.port
     }
 
+    /// The port of the listener that serves only `/metrics`, when `METRICS_ADDR` set one.
+    #[must_use]
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until a signal: on SIGTERM it stops accepting and drains in-flight requests (up to
     /// `SHUTDOWN_TIMEOUT`); SIGINT (Ctrl-C) and SIGQUIT stop at once.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        // The metrics listener ignores signals and stops when the main one has: Prometheus can
+        // watch a draining instance to the end.
+        let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
         let result = self.server.await.context("serving");
+        if let Some((handle, task)) = metrics {
+            handle.stop(false).await;
+            let _ = task.await;
+        }
         if let Some(expiry) = self.expiry {
             expiry.abort();
         }
@@ -312,16 +392,86 @@ impl Application {
     }
 }
 
+/// The internal listener of `METRICS_ADDR`: `GET /metrics` only, on one worker, deaf to
+/// signals (`run_until_stopped` stops it after the main listener).
+fn metrics_server(address: &str, state: ApiState) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    let port = listener.local_addr().context("reading the bound address")?.port();
+    let server = HttpServer::new(move || orderly_api::metrics::metrics_app(state.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .context("listening for /metrics")?
+        .run();
+    Ok((port, server))
+}
+
+/// The address to open in a browser: the bound host, or the loopback address when the
+/// listener is bound to every interface (`0.0.0.0`, `::`).
+pub fn base_url(host: &str, port: u16) -> String {
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => host.to_owned(),
+    };
+    format!("http://{host}:{port}")
+}
+
+/// Warns, at start, when the database schema is behind this binary: requests would fail with
+/// 500s on missing tables, so `/ready` answers 503 `MIGRATIONS_PENDING` until they are applied.
+async fn warn_about_pending_migrations(database: &Database) {
+    match database.pending_migrations().await {
+        Ok(pending) if !pending.is_empty() => tracing::warn!(
+            pending = pending.len(),
+            first = %pending[0],
+            "the database schema is behind this binary: {} migration{} pending; /ready answers 503 \
+             MIGRATIONS_PENDING until `orderly migrate up` applies {} (or start with AUTO_MIGRATE=true)",
+            pending.len(),
+            if pending.len() == 1 { " is" } else { "s are" },
+            if pending.len() == 1 { "it" } else { "them" },
+        ),
+        Ok(_) => {}
+        // An unreachable database has been reported already (see `Application::build`).
+        Err(error) => {
+            tracing::debug!(error = %format!("{error:#}"), "cannot read the applied migrations")
+        }
+    }
+}
+
 /// The order-expiry job: every `interval`, expires overdue orders in batches. Safe on several
 /// instances at once (each expiry is a guarded update: one instance wins, the others skip).
-async fn run_expiry(expire_orders: ExpireOrders, interval: std::time::Duration) {
+/// While the schema is behind this binary it waits (saying so once) instead of failing on
+/// missing tables every tick.
+async fn run_expiry(
+    expire_orders: ExpireOrders,
+    interval: std::time::Duration,
+    database: Database,
+    metrics: Option<ExpiryMetrics>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut waiting = false;
     loop {
         ticker.tick().await;
+        let behind = database.pending_migrations().await.is_ok_and(|pending| !pending.is_empty());
+        if behind != waiting {
+            waiting = behind;
+            if behind {
+                tracing::warn!(
+                    "the order-expiry job waits until the pending migrations are applied"
+                );
+            } else {
+                tracing::info!("migrations applied: the order-expiry job runs again");
+            }
+        }
+        if behind {
+            continue;
+        }
+        let (mut expired, mut failed) = (0, false);
         loop {
             match expire_orders.execute(100).await {
                 Ok(report) if report.expired + report.skipped > 0 => {
+                    expired += report.expired;
                     tracing::info!(
                         expired = report.expired,
                         skipped = report.skipped,
@@ -334,9 +484,13 @@ async fn run_expiry(expire_orders: ExpireOrders, interval: std::time::Duration) 
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "the order-expiry job failed; retrying later");
+                    failed = true;
                     break;
                 }
             }
+        }
+        if let Some(metrics) = &metrics {
+            metrics.ran(expired, !failed);
         }
     }
 }

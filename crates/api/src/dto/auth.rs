@@ -3,12 +3,16 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// `grant_type` of a login with e-mail address and password (RFC 6749 section 4.3).
+pub const PASSWORD_GRANT: &str = "password";
+/// `grant_type` of a refresh (RFC 6749 section 6).
+pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
+
 /// `POST /api/v1/auth/token` (`application/x-www-form-urlencoded`). Unknown parameters, such
 /// as the `client_id` and `scope` that Swagger UI sends, are ignored as RFC 6749 requires.
 #[derive(Clone, Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// `password` or `refresh_token`.
-    #[schema(example = "password")]
+    #[schema(schema_with = super::schema::grant_type)]
     pub grant_type: String,
     /// The e-mail address (password grant).
     pub username: Option<String>,

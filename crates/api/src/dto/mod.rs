@@ -2,28 +2,31 @@
 //! contract never moves with the domain or the database by accident.
 
 pub mod auth;
+pub(crate) mod integer;
 pub mod orders;
 pub mod products;
+pub(crate) mod schema;
 pub mod users;
 
 use orderly_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::validation::Fields;
+use crate::validation::FieldErrors;
 
 /// An amount of money: integer minor units (cents for EUR) and an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"amount": 1999, "currency": "EUR"}))]
 pub struct MoneyDto {
-    /// Minor units, never negative.
+    /// Minor units (cents for EUR), never negative.
     #[garde(range(min = 0, max = orderly_domain::money::MAX_AMOUNT_MINOR))]
-    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "integer::required")]
+    #[schema(schema_with = schema::amount)]
     pub amount: i64,
     /// ISO 4217 code, upper case.
-    #[garde(length(equal = 3))]
-    #[schema(min_length = 3, max_length = 3, example = "EUR")]
+    #[garde(skip)]
+    #[schema(schema_with = schema::currency)]
     pub currency: String,
 }
 
@@ -34,14 +37,11 @@ impl From<Money> for MoneyDto {
 }
 
 impl MoneyDto {
-    /// The domain value, or a field error under `field`.
-    pub(crate) fn parse(&self, fields: &mut Fields, field: &str) -> Option<Money> {
-        let currency = fields.parse(
-            &format!("{field}.currency"),
-            "currency",
-            Currency::parse(&self.currency),
-        )?;
-        fields.parse(&format!("{field}.amount"), "range", Money::new(self.amount, currency))
+    /// The domain value, or the refusals of its parts under `field`.
+    pub(crate) fn parse(&self, fields: &mut FieldErrors, field: &str) -> Option<Money> {
+        let currency =
+            fields.parse(format!("{field}.currency"), Currency::parse(&self.currency))?;
+        fields.parse(format!("{field}.amount"), Money::new(self.amount, currency))
     }
 }
 
@@ -50,8 +50,9 @@ impl MoneyDto {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100, default = 20)]
+    #[serde(default, deserialize_with = "integer::optional_in_query")]
+    #[param(schema_with = schema::page_limit)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page; empty or absent for the first page.
     pub cursor: Option<String>,
 }

@@ -1,14 +1,18 @@
 //! Orders on the wire.
 
 use chrono::{DateTime, Utc};
+use orderly_application::orders::{
+    place_order::PlaceOrderInput, transition_order::TransitionOrderInput,
+};
 use orderly_domain::{
-    Actor, Order, OrderAction, OrderStatus, OrderTransition,
+    Actor, Order, OrderAction, OrderId, OrderStatus, OrderTransition, ProductId, Quantity, Reason,
     order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::MoneyDto;
+use super::{MoneyDto, integer, schema};
+use crate::validation::FieldErrors;
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -104,9 +108,10 @@ impl From<RequestedActionDto> for OrderAction {
 pub struct OrderLineRequest {
     #[garde(skip)]
     pub product_id: orderly_domain::Uuid,
-    /// 1 to 1000 units.
+    /// Units of the product; at most 1000 per product in one order.
     #[garde(range(min = 1, max = MAX_QUANTITY))]
-    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "integer::required")]
+    #[schema(schema_with = schema::quantity)]
     pub quantity: u32,
 }
 
@@ -116,21 +121,81 @@ pub struct OrderLineRequest {
 #[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
 pub struct CreateOrderRequest {
     #[garde(length(min = 1, max = MAX_ORDER_LINES), dive)]
-    #[schema(min_items = 1, max_items = 50)]
+    #[schema(schema_with = schema::order_lines)]
     pub items: Vec<OrderLineRequest>,
+}
+
+/// The lines of the order, without the request id: the handler adds it.
+impl TryFrom<CreateOrderRequest> for PlaceOrderInput {
+    type Error = FieldErrors;
+
+    fn try_from(body: CreateOrderRequest) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::check(&body);
+        let lines: Vec<Option<(ProductId, Quantity)>> = body
+            .items
+            .iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let quantity =
+                    fields.parse(format!("items[{index}].quantity"), Quantity::new(line.quantity));
+                quantity.map(|quantity| (ProductId::from_uuid(line.product_id), quantity))
+            })
+            .collect();
+        fields.into_result(|| {
+            Some(PlaceOrderInput {
+                lines: lines.into_iter().collect::<Option<_>>()?,
+                request_id: None,
+            })
+        })
+    }
 }
 
 /// `POST /api/v1/orders/{id}/transitions`.
 #[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"action": "cancel", "reason": "Ordered the wrong size"}))]
+#[schema(example = json!({"action": "pay"}))]
 pub struct TransitionRequest {
     #[garde(skip)]
     pub action: RequestedActionDto,
-    /// Why, for the history (up to 500 characters).
     #[garde(inner(length(chars, min = 1, max = REASON_MAX_LEN)))]
-    #[schema(max_length = 500)]
+    #[schema(schema_with = schema::reason)]
     pub reason: Option<String>,
+}
+
+/// The move a `POST /api/v1/orders/{id}/transitions` asks for, parsed.
+#[derive(Debug)]
+pub struct RequestedMove {
+    action: OrderAction,
+    reason: Option<Reason>,
+}
+
+impl RequestedMove {
+    /// The use case's input: this move of order `id`, if it is at `expected_version`.
+    #[must_use]
+    pub fn into_input(
+        self,
+        id: OrderId,
+        expected_version: Option<u64>,
+        request_id: Option<String>,
+    ) -> TransitionOrderInput {
+        let Self { action, reason } = self;
+        TransitionOrderInput { id, action, reason, expected_version, request_id }
+    }
+}
+
+impl TryFrom<TransitionRequest> for RequestedMove {
+    type Error = FieldErrors;
+
+    fn try_from(body: TransitionRequest) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::check(&body);
+        let reason = body.reason.as_deref().map(|raw| fields.parse("reason", Reason::parse(raw)));
+        fields.into_result(|| {
+            Some(RequestedMove {
+                action: body.action.into(),
+                reason: reason.map_or(Some(None), |reason| reason.map(Some))?,
+            })
+        })
+    }
 }
 
 /// One line of an order, with the product as it was when ordered.
@@ -254,4 +319,68 @@ pub struct OrderListQuery {
 #[into_params(parameter_in = Query)]
 pub struct UserOrderListQuery {
     pub status: Option<OrderStatusDto>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const PRODUCT: &str = "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d";
+
+    fn codes(errors: &FieldErrors) -> Vec<(&str, &str)> {
+        errors.errors().iter().map(|e| (e.field.as_str(), e.code.as_str())).collect()
+    }
+
+    #[test]
+    fn an_order_becomes_its_lines_and_integral_quantities_are_integers() {
+        let body: CreateOrderRequest = serde_json::from_value(json!({
+            "items": [{"product_id": PRODUCT, "quantity": 2.0}, {"product_id": PRODUCT, "quantity": 1}]
+        }))
+        .expect("well-formed");
+        let input = PlaceOrderInput::try_from(body).expect("valid");
+        let quantities: Vec<u32> = input.lines.iter().map(|(_, q)| q.get()).collect();
+        assert_eq!(quantities, [2, 1]);
+        assert_eq!(input.request_id, None);
+        let fractional = json!({"items": [{"product_id": PRODUCT, "quantity": 1.5}]});
+        assert!(serde_json::from_value::<CreateOrderRequest>(fractional).is_err());
+    }
+
+    #[test]
+    fn each_bad_line_and_the_number_of_lines_are_reported() {
+        let body: CreateOrderRequest = serde_json::from_value(json!({
+            "items": [{"product_id": PRODUCT, "quantity": 0}, {"product_id": PRODUCT, "quantity": 1001}]
+        }))
+        .expect("well-formed");
+        let errors = PlaceOrderInput::try_from(body).expect_err("invalid");
+        assert_eq!(
+            codes(&errors),
+            [("items[0].quantity", "range"), ("items[1].quantity", "range")]
+        );
+        let empty: CreateOrderRequest =
+            serde_json::from_value(json!({"items": []})).expect("well-formed");
+        let errors = PlaceOrderInput::try_from(empty).expect_err("invalid");
+        assert_eq!(codes(&errors), [("items", "length")]);
+    }
+
+    #[test]
+    fn a_move_keeps_its_reason_trimmed_and_refuses_a_blank_one() {
+        let body: TransitionRequest =
+            serde_json::from_value(json!({"action": "cancel", "reason": " Wrong size\n"}))
+                .expect("well-formed");
+        let input = RequestedMove::try_from(body).expect("valid").into_input(
+            OrderId::from_uuid(orderly_domain::Uuid::nil()),
+            None,
+            Some("req".to_owned()),
+        );
+        assert_eq!(input.action, OrderAction::Cancel);
+        assert_eq!(input.reason.map(|r| r.as_str().to_owned()).as_deref(), Some("Wrong size"));
+        assert_eq!(input.request_id.as_deref(), Some("req"));
+
+        let blank: TransitionRequest =
+            serde_json::from_value(json!({"action": "pay", "reason": " "})).expect("well-formed");
+        let errors = RequestedMove::try_from(blank).expect_err("invalid");
+        assert_eq!(codes(&errors), [("reason", "length")]);
+    }
 }

@@ -1,12 +1,16 @@
 //! Users on the wire. No response type has a password or hash field, so none can leak.
 
 use chrono::{DateTime, Utc};
+use orderly_application::users::{register_user::RegisterUserInput, update_user::UpdateUserInput};
 use orderly_domain::{
-    User,
+    Email, Password, Role, User, UserId, UserName,
     user::{EMAIL_MAX_LEN, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, USER_NAME_MAX_LEN},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use super::schema;
+use crate::validation::FieldErrors;
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -41,36 +45,91 @@ impl From<RoleDto> for orderly_domain::Role {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
 pub struct RegisterUserRequest {
-    /// Unique, case-insensitive.
-    #[garde(length(max = EMAIL_MAX_LEN))]
-    #[schema(format = "email", max_length = 254)]
+    #[garde(length(chars, max = EMAIL_MAX_LEN))]
+    #[schema(schema_with = schema::new_email)]
     pub email: String,
-    /// 8 to 128 characters.
     #[garde(length(chars, min = PASSWORD_MIN_LEN, max = PASSWORD_MAX_LEN))]
-    #[schema(format = "password", min_length = 8, max_length = 128)]
+    #[schema(schema_with = schema::new_password)]
     pub password: String,
-    /// 1 to 100 characters.
     #[garde(length(chars, min = 1, max = USER_NAME_MAX_LEN))]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = schema::new_user_name)]
     pub name: String,
 }
 
-/// `PATCH /api/v1/users/{id}`: every field optional; `role` for admins only.
+/// Sign-up always makes a customer: admins come from `orderly admin create`.
+impl TryFrom<RegisterUserRequest> for RegisterUserInput {
+    type Error = FieldErrors;
+
+    fn try_from(body: RegisterUserRequest) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::check(&body);
+        let email = fields.parse("email", Email::parse(&body.email));
+        let name = fields.parse("name", UserName::parse(&body.name));
+        let password = fields.parse("password", Password::parse(body.password));
+        fields.into_result(|| {
+            Some(RegisterUserInput {
+                email: email?,
+                name: name?,
+                password: password?,
+                role: Role::Customer,
+            })
+        })
+    }
+}
+
+/// `PATCH /api/v1/users/{id}`: every field optional (`null` is the same as absent); `role` for
+/// admins only.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ada King"}))]
 pub struct UpdateUserRequest {
-    #[garde(inner(length(max = EMAIL_MAX_LEN)))]
-    #[schema(format = "email", max_length = 254)]
+    #[garde(inner(length(chars, max = EMAIL_MAX_LEN)))]
+    #[schema(schema_with = schema::changed_email)]
     pub email: Option<String>,
     #[garde(inner(length(chars, min = 1, max = USER_NAME_MAX_LEN)))]
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = schema::changed_user_name)]
     pub name: Option<String>,
     #[garde(inner(length(chars, min = PASSWORD_MIN_LEN, max = PASSWORD_MAX_LEN)))]
-    #[schema(format = "password", min_length = 8, max_length = 128)]
+    #[schema(schema_with = schema::changed_password)]
     pub password: Option<String>,
     #[garde(skip)]
     pub role: Option<RoleDto>,
+}
+
+/// The changes of a `PATCH /api/v1/users/{id}`, parsed.
+#[derive(Debug)]
+pub struct UserChanges {
+    email: Option<Email>,
+    name: Option<UserName>,
+    password: Option<Password>,
+    role: Option<Role>,
+}
+
+impl UserChanges {
+    /// The use case's input: these changes to user `id`, if it is at `expected_version`.
+    #[must_use]
+    pub fn into_input(self, id: UserId, expected_version: Option<u64>) -> UpdateUserInput {
+        let Self { email, name, password, role } = self;
+        UpdateUserInput { id, expected_version, email, name, password, role }
+    }
+}
+
+impl TryFrom<UpdateUserRequest> for UserChanges {
+    type Error = FieldErrors;
+
+    fn try_from(body: UpdateUserRequest) -> Result<Self, FieldErrors> {
+        let mut fields = FieldErrors::check(&body);
+        let email = body.email.as_deref().map(|raw| fields.parse("email", Email::parse(raw)));
+        let name = body.name.as_deref().map(|raw| fields.parse("name", UserName::parse(raw)));
+        let password = body.password.map(|raw| fields.parse("password", Password::parse(raw)));
+        fields.into_result(|| {
+            Some(UserChanges {
+                email: email.map_or(Some(None), |email| email.map(Some))?,
+                name: name.map_or(Some(None), |name| name.map(Some))?,
+                password: password.map_or(Some(None), |password| password.map(Some))?,
+                role: body.role.map(Into::into),
+            })
+        })
+    }
 }
 
 /// A user as clients see it.
@@ -107,4 +166,57 @@ pub struct UserPage {
     pub data: Vec<UserResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn codes(errors: &FieldErrors) -> Vec<(&str, &str)> {
+        errors.errors().iter().map(|e| (e.field.as_str(), e.code.as_str())).collect()
+    }
+
+    #[test]
+    fn a_registration_becomes_a_customer_with_a_normalised_address() {
+        let body: RegisterUserRequest = serde_json::from_value(json!({
+            "email": " Ada@Example.COM ", "password": "correct horse", "name": "Ada"
+        }))
+        .expect("well-formed");
+        let input = RegisterUserInput::try_from(body).expect("valid");
+        assert_eq!(input.email.as_str(), "ada@example.com");
+        assert_eq!(input.role, Role::Customer);
+    }
+
+    #[test]
+    fn a_registration_reports_every_field_with_the_domains_codes() {
+        let body: RegisterUserRequest = serde_json::from_value(json!({
+            "email": "ada@@example.com", "password": "short", "name": "Ada\nLovelace"
+        }))
+        .expect("well-formed");
+        let errors = RegisterUserInput::try_from(body).expect_err("invalid");
+        assert_eq!(
+            codes(&errors),
+            [("password", "length"), ("email", "email"), ("name", "control_characters")]
+        );
+    }
+
+    #[test]
+    fn a_change_of_user_becomes_the_use_cases_input() {
+        let body: UpdateUserRequest =
+            serde_json::from_value(json!({"name": "Ada King", "role": "admin"})).expect("ok");
+        let input = UserChanges::try_from(body)
+            .expect("valid")
+            .into_input(UserId::from_uuid(orderly_domain::Uuid::nil()), Some(3));
+        assert_eq!(input.name.map(|n| n.as_str().to_owned()).as_deref(), Some("Ada King"));
+        assert_eq!(input.role, Some(Role::Admin));
+        assert_eq!(input.expected_version, Some(3));
+        assert!(input.email.is_none() && input.password.is_none());
+
+        let body: UpdateUserRequest =
+            serde_json::from_value(json!({"email": "not an address"})).expect("ok");
+        let errors = UserChanges::try_from(body).expect_err("invalid");
+        assert_eq!(codes(&errors), [("email", "email")]);
+    }
 }

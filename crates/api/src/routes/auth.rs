@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use orderly_application::auth::{TokenPair, authenticate::AuthenticateInput};
 
 use crate::{
-    dto::auth::{RevokeRequest, TokenRequest, TokenResponse},
+    dto::auth::{PASSWORD_GRANT, REFRESH_TOKEN_GRANT, RevokeRequest, TokenRequest, TokenResponse},
     errors::oauth_error,
     problem::{ApiError, ErrorCode, Problem},
     rate_limit::{self, Policy},
@@ -34,7 +34,7 @@ fn missing(parameter: &str) -> ApiError {
 /// `grant_type=refresh_token` with `refresh_token`. Refresh tokens are single use: each refresh
 /// returns a new one, and presenting a used one again revokes the whole session.
 #[utoipa::path(
-    post, path = "/api/v1/auth/token", tag = "auth",
+    post, path = "/api/v1/auth/token", operation_id = "issueToken", tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (RFC 6749 section 5.1)", body = TokenResponse),
@@ -50,13 +50,13 @@ pub async fn token(
     let form = form.into_inner();
     rate_limit::enforce(&request, Policy::AuthPerIp, None, None).await?;
     let pair = match form.grant_type.as_str() {
-        "password" => {
+        PASSWORD_GRANT => {
             let email = form.username.ok_or_else(|| missing("username"))?;
             let password = form.password.ok_or_else(|| missing("password"))?;
             rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&email)).await?;
             state.use_cases.authenticate.execute(AuthenticateInput { email, password }).await?
         }
-        "refresh_token" => {
+        REFRESH_TOKEN_GRANT => {
             let token = form.refresh_token.ok_or_else(|| missing("refresh_token"))?;
             state.use_cases.refresh_session.execute(&token).await?
         }
@@ -77,7 +77,7 @@ pub async fn token(
 ///
 /// Always answers 200, also for an unknown token (RFC 7009 section 2.2).
 #[utoipa::path(
-    post, path = "/api/v1/auth/revoke", tag = "auth",
+    post, path = "/api/v1/auth/revoke", operation_id = "revokeToken", tag = "auth",
     request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Revoked (or unknown)"))
 )]

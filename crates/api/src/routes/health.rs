@@ -17,13 +17,14 @@ pub struct HealthResponse {
     /// `ok`.
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// Each dependency checked: `ok` or `unavailable`.
+    /// Each check: `database` and, when configured, `redis` (`ok` or `unavailable`), and
+    /// `migrations` (`ok`: the schema is current).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<&'static str, &'static str>,
 }
 
 /// Liveness: the process serves requests. Touches nothing else.
-#[utoipa::path(get, path = "/health", tag = "operations",
+#[utoipa::path(get, path = "/health", operation_id = "checkLiveness", tag = "operations",
     responses((status = 200, description = "Alive", body = HealthResponse)))]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok()
@@ -31,17 +32,18 @@ pub async fn health() -> HttpResponse {
         .json(HealthResponse { status: "ok", checks: BTreeMap::new() })
 }
 
-/// Readiness: the database answers. Redis, when configured, is reported in `checks`; without
-/// it the service still serves (rate limits fall back to per-instance limits), so it does not
-/// make the instance unready.
-#[utoipa::path(get, path = "/ready", tag = "operations",
+/// Readiness: the database answers and its schema is as current as this binary (no pending
+/// migrations). Redis, when configured, is reported in `checks`; without it the service still
+/// serves (rate limits fall back to per-instance limits), so it does not make the instance
+/// unready.
+#[utoipa::path(get, path = "/ready", operation_id = "checkReadiness", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = HealthResponse),
-        (status = 503, description = "DATABASE_UNAVAILABLE: a dependency is down; `checks` says which", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "DATABASE_UNAVAILABLE: a dependency is down; `checks` says which. MIGRATIONS_PENDING: the database schema is behind this binary; `pending_migrations` lists the migrations to apply (`orderly migrate up`)", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let dependencies = state.readiness.check().await;
-    let checks: BTreeMap<&'static str, &'static str> = dependencies
+    let mut checks: BTreeMap<&'static str, &'static str> = dependencies
         .iter()
         .map(|dependency| (dependency.name, if dependency.healthy { "ok" } else { "unavailable" }))
         .collect();
@@ -58,6 +60,25 @@ pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
         .with_header(header::RETRY_AFTER, "5")
         .with_extension("checks", serde_json::json!(checks)));
     }
+    // Asked only of a reachable database: an unreachable one is reported above.
+    let pending = state.readiness.pending_migrations().await;
+    if !pending.is_empty() {
+        checks.insert("migrations", "pending");
+        return Err(ApiError::new(
+            ErrorCode::MigrationsPending,
+            format!(
+                "not ready: the database schema is behind this binary ({} migration{} pending); \
+                 apply {} with `orderly migrate up`",
+                pending.len(),
+                if pending.len() == 1 { "" } else { "s" },
+                if pending.len() == 1 { "it" } else { "them" },
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "5")
+        .with_extension("checks", serde_json::json!(checks))
+        .with_extension("pending_migrations", serde_json::json!(pending)));
+    }
+    checks.insert("migrations", "ok");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(HealthResponse { status: "ok", checks }))

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod health;
+pub mod index;
 pub mod orders;
 pub mod problems;
 pub mod products;
+pub mod table;
 pub mod users;
 
 use actix_web::{
@@ -12,6 +14,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use orderly_application::pagination::{ListRequest, MAX_PAGE_LIMIT, PageLimit};
+use orderly_domain::RuleError as _;
 use serde::Serialize;
 
 use crate::{
@@ -27,7 +30,7 @@ pub(crate) fn list_request(query: &PageQuery) -> Result<ListRequest, ApiError> {
         Some(limit) => PageLimit::new(limit).map_err(|error| {
             ApiError::validation(vec![FieldError::new(
                 "limit",
-                "range",
+                error.code(),
                 format!("{error} (got {limit}; maximum {MAX_PAGE_LIMIT})"),
             )])
         })?,
@@ -77,13 +80,14 @@ pub(crate) fn created<T: Serialize>(location: String, version: u64, body: &T) ->
 
 /// The handler for every method a resource does not declare: 405 with `Allow`.
 pub(crate) fn method_not_allowed(
-    allow: &'static str,
+    allow: impl Into<String>,
 ) -> impl Fn(HttpRequest) -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone {
+    let allow: String = allow.into();
     move |request: HttpRequest| {
         std::future::ready(Err(ApiError::new(
             ErrorCode::MethodNotAllowed,
             format!("{} is not allowed here; use {allow}", request.method()),
         )
-        .with_header(header::ALLOW, allow)))
+        .with_header(header::ALLOW, allow.clone())))
     }
 }

@@ -1,11 +1,8 @@
 //! `/api/v1/orders`: placing orders, reading them, and moving them through the state machine.
 
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
-use orderly_application::{
-    orders::{place_order::PlaceOrderInput, transition_order::TransitionOrderInput},
-    ports::OrderFilter,
-};
-use orderly_domain::{OrderId, ProductId, Quantity, Reason, UserId, Uuid};
+use orderly_application::{orders::place_order::PlaceOrderInput, ports::OrderFilter};
+use orderly_domain::{OrderId, UserId, Uuid};
 
 use crate::{
     auth::Authenticated,
@@ -13,8 +10,8 @@ use crate::{
     dto::{
         PageQuery,
         orders::{
-            CreateOrderRequest, OrderListQuery, OrderPage, OrderResponse, TransitionList,
-            TransitionRequest, TransitionResponse,
+            CreateOrderRequest, OrderListQuery, OrderPage, OrderResponse, RequestedMove,
+            TransitionList, TransitionRequest, TransitionResponse,
         },
     },
     etag::{etag, if_match},
@@ -22,7 +19,6 @@ use crate::{
     rate_limit::{self, Policy},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
-    validation::Fields,
 };
 
 /// The id the request-context middleware gave this request.
@@ -35,7 +31,7 @@ fn request_id(request: &HttpRequest) -> Option<String> {
 /// Stock is reserved at once (an order never oversells); the order then waits for payment
 /// until `payment_due_at`, after which it expires and the stock is released.
 #[utoipa::path(
-    post, path = "/api/v1/orders", tag = "orders",
+    post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
     request_body = CreateOrderRequest,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -52,25 +48,13 @@ pub async fn place(
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     rate_limit::enforce(&request, Policy::Orders, auth.0.user_id(), None).await?;
-    let body = body.into_inner();
-    let mut fields = Fields::check(&body);
-    let lines: Vec<_> = body
-        .items
-        .iter()
-        .enumerate()
-        .filter_map(|(index, line)| {
-            let quantity = fields.parse(
-                &format!("items[{index}].quantity"),
-                "range",
-                Quantity::new(line.quantity),
-            )?;
-            Some((ProductId::from_uuid(line.product_id), quantity))
-        })
-        .collect();
-    fields.finish()?;
+    let mut input = PlaceOrderInput::try_from(body.into_inner())?;
+    input.request_id = request_id(&request);
     let actor = auth.0;
-    let input = PlaceOrderInput { lines, request_id: request_id(&request) };
     let order = state.use_cases.place_order.execute(&actor, input).await?;
+    if let Some(metrics) = &state.metrics {
+        metrics.order_placed();
+    }
     Ok(created(
         format!("/api/v1/orders/{}", order.id()),
         order.version(),
@@ -80,7 +64,7 @@ pub async fn place(
 
 /// List orders, newest first: your own, or (admins) everyone's, filtered by status and user.
 #[utoipa::path(
-    get, path = "/api/v1/orders", tag = "orders",
+    get, path = "/api/v1/orders", operation_id = "listOrders", tag = "orders",
     params(PageQuery, OrderListQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -115,7 +99,7 @@ pub async fn list(
 
 /// One order with its items: yours, or any for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/orders/{id}", tag = "orders",
+    get, path = "/api/v1/orders/{id}", operation_id = "getOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -145,7 +129,7 @@ pub async fn get(
 /// | ship | paid | an admin |
 /// | deliver | shipped | an admin |
 #[utoipa::path(
-    post, path = "/api/v1/orders/{id}/transitions", tag = "orders",
+    post, path = "/api/v1/orders/{id}/transitions", operation_id = "transitionOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = TransitionRequest,
@@ -169,22 +153,15 @@ pub async fn transition(
     id: web::Path<Uuid>,
     body: web::Json<TransitionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut fields = Fields::check(&body);
-    let reason =
-        body.reason.as_deref().and_then(|raw| fields.parse("reason", "length", Reason::parse(raw)));
-    fields.finish()?;
+    let requested = RequestedMove::try_from(body.into_inner())?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
-    let expected_version = if_match(&request)?;
-    let input = TransitionOrderInput {
-        id: OrderId::from_uuid(*id),
-        action: body.action.into(),
-        reason,
-        expected_version,
-        request_id: request_id(&request),
-    };
+    let input =
+        requested.into_input(OrderId::from_uuid(*id), if_match(&request)?, request_id(&request));
     let (order, entry) = state.use_cases.transition_order.execute(&auth.0, input).await?;
+    if let Some(metrics) = &state.metrics {
+        metrics.orders_moved(entry.action, 1);
+    }
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -196,7 +173,7 @@ pub async fn transition(
 
 /// An order's history, oldest first: every status change with who made it and why.
 #[utoipa::path(
-    get, path = "/api/v1/orders/{id}/transitions", tag = "orders",
+    get, path = "/api/v1/orders/{id}/transitions", operation_id = "listOrderTransitions", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

@@ -1,18 +1,41 @@
 //! `GET /problems/{slug}`: the human description behind each problem `type` URI.
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::{
+    IntoParams,
+    openapi::{Object, ObjectBuilder, Type},
+};
 
 use crate::problem::{ApiError, ErrorCode};
 
+/// The path of a problem description.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProblemPath {
+    /// The end of a problem's `type`, e.g. `insufficient-stock`.
+    #[param(schema_with = slugs)]
+    pub slug: String,
+}
+
+/// The slugs of the catalogue.
+fn slugs() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.slug())))
+        .build()
+}
+
 /// Describes a problem type.
-#[utoipa::path(get, path = "/problems/{slug}", tag = "operations",
-    params(("slug" = String, Path, description = "The end of a problem's `type`, e.g. `insufficient-stock`")),
+#[utoipa::path(get, path = "/problems/{slug}", operation_id = "describeProblem", tag = "operations",
+    params(ProblemPath),
     responses(
         (status = 200, description = "The description", content_type = "text/html"),
         (status = 404, description = "NOT_FOUND: no such problem type", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn describe(slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let code = ErrorCode::from_slug(&slug)
+pub async fn describe(path: web::Path<ProblemPath>) -> Result<HttpResponse, ApiError> {
+    let slug = &path.slug;
+    let code = ErrorCode::from_slug(slug)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no problem type `{slug}`")))?;
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\

@@ -5,7 +5,7 @@ use orderly_application::{
     ports::{ProductFilter, ProductSort},
     products::update_product::UpdateProductInput,
 };
-use orderly_domain::{ProductDescription, ProductDraft, ProductId, ProductName, Sku, Uuid};
+use orderly_domain::{ProductDraft, ProductId, Uuid};
 
 use crate::{
     auth::{Authenticated, MaybeAuthenticated},
@@ -17,15 +17,15 @@ use crate::{
         },
     },
     etag::if_match,
-    problem::{ApiError, FieldError, Problem},
+    problem::{ApiError, Problem},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
-    validation::{Fields, validated},
+    validation::FieldErrors,
 };
 
 /// List products, filtered and sorted.
 #[utoipa::path(
-    get, path = "/api/v1/products", tag = "products",
+    get, path = "/api/v1/products", operation_id = "listProducts", tag = "products",
     params(PageQuery, ProductListQuery),
     security((), ("bearer" = []), ("oauth2" = [])),
     responses(
@@ -44,17 +44,12 @@ pub async fn list(
     query: web::Query<ProductListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
+    let mut fields = FieldErrors::default();
     let sort = match query.sort.as_deref() {
-        None => ProductSort::default(),
-        Some(raw) => ProductSort::parse(raw).ok_or_else(|| {
-            let names: Vec<&str> = ProductSort::ALL.iter().map(ProductSort::as_str).collect();
-            ApiError::validation(vec![FieldError::new(
-                "sort",
-                "one_of",
-                format!("sort must be one of {}", names.join(", ")),
-            )])
-        })?,
+        None => Some(ProductSort::default()),
+        Some(raw) => fields.parse("sort", ProductSort::parse(raw)),
     };
+    let sort = fields.into_result(|| sort)?;
     let filter = ProductFilter {
         q: query.q,
         include_archived: query.include_archived.unwrap_or(false),
@@ -74,7 +69,7 @@ pub async fn list(
 
 /// One product, archived or not.
 #[utoipa::path(
-    get, path = "/api/v1/products/{id}", tag = "products",
+    get, path = "/api/v1/products/{id}", operation_id = "getProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id")),
     responses(
         (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String))),
@@ -93,7 +88,7 @@ pub async fn get(
 
 /// Add a product (admins).
 #[utoipa::path(
-    post, path = "/api/v1/products", tag = "products",
+    post, path = "/api/v1/products", operation_id = "createProduct", tag = "products",
     request_body = CreateProductRequest,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -109,25 +104,7 @@ pub async fn create(
     auth: Authenticated,
     body: web::Json<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut fields = Fields::check(&body);
-    let sku = fields.parse("sku", "sku", Sku::parse(&body.sku));
-    let name = fields.parse("name", "length", ProductName::parse(&body.name));
-    let description = match body.description.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-        Some(raw) => {
-            fields.parse("description", "length", ProductDescription::parse(raw)).map(Some)
-        }
-        None => Some(None),
-    };
-    let price = body.price.parse(&mut fields, "price");
-    fields.finish()?;
-    let draft = ProductDraft {
-        sku: validated(sku)?,
-        name: validated(name)?,
-        description: validated(description)?,
-        price: validated(price)?,
-        stock: body.stock,
-    };
+    let draft = ProductDraft::try_from(body.into_inner())?;
     let product = state.use_cases.create_product.execute(&auth.0, draft).await?;
     Ok(created(
         format!("/api/v1/products/{}", product.id()),
@@ -140,7 +117,7 @@ pub async fn create(
 /// the product changed since you read it). Without it, your change is applied to the current
 /// product, even while orders reserve its stock.
 #[utoipa::path(
-    patch, path = "/api/v1/products/{id}", tag = "products",
+    patch, path = "/api/v1/products/{id}", operation_id = "updateProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = UpdateProductRequest,
@@ -161,26 +138,10 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut fields = Fields::check(&body);
-    let sku = body.sku.as_deref().and_then(|raw| fields.parse("sku", "sku", Sku::parse(raw)));
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|raw| fields.parse("name", "length", ProductName::parse(raw)));
-    let description = body.description.as_ref().map(|value| {
-        match value.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-            Some(raw) => fields.parse("description", "length", ProductDescription::parse(raw)),
-            None => None,
-        }
-    });
-    let price = body.price.as_ref().and_then(|price| price.parse(&mut fields, "price"));
-    fields.finish()?;
+    let mut input = UpdateProductInput::try_from(body.into_inner())?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
-    let expected_version = if_match(&request)?;
-    let input =
-        UpdateProductInput { expected_version, sku, name, description, price, stock: body.stock };
+    input.expected_version = if_match(&request)?;
     let product =
         state.use_cases.update_product.execute(&auth.0, ProductId::from_uuid(*id), input).await?;
     Ok(resource(&request, product.version(), &ProductResponse::from(&product)))
@@ -188,7 +149,7 @@ pub async fn update(
 
 /// Archive a product (admins): it leaves the catalogue, orders keep referring to it.
 #[utoipa::path(
-    delete, path = "/api/v1/products/{id}", tag = "products",
+    delete, path = "/api/v1/products/{id}", operation_id = "archiveProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

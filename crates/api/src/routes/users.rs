@@ -1,22 +1,21 @@
 //! `/api/v1/users`: registration, profiles, and a user's orders.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use orderly_application::users::{register_user::RegisterUserInput, update_user::UpdateUserInput};
-use orderly_domain::{Email, Password, Role, UserId, UserName, Uuid};
+use orderly_application::users::register_user::RegisterUserInput;
+use orderly_domain::{UserId, Uuid};
 
 use crate::{
     auth::Authenticated,
     dto::{
         PageQuery,
         orders::{OrderPage, OrderResponse, UserOrderListQuery},
-        users::{RegisterUserRequest, UpdateUserRequest, UserPage, UserResponse},
+        users::{RegisterUserRequest, UpdateUserRequest, UserChanges, UserPage, UserResponse},
     },
     etag::if_match,
     problem::{ApiError, Problem},
     rate_limit::{self, Policy},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
-    validation::{Fields, validated},
 };
 
 /// Register a customer account.
@@ -24,7 +23,7 @@ use crate::{
 /// Anyone may register; the account always gets the `customer` role (admins are made with
 /// `orderly admin create`). Log in afterwards at `POST /api/v1/auth/token`.
 #[utoipa::path(
-    post, path = "/api/v1/users", tag = "users",
+    post, path = "/api/v1/users", operation_id = "registerUser", tag = "users",
     request_body = RegisterUserRequest,
     responses(
         (status = 201, description = "The new user", body = UserResponse,
@@ -42,24 +41,14 @@ pub async fn register(
     let body = body.into_inner();
     rate_limit::enforce(&request, Policy::AuthPerIp, None, None).await?;
     rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&body.email)).await?;
-    let mut fields = Fields::check(&body);
-    let email = fields.parse("email", "email", Email::parse(&body.email));
-    let name = fields.parse("name", "length", UserName::parse(&body.name));
-    let password = fields.parse("password", "length", Password::parse(body.password));
-    fields.finish()?;
-    let input = RegisterUserInput {
-        email: validated(email)?,
-        name: validated(name)?,
-        password: validated(password)?,
-        role: Role::Customer,
-    };
+    let input = RegisterUserInput::try_from(body)?;
     let user = state.use_cases.register_user.execute(input).await?;
     Ok(created(format!("/api/v1/users/{}", user.id()), user.version(), &UserResponse::from(&user)))
 }
 
 /// The logged-in user.
 #[utoipa::path(
-    get, path = "/api/v1/users/me", tag = "users",
+    get, path = "/api/v1/users/me", operation_id = "getCurrentUser", tag = "users",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserResponse, headers(("ETag" = String))),
@@ -82,7 +71,7 @@ pub async fn me(
 
 /// List users (admins).
 #[utoipa::path(
-    get, path = "/api/v1/users", tag = "users",
+    get, path = "/api/v1/users", operation_id = "listUsers", tag = "users",
     params(PageQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -108,7 +97,7 @@ pub async fn list(
 
 /// One user: yourself, or anyone for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/users/{id}", tag = "users",
+    get, path = "/api/v1/users/{id}", operation_id = "getUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -133,7 +122,7 @@ pub async fn get(
 /// Send `If-Match` with the ETag you read to make sure you do not overwrite someone else's change
 /// (412 when it did change). Without it, your change is applied to the current user.
 #[utoipa::path(
-    patch, path = "/api/v1/users/{id}", tag = "users",
+    patch, path = "/api/v1/users/{id}", operation_id = "updateUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = UpdateUserRequest,
@@ -155,26 +144,10 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut fields = Fields::check(&body);
-    let email =
-        body.email.as_deref().and_then(|raw| fields.parse("email", "email", Email::parse(raw)));
-    let name =
-        body.name.as_deref().and_then(|raw| fields.parse("name", "length", UserName::parse(raw)));
-    let password =
-        body.password.and_then(|raw| fields.parse("password", "length", Password::parse(raw)));
-    fields.finish()?;
+    let changes = UserChanges::try_from(body.into_inner())?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
-    let expected_version = if_match(&request)?;
-    let input = UpdateUserInput {
-        id: UserId::from_uuid(*id),
-        expected_version,
-        email,
-        name,
-        password,
-        role: body.role.map(Into::into),
-    };
+    let input = changes.into_input(UserId::from_uuid(*id), if_match(&request)?);
     let user = state.use_cases.update_user.execute(&auth.0, input).await?;
     Ok(resource(&request, user.version(), &UserResponse::from(&user)))
 }
@@ -182,7 +155,7 @@ pub async fn update(
 /// Delete a user without orders: yourself, or anyone for an admin. The last admin cannot be
 /// deleted.
 #[utoipa::path(
-    delete, path = "/api/v1/users/{id}", tag = "users",
+    delete, path = "/api/v1/users/{id}", operation_id = "deleteUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -202,7 +175,7 @@ pub async fn delete(
 
 /// A user's orders, newest first: yours, or anyone's for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/users/{id}/orders", tag = "orders",
+    get, path = "/api/v1/users/{id}/orders", operation_id = "listUserOrders", tag = "orders",
     params(("id" = Uuid, Path, description = "The user's id"), PageQuery, UserOrderListQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

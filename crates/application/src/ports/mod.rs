@@ -19,7 +19,7 @@ pub use orders::{
 pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway, PaymentReceipt};
 pub use products::{
     MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
-    ProductSort,
+    ProductSort, UnknownSort,
 };
 pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{

@@ -83,9 +83,22 @@ impl ProductSort {
     }
 
     /// Parses a query-string name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|sort| sort.as_str() == name)
+    ///
+    /// # Errors
+    /// [`UnknownSort`] for a name none of [`ProductSort::ALL`] has.
+    pub fn parse(name: &str) -> Result<Self, UnknownSort> {
+        Self::ALL.into_iter().find(|sort| sort.as_str() == name).ok_or(UnknownSort)
+    }
+}
+
+/// A sort order none of [`ProductSort::ALL`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sort must be one of created_at, -created_at, name, -name, price, -price")]
+pub struct UnknownSort;
+
+impl orderly_domain::RuleError for UnknownSort {
+    fn code(&self) -> &'static str {
+        orderly_domain::rule::ONE_OF
     }
 }
 
@@ -113,4 +126,19 @@ pub trait ProductQueries: Send + Sync {
         filter: ProductFilter,
         page: PageRequest,
     ) -> Result<Page<Product>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sort_order_parses_from_its_name_and_the_refusal_lists_them_all() {
+        let message = UnknownSort.to_string();
+        for sort in ProductSort::ALL {
+            assert_eq!(ProductSort::parse(sort.as_str()), Ok(sort));
+            assert!(message.contains(&format!(" {}", sort.as_str())), "{message}");
+        }
+        assert_eq!(ProductSort::parse("bogus"), Err(UnknownSort));
+    }
 }

@@ -20,8 +20,8 @@ pub enum ListProductsError {
     #[error("only administrators may list archived products")]
     Forbidden,
     /// The search text is longer than [`MAX_QUERY_LEN`] or holds control characters.
-    #[error("q must be at most {MAX_QUERY_LEN} characters, without control characters")]
-    InvalidQuery,
+    #[error("q {0}")]
+    InvalidQuery(orderly_domain::TextError),
     /// The cursor is not one this list (with this sort order) handed out.
     #[error(transparent)]
     InvalidCursor(#[from] InvalidCursor),
@@ -69,12 +69,15 @@ impl ListProducts {
             }
         }
         filter.q = filter.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-        if filter
-            .q
-            .as_ref()
-            .is_some_and(|q| q.chars().count() > MAX_QUERY_LEN || q.chars().any(char::is_control))
-        {
-            return Err(ListProductsError::InvalidQuery);
+        if let Some(q) = &filter.q {
+            if q.chars().count() > MAX_QUERY_LEN {
+                let too_long = orderly_domain::TextError::TooLong { max: MAX_QUERY_LEN };
+                return Err(ListProductsError::InvalidQuery(too_long));
+            }
+            if q.chars().any(char::is_control) {
+                let control = orderly_domain::TextError::ControlCharacter;
+                return Err(ListProductsError::InvalidQuery(control));
+            }
         }
         let scope = scope(&filter);
         let kind = match filter.sort {

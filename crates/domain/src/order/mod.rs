@@ -30,6 +30,12 @@ pub const REASON_MAX_LEN: usize = 500;
 #[error("quantity must be between 1 and {MAX_QUANTITY}")]
 pub struct InvalidQuantity;
 
+impl crate::RuleError for InvalidQuantity {
+    fn code(&self) -> &'static str {
+        crate::rule::RANGE
+    }
+}
+
 /// How many units of a product an order line holds: 1 to [`MAX_QUANTITY`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Quantity(u32);
@@ -54,6 +60,12 @@ impl Quantity {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("reason {0}")]
 pub struct InvalidReason(#[from] pub TextError);
+
+impl crate::RuleError for InvalidReason {
+    fn code(&self) -> &'static str {
+        crate::RuleError::code(&self.0)
+    }
+}
 
 /// Why a transition was made, as told by the actor (shown in the history).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +120,18 @@ pub enum OrderError {
     /// A line total or the order total is too large.
     #[error("order total is too large: {0}")]
     Amount(#[from] MoneyError),
+}
+
+impl crate::RuleError for OrderError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NoLines | Self::TooManyLines => crate::rule::LENGTH,
+            Self::QuantityTooLarge { .. } => crate::rule::RANGE,
+            Self::UnknownProduct { .. } | Self::ProductArchived { .. } => crate::rule::ONE_OF,
+            Self::MixedCurrencies => crate::rule::CURRENCY,
+            Self::Amount(error) => crate::RuleError::code(error),
+        }
+    }
 }
 
 /// The requested lines of an order: one per product (duplicates merged), sorted by product id,

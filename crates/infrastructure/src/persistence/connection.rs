@@ -1,14 +1,16 @@
 //! One connection setup for both engines, configured from a URL.
 
-use std::time::Duration;
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use orderly_migrations::{Migrator, MigratorTrait as _};
+use orderly_migrations::{Migrator, MigratorTrait as _, SchemaManager};
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait as _,
+    ConnectOptions, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
+
+use super::location::{self, ConnectionError, Location};
 
 /// How to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +49,18 @@ pub enum Engine {
 }
 
 /// A pool of connections to Orderly's database, PostgreSQL or SQLite.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
     connection: DatabaseConnection,
+    /// The URL, password included: never printed (see the `Debug` impl and [`redact`]).
+    url: Arc<str>,
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("url", &redact(&self.url)).finish_non_exhaustive()
+    }
 }
 
 impl Database {
@@ -61,7 +72,8 @@ impl Database {
     /// created if missing.
     ///
     /// # Errors
-    /// When the URL is not a PostgreSQL or SQLite URL, or the SQLite directory cannot be made.
+    /// When the URL is not a PostgreSQL or SQLite URL, the SQLite directory cannot be made, or
+    /// the SQLite file cannot be opened (a [`ConnectionError`]).
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let engine = engine_of(&settings.url)?;
         if engine == Engine::Sqlite {
@@ -85,10 +97,42 @@ impl Database {
                 .foreign_keys(true)
                 .create_if_missing(true)
         });
+        // SQLite opens its file here already: say why it cannot, as `check` does.
         let connection = sea_orm::Database::connect(options)
             .await
-            .with_context(|| format!("opening the database pool for {}", redact(&settings.url)))?;
-        Ok(Self { connection })
+            .map_err(|error| location::connection_error(&settings.url, &error))?;
+        Ok(Self {
+            connection,
+            url: settings.url.as_str().into(),
+            acquire_timeout: settings.acquire_timeout,
+        })
+    }
+
+    /// Where the database is, for logs and messages (no password).
+    #[must_use]
+    pub fn location(&self) -> Option<Location> {
+        Location::parse(&self.url).ok()
+    }
+
+    /// The URL with its password masked.
+    #[must_use]
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Checks that the database can be used, within the acquire timeout, and says why not:
+    /// the server and database named, the password masked, and a hint (a missing database, a
+    /// refused connection, an unknown host, a timeout, a refused login, an SQLite file that
+    /// cannot be opened). Commands call it before their first query; the pool itself stays
+    /// lazy, so `serve` can still start while the database is down.
+    ///
+    /// # Errors
+    /// [`ConnectionError`] when the database cannot be used.
+    pub async fn check(&self) -> Result<(), ConnectionError> {
+        if self.engine() == Engine::Postgres {
+            return location::check_postgres(&self.url, self.acquire_timeout).await;
+        }
+        self.connection.ping().await.map_err(|error| location::connection_error(&self.url, &error))
     }
 
     /// The engine behind the pool.
@@ -154,6 +198,43 @@ impl Database {
                 let is_applied = applied.contains(&name);
                 (name, is_applied)
             })
+            .collect())
+    }
+
+    /// The migrations this binary has and the database has not applied, in order (empty: the
+    /// schema is current). Read-only: unlike [`Database::migration_status`] it never creates
+    /// the migration table, so readiness probes can call it. Migrations the database has and
+    /// this binary does not (a newer binary ran them) are not an error here: the schema is
+    /// ahead, not behind.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub async fn pending_migrations(&self) -> anyhow::Result<Vec<String>> {
+        let table = Migrator::migration_table_name().to_string();
+        let has_table = SchemaManager::new(&self.connection)
+            .has_table(&table)
+            .await
+            .context("looking for the migration table")?;
+        let applied: HashSet<String> = if has_table {
+            let backend = self.connection.get_database_backend();
+            self.connection
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT version FROM {table}"),
+                ))
+                .await
+                .context("reading applied migrations")?
+                .iter()
+                .map(|row| row.try_get::<String>("", "version"))
+                .collect::<Result<_, _>>()
+                .context("reading applied migrations")?
+        } else {
+            HashSet::new()
+        };
+        Ok(Migrator::migrations()
+            .iter()
+            .map(|migration| migration.name().to_owned())
+            .filter(|name| !applied.contains(name))
             .collect())
     }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod connection;
 mod error;
 mod keyset;
+mod location;
 mod mapping;
 mod orders;
 mod products;
@@ -13,6 +14,9 @@ mod users;
 
 pub use accounts::SeaOrmAccounts;
 pub use connection::{Database, DatabaseSettings, Engine, redact};
+pub use location::{
+    ConnectionError, ConnectionProblem, Created, Location, create as create_database,
+};
 pub use orders::SeaOrmOrderRepository;
 pub use products::SeaOrmProductRepository;
 pub use refresh_tokens::SeaOrmRefreshTokens;

@@ -10,7 +10,7 @@ mod tokens;
 
 pub use account_cache::{CachedAccounts, ForgettingUsers};
 pub use clock::SystemClock;
-pub use password::{Argon2PasswordHasher, HashingLimits};
-pub use payment::SimulatedPaymentGateway;
+pub use password::{Argon2PasswordHasher, HashingLimits, HashingStatus};
+pub use payment::{MeteredPaymentGateway, SimulatedPaymentGateway};
 pub use rate_limit::{DEFAULT_KEY_PREFIX, InMemoryRateLimiter, RedisRateLimiter};
 pub use tokens::{JwtAccessTokens, JwtSettings};

@@ -4,7 +4,10 @@
 //! requests beyond it are refused at once with [`HashError::Busy`] (HTTP 503 `SERVER_BUSY`)
 //! instead of piling up blocking threads that each hold 19 MiB (ADR 0016).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use anyhow::Context as _;
 use argon2::{
@@ -45,12 +48,28 @@ impl HashingLimits {
 /// Admission, slots, and the memory areas the slots work in.
 #[derive(Debug)]
 struct Gate {
+    limits: HashingLimits,
     /// `concurrency + queue` permits: a request that gets none is refused.
     admission: Arc<Semaphore>,
     /// `concurrency` permits: a request that holds one computes.
     slots: Arc<Semaphore>,
     /// Reused memory areas, at most one per slot.
     memory: Mutex<Vec<Vec<Block>>>,
+    /// Requests refused because the slots and the queue were full, since start.
+    refused: AtomicU64,
+}
+
+/// What the hashing gate holds at one moment (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingStatus {
+    /// Hashes that may run at once.
+    pub slots: usize,
+    /// Hashes running.
+    pub in_use: usize,
+    /// Hashes admitted and waiting for a slot.
+    pub waiting: usize,
+    /// Requests refused (`503 SERVER_BUSY`) since start.
+    pub refused: u64,
 }
 
 /// Argon2id with the OWASP-recommended parameters (19 MiB memory, 2 iterations, 1 lane).
@@ -88,9 +107,11 @@ impl Argon2PasswordHasher {
         let mut memory = Vec::new();
         let dummy = hash_blocking(&params, "orderly-dummy-password-for-timing", &mut memory)?;
         let gate = Gate {
+            limits,
             admission: Arc::new(Semaphore::new(limits.concurrency + limits.queue)),
             slots: Arc::new(Semaphore::new(limits.concurrency)),
             memory: Mutex::new(vec![memory]),
+            refused: AtomicU64::new(0),
         };
         Ok(Self { params, dummy, gate: Arc::new(gate) })
     }
@@ -103,7 +124,10 @@ impl Argon2PasswordHasher {
         work: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, HashError> {
         let admitted: OwnedSemaphorePermit =
-            self.gate.admission.clone().try_acquire_owned().map_err(|_| HashError::Busy)?;
+            self.gate.admission.clone().try_acquire_owned().map_err(|_| {
+                self.gate.refused.fetch_add(1, Ordering::Relaxed);
+                HashError::Busy
+            })?;
         let slot = self
             .gate
             .slots
@@ -122,6 +146,24 @@ impl Argon2PasswordHasher {
         .await
         .context("the hashing task failed")?
         .map_err(HashError::Failed)
+    }
+}
+
+impl Argon2PasswordHasher {
+    /// The slots in use, the requests waiting and the refusals so far. The counts are read
+    /// one after the other, not atomically together: good for metrics, not for decisions.
+    #[must_use]
+    pub fn status(&self) -> HashingStatus {
+        let gate = &self.gate;
+        let in_use = gate.limits.concurrency.saturating_sub(gate.slots.available_permits());
+        let admitted = (gate.limits.concurrency + gate.limits.queue)
+            .saturating_sub(gate.admission.available_permits());
+        HashingStatus {
+            slots: gate.limits.concurrency,
+            in_use,
+            waiting: admitted.saturating_sub(in_use),
+            refused: gate.refused.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -304,6 +346,9 @@ mod tests {
         assert!(done >= 2, "the slot and the queue place are served ({done})");
         assert!(busy >= 1, "the rest is refused ({done} done, {busy} busy)");
         assert_eq!(done + busy, 8);
+        let status = hasher.status();
+        assert_eq!((status.slots, status.in_use, status.waiting), (1, 0, 0), "{status:?}");
+        assert_eq!(status.refused, busy, "every refusal is counted");
         // Capacity comes back once the flood is over.
         hasher.hash(&password).await.expect("a slot is free again");
         assert!(hasher.gate.memory.lock().expect("lock").len() <= 1, "one area per slot");

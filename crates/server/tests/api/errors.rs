@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use orderly_api::routes::table::{Endpoint, endpoints};
 use orderly_infrastructure::{Database, DatabaseSettings};
 use orderly_server::{settings::Settings, startup::Application};
 use reqwest::{Method, StatusCode, header};
@@ -14,33 +15,54 @@ use crate::helpers::{TestApp, api_tests, assert_problem, json_body};
 
 const SOME_ID: &str = "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d";
 
-/// Every declared path (with `{id}` filled in) and the `Allow` header its 405 must carry.
-fn declared_paths() -> Vec<(String, &'static str)> {
-    vec![
-        ("/health".to_owned(), "GET, HEAD"),
-        ("/ready".to_owned(), "GET, HEAD"),
-        ("/problems/x".to_owned(), "GET, HEAD"),
-        ("/api/v1/users".to_owned(), "GET, HEAD, POST"),
-        ("/api/v1/users/me".to_owned(), "GET, HEAD"),
-        (format!("/api/v1/users/{SOME_ID}"), "GET, HEAD, PATCH, DELETE"),
-        (format!("/api/v1/users/{SOME_ID}/orders"), "GET, HEAD"),
-        ("/api/v1/auth/token".to_owned(), "POST"),
-        ("/api/v1/auth/revoke".to_owned(), "POST"),
-        ("/api/v1/products".to_owned(), "GET, HEAD, POST"),
-        (format!("/api/v1/products/{SOME_ID}"), "GET, HEAD, PATCH, DELETE"),
-        ("/api/v1/orders".to_owned(), "GET, HEAD, POST"),
-        (format!("/api/v1/orders/{SOME_ID}"), "GET, HEAD"),
-        (format!("/api/v1/orders/{SOME_ID}/transitions"), "GET, HEAD, POST"),
-    ]
+/// A client's request target for a path template: each `{parameter}` filled in.
+fn instance(path: &str) -> String {
+    path.replace("{id}", SOME_ID).replace("{slug}", "x")
 }
 
-/// The methods no path declares.
+/// The method of an operation of the route table, as the test client spells it.
+fn method_of(endpoint: &Endpoint) -> Method {
+    Method::from_bytes(endpoint.method().as_str().as_bytes()).expect("a valid method")
+}
+
+/// Every path of the route table (with its parameters filled in) and the `Allow` header its 405
+/// must carry: the methods declared for it, with `HEAD` beside `GET`, in the usual order.
+fn declared_paths() -> Vec<(String, String)> {
+    let order =
+        [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    let mut paths: Vec<(&str, Vec<Method>)> = Vec::new();
+    for endpoint in endpoints() {
+        let mut methods = vec![method_of(endpoint)];
+        if method_of(endpoint) == Method::GET {
+            methods.push(Method::HEAD);
+        }
+        match paths.iter_mut().find(|(path, _)| *path == endpoint.path()) {
+            Some((_, declared)) => declared.extend(methods),
+            None => paths.push((endpoint.path(), methods)),
+        }
+    }
+    assert!(paths.len() >= 14, "the route table lists the API: {paths:?}");
+    paths
+        .into_iter()
+        .map(|(path, declared)| {
+            let allow: Vec<&str> =
+                order.iter().filter(|m| declared.contains(m)).map(Method::as_str).collect();
+            (instance(path), allow.join(", "))
+        })
+        .collect()
+}
+
+/// Methods no path declares.
 fn undeclared_methods() -> Vec<Method> {
-    vec![
+    let methods = vec![
         Method::PUT,
         Method::TRACE,
         Method::from_bytes(b"FROBNICATE").expect("a valid method name"),
-    ]
+    ];
+    for method in &methods {
+        assert!(endpoints().iter().all(|e| method_of(e) != *method), "{method} is declared");
+    }
+    methods
 }
 
 async fn send(builder: reqwest::RequestBuilder) -> reqwest::Response {
@@ -73,12 +95,23 @@ async fn an_undeclared_method_on_any_declared_path_is_405_with_the_allowed_metho
                 .get(header::ALLOW)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned);
-            assert_eq!(allowed.as_deref(), Some(allow), "Allow of {method} {path}");
+            assert_eq!(allowed.as_deref(), Some(allow.as_str()), "Allow of {method} {path}");
             let problem =
                 assert_problem(response, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
                     .await;
             assert_eq!(problem["type"], "/problems/method-not-allowed", "{method} {path}");
         }
+    }
+}
+
+async fn every_operation_of_the_route_table_is_routed_to_a_handler(app: TestApp) {
+    for endpoint in endpoints() {
+        let path = instance(endpoint.path());
+        let response = send(app.request(method_of(endpoint), &path, None)).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{} {path}: {body}", endpoint.method());
+        assert_ne!(body["code"], "ROUTE_NOT_FOUND", "{} {path}", endpoint.method());
     }
 }
 
@@ -241,6 +274,7 @@ async fn the_internal_error_problem_type_promises_an_opaque_body(app: TestApp) {
 api_tests!(
     an_unknown_route_is_a_route_not_found_problem,
     an_undeclared_method_on_any_declared_path_is_405_with_the_allowed_methods,
+    every_operation_of_the_route_table_is_routed_to_a_handler,
     malformed_json_is_a_malformed_request,
     json_of_the_wrong_types_is_a_malformed_request,
     a_json_route_refuses_a_body_without_a_json_content_type,

@@ -8,8 +8,10 @@ mod helpers;
 
 mod auth;
 mod errors;
+mod first_run;
 mod flow;
 mod limits;
+mod metrics;
 mod operations;
 mod orders;
 mod products;

@@ -780,7 +780,23 @@ async fn concurrent_orders_never_sell_more_than_the_stock(app: TestApp) {
     assert_eq!(all["data"].as_array().map(Vec::len), Some(5), "five orders were stored");
 }
 
+/// JSON Schema (OpenAPI 3.1) counts `2.0` as the integer 2; `1.5` is no integer.
+async fn a_quantity_written_with_a_zero_fraction_is_an_integer(app: TestApp) {
+    let admin = app.admin().await;
+    let customer = app.customer("ada").await;
+    let product = app.product(&admin, "KB-001", 4999, 10).await;
+    let id = product["id"].as_str().expect("an id");
+    let body = json!({"items": [{"product_id": id, "quantity": 2.0}]});
+    let order =
+        json_body(app.place_order(&customer.access_token, &body).await, StatusCode::CREATED).await;
+    assert_eq!(order["items"][0]["quantity"], 2, "{order}");
+    let body = json!({"items": [{"product_id": id, "quantity": 1.5}]});
+    let response = app.place_order(&customer.access_token, &body).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "MALFORMED_REQUEST").await;
+}
+
 api_tests!(
+    a_quantity_written_with_a_zero_fraction_is_an_integer,
     placing_an_order_returns_it_with_location_etag_total_and_payment_deadline,
     lines_for_the_same_product_are_merged,
     placing_an_order_reserves_its_stock,

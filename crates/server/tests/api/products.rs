@@ -581,7 +581,56 @@ async fn a_cursor_from_one_sort_order_is_refused_by_another(app: TestApp) {
     assert_problem(response, StatusCode::BAD_REQUEST, "INVALID_CURSOR").await;
 }
 
+/// JSON Schema (OpenAPI 3.1) counts `25.0` as the integer 25; `2.5` is no integer.
+async fn integers_written_with_a_zero_fraction_are_accepted_and_fractions_refused(app: TestApp) {
+    let admin = app.admin().await;
+    let body = json!({"sku": "KB-001", "name": "Keyboard",
+                      "price": {"amount": 4999.0, "currency": "EUR"}, "stock": 25.0});
+    let created =
+        json_body(app.create_product(&admin.access_token, &body).await, StatusCode::CREATED).await;
+    assert_eq!(created["stock"], 25, "{created}");
+    assert_eq!(created["price"]["amount"], 4999, "{created}");
+    let body = json!({"sku": "KB-002", "name": "Keyboard",
+                      "price": {"amount": 4999, "currency": "EUR"}, "stock": 2.5});
+    let response = app.create_product(&admin.access_token, &body).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "MALFORMED_REQUEST").await;
+    let page = json_body(app.list_products(None, "?limit=1.0").await, StatusCode::OK).await;
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(1), "{page}");
+    let response = app.list_products(None, "?limit=1.5").await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "MALFORMED_REQUEST").await;
+}
+
+/// Each field error names the rule the value breaks, as the domain's error types name it.
+async fn field_errors_carry_the_code_of_the_broken_rule(app: TestApp) {
+    let admin = app.admin().await;
+    let body = json!({"sku": "KB 001", "name": "Key\u{7}board",
+                      "price": {"amount": 4999, "currency": "XYZ"}, "stock": 1});
+    let response = app.create_product(&admin.access_token, &body).await;
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    let codes: HashSet<(String, String)> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap_or_default().to_owned(),
+                e["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: HashSet<(String, String)> =
+        [("sku", "pattern"), ("name", "control_characters"), ("price.currency", "currency")]
+            .map(|(f, c)| (f.to_owned(), c.to_owned()))
+            .into();
+    assert_eq!(codes, expected, "{problem}");
+    let response = app.list_products(None, "?sort=bogus").await;
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert_eq!(problem["errors"][0]["code"], "one_of", "{problem}");
+}
+
 api_tests!(
+    integers_written_with_a_zero_fraction_are_accepted_and_fractions_refused,
+    field_errors_carry_the_code_of_the_broken_rule,
     anyone_can_list_and_read_products_without_a_token,
     an_unknown_product_is_not_found,
     an_admin_creates_a_product_with_location_etag_and_an_upper_cased_sku,

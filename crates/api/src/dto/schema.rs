@@ -1,0 +1,429 @@
+//! The JSON Schemas of request fields, built from the domain's constants and rules so that the
+//! OpenAPI document says exactly what the server accepts: a value the schema allows passes
+//! validation, and a value it refuses is a 400. utoipa's attributes take literals only, hence
+//! these functions (`#[schema(schema_with = ...)]`).
+//!
+//! Text rules are those of the domain's parsers: surrounding white space (`char::is_whitespace`)
+//! is trimmed, what is left must not be blank and must hold no control character (`char::
+//! is_control`; descriptions and reasons may break lines). The patterns state the same rules;
+//! the tests below check them against the parsers.
+
+use orderly_application::{
+    pagination::MAX_PAGE_LIMIT, ports::ProductSort, products::list_products::MAX_QUERY_LEN,
+};
+use orderly_domain::{
+    Currency,
+    money::MAX_AMOUNT_MINOR,
+    order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
+    product::{DESCRIPTION_MAX_LEN, MAX_STOCK, PRODUCT_NAME_MAX_LEN, SKU_MAX_LEN},
+    user::{
+        EMAIL_LOCAL_MAX_LEN, EMAIL_MAX_LEN, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, USER_NAME_MAX_LEN,
+    },
+};
+use utoipa::{
+    PartialSchema,
+    openapi::{
+        ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type, schema::SchemaType,
+    },
+};
+
+/// `char::is_whitespace` (Unicode `White_Space`): what `str::trim` removes.
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// `char::is_control` (general category `Cc`).
+const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+/// `char::is_control` but `\t`, `\n` and `\r`: where line breaks are allowed.
+const CONTROL_BUT_LINE_BREAKS: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+
+/// Whether a text may break lines inside.
+#[derive(Clone, Copy)]
+enum Lines {
+    One,
+    Many,
+}
+
+/// What a text may be once trimmed: `core` characters, first and last neither space nor control.
+fn trimmed(core: &str) -> String {
+    format!("^[{WHITE_SPACE}]*{core}[{WHITE_SPACE}]*$")
+}
+
+/// A text that is not blank once trimmed, and holds no control character (but line breaks
+/// when `lines` allows them).
+fn text_pattern(lines: Lines) -> String {
+    trimmed(&text_core(lines, None))
+}
+
+/// The trimmed text itself; at most `max` characters when given.
+fn text_core(lines: Lines, max: Option<usize>) -> String {
+    let visible = format!("[^{CONTROL}{WHITE_SPACE}]");
+    let inner = match lines {
+        Lines::One => format!("[^{CONTROL}]"),
+        Lines::Many => format!("[^{CONTROL_BUT_LINE_BREAKS}]"),
+    };
+    let repeat =
+        max.map_or_else(|| "*".to_owned(), |max| format!("{{0,{}}}", max.saturating_sub(2)));
+    format!("{visible}(?:{inner}{repeat}{visible})?")
+}
+
+/// A SKU as `Sku::parse` accepts it: letters, digits, `-` and `_`, first a letter or digit.
+fn sku_pattern() -> String {
+    trimmed("[A-Za-z0-9][A-Za-z0-9_-]*")
+}
+
+/// The characters of an e-mail address's local part, besides `.` (RFC 5322 `atext`).
+const ATEXT: &str = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-";
+
+/// An address as `Email::parse` accepts it: `local@domain.tld`, the local part dot-separated
+/// `atext` of at most 64 characters, the domain two or more labels of letters, digits and inner
+/// hyphens, at most 63 characters each.
+fn email_pattern() -> String {
+    let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    trimmed(&format!(
+        "(?=[^@]{{1,{EMAIL_LOCAL_MAX_LEN}}}@)[{ATEXT}]+(?:\\.[{ATEXT}]+)*@{label}(?:\\.{label})+"
+    ))
+}
+
+fn string(nullable: bool) -> ObjectBuilder {
+    if nullable {
+        ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+    } else {
+        ObjectBuilder::new().schema_type(Type::String)
+    }
+}
+
+fn integer(nullable: bool, format: KnownFormat, min: i64, max: i64, description: &str) -> Object {
+    let builder = if nullable {
+        ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+    } else {
+        ObjectBuilder::new().schema_type(Type::Integer)
+    };
+    builder
+        .format(Some(SchemaFormat::KnownFormat(format)))
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .description(Some(description))
+        .build()
+}
+
+fn bounded_text(nullable: bool, max: usize, lines: Lines, description: &str) -> Object {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(text_pattern(lines)))
+        .description(Some(description))
+        .build()
+}
+
+const ONE_LINE: &str = "Trimmed; not blank; no control characters.";
+const STOCK: &str = "Units in stock.";
+
+fn sku(nullable: bool) -> Object {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(SKU_MAX_LEN))
+        .pattern(Some(sku_pattern()))
+        .description(Some("Letters, digits, `-` and `_`, starting with a letter or digit; trimmed, stored upper-cased; unique."))
+        .examples(["KB-001"])
+        .build()
+}
+
+/// `sku` of a new product.
+pub(crate) fn new_sku() -> Object {
+    sku(false)
+}
+
+/// `sku` of a product change.
+pub(crate) fn changed_sku() -> Object {
+    sku(true)
+}
+
+/// `name` of a new product.
+pub(crate) fn new_product_name() -> Object {
+    bounded_text(false, PRODUCT_NAME_MAX_LEN, Lines::One, ONE_LINE)
+}
+
+/// `name` of a product change.
+pub(crate) fn changed_product_name() -> Object {
+    bounded_text(true, PRODUCT_NAME_MAX_LEN, Lines::One, ONE_LINE)
+}
+
+/// `description` of a product: blank or `null` means none; line breaks allowed.
+pub(crate) fn description() -> Object {
+    string(true)
+        .max_length(Some(DESCRIPTION_MAX_LEN))
+        .pattern(Some(trimmed(&format!("(?:{})?", text_core(Lines::Many, None)))))
+        .description(Some(
+            "Trimmed; blank or `null` for none; line breaks allowed, no other control characters.",
+        ))
+        .build()
+}
+
+/// `stock` of a new product.
+pub(crate) fn new_stock() -> Object {
+    integer(false, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
+}
+
+/// `stock` of a product change.
+pub(crate) fn changed_stock() -> Object {
+    integer(true, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
+}
+
+/// `amount` of money, in minor units.
+pub(crate) fn amount() -> Object {
+    integer(false, KnownFormat::Int64, 0, MAX_AMOUNT_MINOR, "Minor units (cents for EUR).")
+}
+
+/// `currency`: one of the ISO 4217 codes the domain knows.
+pub(crate) fn currency() -> Object {
+    string(false)
+        .enum_values(Some(Currency::codes()))
+        .description(Some("ISO 4217 code, upper case."))
+        .examples(["EUR"])
+        .build()
+}
+
+fn email(nullable: bool) -> Object {
+    string(nullable)
+        .max_length(Some(EMAIL_MAX_LEN))
+        .pattern(Some(email_pattern()))
+        .description(Some(
+            "An e-mail address (`local@domain.tld`); trimmed, compared case-insensitively, unique.",
+        ))
+        .examples(["ada@example.com"])
+        .build()
+}
+
+/// `email` of a new user.
+pub(crate) fn new_email() -> Object {
+    email(false)
+}
+
+/// `email` of a user change.
+pub(crate) fn changed_email() -> Object {
+    email(true)
+}
+
+fn password(nullable: bool) -> Object {
+    string(nullable)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(PASSWORD_MIN_LEN))
+        .max_length(Some(PASSWORD_MAX_LEN))
+        .description(Some("Any characters; every one counts (not trimmed)."))
+        .build()
+}
+
+/// `password` of a new user.
+pub(crate) fn new_password() -> Object {
+    password(false)
+}
+
+/// `password` of a user change.
+pub(crate) fn changed_password() -> Object {
+    password(true)
+}
+
+/// `name` of a new user.
+pub(crate) fn new_user_name() -> Object {
+    bounded_text(false, USER_NAME_MAX_LEN, Lines::One, ONE_LINE)
+}
+
+/// `name` of a user change.
+pub(crate) fn changed_user_name() -> Object {
+    bounded_text(true, USER_NAME_MAX_LEN, Lines::One, ONE_LINE)
+}
+
+/// `quantity` of an order line.
+pub(crate) fn quantity() -> Object {
+    integer(
+        false,
+        KnownFormat::Int32,
+        1,
+        MAX_QUANTITY.into(),
+        "Units of the product; lines for the same product are added up, to the same maximum.",
+    )
+}
+
+/// `items` of a new order: 1 to `MAX_ORDER_LINES` lines.
+pub(crate) fn order_lines() -> utoipa::openapi::Array {
+    ArrayBuilder::new()
+        .items(super::orders::OrderLineRequest::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_ORDER_LINES))
+        .build()
+}
+
+/// `reason` of a transition.
+pub(crate) fn reason() -> Object {
+    bounded_text(
+        true,
+        REASON_MAX_LEN,
+        Lines::Many,
+        "Why, for the history. Trimmed; not blank; line breaks allowed, no other control characters.",
+    )
+}
+
+/// `grant_type` of a token request.
+pub(crate) fn grant_type() -> Object {
+    string(false)
+        .enum_values(Some([super::auth::PASSWORD_GRANT, super::auth::REFRESH_TOKEN_GRANT]))
+        .description(Some("`password` (with `username` and `password`) or `refresh_token` (with `refresh_token`)."))
+        .examples(["password"])
+        .build()
+}
+
+/// The `limit` of a page.
+pub(crate) fn page_limit() -> Object {
+    let mut limit = integer(false, KnownFormat::Int32, 1, MAX_PAGE_LIMIT.into(), "Items per page.");
+    limit.default = Some(orderly_application::pagination::DEFAULT_PAGE_LIMIT.into());
+    limit
+}
+
+/// The `sort` of the product list.
+pub(crate) fn product_sort() -> Object {
+    string(false)
+        .enum_values(Some(ProductSort::ALL.iter().map(ProductSort::as_str)))
+        .default(Some(ProductSort::default().as_str().into()))
+        .description(Some("By creation (oldest first), name or price; `-` for descending."))
+        .build()
+}
+
+/// The `q` of the product list: blank means no filter; trimmed, at most `MAX_QUERY_LEN`
+/// characters and no control characters.
+pub(crate) fn product_query() -> Object {
+    string(false)
+        .pattern(Some(trimmed(&format!("(?:{})?", text_core(Lines::One, Some(MAX_QUERY_LEN))))))
+        .description(Some(
+            "Text to find in the name or SKU, case-insensitively; trimmed, blank for none.",
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use orderly_domain::{Email, ProductDescription, ProductName, Reason, Sku, UserName};
+
+    use super::*;
+
+    fn pattern_of(object: &Object) -> regex::Regex {
+        let pattern = object.pattern.clone().expect("a pattern");
+        regex::Regex::new(&pattern).expect("the pattern is a valid regular expression")
+    }
+
+    /// Texts around the edges of the rules: blanks, spaces and line breaks at either end or
+    /// inside, control characters, non-ASCII letters and spaces.
+    const SAMPLES: &[&str] = &[
+        "",
+        " ",
+        "\t\n",
+        "a",
+        " a ",
+        "\u{a0}a\u{3000}",
+        "a b",
+        "a\u{a0}b",
+        "a\tb",
+        "a\nb",
+        "a\r\nb",
+        "\ta\n",
+        "a\u{0}b",
+        "a\u{7}",
+        "\u{7}a",
+        "a\u{7f}b",
+        "a\u{85}b",
+        "\u{85}a\u{85}",
+        "a\u{b}b",
+        "\u{b}a",
+        "a\u{1c}",
+        "\u{1c}a",
+        "a\u{feff}",
+        "é",
+        "Ünïcödé",
+        "KB-001",
+        "kb_01",
+        "-KB",
+        "_KB",
+        "KB 01",
+        " KB-01 ",
+        "KB.01",
+        "ada@example.com",
+        " Ada@Example.COM ",
+        "a.b@c.de",
+        ".a@c.de",
+        "a.@c.de",
+        "a..b@c.de",
+        "a@c",
+        "a@-c.de",
+        "a@c-.de",
+        "a@c.d-e.fg",
+        "a b@c.de",
+        "a@@c.de",
+        "a+tag@c.de",
+        "é@c.de",
+    ];
+
+    fn agree<T, E>(name: &str, pattern: &regex::Regex, parse: impl Fn(&str) -> Result<T, E>) {
+        for sample in SAMPLES {
+            assert_eq!(
+                pattern.is_match(sample),
+                parse(sample).is_ok(),
+                "{name}: the pattern and the parser disagree on {sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_text_patterns_accept_what_the_domain_parsers_accept() {
+        agree("product name", &pattern_of(&new_product_name()), ProductName::parse);
+        agree("user name", &pattern_of(&new_user_name()), UserName::parse);
+        agree("reason", &pattern_of(&reason()), Reason::parse);
+        agree("sku", &pattern_of(&new_sku()), Sku::parse);
+        // A blank description is no description; anything else must parse.
+        agree("description", &pattern_of(&description()), |raw| {
+            if raw.trim().is_empty() { Ok(None) } else { ProductDescription::parse(raw).map(Some) }
+        });
+    }
+
+    #[test]
+    fn the_email_pattern_accepts_what_the_domain_accepts() {
+        // The `regex` crate has no look-ahead: the local part's length is checked beside it.
+        let full = email_pattern();
+        let (before, after) = full.split_once("(?=").expect("a look-ahead");
+        let (_, after) = after.split_once(")").expect("its end");
+        let pattern = regex::Regex::new(&format!("{before}{after}")).expect("valid");
+        let long_local = format!("{}@example.com", "a".repeat(EMAIL_LOCAL_MAX_LEN + 1));
+        let mut samples: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
+        samples.push(long_local);
+        samples.push(format!("{}@example.com", "a".repeat(EMAIL_LOCAL_MAX_LEN)));
+        samples.push(format!("a@{}.com", "b".repeat(64)));
+        for sample in samples {
+            let local_fits = sample
+                .trim()
+                .split('@')
+                .next()
+                .is_some_and(|local| (1..=EMAIL_LOCAL_MAX_LEN).contains(&local.len()));
+            assert_eq!(
+                pattern.is_match(&sample) && local_fits,
+                Email::parse(&sample).is_ok(),
+                "the pattern and the parser disagree on {sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_query_pattern_bounds_the_trimmed_text() {
+        let pattern = pattern_of(&product_query());
+        assert!(pattern.is_match(""));
+        assert!(pattern.is_match("  "));
+        assert!(pattern.is_match(&format!(" {} ", "q".repeat(MAX_QUERY_LEN))));
+        assert!(!pattern.is_match(&"q".repeat(MAX_QUERY_LEN + 1)));
+        assert!(!pattern.is_match("a\u{7}b"));
+    }
+
+    #[test]
+    fn enumerations_come_from_the_domain() {
+        let currencies = currency().enum_values.expect("an enum");
+        assert_eq!(currencies.len(), Currency::codes().len());
+        assert!(currencies.contains(&"EUR".into()));
+        let sorts = product_sort().enum_values.expect("an enum");
+        assert_eq!(sorts.len(), ProductSort::ALL.len());
+    }
+}

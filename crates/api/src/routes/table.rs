@@ -1,0 +1,252 @@
+//! The route table: every operation of the API, listed once.
+//!
+//! A route's path and method are written in one place, its handler's `#[utoipa::path]`
+//! annotation. [`endpoints`] reads them from there, and everything else derives from it: the
+//! router ([`configure`]), the `Allow` header of each path's 405, the paths of the OpenAPI
+//! document (`openapi.rs`), the methods CORS allows, and the route lists of the tests.
+
+use std::sync::LazyLock;
+
+use actix_web::{
+    guard,
+    http::Method,
+    web::{self, ServiceConfig},
+};
+use utoipa::openapi::{OpenApi, PathItem, path::Operation};
+
+use super::{auth, health, method_not_allowed, orders, problems, products, users};
+
+/// One operation: a handler and what its annotation says about it.
+pub struct Endpoint {
+    path: String,
+    method: Method,
+    document: OpenApi,
+    route: fn() -> actix_web::Route,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// The path template, the same for the router and for OpenAPI (`/api/v1/orders/{id}`).
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The method. A `GET` also answers `HEAD` (RFC 9110 section 9.1; the server drops the body).
+    #[must_use]
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The one-operation OpenAPI document of this endpoint, with the schemas it refers to.
+    pub(crate) fn document(&self) -> &OpenApi {
+        &self.document
+    }
+}
+
+/// A handler with its annotation: `document` is the OpenAPI document of that one operation.
+struct Declared {
+    document: fn() -> OpenApi,
+    route: fn() -> actix_web::Route,
+}
+
+/// Declares the handlers, in routing order: a path with a literal segment comes before one with
+/// a parameter in its place (`/users/me` before `/users/{id}`), as actix tries them in turn.
+macro_rules! declared {
+    ($( $module:ident :: $handler:ident ),+ $(,)?) => {
+        [$(
+            Declared {
+                document: || {
+                    // A document of its own per handler: utoipa collects the operation from the
+                    // annotation and every schema it refers to, from the path alone.
+                    #[derive(utoipa::OpenApi)]
+                    #[openapi(paths($module::$handler))]
+                    struct One;
+                    <One as utoipa::OpenApi>::openapi()
+                },
+                route: || web::route().to($module::$handler),
+            },
+        )+]
+    };
+}
+
+fn declared() -> impl IntoIterator<Item = Declared> {
+    declared![
+        health::health,
+        health::ready,
+        problems::describe,
+        users::register,
+        users::list,
+        users::me,
+        users::get,
+        users::update,
+        users::delete,
+        users::orders,
+        auth::token,
+        auth::revoke,
+        products::list,
+        products::create,
+        products::get,
+        products::update,
+        products::archive,
+        orders::place,
+        orders::list,
+        orders::get,
+        orders::history,
+        orders::transition,
+    ]
+}
+
+fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
+    [
+        (Method::GET, &item.get),
+        (Method::HEAD, &item.head),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::OPTIONS, &item.options),
+        (Method::TRACE, &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_ref().map(|operation| (method, operation)))
+}
+
+static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
+    declared()
+        .into_iter()
+        .map(|declared| {
+            let document = (declared.document)();
+            let found: Vec<(String, Method)> = document
+                .paths
+                .paths
+                .iter()
+                .flat_map(|(path, item)| operations(item).map(|(method, _)| (path.clone(), method)))
+                .collect();
+            let [(path, method)] = <[_; 1]>::try_from(found)
+                .expect("an annotation declares one operation: one path and one method");
+            Endpoint { path, method, document, route: declared.route }
+        })
+        .collect()
+});
+
+/// Every operation of the API, in routing order.
+#[must_use]
+pub fn endpoints() -> &'static [Endpoint] {
+    &ENDPOINTS
+}
+
+/// The methods a path answers, as its 405 lists them in `Allow`: `GET` brings `HEAD`.
+#[must_use]
+pub fn allowed_methods(path: &str) -> Vec<Method> {
+    let declared: Vec<&Method> =
+        endpoints().iter().filter(|e| e.path == path).map(Endpoint::method).collect();
+    let order =
+        [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+    let answers = |method: &Method| {
+        declared.contains(&method) || (*method == Method::HEAD && declared.contains(&&Method::GET))
+    };
+    let mut allowed: Vec<Method> = order.iter().filter(|m| answers(m)).cloned().collect();
+    allowed.extend(declared.into_iter().filter(|m| !order.contains(m)).cloned());
+    allowed
+}
+
+/// Every method some operation declares, for CORS.
+#[must_use]
+pub fn declared_methods() -> Vec<Method> {
+    let mut methods: Vec<Method> = Vec::new();
+    for endpoint in endpoints() {
+        if !methods.contains(&endpoint.method) {
+            methods.push(endpoint.method.clone());
+        }
+    }
+    methods
+}
+
+/// The route of `endpoint`, guarded by its method.
+fn route(endpoint: &Endpoint) -> actix_web::Route {
+    let route = (endpoint.route)();
+    if endpoint.method == Method::GET {
+        route.guard(guard::Any(guard::Get()).or(guard::Head()))
+    } else {
+        route.guard(guard::Method(endpoint.method.clone()))
+    }
+}
+
+/// Registers every path with its operations; any other method answers 405 with `Allow`.
+pub(crate) fn configure(config: &mut ServiceConfig) {
+    let mut paths: Vec<&str> = Vec::new();
+    for endpoint in endpoints() {
+        if !paths.contains(&endpoint.path()) {
+            paths.push(endpoint.path());
+        }
+    }
+    for path in paths {
+        let resource = endpoints()
+            .iter()
+            .filter(|endpoint| endpoint.path == path)
+            .fold(web::resource(path), |resource, endpoint| resource.route(route(endpoint)));
+        let allowed = allowed_methods(path);
+        let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        config.service(resource.default_service(web::to(method_not_allowed(allow.join(", ")))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::dev::ResourceDef;
+
+    use super::*;
+
+    /// `path` with each `{parameter}` filled in, as a client would send it.
+    fn instance(path: &str) -> String {
+        path.replace("{id}", "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d").replace("{slug}", "not-found")
+    }
+
+    #[test]
+    fn no_path_is_hidden_behind_an_earlier_one() {
+        let mut seen: Vec<&str> = Vec::new();
+        for endpoint in endpoints() {
+            let path = endpoint.path();
+            if seen.contains(&path) {
+                continue;
+            }
+            for earlier in &seen {
+                assert!(
+                    !ResourceDef::new(*earlier).is_match(&instance(path)),
+                    "{earlier} is routed before {path} and takes its requests"
+                );
+            }
+            seen.push(path);
+        }
+    }
+
+    #[test]
+    fn each_method_of_a_path_belongs_to_one_operation() {
+        for (i, a) in endpoints().iter().enumerate() {
+            for b in &endpoints()[i + 1..] {
+                assert!(a.path != b.path || a.method != b.method, "{} {} twice", a.method, a.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_allows_its_declared_methods_and_head_with_get() {
+        assert_eq!(
+            allowed_methods("/api/v1/products/{id}"),
+            [Method::GET, Method::HEAD, Method::PATCH, Method::DELETE]
+        );
+        assert_eq!(allowed_methods("/api/v1/auth/token"), [Method::POST]);
+        for endpoint in endpoints() {
+            assert!(allowed_methods(endpoint.path()).contains(endpoint.method()));
+        }
+    }
+}
