@@ -76,6 +76,18 @@ await open();
 const ids = operations.map((op) => op.id);
 check(ids.every(Boolean) && new Set(ids).size === ids.length, `${ids.length} operations, each with its own operationId`);
 
+// A documented problem shows an example of what that route answers.
+{
+  const op = page.locator('#operations-users-registerUser');
+  await op.locator('.opblock-summary').first().click();
+  const conflict = op.locator('tr.response[data-code="409"]');
+  await conflict.waitFor({ timeout: 15000 });
+  const text = await conflict.innerText();
+  check(text.includes('EMAIL_TAKEN') && !text.includes('INSUFFICIENT_STOCK'),
+    'registerUser documents its 409 with an EMAIL_TAKEN example');
+  await op.locator('.opblock-summary').first().click();
+}
+
 // Register, then authorize: the dialog asks for a username and a password only.
 const registered = await execute('registerUser', { body: { email, password, name: 'Swagger User' } });
 check(registered.status === 201, `registerUser: ${registered.status}`);

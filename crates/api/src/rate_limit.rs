@@ -180,10 +180,7 @@ pub async fn enforce(
         Policy::AuthPerIp => {
             (&limits.policies.auth_per_ip, limits.client_ip(request).map(|ip| format!("ip:{ip}")))
         }
-        Policy::AuthPerAccount => (
-            &limits.policies.auth_per_account,
-            account.map(account_key),
-        ),
+        Policy::AuthPerAccount => (&limits.policies.auth_per_account, account.map(account_key)),
         Policy::Orders => (&limits.policies.orders, user.map(|id| format!("user:{id}"))),
     };
     match (chosen, key) {
