@@ -14,6 +14,8 @@ mod m20261124_000004_create_refresh_tokens;
 mod m20261124_000005_create_idempotency_records;
 mod m20261124_000006_add_product_search_text;
 mod m20261201_000007_add_user_session_epoch;
+mod m20261201_000008_add_order_payments;
+mod m20261201_000009_idempotency_leases;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_create_idempotency_records::Migration),
             Box::new(m20261124_000006_add_product_search_text::Migration),
             Box::new(m20261201_000007_add_user_session_epoch::Migration),
+            Box::new(m20261201_000008_add_order_payments::Migration),
+            Box::new(m20261201_000009_idempotency_leases::Migration),
         ]
     }
 }

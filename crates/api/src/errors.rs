@@ -1,11 +1,13 @@
 //! Use-case errors to problems: the one place that decides the status of each failure.
 
+use actix_web::http::header;
 use orderly_application::{
     StoreError,
     auth::{
         authenticate::AuthenticateError, authorize::AuthorizeError,
         refresh_session::RefreshSessionError,
     },
+    idempotency::IdempotencyRefusal,
     orders::{
         get_order::GetOrderError, list_orders::ListOrdersError,
         list_user_orders::ListUserOrdersError, order_history::OrderHistoryError,
@@ -29,6 +31,11 @@ use crate::problem::{ApiError, ErrorCode, FieldError};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_UNAVAILABLE: u32 = 5;
+/// Seconds a client should wait before retrying while the database is unreachable (and
+/// `/ready`'s): the health gate answers such a 503 at once and probes the database at least
+/// every 2 s, so a retry after 2 s finds the service again within about one probe of the
+/// database's return (ADR 0021).
+pub(crate) const RETRY_AFTER_DATABASE: u32 = 2;
 const RETRY_AFTER_BUSY: u32 = 1;
 
 /// 503 `SERVER_BUSY`: the bounded password hashing is at capacity.
@@ -46,7 +53,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(source) => ApiError::unavailable(
                 ErrorCode::DatabaseUnavailable,
                 "The database is unavailable; try again shortly.",
-                RETRY_AFTER_UNAVAILABLE,
+                RETRY_AFTER_DATABASE,
                 source,
             ),
             StoreError::Contention(source) => ApiError::unavailable(
@@ -301,6 +308,20 @@ impl From<ArchiveProductError> for ApiError {
     }
 }
 
+impl From<IdempotencyRefusal> for ApiError {
+    fn from(refusal: IdempotencyRefusal) -> Self {
+        let detail = refusal.to_string();
+        match refusal {
+            IdempotencyRefusal::InUse { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                ApiError::new(ErrorCode::IdempotencyKeyInUse, detail)
+                    .with_header(header::RETRY_AFTER, seconds.max(1).to_string())
+            }
+            IdempotencyRefusal::Reused => ApiError::new(ErrorCode::IdempotencyKeyReused, detail),
+        }
+    }
+}
+
 impl From<PlaceOrderError> for ApiError {
     fn from(error: PlaceOrderError) -> Self {
         let detail = error.to_string();
@@ -333,6 +354,7 @@ impl From<PlaceOrderError> for ApiError {
                     invalid.to_string(),
                 )])
             }
+            PlaceOrderError::Idempotency(refusal) => refusal.into(),
             PlaceOrderError::Store(store) => store.into(),
         }
     }
@@ -407,18 +429,24 @@ impl From<TransitionOrderError> for ApiError {
             TransitionOrderError::PaidTooLate { status } => {
                 ApiError::new(ErrorCode::ConcurrentModification, detail)
                     .with_extension("current_status", json!(status.as_str()))
-                    .with_extension("refund_required", json!(true))
             }
             TransitionOrderError::PaymentDeclined(reason) => ApiError::new(
                 ErrorCode::PaymentDeclined,
                 format!("The payment was declined: {reason}"),
             ),
-            TransitionOrderError::PaymentUnavailable(source) => ApiError::unavailable(
-                ErrorCode::PaymentGatewayUnavailable,
-                "The payment provider cannot be reached; nothing was charged.",
-                RETRY_AFTER_UNAVAILABLE,
-                source,
-            ),
+            TransitionOrderError::PaymentUnavailable { retry_after, source } => {
+                let retry_after = retry_after.map_or(RETRY_AFTER_UNAVAILABLE, |wait| {
+                    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    u32::try_from(seconds.max(1)).unwrap_or(u32::MAX)
+                });
+                ApiError::unavailable(
+                    ErrorCode::PaymentGatewayUnavailable,
+                    "The payment provider cannot be reached; nothing was charged.",
+                    retry_after,
+                    source,
+                )
+            }
+            TransitionOrderError::Idempotency(refusal) => refusal.into(),
             TransitionOrderError::Store(store) => store.into(),
             TransitionOrderError::Unexpected(source) => ApiError::internal(source),
         }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod dto;
 mod errors;
 pub mod etag;
+pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

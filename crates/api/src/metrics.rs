@@ -5,7 +5,7 @@
 //!   and `http_requests_in_flight`. Never a raw path, id or query string: a label's values
 //!   stay few whatever clients send.
 //! - Business events the API answers: orders placed, order moves by action, rate-limit
-//!   refusals by policy, idempotent replays (none until `Idempotency-Key` is handled).
+//!   refusals by policy, idempotent replays.
 //! - `orderly_dependency_up`: each readiness check, run when Prometheus scrapes.
 //!
 //! The registry is the application instance's own (the composition root makes it and the
@@ -51,6 +51,7 @@ pub struct ApiMetrics {
     orders_placed: IntCounter,
     transitions: IntCounterVec,
     rate_limited: IntCounterVec,
+    idempotent_replays: IntCounter,
     dependency_up: IntGaugeVec,
 }
 
@@ -106,7 +107,7 @@ impl ApiMetrics {
         )?;
         let idempotent_replays = IntCounter::new(
             "orderly_idempotent_replays_total",
-            "Responses replayed for a repeated Idempotency-Key. Always 0: the header is not handled yet.",
+            "Responses replayed for a repeated Idempotency-Key (`Idempotent-Replayed: true`).",
         )?;
         let dependency_up = IntGaugeVec::new(
             Opts::new(
@@ -136,7 +137,7 @@ impl ApiMetrics {
         registry.register(Box::new(orders_placed.clone()))?;
         registry.register(Box::new(transitions.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
-        registry.register(Box::new(idempotent_replays))?;
+        registry.register(Box::new(idempotent_replays.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
         Ok(Self {
             registry: registry.clone(),
@@ -146,6 +147,7 @@ impl ApiMetrics {
             orders_placed,
             transitions,
             rate_limited,
+            idempotent_replays,
             dependency_up,
         })
     }
@@ -173,6 +175,11 @@ impl ApiMetrics {
     /// orders the expiry job expired.
     pub fn orders_moved(&self, action: OrderAction, count: u64) {
         self.transitions.with_label_values(&[action.as_str()]).inc_by(count);
+    }
+
+    /// Counts a response replayed for a repeated `Idempotency-Key`.
+    pub(crate) fn idempotent_replay(&self) {
+        self.idempotent_replays.inc();
     }
 
     /// Counts a request refused by the rate-limit policy named `policy`.

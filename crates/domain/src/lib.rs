@@ -19,8 +19,9 @@ pub use id::{InvalidId, OrderId, ProductId, UserId};
 pub use money::{Currency, InvalidCurrency, Money, MoneyError};
 pub use order::{
     Actor, ActorKind, InvalidQuantity, InvalidReason, Order, OrderAction, OrderError, OrderItem,
-    OrderLines, OrderParts, OrderStatus, OrderTransition, ProductSnapshot, Quantity, Reason,
-    TransitionError, allowed_actions, transition,
+    OrderLines, OrderParts, OrderStatus, OrderTransition, Payment, PaymentChangeError, PaymentDue,
+    PaymentParts, PaymentStatus, ProductSnapshot, Quantity, Reason, TransitionError,
+    allowed_actions, transition,
 };
 pub use product::{
     InvalidDescription, InvalidProductName, InvalidSku, Product, ProductDescription, ProductDraft,

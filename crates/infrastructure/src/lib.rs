@@ -14,6 +14,6 @@ pub mod services;
 pub mod testing;
 
 pub use persistence::{
-    Database, DatabaseSettings, Engine, SeaOrmAccounts, SeaOrmOrderRepository,
-    SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
+    Database, DatabaseSettings, Engine, SeaOrmAccounts, SeaOrmIdempotencyStore,
+    SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
 };

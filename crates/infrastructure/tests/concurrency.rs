@@ -11,7 +11,7 @@ use orderly_application::{
     WriteError,
     pagination::{PageLimit, PageRequest},
     ports::{
-        OrderFilter, OrderQueries as _, OrderRepository as _, PaymentReceipt, PlaceOrderFailure,
+        OrderFilter, OrderQueries as _, OrderRepository as _, PlaceOrderFailure,
         ProductRepository as _, RefreshTokenError, RefreshTokens as _, UserQueries as _,
         UserRepository as _,
     },
@@ -116,7 +116,9 @@ async fn fifty_parallel_orders_for_ten_units_sell_exactly_ten(db: &Database) {
         .into_iter()
         .map(|(order, placed)| {
             let orders = orders.clone();
-            tokio::spawn(async move { orders.place(&order, &placed).await.map(|()| order.id()) })
+            tokio::spawn(
+                async move { orders.place(&order, &placed, None).await.map(|()| order.id()) },
+            )
         })
         .collect();
     let results = joined(tasks).await;
@@ -222,12 +224,17 @@ async fn race_two_transitions(
 ) -> (bool, Order) {
     let orders = SeaOrmOrderRepository::new(db.clone());
     let (order, placed) = new_order(customer, product, 3);
-    orders.place(&order, &placed).await.expect("placing");
+    orders.place(&order, &placed, None).await.expect("placing");
 
     let mut moves = Vec::new();
     for (action, by) in [first, second] {
         let mut copy = order.clone();
-        let entry = copy.apply(action, &by, None, at(30)).expect("legal from pending_payment");
+        let entry = if action == OrderAction::Pay {
+            copy.pay(&by, None, format!("ch_{}", copy.id()), at(30))
+        } else {
+            copy.apply(action, &by, None, at(30))
+        }
+        .expect("legal from pending_payment");
         moves.push((copy, entry));
     }
     let tasks = moves
@@ -235,9 +242,7 @@ async fn race_two_transitions(
         .cloned()
         .map(|(copy, entry)| {
             let orders = orders.clone();
-            let receipt = (entry.action == OrderAction::Pay)
-                .then(|| PaymentReceipt { reference: format!("ch_{}", copy.id()) });
-            tokio::spawn(async move { orders.save_transition(&copy, &entry, 1, receipt).await })
+            tokio::spawn(async move { orders.save_transition(&copy, &entry, 1, None).await })
         })
         .collect();
     let results = joined(tasks).await;

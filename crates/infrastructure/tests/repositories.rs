@@ -8,15 +8,16 @@ use orderly_application::{
     UniqueKey, WriteError,
     pagination::{Page, PageLimit, PageRequest},
     ports::{
-        OrderFilter, OrderQueries as _, OrderRepository as _, PaymentReceipt, PlaceOrderFailure,
+        OrderFilter, OrderQueries as _, OrderRepository as _, OverdueCursor, PlaceOrderFailure,
         ProductFilter, ProductQueries as _, ProductRepository as _, ProductSort, RefreshTokenError,
         RefreshTokens as _, UserQueries as _, UserRepository as _,
     },
 };
 use orderly_domain::{
     Actor, Currency, Email, Money, Order, OrderAction, OrderId, OrderItem, OrderLines, OrderStatus,
-    OrderTransition, PasswordHash, Product, ProductDescription, ProductDraft, ProductId,
-    ProductName, Quantity, Reason, Role, Sku, User, UserId, UserName, UserParts,
+    OrderTransition, PasswordHash, Payment, PaymentDue, PaymentStatus, Product, ProductDescription,
+    ProductDraft, ProductId, ProductName, Quantity, Reason, Role, Sku, User, UserId, UserName,
+    UserParts,
     money::MAX_AMOUNT_MINOR,
     product::MAX_STOCK,
     time::{TimeDelta, Timestamp},
@@ -133,7 +134,7 @@ type OrderFields = (
     Vec<OrderItem>,
     Money,
     Timestamp,
-    bool,
+    Option<Payment>,
     u64,
     Timestamp,
     Timestamp,
@@ -147,7 +148,7 @@ fn order_fields(order: &Order) -> OrderFields {
         order.items().to_vec(),
         order.total(),
         order.payment_due_at(),
-        order.refund_required(),
+        order.payment().cloned(),
         order.version(),
         order.created_at(),
         order.updated_at(),
@@ -243,7 +244,7 @@ impl Shop {
         payment_due_at: Timestamp,
     ) -> (Order, OrderTransition) {
         let (order, placed) = new_order(customer, lines, now, payment_due_at);
-        self.orders.place(&order, &placed).await.expect("placing an order");
+        self.orders.place(&order, &placed, None).await.expect("placing an order");
         (order, placed)
     }
 
@@ -251,7 +252,8 @@ impl Shop {
         self.place_due(customer, lines, now, now + TimeDelta::minutes(30)).await.0
     }
 
-    /// Applies `action` to `order` and saves it at the version the order had before.
+    /// Applies `action` to `order` and saves it at the version the order had before; `pay`
+    /// goes through [`Order::pay`] with the provider reference `ch_test`.
     async fn apply(
         &self,
         order: &mut Order,
@@ -259,12 +261,16 @@ impl Shop {
         by: Actor,
         why: Option<&str>,
         now: Timestamp,
-        payment: Option<PaymentReceipt>,
     ) -> OrderTransition {
         let expected = order.version();
-        let entry = order.apply(action, &by, why.map(reason), now).expect("a legal transition");
+        let entry = if action == OrderAction::Pay {
+            order.pay(&by, why.map(reason), "ch_test".to_owned(), now)
+        } else {
+            order.apply(action, &by, why.map(reason), now)
+        }
+        .expect("a legal transition");
         self.orders
-            .save_transition(order, &entry, expected, payment)
+            .save_transition(order, &entry, expected, None)
             .await
             .expect("saving a transition");
         entry
@@ -891,7 +897,7 @@ async fn placing_an_order_stores_the_order_its_items_and_a_place_entry(db: &Data
     let mouse = shop.stocked("MS-1", 1999, 10).await;
 
     let (order, placed) = new_order(&ada, &[(&mouse, 3), (&keyboard, 2)], at(100), at(1900));
-    shop.orders.place(&order, &placed).await.expect("placing");
+    shop.orders.place(&order, &placed, None).await.expect("placing");
 
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
@@ -950,7 +956,7 @@ async fn an_order_whose_second_line_is_short_of_stock_writes_nothing(db: &Databa
     assert!(first.id() < second.id());
 
     let (order, placed) = new_order(&ada, &[(&second, 3), (&first, 2)], at(100), at(1900));
-    match shop.orders.place(&order, &placed).await {
+    match shop.orders.place(&order, &placed, None).await {
         Err(PlaceOrderFailure::InsufficientStock { product_id, requested, available }) => {
             assert_eq!((product_id, requested, available), (second.id(), 3, 1));
         }
@@ -974,7 +980,7 @@ async fn placing_an_order_for_an_archived_or_vanished_product_is_unavailable(db:
     let (order, placed) = new_order(&ada, &[(&keyboard, 1), (&mug, 1)], at(100), at(1900));
     mug.archive(at(50));
     shop.products.update(&mug, 1).await.expect("archiving");
-    match shop.orders.place(&order, &placed).await {
+    match shop.orders.place(&order, &placed, None).await {
         Err(PlaceOrderFailure::ProductUnavailable { product_id }) => {
             assert_eq!(product_id, mug.id());
         }
@@ -987,7 +993,7 @@ async fn placing_an_order_for_an_archived_or_vanished_product_is_unavailable(db:
     // A product that was never stored (or was deleted) is unavailable too.
     let ghost = product("GHOST", "Ghost", 100, 10, at(0));
     let (order, placed) = new_order(&ada, &[(&ghost, 1)], at(100), at(1900));
-    match shop.orders.place(&order, &placed).await {
+    match shop.orders.place(&order, &placed, None).await {
         Err(PlaceOrderFailure::ProductUnavailable { product_id }) => {
             assert_eq!(product_id, ghost.id());
         }
@@ -1003,18 +1009,19 @@ async fn paying_then_shipping_moves_the_order_and_appends_history_in_order(db: &
     let keyboard = shop.stocked("KB-1", 4999, 10).await;
     let (mut order, placed) = shop.place_due(&ada, &[(&keyboard, 2)], at(100), at(1900)).await;
 
-    let receipt = PaymentReceipt { reference: "ch_0042".into() };
-    let pay = shop
-        .apply(&mut order, OrderAction::Pay, actor(&ada), Some("card"), at(200), Some(receipt))
-        .await;
+    let pay = shop.apply(&mut order, OrderAction::Pay, actor(&ada), None, at(200)).await;
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
     assert_eq!((stored.status(), stored.version()), (OrderStatus::Paid, 2));
     assert_eq!(stored.updated_at(), at(200));
+    let payment = stored.payment().expect("the payment is read back");
+    assert_eq!(
+        (payment.status(), payment.reference(), payment.amount(), payment.created_at()),
+        (PaymentStatus::Authorized, Some("ch_test"), eur(2 * 4999), at(200))
+    );
 
-    let ship = shop
-        .apply(&mut order, OrderAction::Ship, actor(&admin), Some("DHL 0042"), at(300), None)
-        .await;
+    let ship =
+        shop.apply(&mut order, OrderAction::Ship, actor(&admin), Some("DHL 0042"), at(300)).await;
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
     assert_eq!((stored.status(), stored.version()), (OrderStatus::Shipped, 3));
@@ -1037,7 +1044,7 @@ async fn paying_then_shipping_moves_the_order_and_appends_history_in_order(db: &
                 OrderStatus::Paid,
                 OrderAction::Pay,
                 Some(ada.id()),
-                Some("card".to_owned()),
+                None,
                 at(200),
             ),
             (
@@ -1064,7 +1071,7 @@ async fn cancelling_a_pending_order_gives_its_stock_back(db: &Database) {
     assert_eq!(shop.stock_of(&mouse).await, (0, 2));
 
     let cancel = shop
-        .apply(&mut order, OrderAction::Cancel, actor(&ada), Some("changed my mind"), at(200), None)
+        .apply(&mut order, OrderAction::Cancel, actor(&ada), Some("changed my mind"), at(200))
         .await;
 
     assert_eq!(shop.stock_of(&keyboard).await, (10, 3));
@@ -1072,29 +1079,37 @@ async fn cancelling_a_pending_order_gives_its_stock_back(db: &Database) {
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
     assert_eq!(stored.status(), OrderStatus::Cancelled);
-    assert!(!stored.refund_required());
+    assert!(stored.payment().is_none(), "nothing was paid");
     assert_eq!(shop.history(&order).await, [placed, cancel]);
 }
 
-async fn a_payment_taken_after_a_cancellation_is_recorded_for_a_refund(db: &Database) {
+async fn a_payment_taken_after_a_cancellation_is_saved_at_the_expected_version_only(db: &Database) {
     let shop = Shop::new(db);
     let ada = shop.customer("ada").await;
     let keyboard = shop.stocked("KB-1", 4999, 10).await;
     let (mut cancelled, _) = shop.place_due(&ada, &[(&keyboard, 1)], at(100), at(1900)).await;
-    shop.apply(&mut cancelled, OrderAction::Cancel, actor(&ada), None, at(200), None).await;
-    let (pending, _) = shop.place_due(&ada, &[(&keyboard, 1)], at(300), at(1900)).await;
+    shop.apply(&mut cancelled, OrderAction::Cancel, actor(&ada), None, at(200)).await;
+    let before = cancelled.version();
 
-    for order in [&cancelled, &pending] {
-        let receipt = PaymentReceipt { reference: "ch_late".to_owned() };
-        shop.orders.record_refund_due(order.id(), receipt).await.expect("recording");
-    }
-
+    cancelled.record_late_authorization("ch_late".to_owned(), eur(4999), at(250)).expect("owed");
+    shop.orders.save_payment(&cancelled, before).await.expect("saving the payment");
     let stored = shop.stored(&cancelled).await;
-    assert!(stored.refund_required(), "the cancelled order now owes a refund");
-    assert_eq!(stored.version(), cancelled.version() + 1);
-    let untouched = shop.stored(&pending).await;
-    assert!(!untouched.refund_required(), "only cancelled or expired orders are changed");
-    assert_eq!(untouched.version(), pending.version());
+    assert_eq!(order_fields(&stored), order_fields(&cancelled));
+    assert_eq!(stored.status(), OrderStatus::Cancelled, "the status is not changed");
+    assert_eq!(stored.version(), before + 1);
+    let payment = stored.payment().expect("a payment");
+    assert_eq!(
+        (payment.status(), payment.reference()),
+        (PaymentStatus::Authorized, Some("ch_late"))
+    );
+
+    // Saved again at the version it was loaded with: another writer won, nothing is written.
+    let result = shop.orders.save_payment(&cancelled, before).await;
+    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    let (ghost, _) = new_order(&ada, &[(&keyboard, 1)], at(300), at(1900));
+    let result = shop.orders.save_payment(&ghost, 1).await;
+    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert_eq!(order_fields(&shop.stored(&cancelled).await), order_fields(&stored));
 }
 
 async fn cancelling_a_paid_order_gives_stock_back_and_flags_a_refund(db: &Database) {
@@ -1103,16 +1118,23 @@ async fn cancelling_a_paid_order_gives_stock_back_and_flags_a_refund(db: &Databa
     let admin = shop.admin().await;
     let keyboard = shop.stocked("KB-1", 4999, 10).await;
     let mut order = shop.place(&ada, &[(&keyboard, 4)], at(100)).await;
-    let receipt = Some(PaymentReceipt { reference: "ch_1".into() });
-    shop.apply(&mut order, OrderAction::Pay, actor(&ada), None, at(200), receipt).await;
+    shop.apply(&mut order, OrderAction::Pay, actor(&ada), None, at(200)).await;
     assert_eq!(shop.stock_of(&keyboard).await, (6, 2));
+    let expected = order.version();
+    order.record_payment_done(PaymentDue::Capture, at(210)).expect("a capture is owed");
+    shop.orders.save_payment(&order, expected).await.expect("saving the capture");
+    assert_eq!(
+        shop.stored(&order).await.payment().map(Payment::status),
+        Some(PaymentStatus::Captured)
+    );
 
-    shop.apply(&mut order, OrderAction::Cancel, actor(&admin), Some("fraud"), at(300), None).await;
+    shop.apply(&mut order, OrderAction::Cancel, actor(&admin), Some("fraud"), at(300)).await;
 
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
     assert_eq!(stored.status(), OrderStatus::Cancelled);
-    assert!(stored.refund_required());
+    assert_eq!(stored.payment().map(Payment::status), Some(PaymentStatus::RefundPending));
+    assert_eq!(stored.payment_due(), Some(PaymentDue::Refund));
     assert_eq!(shop.stock_of(&keyboard).await, (10, 3));
     assert_eq!(shop.history(&order).await.len(), 3);
 }
@@ -1123,8 +1145,7 @@ async fn expiring_an_overdue_order_gives_stock_back_and_records_no_actor(db: &Da
     let keyboard = shop.stocked("KB-1", 4999, 10).await;
     let (mut order, _) = shop.place_due(&ada, &[(&keyboard, 2)], at(100), at(150)).await;
 
-    let expire =
-        shop.apply(&mut order, OrderAction::Expire, Actor::System, None, at(200), None).await;
+    let expire = shop.apply(&mut order, OrderAction::Expire, Actor::System, None, at(200)).await;
 
     assert_eq!(expire.actor_id, None);
     assert_eq!(shop.stored(&order).await.status(), OrderStatus::Expired);
@@ -1140,7 +1161,7 @@ async fn a_transition_at_a_stale_version_is_stale_and_writes_nothing(db: &Databa
     let keyboard = shop.stocked("KB-1", 4999, 10).await;
     let (mut order, placed) = shop.place_due(&ada, &[(&keyboard, 2)], at(100), at(1900)).await;
     let loaded_before_payment = order.clone();
-    let pay = shop.apply(&mut order, OrderAction::Pay, actor(&ada), None, at(200), None).await;
+    let pay = shop.apply(&mut order, OrderAction::Pay, actor(&ada), None, at(200)).await;
 
     let mut late = loaded_before_payment;
     let cancel =
@@ -1168,7 +1189,22 @@ async fn a_transition_of_a_missing_order_is_not_found(db: &Database) {
     assert_eq!(shop.stock_of(&keyboard).await, (10, 1), "no stock released for a missing order");
 }
 
-async fn find_overdue_returns_pending_orders_past_their_deadline_oldest_deadline_first(
+/// The ids a claim of overdue orders returns (committing it, which writes nothing), and where
+/// the next batch would start.
+async fn claimed(
+    shop: &Shop,
+    now: Timestamp,
+    after: Option<OverdueCursor>,
+    limit: u32,
+) -> (Vec<OrderId>, Option<OverdueCursor>) {
+    let mut batch =
+        shop.orders.claim_overdue(now, after, limit).await.expect("claiming overdue orders");
+    let ids = batch.orders.iter().map(|order| order.as_ref().expect("readable").id()).collect();
+    batch.claim.commit().await.expect("committing an empty claim");
+    (ids, batch.next)
+}
+
+async fn claim_overdue_returns_pending_orders_past_their_deadline_oldest_deadline_first(
     db: &Database,
 ) {
     let shop = Shop::new(db);
@@ -1181,40 +1217,84 @@ async fn find_overdue_returns_pending_orders_past_their_deadline_oldest_deadline
     let (due_20, _) = shop.place_due(&ada, &lines, at(0), at(20)).await;
     let (future, _) = shop.place_due(&ada, &lines, at(0), at(40)).await;
     let (mut paid, _) = shop.place_due(&ada, &lines, at(0), at(5)).await;
-    shop.apply(&mut paid, OrderAction::Pay, actor(&ada), None, at(1), None).await;
+    shop.apply(&mut paid, OrderAction::Pay, actor(&ada), None, at(1)).await;
     let (mut cancelled, _) = shop.place_due(&ada, &lines, at(0), at(6)).await;
-    shop.apply(&mut cancelled, OrderAction::Cancel, actor(&ada), None, at(2), None).await;
+    shop.apply(&mut cancelled, OrderAction::Cancel, actor(&ada), None, at(2)).await;
     let (due_now, _) = shop.place_due(&ada, &lines, at(0), now).await;
     // A deadline on a whole second, between the others' fractional ones.
     let whole_25 = Timestamp::from_timestamp(1_800_000_025, 0).expect("a valid instant");
     let (due_25, _) = shop.place_due(&ada, &lines, at(0), whole_25).await;
 
-    let overdue = shop.orders.find_overdue(now, 10).await.expect("finding overdue orders");
-    assert_eq!(
-        ids_of_orders(&overdue),
-        [due_10.id(), due_20.id(), due_25.id(), due_30.id(), due_now.id()]
-    );
-    assert_eq!(order_fields(&overdue[0]), order_fields(&due_10), "with their items");
+    let mut batch = shop.orders.claim_overdue(now, None, 10).await.expect("claiming");
+    let first = batch.orders[0].as_ref().expect("readable");
+    assert_eq!(order_fields(first), order_fields(&due_10), "with their items");
+    batch.claim.commit().await.expect("committing");
+    let all_five = [due_10.id(), due_20.id(), due_25.id(), due_30.id(), due_now.id()];
+    assert_eq!(claimed(&shop, now, None, 10).await.0, all_five);
 
-    let first_two = shop.orders.find_overdue(now, 2).await.expect("finding overdue orders");
-    assert_eq!(ids_of_orders(&first_two), [due_10.id(), due_20.id()]);
+    // Batches of two follow each other through the cursor, each order once.
+    let (first_two, next) = claimed(&shop, now, None, 2).await;
+    assert_eq!(first_two, [due_10.id(), due_20.id()]);
+    assert_eq!(next, Some(OverdueCursor { due_at: at(20), id: due_20.id() }));
+    let (second_two, next) = claimed(&shop, now, next, 2).await;
+    assert_eq!(second_two, [due_25.id(), due_30.id()]);
+    let (last, next) = claimed(&shop, now, next, 2).await;
+    assert_eq!(last, [due_now.id()]);
+    assert_eq!(claimed(&shop, now, next, 2).await, (vec![], None));
 
     // One microsecond before a deadline, an order is not overdue yet; at the deadline it is.
     let just_before = now - TimeDelta::microseconds(1);
-    let overdue = shop.orders.find_overdue(just_before, 10).await.expect("finding overdue");
-    assert_eq!(ids_of_orders(&overdue), [due_10.id(), due_20.id(), due_25.id(), due_30.id()]);
+    assert_eq!(claimed(&shop, just_before, None, 10).await.0, all_five[..4]);
     let just_before = whole_25 - TimeDelta::microseconds(1);
-    let overdue = shop.orders.find_overdue(just_before, 10).await.expect("finding overdue");
-    assert_eq!(ids_of_orders(&overdue), [due_10.id(), due_20.id()]);
-    let overdue = shop.orders.find_overdue(whole_25, 10).await.expect("finding overdue");
-    assert_eq!(ids_of_orders(&overdue), [due_10.id(), due_20.id(), due_25.id()]);
+    assert_eq!(claimed(&shop, just_before, None, 10).await.0, all_five[..2]);
+    assert_eq!(claimed(&shop, whole_25, None, 10).await.0, all_five[..3]);
 
-    assert!(shop.orders.find_overdue(at(4), 10).await.expect("finding overdue").is_empty());
-    let all = shop.orders.find_overdue(at(100), 10).await.expect("finding overdue");
-    assert_eq!(
-        ids_of_orders(&all),
-        [due_10.id(), due_20.id(), due_25.id(), due_30.id(), due_now.id(), future.id()]
-    );
+    assert!(claimed(&shop, at(4), None, 10).await.0.is_empty());
+    let mut everything = all_five.to_vec();
+    everything.push(future.id());
+    assert_eq!(claimed(&shop, at(100), None, 10).await.0, everything);
+}
+
+async fn expiries_saved_through_a_claim_are_written_at_its_commit_and_a_stale_one_is_skipped(
+    db: &Database,
+) {
+    let shop = Shop::new(db);
+    let ada = shop.customer("ada").await;
+    let keyboard = shop.stocked("KB-1", 4999, 100).await;
+    let lines = [(&keyboard, 2)];
+    let (first, _) = shop.place_due(&ada, &lines, at(0), at(10)).await;
+    let (second, _) = shop.place_due(&ada, &lines, at(0), at(20)).await;
+    assert_eq!(shop.stock_of(&keyboard).await.0, 96);
+
+    let mut batch = shop.orders.claim_overdue(at(30), None, 10).await.expect("claiming");
+    let mut orders: Vec<Order> =
+        batch.orders.into_iter().map(|order| order.expect("readable")).collect();
+    assert_eq!(ids_of_orders(&orders), [first.id(), second.id()]);
+    let expected = orders[0].version();
+    let entry = orders[0].apply(OrderAction::Expire, &Actor::System, None, at(30)).expect("legal");
+    batch.claim.save_expiry(&orders[0], &entry, expected).await.expect("saving the expiry");
+    // Saved at a version the row does not have: stale, and the claim goes on.
+    let entry = orders[1].apply(OrderAction::Expire, &Actor::System, None, at(30)).expect("legal");
+    let stale = batch.claim.save_expiry(&orders[1], &entry, expected + 5).await;
+    assert!(matches!(stale, Err(WriteError::Stale)), "{stale:?}");
+    batch.claim.commit().await.expect("committing");
+
+    assert_eq!(shop.stored(&first).await.status(), OrderStatus::Expired);
+    assert_eq!(shop.stored(&second).await.status(), OrderStatus::PendingPayment);
+    assert_eq!(shop.stock_of(&keyboard).await.0, 98, "the expired order's stock came back");
+    assert_eq!(shop.history(&first).await.len(), 2);
+    assert_eq!(shop.history(&second).await.len(), 1);
+
+    // A claim dropped without a commit writes nothing.
+    let mut batch = shop.orders.claim_overdue(at(30), None, 10).await.expect("claiming");
+    let mut order = batch.orders.remove(0).expect("readable");
+    assert_eq!(order.id(), second.id());
+    let expected = order.version();
+    let entry = order.apply(OrderAction::Expire, &Actor::System, None, at(31)).expect("legal");
+    batch.claim.save_expiry(&order, &entry, expected).await.expect("saving the expiry");
+    drop(batch);
+    assert_eq!(shop.stored(&second).await.status(), OrderStatus::PendingPayment);
+    assert_eq!(shop.stock_of(&keyboard).await.0, 98);
 }
 
 async fn orders_are_listed_newest_first_with_their_items_and_filtered_by_customer_and_status(
@@ -1230,8 +1310,8 @@ async fn orders_are_listed_newest_first_with_their_items_and_filtered_by_custome
     let mut o3 = shop.place(&ada, &[(&mouse, 3)], at(3)).await;
     let mut o4 = shop.place(&bob, &[(&keyboard, 1)], at(4)).await;
     let o5 = shop.place(&ada, &[(&keyboard, 1), (&mouse, 1)], at(5)).await;
-    shop.apply(&mut o3, OrderAction::Pay, actor(&ada), None, at(10), None).await;
-    shop.apply(&mut o4, OrderAction::Pay, actor(&bob), None, at(11), None).await;
+    shop.apply(&mut o3, OrderAction::Pay, actor(&ada), None, at(10)).await;
+    shop.apply(&mut o4, OrderAction::Pay, actor(&bob), None, at(11)).await;
 
     let all = shop.list(OrderFilter::default()).await;
     assert_eq!(
@@ -1429,7 +1509,8 @@ on_both_engines!(
     expiring_an_overdue_order_gives_stock_back_and_records_no_actor,
     a_transition_at_a_stale_version_is_stale_and_writes_nothing,
     a_transition_of_a_missing_order_is_not_found,
-    find_overdue_returns_pending_orders_past_their_deadline_oldest_deadline_first,
+    claim_overdue_returns_pending_orders_past_their_deadline_oldest_deadline_first,
+    expiries_saved_through_a_claim_are_written_at_its_commit_and_a_stale_one_is_skipped,
     orders_are_listed_newest_first_with_their_items_and_filtered_by_customer_and_status,
     order_pages_of_two_cover_every_order_once_newest_first,
     rotating_a_refresh_token_returns_its_user_and_a_fresh_token,
@@ -1439,84 +1520,6 @@ on_both_engines!(
     revoking_a_token_invalidates_every_token_of_its_family_only,
     revoking_an_unknown_token_is_ok,
     deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing,
-    a_payment_taken_after_a_cancellation_is_recorded_for_a_refund,
+    a_payment_taken_after_a_cancellation_is_saved_at_the_expected_version_only,
     the_search_ignores_the_case_of_letters_beyond_ascii,
 );
-
-/// What no port reads back, checked in the tables themselves: the payment reference that
-/// `save_transition` must record with a payment (the domain `Order` does not carry it).
-mod stored_rows {
-    use orderly_application::ports::PaymentReceipt;
-    use orderly_domain::OrderAction;
-    use orderly_infrastructure::testing::{TEST_DATABASE_URL, TestDatabase};
-    use sea_orm::{ConnectionTrait as _, Statement};
-
-    use super::{Shop, actor, at};
-
-    /// `(status, payment_reference)` of every order, by id.
-    async fn payment_references(test_db: &TestDatabase) -> Vec<(String, Option<String>)> {
-        let conn = sea_orm::Database::connect(test_db.url()).await.expect("a second connection");
-        let sql = "SELECT status, payment_reference FROM orders ORDER BY id";
-        let rows = conn
-            .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-            .await
-            .expect("reading orders");
-        let columns = rows
-            .iter()
-            .map(|row| {
-                let status: String = row.try_get("", "status").expect("status");
-                let reference: Option<String> =
-                    row.try_get("", "payment_reference").expect("payment_reference");
-                (status, reference)
-            })
-            .collect();
-        conn.close().await.expect("closing");
-        columns
-    }
-
-    async fn a_payment_receipt_is_stored_with_the_paid_order(test_db: &TestDatabase) {
-        let shop = Shop::new(test_db.database());
-        let ada = shop.customer("ada").await;
-        let admin = shop.admin().await;
-        let keyboard = shop.stocked("KB-1", 4999, 10).await;
-        let mut paid = shop.place(&ada, &[(&keyboard, 1)], at(100)).await;
-        let pending = shop.place(&ada, &[(&keyboard, 1)], at(101)).await;
-        assert!(paid.id() < pending.id());
-
-        let receipt = PaymentReceipt { reference: "ch_3PqX0042".into() };
-        shop.apply(&mut paid, OrderAction::Pay, actor(&ada), None, at(200), Some(receipt)).await;
-        // A later transition without a receipt keeps the one recorded.
-        shop.apply(&mut paid, OrderAction::Ship, actor(&admin), None, at(300), None).await;
-
-        assert_eq!(
-            payment_references(test_db).await,
-            [
-                ("shipped".to_owned(), Some("ch_3PqX0042".to_owned())),
-                ("pending_payment".to_owned(), None)
-            ]
-        );
-    }
-
-    mod sqlite {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn a_payment_receipt_is_stored_with_the_paid_order() {
-            let db = TestDatabase::sqlite().await;
-            super::a_payment_receipt_is_stored_with_the_paid_order(&db).await;
-        }
-    }
-
-    mod postgres {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn a_payment_receipt_is_stored_with_the_paid_order() {
-            let Some(db) = TestDatabase::postgres().await else {
-                eprintln!("{TEST_DATABASE_URL} is not set: PostgreSQL not tested");
-                return;
-            };
-            super::a_payment_receipt_is_stored_with_the_paid_order(&db).await;
-        }
-    }
-}

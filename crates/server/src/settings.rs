@@ -83,6 +83,9 @@ choices! {
     pub enum PaymentGateway {
         /// In-process simulation: approves charges up to a limit (ADR 0010).
         Simulated = "simulated",
+        /// A Stripe-shaped REST provider at `PAYMENT_PROVIDER_URL`, with time-outs, retries and
+        /// a circuit breaker (ADR 0024).
+        Http = "http",
     }
 }
 
@@ -409,11 +412,15 @@ pub struct OrderSettings {
     /// Seconds between runs of the order-expiry job (0 disables it on this instance).
     #[garde(custom(at_most(86_400)))]
     pub order_expiry_interval: u64,
+    /// Seconds an `Idempotency-Key` is remembered (its response replayed) before the background
+    /// job purges it.
+    #[garde(custom(between(60, 2_592_000)))]
+    pub idempotency_ttl: u64,
 }
 
 impl OrderSettings {
     fn defaults(_: AppEnv) -> Self {
-        Self { order_payment_timeout: 1800, order_expiry_interval: 60 }
+        Self { order_payment_timeout: 1800, order_expiry_interval: 60, idempotency_ttl: 86_400 }
     }
 }
 
@@ -427,6 +434,35 @@ pub struct PaymentSettings {
     /// The simulated gateway declines charges above this many minor units.
     #[garde(custom(at_least(0)))]
     pub payment_simulated_decline_above: i64,
+    /// The provider's base URL (`https://api.stripe.com`; required with `PAYMENT_GATEWAY=http`).
+    #[garde(inner(custom(check_http_url)))]
+    pub payment_provider_url: Option<String>,
+    /// The provider's secret API key, sent as a bearer token (required with
+    /// `PAYMENT_GATEWAY=http`).
+    #[garde(skip)]
+    #[serde(serialize_with = "redacted_secret")]
+    pub payment_api_key: Option<SecretString>,
+    /// Milliseconds to open a connection to the provider.
+    #[garde(custom(between(10, 60_000)))]
+    pub payment_connect_timeout_ms: u64,
+    /// Milliseconds one attempt may take, request sent to answer read.
+    #[garde(custom(between(10, 60_000)))]
+    pub payment_attempt_timeout_ms: u64,
+    /// Milliseconds one call may take, every retry and backoff included.
+    #[garde(custom(between(10, 120_000)))]
+    pub payment_call_timeout_ms: u64,
+    /// Attempts per call, the first included (1: no retry).
+    #[garde(custom(between(1, 10)))]
+    pub payment_max_attempts: u32,
+    /// Milliseconds before the first retry; the wait doubles at each retry, plus jitter.
+    #[garde(custom(between(1, 60_000)))]
+    pub payment_retry_base_delay_ms: u64,
+    /// Consecutive failed calls that open the circuit breaker.
+    #[garde(custom(between(1, 1_000)))]
+    pub payment_breaker_threshold: u32,
+    /// Seconds an open circuit breaker refuses calls before it lets a probe through.
+    #[garde(custom(between(1, 3_600)))]
+    pub payment_breaker_cool_down: u64,
 }
 
 impl PaymentSettings {
@@ -434,6 +470,15 @@ impl PaymentSettings {
         Self {
             payment_gateway: PaymentGateway::Simulated,
             payment_simulated_decline_above: 100_000_000,
+            payment_provider_url: None,
+            payment_api_key: None,
+            payment_connect_timeout_ms: 1_000,
+            payment_attempt_timeout_ms: 3_000,
+            payment_call_timeout_ms: 8_000,
+            payment_max_attempts: 3,
+            payment_retry_base_delay_ms: 100,
+            payment_breaker_threshold: 5,
+            payment_breaker_cool_down: 30,
         }
     }
 }
@@ -511,6 +556,15 @@ fn check_database_url(url: &str, (): &()) -> garde::Result {
         Ok(())
     } else {
         Err(garde::Error::new("must start with postgres://, postgresql:// or sqlite:"))
+    }
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_http_url(url: &str, (): &()) -> garde::Result {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must start with https:// or http://"))
     }
 }
 
@@ -857,6 +911,15 @@ impl Settings {
                     ));
                 }
                 Some(_) => {}
+            }
+        }
+        if self.payment.payment_gateway == PaymentGateway::Http {
+            if self.payment.payment_provider_url.is_none() {
+                problems
+                    .push("PAYMENT_PROVIDER_URL: required with PAYMENT_GATEWAY=http".to_owned());
+            }
+            if self.payment.payment_api_key.is_none() {
+                problems.push("PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned());
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }

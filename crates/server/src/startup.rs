@@ -19,11 +19,11 @@ use orderly_application::{
     orders::{
         expire_orders::ExpireOrders, get_order::GetOrder, list_orders::ListOrders,
         list_user_orders::ListUserOrders, order_history::OrderHistory, place_order::PlaceOrder,
-        transition_order::TransitionOrder,
+        settle_payments::SettlePayments, transition_order::TransitionOrder,
     },
     ports::{
-        AccessTokens, AccountDirectory, Clock, OrderRepository, PasswordHasher, ProductRepository,
-        RateLimitPolicy, RateLimiter, UserRepository,
+        AccessTokens, AccountDirectory, Clock, IdempotencyStore, OrderRepository, PasswordHasher,
+        PaymentGateway, ProductRepository, RateLimitPolicy, RateLimiter, UserRepository,
     },
     products::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
@@ -36,19 +36,19 @@ use orderly_application::{
 };
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
-    Database, DatabaseSettings, SeaOrmAccounts, SeaOrmOrderRepository, SeaOrmProductRepository,
-    SeaOrmRefreshTokens, SeaOrmUserRepository,
+    Database, DatabaseSettings, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
+    SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
-        Argon2PasswordHasher, CachedAccounts, ForgettingUsers, HashingLimits, InMemoryRateLimiter,
-        JwtAccessTokens, JwtSettings, MeteredPaymentGateway, RedisRateLimiter,
-        SimulatedPaymentGateway, SystemClock,
+        Argon2PasswordHasher, CachedAccounts, ForgettingUsers, HashingLimits, HttpGatewaySettings,
+        HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
+        MeteredPaymentGateway, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
     },
 };
 use prometheus::Registry;
 
 use crate::{
     metrics::{ExpiryMetrics, register_build_info},
-    settings::{AppEnv, Quota, Settings},
+    settings::{AppEnv, PaymentGateway as GatewayChoice, PaymentSettings, Quota, Settings},
 };
 
 fn seconds(value: u64) -> TimeDelta {
@@ -73,6 +73,8 @@ pub struct Wiring {
     pub users: Arc<dyn UserRepository>,
     pub accounts: Arc<dyn AccountDirectory>,
     pub expire_orders: ExpireOrders,
+    /// The background job's other work: settling payments, purging idempotency records.
+    pub housekeeping: Housekeeping,
     pub access_tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
     /// The instance's metrics registry, with the adapters' series (the pool, the hashing gate,
@@ -102,6 +104,8 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let orders_repo = Arc::new(SeaOrmOrderRepository::new(database.clone()));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
     let orders: Arc<dyn OrderRepository> = orders_repo.clone();
+    let idempotency: Arc<dyn IdempotencyStore> =
+        Arc::new(SeaOrmIdempotencyStore::new(database.clone()));
     let refresh_tokens = Arc::new(SeaOrmRefreshTokens::new(
         database.clone(),
         seconds(settings.auth.refresh_token_ttl),
@@ -122,11 +126,9 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         audience: settings.auth.jwt_audience.clone(),
         ttl: seconds(settings.auth.access_token_ttl),
     }));
-    let payments = Arc::new(MeteredPaymentGateway::new(
-        Arc::new(SimulatedPaymentGateway::new(settings.payment.payment_simulated_decline_above)),
-        &registry,
-    )?);
+    let payments = Arc::new(payment_gateway(&settings.payment, &registry)?);
 
+    let payments: Arc<dyn PaymentGateway> = payments;
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
         get_user: GetUser::new(users.clone()),
@@ -161,17 +163,77 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         place_order: PlaceOrder::new(
             products,
             orders.clone(),
+            idempotency.clone(),
             clock.clone(),
             seconds(settings.orders.order_payment_timeout),
         ),
         get_order: GetOrder::new(orders.clone()),
         list_orders: ListOrders::new(orders_repo.clone()),
         list_user_orders: ListUserOrders::new(users.clone(), orders_repo.clone()),
-        transition_order: TransitionOrder::new(orders.clone(), payments, clock.clone()),
+        transition_order: TransitionOrder::new(
+            orders.clone(),
+            payments.clone(),
+            idempotency.clone(),
+            clock.clone(),
+        ),
         order_history: OrderHistory::new(orders.clone(), orders_repo),
     };
-    let expire_orders = ExpireOrders::new(orders, clock.clone());
-    Ok(Wiring { use_cases, users, accounts, expire_orders, access_tokens, clock, registry })
+    let expire_orders = ExpireOrders::new(orders.clone(), clock.clone());
+    let housekeeping = Housekeeping {
+        settle_payments: SettlePayments::new(orders, payments, clock.clone()),
+        idempotency,
+        idempotency_ttl: seconds(settings.orders.idempotency_ttl),
+        clock: clock.clone(),
+    };
+    Ok(Wiring {
+        use_cases,
+        users,
+        accounts,
+        expire_orders,
+        housekeeping,
+        access_tokens,
+        clock,
+        registry,
+    })
+}
+
+/// The payment gateway `settings` choose, traced and counted.
+///
+/// # Errors
+/// When the provider settings are missing or invalid, or a metric is registered twice.
+fn payment_gateway(
+    settings: &PaymentSettings,
+    registry: &Registry,
+) -> anyhow::Result<MeteredPaymentGateway> {
+    let millis = Duration::from_millis;
+    Ok(match settings.payment_gateway {
+        GatewayChoice::Simulated => MeteredPaymentGateway::new(
+            Arc::new(SimulatedPaymentGateway::new(settings.payment_simulated_decline_above)),
+            None,
+            registry,
+        )?,
+        GatewayChoice::Http => {
+            let gateway = HttpPaymentGateway::new(HttpGatewaySettings {
+                base_url: settings
+                    .payment_provider_url
+                    .clone()
+                    .context("PAYMENT_PROVIDER_URL is required with PAYMENT_GATEWAY=http")?,
+                api_key: settings
+                    .payment_api_key
+                    .clone()
+                    .context("PAYMENT_API_KEY is required with PAYMENT_GATEWAY=http")?,
+                connect_timeout: millis(settings.payment_connect_timeout_ms),
+                attempt_timeout: millis(settings.payment_attempt_timeout_ms),
+                call_timeout: millis(settings.payment_call_timeout_ms),
+                max_attempts: settings.payment_max_attempts,
+                retry_base_delay: millis(settings.payment_retry_base_delay_ms),
+                breaker_threshold: settings.payment_breaker_threshold,
+                breaker_cool_down: Duration::from_secs(settings.payment_breaker_cool_down),
+            })?;
+            let breaker = gateway.breaker();
+            MeteredPaymentGateway::new(Arc::new(gateway), Some(breaker), registry)?
+        }
+    })
 }
 
 /// The rate limiter: shared through Redis when `REDIS_URL` is set, per process otherwise.
@@ -276,8 +338,9 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or the wiring fails.
     pub async fn build_with(settings: &Settings, database: Database) -> anyhow::Result<Self> {
-        let Wiring { use_cases, expire_orders, access_tokens, clock, registry, .. } =
-            wire(&database, settings)?;
+        let Wiring {
+            use_cases, expire_orders, housekeeping, access_tokens, clock, registry, ..
+        } = wire(&database, settings)?;
         warn_about_pending_migrations(&database).await;
         let engine = database.location().map_or("unknown", |location| location.engine());
         let database_url = database.redacted_url();
@@ -334,6 +397,10 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).context("listening")?.run();
+        if settings.orders.order_expiry_interval > 0 {
+            let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
+            tokio::spawn(housekeeping.run(interval, database.clone()));
+        }
         let expiry = (settings.orders.order_expiry_interval > 0).then(|| {
             let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
             tokio::spawn(run_expiry(expire_orders, interval, database, expiry_metrics))
@@ -438,6 +505,58 @@ async fn warn_about_pending_migrations(database: &Database) {
     }
 }
 
+/// The background work beside expiry: every tick, asks the payment provider again for what
+/// orders still owe (captures, voids, refunds the requests could not finish; ADR 0024) and purges
+/// idempotency records older than `IDEMPOTENCY_TTL` (ADR 0023). Safe on several instances: every
+/// settlement is version-guarded and idempotent at the provider.
+pub struct Housekeeping {
+    settle_payments: SettlePayments,
+    idempotency: Arc<dyn IdempotencyStore>,
+    idempotency_ttl: TimeDelta,
+    clock: Arc<dyn Clock>,
+}
+
+/// Orders settled per tick at most; the rest wait for the next tick.
+const SETTLEMENT_BATCH: u32 = 100;
+
+impl Housekeeping {
+    /// One round: settle, then purge. Failures are logged; the next tick tries again.
+    pub async fn run_once(&self) {
+        match self.settle_payments.execute(SETTLEMENT_BATCH).await {
+            Ok(report) if report.settled + report.deferred + report.declined > 0 => {
+                tracing::info!(
+                    settled = report.settled,
+                    deferred = report.deferred,
+                    declined = report.declined,
+                    "settled payments the provider still owed"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "payment settlement failed; retrying next tick");
+            }
+        }
+        match self.idempotency.purge(self.clock.now() - self.idempotency_ttl).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged expired idempotency records"),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "purging idempotency records failed; retrying next tick");
+            }
+        }
+    }
+
+    async fn run(self, interval: std::time::Duration, database: Database) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if database.pending_migrations().await.is_ok_and(|pending| pending.is_empty()) {
+                self.run_once().await;
+            }
+        }
+    }
+}
+
 /// The order-expiry job: every `interval`, expires overdue orders in batches. Safe on several
 /// instances at once (each expiry is a guarded update: one instance wins, the others skip).
 /// While the schema is behind this binary it waits (saying so once) instead of failing on
@@ -467,30 +586,25 @@ async fn run_expiry(
         if behind {
             continue;
         }
-        let (mut expired, mut failed) = (0, false);
-        loop {
-            match expire_orders.execute(100).await {
-                Ok(report) if report.expired + report.skipped > 0 => {
-                    expired += report.expired;
+        let (expired, ok) = match expire_orders.execute().await {
+            Ok(report) => {
+                if report.expired + report.skipped + report.unreadable > 0 {
                     tracing::info!(
                         expired = report.expired,
                         skipped = report.skipped,
+                        unreadable = report.unreadable,
                         "expired unpaid orders"
                     );
-                    if report.expired == 0 || report.expired + report.skipped < 100 {
-                        break;
-                    }
                 }
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(error = %format!("{error:#}"), "the order-expiry job failed; retrying later");
-                    failed = true;
-                    break;
-                }
+                (report.expired, true)
             }
-        }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "the order-expiry job failed; retrying later");
+                (0, false)
+            }
+        };
         if let Some(metrics) = &metrics {
-            metrics.ran(expired, !failed);
+            metrics.ran(expired, ok);
         }
     }
 }

@@ -5,7 +5,8 @@ use orderly_application::orders::{
     place_order::PlaceOrderInput, transition_order::TransitionOrderInput,
 };
 use orderly_domain::{
-    Actor, Order, OrderAction, OrderId, OrderStatus, OrderTransition, ProductId, Quantity, Reason,
+    Actor, Order, OrderAction, OrderId, OrderStatus, OrderTransition, Payment, PaymentStatus,
+    ProductId, Quantity, Reason,
     order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
 };
 use serde::{Deserialize, Serialize};
@@ -78,12 +79,13 @@ impl From<OrderAction> for OrderActionDto {
 }
 
 /// What a user may ask of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestedActionDto {
-    /// Pay (the owner, or an admin); charges the payment gateway.
+    /// Pay (the owner, or an admin): authorizes the total with the payment provider, then
+    /// captures it.
     Pay,
-    /// Cancel (the owner while unpaid; an admin also once paid, flagging a refund).
+    /// Cancel (the owner while unpaid; an admin also once paid, which refunds the payment).
     Cancel,
     /// Ship (admins).
     Ship,
@@ -103,7 +105,7 @@ impl From<RequestedActionDto> for OrderAction {
 }
 
 /// One line of a new order.
-#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 pub struct OrderLineRequest {
     #[garde(skip)]
@@ -116,7 +118,7 @@ pub struct OrderLineRequest {
 }
 
 /// `POST /api/v1/orders`: 1 to 50 lines; lines for the same product are merged.
-#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
 pub struct CreateOrderRequest {
@@ -145,13 +147,23 @@ impl TryFrom<CreateOrderRequest> for PlaceOrderInput {
             Some(PlaceOrderInput {
                 lines: lines.into_iter().collect::<Option<_>>()?,
                 request_id: None,
+                idempotency: None,
             })
         })
     }
 }
 
+/// The `Idempotency-Key` request header of the routes that create or move orders (ADR 0023).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    #[serde(rename = "Idempotency-Key")]
+    #[param(schema_with = schema::idempotency_key)]
+    pub idempotency_key: Option<String>,
+}
+
 /// `POST /api/v1/orders/{id}/transitions`.
-#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"action": "pay"}))]
 pub struct TransitionRequest {
@@ -179,7 +191,7 @@ impl RequestedMove {
         request_id: Option<String>,
     ) -> TransitionOrderInput {
         let Self { action, reason } = self;
-        TransitionOrderInput { id, action, reason, expected_version, request_id }
+        TransitionOrderInput { id, action, reason, expected_version, request_id, idempotency: None }
     }
 }
 
@@ -209,6 +221,60 @@ pub struct OrderItemResponse {
     pub line_total: MoneyDto,
 }
 
+/// Where a payment stands with the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatusDto {
+    /// Held on the card; captured right after the order is paid.
+    Authorized,
+    /// Taken.
+    Captured,
+    /// Released without taking anything (the order was cancelled or expired before capture).
+    Voided,
+    /// Taken and given back.
+    Refunded,
+    /// Taken and owed back: the refund has not gone through yet and is retried.
+    RefundPending,
+    /// Declined by the provider; nothing was taken.
+    Failed,
+}
+
+impl From<PaymentStatus> for PaymentStatusDto {
+    fn from(status: PaymentStatus) -> Self {
+        match status {
+            PaymentStatus::Authorized => Self::Authorized,
+            PaymentStatus::Captured => Self::Captured,
+            PaymentStatus::Voided => Self::Voided,
+            PaymentStatus::Refunded => Self::Refunded,
+            PaymentStatus::RefundPending => Self::RefundPending,
+            PaymentStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// An order's payment.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    pub status: PaymentStatusDto,
+    /// The payment provider's reference (`null` for a declined payment).
+    pub reference: Option<String>,
+    pub amount: MoneyDto,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Payment> for PaymentResponse {
+    fn from(payment: &Payment) -> Self {
+        Self {
+            status: payment.status().into(),
+            reference: payment.reference().map(str::to_owned),
+            amount: payment.amount().into(),
+            created_at: payment.created_at(),
+            updated_at: payment.updated_at(),
+        }
+    }
+}
+
 /// An order as clients see it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrderResponse {
@@ -220,8 +286,8 @@ pub struct OrderResponse {
     pub total: MoneyDto,
     /// When an unpaid order expires.
     pub payment_due_at: DateTime<Utc>,
-    /// A paid order was cancelled: the payment must be returned.
-    pub refund_required: bool,
+    /// The payment, `null` until the order is first paid.
+    pub payment: Option<PaymentResponse>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// What the caller may do next (`POST .../transitions`).
@@ -250,7 +316,7 @@ impl OrderResponse {
                 .collect(),
             total: order.total().into(),
             payment_due_at: order.payment_due_at(),
-            refund_required: order.refund_required(),
+            payment: order.payment().map(PaymentResponse::from),
             created_at: order.created_at(),
             updated_at: order.updated_at(),
             allowed_actions: order

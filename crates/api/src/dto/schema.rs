@@ -9,7 +9,9 @@
 //! the tests below check them against the parsers.
 
 use orderly_application::{
-    pagination::MAX_PAGE_LIMIT, ports::ProductSort, products::list_products::MAX_QUERY_LEN,
+    pagination::MAX_PAGE_LIMIT,
+    ports::{IDEMPOTENCY_KEY_MAX_LEN, ProductSort},
+    products::list_products::MAX_QUERY_LEN,
 };
 use orderly_domain::{
     Currency,
@@ -284,6 +286,22 @@ pub(crate) fn product_sort() -> Object {
         .enum_values(Some(ProductSort::ALL.iter().map(ProductSort::as_str)))
         .default(Some(ProductSort::default().as_str().into()))
         .description(Some("By creation (oldest first), name or price; `-` for descending."))
+        .build()
+}
+
+/// The `Idempotency-Key` header: visible ASCII, no spaces (`IdempotencyKey::parse`).
+pub(crate) fn idempotency_key() -> Object {
+    string(false)
+        .min_length(Some(1))
+        .max_length(Some(IDEMPOTENCY_KEY_MAX_LEN))
+        .pattern(Some("^[!-~]+$"))
+        .description(Some(
+            "Makes the request safe to retry: a repeat with the same key and body gets the first \
+             response again (with `Idempotent-Replayed: true`) instead of a second effect; the \
+             same key with another body is a 422, one still running a 409. Keys are yours alone \
+             and kept for 24 hours.",
+        ))
+        .examples(["order-7f3c2a"])
         .build()
 }
 

@@ -1,15 +1,23 @@
 //! Liveness and readiness, outside `/api/v1`.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use actix_web::{HttpResponse, http::header, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
+    errors::RETRY_AFTER_DATABASE,
     problem::{ApiError, ErrorCode},
-    state::ApiState,
+    state::{ApiState, DependencyStatus},
 };
+
+/// The longest `/ready` takes, whatever its dependencies do: under the 1 s time-out readiness
+/// probes commonly have, so a hanging database reads as 503, never as a probe time-out.
+const READY_BUDGET: Duration = Duration::from_millis(800);
 
 /// The service's health.
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +50,18 @@ pub async fn health() -> HttpResponse {
         (status = 503, description = "DATABASE_UNAVAILABLE: a dependency is down; `checks` says which. MIGRATIONS_PENDING: the database schema is behind this binary; `pending_migrations` lists the migrations to apply (`orderly migrate up`)", body = crate::problem::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let dependencies = state.readiness.check().await;
+    // Within `READY_BUDGET` whatever the checks do: checks that take longer count as a database
+    // that does not answer. While the database health gate is open its ping fails at once.
+    let started = Instant::now();
+    let dependencies = actix_web::rt::time::timeout(READY_BUDGET, state.readiness.check())
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(
+                budget_ms = READY_BUDGET.as_millis(),
+                "readiness: the checks took too long"
+            );
+            vec![DependencyStatus { name: "database", healthy: false, required: true }]
+        });
     let mut checks: BTreeMap<&'static str, &'static str> = dependencies
         .iter()
         .map(|dependency| (dependency.name, if dependency.healthy { "ok" } else { "unavailable" }))
@@ -57,11 +76,23 @@ pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
             ErrorCode::DatabaseUnavailable,
             format!("not ready: {} unavailable", down.join(", ")),
         )
-        .with_header(header::RETRY_AFTER, "5")
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_DATABASE.to_string())
         .with_extension("checks", serde_json::json!(checks)));
     }
     // Asked only of a reachable database: an unreachable one is reported above.
-    let pending = state.readiness.pending_migrations().await;
+    let left = READY_BUDGET.saturating_sub(started.elapsed());
+    let Ok(pending) =
+        actix_web::rt::time::timeout(left, state.readiness.pending_migrations()).await
+    else {
+        tracing::warn!("readiness: the applied migrations could not be read in time");
+        checks.insert("database", "unavailable");
+        return Err(ApiError::new(
+            ErrorCode::DatabaseUnavailable,
+            "not ready: database unavailable".to_owned(),
+        )
+        .with_header(header::RETRY_AFTER, RETRY_AFTER_DATABASE.to_string())
+        .with_extension("checks", serde_json::json!(checks)));
+    };
     if !pending.is_empty() {
         checks.insert("migrations", "pending");
         return Err(ApiError::new(

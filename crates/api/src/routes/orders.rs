@@ -1,8 +1,14 @@
 //! `/api/v1/orders`: placing orders, reading them, and moving them through the state machine.
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
-use orderly_application::{orders::place_order::PlaceOrderInput, ports::OrderFilter};
-use orderly_domain::{OrderId, UserId, Uuid};
+use std::sync::Arc;
+
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, http::StatusCode, web};
+use orderly_application::{
+    idempotency::{Idempotent, Outcome, Render},
+    orders::{place_order::PlaceOrderInput, transition_order::Moved},
+    ports::OrderFilter,
+};
+use orderly_domain::{Order, OrderId, UserId, Uuid};
 
 use crate::{
     auth::Authenticated,
@@ -10,14 +16,15 @@ use crate::{
     dto::{
         PageQuery,
         orders::{
-            CreateOrderRequest, OrderListQuery, OrderPage, OrderResponse, RequestedMove,
-            TransitionList, TransitionRequest, TransitionResponse,
+            CreateOrderRequest, IdempotencyKeyHeader, OrderListQuery, OrderPage, OrderResponse,
+            RequestedMove, TransitionList, TransitionRequest, TransitionResponse,
         },
     },
     etag::{etag, if_match},
+    idempotency::{self, send, stored},
     problem::{ApiError, Problem},
     rate_limit::{self, Policy},
-    routes::{created, list_request, page_response, resource},
+    routes::{list_request, page_response, resource},
     state::ApiState,
 };
 
@@ -32,13 +39,16 @@ fn request_id(request: &HttpRequest) -> Option<String> {
 /// until `payment_due_at`, after which it expires and the stock is released.
 #[utoipa::path(
     post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
+    params(IdempotencyKeyHeader),
     request_body = CreateOrderRequest,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
-        (status = 201, description = "The order, pending payment", body = OrderResponse,
-            headers(("Location" = String), ("ETag" = String))),
+        (status = 201, description = "The order, pending payment (or, for a repeated Idempotency-Key, the first response)", body = OrderResponse,
+            headers(("Location" = String), ("ETag" = String),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same Idempotency-Key, sent again"))),
         (status = 400, description = "VALIDATION_FAILED, MALFORMED_REQUEST or PRODUCT_NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "INSUFFICIENT_STOCK or PRODUCT_UNAVAILABLE", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "INSUFFICIENT_STOCK, PRODUCT_UNAVAILABLE, or IDEMPOTENCY_KEY_IN_USE (with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used for another request", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn place(
@@ -47,19 +57,48 @@ pub async fn place(
     auth: Authenticated,
     body: web::Json<CreateOrderRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    rate_limit::enforce(&request, Policy::Orders, auth.0.user_id(), None).await?;
-    let mut input = PlaceOrderInput::try_from(body.into_inner())?;
-    input.request_id = request_id(&request);
     let actor = auth.0;
-    let order = state.use_cases.place_order.execute(&actor, input).await?;
-    if let Some(metrics) = &state.metrics {
-        metrics.order_placed();
+    rate_limit::enforce(&request, Policy::Orders, actor.user_id(), None).await?;
+    let body = body.into_inner();
+    let idempotent = idempotency::request(&request, &actor, &body)?;
+    let mut input = PlaceOrderInput::try_from(body)?;
+    input.request_id = request_id(&request);
+    let clock = state.clock.clone();
+    let render: Render<Order> = Arc::new(move |order: &Order| {
+        stored(
+            StatusCode::CREATED,
+            Some(format!("/api/v1/orders/{}", order.id())),
+            Some(etag(order.version())),
+            &OrderResponse::new(order, &actor, clock.now()),
+        )
+    });
+    input.idempotency =
+        idempotent.map(|request| Idempotent { request, render: Arc::clone(&render) });
+    let outcome = state.use_cases.place_order.execute(&actor, input).await?;
+    Ok(respond(&state, outcome, &render, |metrics, _| metrics.order_placed()))
+}
+
+/// The response to an outcome: the new result rendered and counted, or the replayed response.
+fn respond<T>(
+    state: &ApiState,
+    outcome: Outcome<T>,
+    render: &Render<T>,
+    count: impl FnOnce(&crate::metrics::ApiMetrics, &T),
+) -> HttpResponse {
+    match outcome {
+        Outcome::Done(value) => {
+            if let Some(metrics) = &state.metrics {
+                count(metrics, &value);
+            }
+            send(&render(&value), false)
+        }
+        Outcome::Replayed(response) => {
+            if let Some(metrics) = &state.metrics {
+                metrics.idempotent_replay();
+            }
+            send(&response, true)
+        }
     }
-    Ok(created(
-        format!("/api/v1/orders/{}", order.id()),
-        order.version(),
-        &OrderResponse::new(&order, &actor, state.clock.now()),
-    ))
 }
 
 /// List orders, newest first: your own, or (admins) everyone's, filtered by status and user.
@@ -123,26 +162,29 @@ pub async fn get(
 ///
 /// | action | from | who |
 /// |---|---|---|
-/// | pay | pending_payment | the owner or an admin (charges the payment gateway) |
+/// | pay | pending_payment | the owner or an admin (authorizes, then captures the total) |
 /// | cancel | pending_payment | the owner or an admin (releases stock) |
-/// | cancel | paid | an admin (releases stock, flags a refund) |
+/// | cancel | paid | an admin (releases stock, refunds the payment; `payment.status` shows `refund_pending` until the provider confirms) |
 /// | ship | paid | an admin |
 /// | deliver | shipped | an admin |
 #[utoipa::path(
     post, path = "/api/v1/orders/{id}/transitions", operation_id = "transitionOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id"),
-        ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
+        ("If-Match" = Option<String>, Header, description = "The ETag you last read"),
+        IdempotencyKeyHeader),
     request_body = TransitionRequest,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 201, description = "The history entry; `Location` is the order's history; the order's new ETag is in `ETag`", body = TransitionResponse,
-            headers(("Location" = String), ("ETag" = String))),
+            headers(("Location" = String), ("ETag" = String),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same Idempotency-Key, sent again"))),
         (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "PAYMENT_DECLINED", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "FORBIDDEN: the move exists but not for you", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "ORDER_INVALID_TRANSITION (with current_status and allowed_actions; also once the payment deadline has passed) or CONCURRENT_MODIFICATION (with refund_required when a payment lost the race to a cancellation)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "ORDER_INVALID_TRANSITION (with current_status and allowed_actions; also once the payment deadline has passed) or CONCURRENT_MODIFICATION (with current_status when a payment lost the race to a cancellation or expiry: its authorization was voided, nothing was charged), or IDEMPOTENCY_KEY_IN_USE (with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used for another request", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE (nothing was charged), DATABASE_UNAVAILABLE or DATABASE_BUSY, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -153,22 +195,27 @@ pub async fn transition(
     id: web::Path<Uuid>,
     body: web::Json<TransitionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let requested = RequestedMove::try_from(body.into_inner())?;
+    let body = body.into_inner();
+    let idempotent = idempotency::request(&request, &auth.0, &body)?;
+    let requested = RequestedMove::try_from(body)?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
-    let input =
+    let mut input =
         requested.into_input(OrderId::from_uuid(*id), if_match(&request)?, request_id(&request));
-    let (order, entry) = state.use_cases.transition_order.execute(&auth.0, input).await?;
-    if let Some(metrics) = &state.metrics {
-        metrics.orders_moved(entry.action, 1);
-    }
-    Ok(HttpResponse::Created()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/v1/orders/{}/transitions", order.id()),
-        ))
-        .insert_header((actix_web::http::header::ETAG, etag(order.version())))
-        .json(TransitionResponse::from(&entry)))
+    let render: Render<Moved> = Arc::new(|(order, entry): &Moved| {
+        stored(
+            StatusCode::CREATED,
+            Some(format!("/api/v1/orders/{}/transitions", order.id())),
+            Some(etag(order.version())),
+            &TransitionResponse::from(entry),
+        )
+    });
+    input.idempotency =
+        idempotent.map(|request| Idempotent { request, render: Arc::clone(&render) });
+    let outcome = state.use_cases.transition_order.execute(&auth.0, input).await?;
+    Ok(respond(&state, outcome, &render, |metrics, (_, entry)| {
+        metrics.orders_moved(entry.action, 1)
+    }))
 }
 
 /// An order's history, oldest first: every status change with who made it and why.

@@ -7,7 +7,8 @@ use orderly_domain::{Actor, Order, OrderError, OrderLines, ProductId, Quantity, 
 
 use crate::{
     StoreError,
-    ports::{Clock, OrderRepository, PlaceOrderFailure, ProductRepository},
+    idempotency::{Begin, IdempotencyRefusal, Idempotent, Keys, Outcome},
+    ports::{Clock, IdempotencyStore, OrderRepository, PlaceOrderFailure, ProductRepository},
 };
 
 /// What to order, as the customer listed it (duplicates allowed; they are merged).
@@ -16,6 +17,8 @@ pub struct PlaceOrderInput {
     pub lines: Vec<(ProductId, Quantity)>,
     /// Recorded in the order's history, for tracing.
     pub request_id: Option<String>,
+    /// The client's idempotency key, if it sent one: the order is placed at most once per key.
+    pub idempotency: Option<Idempotent<Order>>,
 }
 
 /// Why the order was not placed.
@@ -52,6 +55,9 @@ pub enum PlaceOrderError {
     /// The lines break an order rule (none, too many, mixed currencies, total too large).
     #[error(transparent)]
     Invalid(OrderError),
+    /// The idempotency key cannot be used now.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyRefusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +93,7 @@ impl From<PlaceOrderFailure> for PlaceOrderError {
 pub struct PlaceOrder {
     products: Arc<dyn ProductRepository>,
     orders: Arc<dyn OrderRepository>,
+    keys: Keys,
     clock: Arc<dyn Clock>,
     payment_timeout: TimeDelta,
 }
@@ -97,30 +104,49 @@ impl PlaceOrder {
     pub fn new(
         products: Arc<dyn ProductRepository>,
         orders: Arc<dyn OrderRepository>,
+        idempotency: Arc<dyn IdempotencyStore>,
         clock: Arc<dyn Clock>,
         payment_timeout: TimeDelta,
     ) -> Self {
-        Self { products, orders, clock, payment_timeout }
+        let keys = Keys::new(idempotency, clock.clone());
+        Self { products, orders, keys, clock, payment_timeout }
     }
 
-    /// Places the order for `actor` and returns it, pending payment.
+    /// Places the order for `actor` and returns it, pending payment; or, for an idempotency key
+    /// used before with the same request, the first response.
     ///
     /// # Errors
-    /// See [`PlaceOrderError`]; on error nothing is stored and no stock is reserved.
+    /// See [`PlaceOrderError`]; on error nothing is stored, no stock is reserved, and the
+    /// idempotency key is free again.
     pub async fn execute(
         &self,
         actor: &Actor,
         input: PlaceOrderInput,
-    ) -> Result<Order, PlaceOrderError> {
+    ) -> Result<Outcome<Order>, PlaceOrderError> {
         let user_id = actor.user_id().ok_or(PlaceOrderError::Forbidden)?;
         let lines = OrderLines::new(input.lines)?;
-        let ids: Vec<ProductId> = lines.product_ids().collect();
-        let products = self.products.find_many(&ids).await?;
-        let now = self.clock.now();
-        let (order, mut placed) =
-            Order::place(user_id, &lines, &products, now, now + self.payment_timeout)?;
-        placed.request_id = input.request_id;
-        self.orders.place(&order, &placed).await?;
-        Ok(order)
+        let claimed = match self.keys.begin(input.idempotency).await?? {
+            Begin::Replay(response) => return Ok(Outcome::Replayed(response)),
+            Begin::Proceed(claimed) => claimed,
+        };
+        let placing = async {
+            let ids: Vec<ProductId> = lines.product_ids().collect();
+            let products = self.products.find_many(&ids).await?;
+            let now = self.clock.now();
+            let (order, mut placed) =
+                Order::place(user_id, &lines, &products, now, now + self.payment_timeout)?;
+            placed.request_id = input.request_id;
+            let completion =
+                claimed.as_ref().map(|claimed| claimed.completion(&order, self.clock.as_ref()));
+            self.orders.place(&order, &placed, completion).await?;
+            Ok::<_, PlaceOrderError>(order)
+        };
+        match placing.await {
+            Ok(order) => Ok(Outcome::Done(order)),
+            Err(error) => {
+                self.keys.release(claimed.as_ref()).await;
+                Err(error)
+            }
+        }
     }
 }

@@ -8,9 +8,16 @@ use orderly_domain::{
 
 use crate::{
     StoreError, WriteError,
-    orders::find_visible,
-    ports::{Clock, OrderRepository, PaymentError, PaymentGateway, PaymentReceipt},
+    idempotency::{Begin, Claimed, IdempotencyRefusal, Idempotent, Keys, Outcome},
+    orders::{
+        find_visible,
+        settle_payments::{Settled, Settlement},
+    },
+    ports::{Clock, IdempotencyStore, OrderRepository, PaymentError, PaymentGateway},
 };
+
+/// A move as stored: the order after it and its history entry.
+pub type Moved = (Order, OrderTransition);
 
 /// The move to make.
 #[derive(Debug, Clone)]
@@ -22,6 +29,8 @@ pub struct TransitionOrderInput {
     pub expected_version: Option<u64>,
     /// Recorded in the order's history, for tracing.
     pub request_id: Option<String>,
+    /// The client's idempotency key, if it sent one: the move is made at most once per key.
+    pub idempotency: Option<Idempotent<Moved>>,
 }
 
 /// Why the move was not made.
@@ -67,21 +76,31 @@ pub enum TransitionOrderError {
     /// Another request moved the order at the same moment.
     #[error("the order was changed concurrently")]
     Conflict,
-    /// The payment went through, but another request cancelled (or the system expired) the
-    /// order meanwhile: the payment is recorded on the order and its refund flagged.
+    /// The payment was authorized, but another request cancelled (or the system expired) the
+    /// order meanwhile: the authorization is recorded on the order and released (voided), so
+    /// nothing is charged.
     #[error(
-        "the order was {status} while it was being paid; the payment is recorded on it for a refund"
+        "the order was {status} while it was being paid; the payment was released, nothing was charged"
     )]
     PaidTooLate {
         /// What the order became.
         status: OrderStatus,
     },
-    /// The payment provider refused the payment.
+    /// The payment provider refused the payment (recorded on the order as a failed payment).
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
-    /// The payment provider cannot be reached.
+    /// The payment provider cannot be reached; nothing was charged.
     #[error("the payment gateway is unavailable")]
-    PaymentUnavailable(#[source] anyhow::Error),
+    PaymentUnavailable {
+        /// When to try again, when the gateway knows (its circuit breaker is open).
+        retry_after: Option<std::time::Duration>,
+        /// What went wrong.
+        #[source]
+        source: anyhow::Error,
+    },
+    /// The idempotency key cannot be used now.
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyRefusal),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,8 +119,10 @@ impl From<TransitionError> for TransitionOrderError {
             TransitionError::PaymentOverdue { due_at, allowed } => {
                 Self::PaymentOverdue { due_at, allowed }
             }
-            TransitionError::NotDue { .. } => {
-                Self::Unexpected(anyhow::Error::new(error).context("a user expired an order"))
+            TransitionError::NotDue { .. }
+            | TransitionError::PaymentRequired
+            | TransitionError::AlreadyPaid(_) => {
+                Self::Unexpected(anyhow::Error::new(error).context("moving an order"))
             }
         }
     }
@@ -111,7 +132,9 @@ impl From<PaymentError> for TransitionOrderError {
     fn from(error: PaymentError) -> Self {
         match error {
             PaymentError::Declined(reason) => Self::PaymentDeclined(reason),
-            PaymentError::Unavailable(source) => Self::PaymentUnavailable(source),
+            PaymentError::Unavailable { retry_after, source } => {
+                Self::PaymentUnavailable { retry_after, source }
+            }
             PaymentError::Unexpected(source) => Self::Unexpected(source),
         }
     }
@@ -138,6 +161,8 @@ impl From<WriteError> for TransitionOrderError {
 pub struct TransitionOrder {
     orders: Arc<dyn OrderRepository>,
     payments: Arc<dyn PaymentGateway>,
+    settlement: Settlement,
+    keys: Keys,
     clock: Arc<dyn Clock>,
 }
 
@@ -146,26 +171,52 @@ impl TransitionOrder {
     pub fn new(
         orders: Arc<dyn OrderRepository>,
         payments: Arc<dyn PaymentGateway>,
+        idempotency: Arc<dyn IdempotencyStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { orders, payments, clock }
+        let settlement = Settlement::new(orders.clone(), payments.clone(), clock.clone());
+        let keys = Keys::new(idempotency, clock.clone());
+        Self { orders, payments, settlement, keys, clock }
     }
 
     /// Applies the move and returns the order as stored with the new history entry.
     ///
-    /// For `pay`, the gateway is charged after the move is known to be legal and before it is
-    /// stored; the charge is idempotent per order (see [`PaymentGateway::charge`]), so a retry
-    /// after a failed save never charges twice.
+    /// `pay` authorizes the total with the provider once the move is known to be legal, stores
+    /// the move and the authorization in one transaction, then captures. A move that releases a
+    /// payment (an admin cancelling a paid order) is stored first, then the refund or void is
+    /// asked of the provider. A settlement the provider fails stays owed on the order
+    /// (`payment.status` shows it) and the background job asks again.
     ///
     /// # Errors
-    /// See [`TransitionOrderError`]. Nothing is stored on error, with one exception: a payment
-    /// that lost the race to a cancellation or expiry is recorded on the order for a refund
-    /// ([`TransitionOrderError::PaidTooLate`]).
+    /// See [`TransitionOrderError`]. Nothing is stored on error, with two exceptions: a declined
+    /// payment is recorded on the order as failed, and an authorization that lost the race to a
+    /// cancellation or expiry is recorded on the order and voided
+    /// ([`TransitionOrderError::PaidTooLate`]). The idempotency key is free again after an
+    /// error.
     pub async fn execute(
         &self,
         actor: &Actor,
+        mut input: TransitionOrderInput,
+    ) -> Result<Outcome<Moved>, TransitionOrderError> {
+        let claimed = match self.keys.begin(input.idempotency.take()).await?? {
+            Begin::Replay(response) => return Ok(Outcome::Replayed(response)),
+            Begin::Proceed(claimed) => claimed,
+        };
+        match self.run(actor, input, claimed.as_ref()).await {
+            Ok(moved) => Ok(Outcome::Done(moved)),
+            Err(error) => {
+                self.keys.release(claimed.as_ref()).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn run(
+        &self,
+        actor: &Actor,
         input: TransitionOrderInput,
-    ) -> Result<(Order, OrderTransition), TransitionOrderError> {
+        claimed: Option<&Claimed<Moved>>,
+    ) -> Result<Moved, TransitionOrderError> {
         let mut order = find_visible(&self.orders, actor, input.id)
             .await?
             .ok_or(TransitionOrderError::NotFound)?;
@@ -173,53 +224,140 @@ impl TransitionOrder {
         if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
             return Err(TransitionOrderError::VersionMismatch { expected, current: loaded });
         }
-        let mut entry = order.apply(input.action, actor, input.reason, self.clock.now())?;
-        entry.request_id = input.request_id;
-        let payment = if input.action == OrderAction::Pay {
-            Some(self.payments.charge(order.id(), order.total()).await?)
+        let now = self.clock.now();
+        let mut entry = if input.action == OrderAction::Pay {
+            order.check(OrderAction::Pay, actor, now)?;
+            let reference = self.authorize(&mut order).await?;
+            match order.pay(actor, input.reason, reference.clone(), now) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.release(order.id(), &reference).await;
+                    return Err(error.into());
+                }
+            }
         } else {
-            None
+            order.apply(input.action, actor, input.reason, now)?
         };
-        match self.orders.save_transition(&order, &entry, loaded, payment.clone()).await {
-            Ok(()) => Ok((order, entry)),
+        entry.request_id = input.request_id;
+        let completion = claimed.map(|claimed| {
+            claimed.completion(&(order.clone(), entry.clone()), self.clock.as_ref())
+        });
+        match self.orders.save_transition(&order, &entry, loaded, completion).await {
+            Ok(()) => {
+                let saved = order.version();
+                self.settlement.settle(&mut order).await;
+                let moved = (order, entry);
+                if moved.0.version() != saved {
+                    self.keys.update(claimed, &moved).await;
+                }
+                Ok(moved)
+            }
             Err(WriteError::Stale) => {
-                Err(self.after_lost_race(order.id(), input.expected_version, payment).await)
+                let reference = (input.action == OrderAction::Pay)
+                    .then(|| order.payment().and_then(|p| p.reference()).map(str::to_owned))
+                    .flatten();
+                Err(self.after_lost_race(&order, input.expected_version, reference).await)
+            }
+            Err(WriteError::NotFound) => {
+                // The order is gone: the authorization was recorded nowhere.
+                if input.action == OrderAction::Pay
+                    && let Some(reference) = order.payment().and_then(|p| p.reference())
+                {
+                    self.release(order.id(), reference).await;
+                }
+                Err(TransitionOrderError::NotFound)
+            }
+            // A store failure may have committed or not: the authorization is left for the
+            // provider to let lapse rather than voided under a payment that may be recorded.
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Asks the provider to hold the order's total. A decline is recorded on the order (a failed
+    /// payment), which also moves its version on, so the next attempt reaches the provider
+    /// afresh.
+    async fn authorize(&self, order: &mut Order) -> Result<String, TransitionOrderError> {
+        let attempt = order.version();
+        match self.payments.authorize(order.id(), attempt, order.total()).await {
+            Ok(reference) => Ok(reference),
+            Err(PaymentError::Declined(reason)) => {
+                let mut declined = order.clone();
+                if declined.record_declined_payment(self.clock.now()).is_ok()
+                    && let Err(error) = self.orders.save_payment(&declined, attempt).await
+                {
+                    tracing::warn!(order_id = %order.id(), error = %format!("{error:#}"),
+                        "a declined payment could not be recorded on the order");
+                }
+                Err(TransitionOrderError::PaymentDeclined(reason))
             }
             Err(other) => Err(other.into()),
         }
     }
 
-    /// Another request moved the order between loading and saving. If money was taken for an
-    /// order that is now cancelled or expired, it is recorded for a refund rather than lost.
-    /// Otherwise a client that sent `If-Match` is told its version is no longer current, with
-    /// the current one (HTTP 412), whichever moment the other request won at.
+    /// Voids an authorization this request holds but will not record. Best effort: a failure is
+    /// logged with the reference, for a person to release by hand.
+    async fn release(&self, id: OrderId, reference: &str) {
+        if let Err(error) = self.payments.void(id, reference).await {
+            tracing::error!(order_id = %id, %reference, error = %format!("{error:#}"),
+                "an unrecorded authorization could not be voided; release it by hand");
+        }
+    }
+
+    /// Another request moved the order between loading and saving. An authorization this request
+    /// holds is never left charged: if the order was cancelled or expired, the authorization is
+    /// recorded on it and voided; if another payment won, this one is voided. Otherwise a client
+    /// that sent `If-Match` is told its version is no longer current, with the current one
+    /// (HTTP 412), whichever moment the other request won at.
     async fn after_lost_race(
         &self,
-        id: OrderId,
+        lost: &Order,
         expected_version: Option<u64>,
-        payment: Option<PaymentReceipt>,
+        reference: Option<String>,
     ) -> TransitionOrderError {
-        if payment.is_none() && expected_version.is_none() {
+        let id = lost.id();
+        if reference.is_none() && expected_version.is_none() {
             return TransitionOrderError::Conflict;
         }
-        let current = match self.orders.find_by_id(id).await {
+        let mut current = match self.orders.find_by_id(id).await {
             Ok(Some(order)) => order,
-            Ok(None) => return TransitionOrderError::NotFound,
-            Err(error) => return error.into(),
+            found => {
+                // The authorization was not recorded (the save was refused): void it.
+                if let Some(reference) = &reference {
+                    self.release(id, reference).await;
+                }
+                return match found {
+                    Err(error) => error.into(),
+                    Ok(_) => TransitionOrderError::NotFound,
+                };
+            }
         };
-        if let Some(payment) = payment
-            && matches!(current.status(), OrderStatus::Cancelled | OrderStatus::Expired)
-        {
-            return match self.orders.record_refund_due(id, payment).await {
-                Ok(()) => TransitionOrderError::PaidTooLate { status: current.status() },
-                Err(error) => error.into(),
-            };
+        if let Some(reference) = reference {
+            let winner = current.payment().and_then(|payment| payment.reference());
+            if winner == Some(reference.as_str()) {
+                // A concurrent `pay` of the same attempt won with the same authorization.
+                return TransitionOrderError::Conflict;
+            }
+            let amount = lost.total();
+            let version = current.version();
+            if current
+                .record_late_authorization(reference.clone(), amount, self.clock.now())
+                .is_ok()
+            {
+                if let Err(error) = self.orders.save_payment(&current, version).await {
+                    tracing::warn!(order_id = %id, error = %format!("{error:#}"),
+                        "a late authorization could not be recorded; voiding it directly");
+                    self.release(id, &reference).await;
+                } else if let Settled::Deferred(_) = self.settlement.settle(&mut current).await {
+                    tracing::warn!(order_id = %id, "the late authorization is voided by the job");
+                }
+                return TransitionOrderError::PaidTooLate { status: current.status() };
+            }
+            self.release(id, &reference).await;
         }
         match expected_version {
             Some(expected) => {
                 TransitionOrderError::VersionMismatch { expected, current: current.version() }
             }
-            // Another payment of the same order won; the gateway charged it once (idempotent).
             None => TransitionOrderError::Conflict,
         }
     }

@@ -4,6 +4,7 @@
 //! situation; use cases rely on that contract to give each failure its meaning.
 
 mod clock;
+mod idempotency;
 mod orders;
 mod payment;
 mod products;
@@ -12,11 +13,16 @@ mod security;
 mod users;
 
 pub use clock::{Clock, MockClock};
-pub use orders::{
-    MockOrderQueries, MockOrderRepository, OrderFilter, OrderQueries, OrderRepository,
-    PlaceOrderFailure,
+pub use idempotency::{
+    Claim, Completion, IDEMPOTENCY_KEY_MAX_LEN, IDEMPOTENCY_LEASE, IdempotencyKey,
+    IdempotencyStore, IdempotentRequest, InvalidIdempotencyKey, Lease, MockIdempotencyStore,
+    StoredResponse,
 };
-pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway, PaymentReceipt};
+pub use orders::{
+    MockOrderQueries, MockOrderRepository, MockOverdueClaim, OrderFilter, OrderQueries,
+    OrderRepository, OverdueBatch, OverdueClaim, OverdueCursor, PlaceOrderFailure, UnreadableOrder,
+};
+pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway};
 pub use products::{
     MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
     ProductSort, UnknownSort,

@@ -6,7 +6,7 @@ use orderly_domain::{
 use crate::{
     StoreError, WriteError,
     pagination::{Page, PageRequest},
-    ports::PaymentReceipt,
+    ports::Completion,
 };
 
 /// Why the store refused to place an order.
@@ -42,15 +42,21 @@ pub enum PlaceOrderFailure {
 pub trait OrderRepository: Send + Sync {
     /// In one transaction: reserves stock for every item with a conditional decrement (in
     /// product-id order, never below zero), stores the order and its items, and writes the
-    /// `placed` history entry. All of it or none of it.
+    /// `placed` history entry, and records `completion` (the response to an idempotency key,
+    /// only while its claim is held). All of it or none of it.
     ///
     /// # Errors
     /// [`PlaceOrderFailure::InsufficientStock`] when a line cannot be reserved,
     /// [`PlaceOrderFailure::ProductUnavailable`] when a product vanished or was archived,
     /// [`PlaceOrderFailure::UnknownCustomer`] when the order's user does not exist,
-    /// [`PlaceOrderFailure::Store`] otherwise. Nothing is written on error.
-    async fn place(&self, order: &Order, placed: &OrderTransition)
-    -> Result<(), PlaceOrderFailure>;
+    /// [`PlaceOrderFailure::Store`] otherwise, with [`StoreError::Contention`] when the
+    /// idempotency claim was lost. Nothing is written on error.
+    async fn place(
+        &self,
+        order: &Order,
+        placed: &OrderTransition,
+        completion: Option<Completion>,
+    ) -> Result<(), PlaceOrderFailure>;
 
     /// The order with this id, with its items.
     ///
@@ -58,40 +64,130 @@ pub trait OrderRepository: Send + Sync {
     /// [`StoreError`] when the store fails (a missing order is `Ok(None)`).
     async fn find_by_id(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
 
-    /// In one transaction: writes the order's new status (only if the stored row still has
-    /// `expected_version` and the entry's `from` status), appends `entry` to the history,
-    /// records `payment` when given, and gives the reserved stock back when
-    /// [`OrderTransition::releases_stock`] says so.
+    /// In one transaction: writes the order's new status and payment (only if the stored row
+    /// still has `expected_version` and the entry's `from` status), appends `entry` to the
+    /// history, gives the reserved stock back when [`OrderTransition::releases_stock`] says so,
+    /// and records `completion` (the response to an idempotency key, only while its claim is
+    /// held).
     ///
     /// # Errors
     /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version or
-    /// status moved on (another request won), [`WriteError::Store`] otherwise.
+    /// status moved on (another request won), [`WriteError::Store`] otherwise, with
+    /// [`StoreError::Contention`] when the idempotency claim was lost.
     async fn save_transition(
         &self,
         order: &Order,
         entry: &OrderTransition,
         expected_version: u64,
-        payment: Option<PaymentReceipt>,
+        completion: Option<Completion>,
     ) -> Result<(), WriteError>;
 
-    /// Records a payment that was taken for an order another request cancelled or expired in the
-    /// meantime: stores the gateway's reference and flags the refund, so the money is never lost
-    /// track of. Only cancelled and expired orders are changed.
+    /// Writes the order's payment, version and update time, only if the stored row still has
+    /// `expected_version` (its status is not changed by this call).
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails.
-    async fn record_refund_due(
-        &self,
-        id: OrderId,
-        payment: PaymentReceipt,
-    ) -> Result<(), StoreError>;
+    /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version
+    /// moved on, [`WriteError::Store`] otherwise.
+    async fn save_payment(&self, order: &Order, expected_version: u64) -> Result<(), WriteError>;
 
-    /// Up to `limit` orders still pending payment whose deadline is at or before `now`, oldest
-    /// deadline first.
+    /// Up to `limit` orders that still owe their payment provider work
+    /// ([`Order::payment_due`]: a capture, a void or a refund), last changed at or before
+    /// `changed_before`, least recently changed first.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn find_overdue(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError>;
+    async fn find_payments_due(
+        &self,
+        changed_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// Claims up to `limit` orders still pending payment whose deadline is at or before `now`,
+    /// oldest deadline first (ties by id), starting after `after` when given: the expiry job's
+    /// batch. The claim is a transaction that holds the orders until
+    /// [`OverdueClaim::commit`] or until it is dropped; on PostgreSQL it takes their rows with
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent claims (other instances) get other orders, and
+    /// orders a request is writing right now are left for a later run. A stored order that cannot
+    /// be read back comes as an [`UnreadableOrder`] in its place and does not fail the others.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; nothing is claimed then.
+    async fn claim_overdue(
+        &self,
+        now: Timestamp,
+        after: Option<OverdueCursor>,
+        limit: u32,
+    ) -> Result<OverdueBatch, StoreError>;
+}
+
+/// A stored order the store cannot rebuild into an [`Order`] (corrupted data): reported with
+/// its id, never served.
+#[derive(Debug, thiserror::Error)]
+#[error("order {id} cannot be read back")]
+pub struct UnreadableOrder {
+    /// The order's id, which is always readable.
+    pub id: OrderId,
+    /// Why the row does not make an order.
+    #[source]
+    pub error: anyhow::Error,
+}
+
+/// Where a batch of overdue orders ended, for the next batch to start after it: the last
+/// claimed order's deadline and id, the claim's sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverdueCursor {
+    /// The last claimed order's payment deadline.
+    pub due_at: Timestamp,
+    /// The last claimed order's id.
+    pub id: OrderId,
+}
+
+/// One batch of overdue orders claimed by [`OrderRepository::claim_overdue`].
+pub struct OverdueBatch {
+    /// The claimed orders in claim order; each unreadable one is an `Err` in its place.
+    pub orders: Vec<Result<Order, UnreadableOrder>>,
+    /// Where the next batch starts (`None` when nothing was claimed).
+    pub next: Option<OverdueCursor>,
+    /// The open claim, through which the orders are expired.
+    pub claim: Box<dyn OverdueClaim>,
+}
+
+impl std::fmt::Debug for OverdueBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverdueBatch")
+            .field("orders", &self.orders)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The open transaction of one [`OverdueBatch`]: expiries saved through it become durable
+/// together at [`OverdueClaim::commit`]. Dropped without a commit, none of them is written.
+#[mockall::automock]
+#[async_trait]
+pub trait OverdueClaim: Send {
+    /// Within the claim, with the same contract as [`OrderRepository::save_transition`]
+    /// without a payment: writes the order's new status only if the stored row still has
+    /// `expected_version` and the entry's `from` status, appends `entry` to the history, and
+    /// gives the reserved stock back. The version guard stays the correctness guard where the
+    /// claim locks nothing (SQLite) and against requests that wrote before the claim.
+    ///
+    /// # Errors
+    /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version or
+    /// status moved on, [`WriteError::Store`] otherwise; on any error nothing of this order is
+    /// written and the claim stays usable for the others.
+    async fn save_expiry(
+        &mut self,
+        order: &Order,
+        entry: &OrderTransition,
+        expected_version: u64,
+    ) -> Result<(), WriteError>;
+
+    /// Writes every expiry saved through the claim and releases the claimed orders.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails: then none of the batch's expiries is written.
+    async fn commit(&mut self) -> Result<(), StoreError>;
 }
 
 /// Which orders a list shows.

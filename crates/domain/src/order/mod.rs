@@ -4,10 +4,12 @@
 //! supplied. The status changes only through [`Order::apply`], which asks [`transition`] (the one
 //! transition table) and returns the history record of the move.
 
+mod payment;
 mod state;
 
 use std::collections::BTreeMap;
 
+pub use payment::{Payment, PaymentChangeError, PaymentDue, PaymentParts, PaymentStatus};
 pub use state::{
     Actor, ActorKind, OrderAction, OrderStatus, TransitionError, UnknownName, allowed_actions,
     transition,
@@ -267,12 +269,6 @@ impl OrderTransition {
     pub fn releases_stock(&self) -> bool {
         matches!(self.to, OrderStatus::Cancelled | OrderStatus::Expired)
     }
-
-    /// True when this move undoes a payment, so the money must go back.
-    #[must_use]
-    pub fn requires_refund(&self) -> bool {
-        self.from == Some(OrderStatus::Paid) && self.to == OrderStatus::Cancelled
-    }
 }
 
 /// Everything a stored order consists of, for repositories that rebuild an [`Order`].
@@ -283,7 +279,7 @@ pub struct OrderParts {
     pub status: OrderStatus,
     pub items: Vec<OrderItem>,
     pub payment_due_at: Timestamp,
-    pub refund_required: bool,
+    pub payment: Option<Payment>,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -298,7 +294,7 @@ pub struct Order {
     items: Vec<OrderItem>,
     total: Money,
     payment_due_at: Timestamp,
-    refund_required: bool,
+    payment: Option<Payment>,
     version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -340,7 +336,7 @@ impl Order {
             items,
             total,
             payment_due_at,
-            refund_required: false,
+            payment: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -370,7 +366,7 @@ impl Order {
             status,
             items,
             payment_due_at,
-            refund_required,
+            payment,
             version,
             created_at,
             updated_at,
@@ -383,7 +379,7 @@ impl Order {
             items,
             total,
             payment_due_at,
-            refund_required,
+            payment,
             version,
             created_at,
             updated_at,
@@ -414,10 +410,15 @@ impl Order {
     pub fn payment_due_at(&self) -> Timestamp {
         self.payment_due_at
     }
-    /// True once a paid order was cancelled and the payment must be returned.
+    /// The payment, once one started (`None` before the first `pay`).
     #[must_use]
-    pub fn refund_required(&self) -> bool {
-        self.refund_required
+    pub fn payment(&self) -> Option<&Payment> {
+        self.payment.as_ref()
+    }
+    /// What the order still owes the payment provider, if anything.
+    #[must_use]
+    pub fn payment_due(&self) -> Option<PaymentDue> {
+        self.payment.as_ref().and_then(|payment| PaymentDue::of(self.status, payment.status()))
     }
     #[must_use]
     pub fn version(&self) -> u64 {
@@ -455,24 +456,18 @@ impl Order {
         now >= self.payment_due_at
     }
 
-    /// Applies `action` by `actor` at `now`: the only code that changes an order's status.
-    ///
-    /// Returns the history entry of the move; [`OrderTransition::releases_stock`] tells the
-    /// repository whether to give the reserved stock back.
+    /// Checks that `actor` may take `action` at `now`, without changing anything; returns the
+    /// status the order would move to. `pay` checks this before asking the provider for money.
     ///
     /// # Errors
-    /// [`TransitionError`] when the move is illegal from the current status, not permitted for
-    /// this actor, or (for `expire`) the payment deadline has not passed yet, or (for `pay`) it
-    /// has.
-    pub fn apply(
-        &mut self,
+    /// As [`Order::apply`].
+    pub fn check(
+        &self,
         action: OrderAction,
         actor: &Actor,
-        reason: Option<Reason>,
         now: Timestamp,
-    ) -> Result<OrderTransition, TransitionError> {
-        let from = self.status;
-        let to = transition(from, action, actor.kind_towards(self.user_id))?;
+    ) -> Result<OrderStatus, TransitionError> {
+        let to = transition(self.status, action, actor.kind_towards(self.user_id))?;
         if action == OrderAction::Expire && !self.is_overdue(now) {
             return Err(TransitionError::NotDue { due_at: self.payment_due_at });
         }
@@ -482,10 +477,184 @@ impl Order {
                 allowed: self.allowed_actions(actor, now),
             });
         }
-        self.status = to;
+        Ok(to)
+    }
+
+    /// Applies `action` by `actor` at `now`. With [`Order::pay`], the only code that changes an
+    /// order's status.
+    ///
+    /// Returns the history entry of the move; [`OrderTransition::releases_stock`] tells the
+    /// repository whether to give the reserved stock back. Cancelling a paid order whose payment
+    /// was captured marks it [`PaymentStatus::RefundPending`]; one only held is left authorized,
+    /// to be voided ([`Order::payment_due`] says which).
+    ///
+    /// # Errors
+    /// [`TransitionError`] when the move is illegal from the current status, not permitted for
+    /// this actor, or (for `expire`) the payment deadline has not passed yet;
+    /// [`TransitionError::PaymentRequired`] for `pay`, which needs an authorization.
+    pub fn apply(
+        &mut self,
+        action: OrderAction,
+        actor: &Actor,
+        reason: Option<Reason>,
+        now: Timestamp,
+    ) -> Result<OrderTransition, TransitionError> {
+        if action == OrderAction::Pay {
+            return Err(TransitionError::PaymentRequired);
+        }
+        let entry = self.move_to(action, actor, reason, now)?;
+        if let Some(payment) = &mut self.payment
+            && payment.status() == PaymentStatus::Captured
+            && entry.to == OrderStatus::Cancelled
+        {
+            payment.moved_to(PaymentStatus::RefundPending, now);
+        }
+        Ok(entry)
+    }
+
+    /// Pays the order with the provider's authorization `reference` for its total, `reason` in
+    /// its history: the order becomes paid and its payment authorized, to be captured next.
+    ///
+    /// # Errors
+    /// As [`Order::apply`] for the `pay` action; [`TransitionError::AlreadyPaid`] when a payment
+    /// already holds money (which the state machine also forbids).
+    pub fn pay(
+        &mut self,
+        actor: &Actor,
+        reason: Option<Reason>,
+        reference: String,
+        now: Timestamp,
+    ) -> Result<OrderTransition, TransitionError> {
+        self.check(OrderAction::Pay, actor, now)?;
+        if let Some(payment) =
+            self.payment.as_ref().filter(|payment| payment.status().holds_money())
+        {
+            return Err(TransitionError::AlreadyPaid(payment.status()));
+        }
+        let entry = self.move_to(OrderAction::Pay, actor, reason, now)?;
+        self.payment =
+            Some(Payment::new(PaymentStatus::Authorized, Some(reference), self.total, now));
+        Ok(entry)
+    }
+
+    /// Records that the provider declined to authorize the payment: the order stays pending
+    /// payment (it may be paid again before its deadline) and shows a failed payment.
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NotPayable`] unless the order is pending payment,
+    /// [`PaymentChangeError::AlreadyPaid`] when a payment holds money.
+    pub fn record_declined_payment(&mut self, now: Timestamp) -> Result<(), PaymentChangeError> {
+        if self.status != OrderStatus::PendingPayment {
+            return Err(PaymentChangeError::NotPayable(self.status));
+        }
+        if let Some(payment) =
+            self.payment.as_ref().filter(|payment| payment.status().holds_money())
+        {
+            return Err(PaymentChangeError::AlreadyPaid(payment.status()));
+        }
+        self.payment = Some(Payment::new(PaymentStatus::Failed, None, self.total, now));
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records an authorization that arrived after the order was cancelled or expired (the
+    /// payment lost the race): the order keeps its status and its payment is held, to be voided.
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] unless the order is cancelled or expired without a
+    /// payment holding money.
+    pub fn record_late_authorization(
+        &mut self,
+        reference: String,
+        amount: Money,
+        now: Timestamp,
+    ) -> Result<(), PaymentChangeError> {
+        let held = self.payment.as_ref().is_some_and(|payment| payment.status().holds_money());
+        if held || !matches!(self.status, OrderStatus::Cancelled | OrderStatus::Expired) {
+            return Err(self.nothing_owed("late authorization"));
+        }
+        self.payment = Some(Payment::new(PaymentStatus::Authorized, Some(reference), amount, now));
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records that the provider did `done`, which [`Order::payment_due`] said was owed.
+    ///
+    /// A capture is recorded whatever the order became meanwhile: money taken for an order that
+    /// was cancelled while it was being captured is [`PaymentStatus::RefundPending`].
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] when that work is not owed (any more).
+    pub fn record_payment_done(
+        &mut self,
+        done: PaymentDue,
+        now: Timestamp,
+    ) -> Result<(), PaymentChangeError> {
+        let authorized = self
+            .payment
+            .as_ref()
+            .is_some_and(|payment| payment.status() == PaymentStatus::Authorized);
+        let owed = match done {
+            PaymentDue::Capture => authorized,
+            PaymentDue::Void | PaymentDue::Refund => self.payment_due() == Some(done),
+        };
+        if !owed {
+            return Err(self.nothing_owed(done.as_str()));
+        }
+        let went_through = self.payment_due() == Some(PaymentDue::Capture);
+        let status = if done == PaymentDue::Capture && !went_through {
+            PaymentStatus::RefundPending
+        } else {
+            done.done()
+        };
+        if let Some(payment) = &mut self.payment {
+            payment.moved_to(status, now);
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records that the provider refused to capture a held payment (the hold lapsed, say): the
+    /// payment is [`PaymentStatus::Failed`] and nothing more is owed; a person must follow up.
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] unless a capture was owed.
+    pub fn record_capture_declined(&mut self, now: Timestamp) -> Result<(), PaymentChangeError> {
+        if self.payment_due() != Some(PaymentDue::Capture) {
+            return Err(self.nothing_owed("capture"));
+        }
+        if let Some(payment) = &mut self.payment {
+            payment.moved_to(PaymentStatus::Failed, now);
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    fn nothing_owed(&self, wanted: &'static str) -> PaymentChangeError {
+        PaymentChangeError::NothingOwed {
+            wanted,
+            status: self.status,
+            payment: self.payment.as_ref().map_or("none", |payment| payment.status().as_str()),
+        }
+    }
+
+    fn touch(&mut self, now: Timestamp) {
         self.version += 1;
         self.updated_at = now;
-        let entry = OrderTransition {
+    }
+
+    fn move_to(
+        &mut self,
+        action: OrderAction,
+        actor: &Actor,
+        reason: Option<Reason>,
+        now: Timestamp,
+    ) -> Result<OrderTransition, TransitionError> {
+        let from = self.status;
+        let to = self.check(action, actor, now)?;
+        self.status = to;
+        self.touch(now);
+        Ok(OrderTransition {
             order_id: self.id,
             from: Some(from),
             to,
@@ -494,9 +663,7 @@ impl Order {
             reason,
             at: now,
             request_id: None,
-        };
-        self.refund_required |= entry.requires_refund();
-        Ok(entry)
+        })
     }
 }
 

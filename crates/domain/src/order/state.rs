@@ -94,6 +94,12 @@ impl OrderAction {
 #[error("`{0}` is not a known value")]
 pub struct UnknownName(String);
 
+impl UnknownName {
+    pub(crate) fn new(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
 macro_rules! named {
     ($type:ty) => {
         impl fmt::Display for $type {
@@ -213,6 +219,12 @@ pub enum TransitionError {
         /// The deadline.
         due_at: crate::time::Timestamp,
     },
+    /// `pay` moves an order only with the provider's authorization: see `Order::pay`.
+    #[error("paying an order needs an authorized payment")]
+    PaymentRequired,
+    /// The order already has a payment holding money.
+    #[error("the order already has a payment that is {0}")]
+    AlreadyPaid(super::PaymentStatus),
 }
 
 /// Who may take a move.

@@ -93,7 +93,8 @@ fn placing_computes_line_totals_and_the_total() {
     assert_eq!(order.version(), 1);
     assert_eq!(order.created_at(), now());
     assert_eq!(order.updated_at(), now());
-    assert!(!order.refund_required());
+    assert_eq!(order.payment(), None);
+    assert_eq!(order.payment_due(), None);
     let item = &order.items()[0];
     assert_eq!(item.product_id(), products[0].id());
     assert_eq!(item.sku().as_str(), "A");
@@ -161,7 +162,7 @@ fn the_owner_pays_and_the_admin_ships_and_delivers() {
     );
 
     let later = now() + TimeDelta::minutes(1);
-    let paid = order.apply(OrderAction::Pay, &customer, None, later).expect("owner may pay");
+    let paid = order.pay(&customer, None, "pi_1".into(), later).expect("owner may pay");
     assert_eq!((paid.from, paid.to), (Some(OrderStatus::PendingPayment), OrderStatus::Paid));
     assert_eq!(paid.actor_id, Some(user));
     assert_eq!(order.version(), 2);
@@ -184,7 +185,7 @@ fn an_overdue_order_can_no_longer_be_paid_only_cancelled() {
     let due = order.payment_due_at();
     assert_eq!(order.allowed_actions(&customer, due), vec![OrderAction::Cancel]);
     assert_eq!(
-        order.apply(OrderAction::Pay, &customer, None, due),
+        order.pay(&customer, None, "pi_1".into(), due),
         Err(TransitionError::PaymentOverdue { due_at: due, allowed: vec![OrderAction::Cancel] })
     );
     assert_eq!(order.status(), OrderStatus::PendingPayment);
@@ -193,34 +194,18 @@ fn an_overdue_order_can_no_longer_be_paid_only_cancelled() {
         order.allowed_actions(&customer, just_before),
         vec![OrderAction::Pay, OrderAction::Cancel]
     );
-    assert!(order.apply(OrderAction::Pay, &customer, None, just_before).is_ok());
+    assert!(order.pay(&customer, None, "pi_1".into(), just_before).is_ok());
 }
 
 #[test]
-fn cancelling_a_paid_order_releases_stock_and_flags_a_refund() {
-    let user = owner();
-    let admin = Actor::User { id: UserId::new(), role: Role::Admin };
-    let mut order = placed(user);
-    order.apply(OrderAction::Pay, &admin, None, now()).expect("admin may pay");
-    let reason = Reason::parse("customer called").expect("valid");
-    let cancelled =
-        order.apply(OrderAction::Cancel, &admin, Some(reason.clone()), now()).expect("admin");
-    assert!(cancelled.releases_stock());
-    assert!(cancelled.requires_refund());
-    assert_eq!(cancelled.reason, Some(reason));
-    assert!(order.refund_required());
-}
-
-#[test]
-fn cancelling_an_unpaid_order_needs_no_refund() {
+fn cancelling_an_unpaid_order_releases_stock_and_owes_nothing() {
     let user = owner();
     let mut order = placed(user);
     let entry = order
         .apply(OrderAction::Cancel, &Actor::User { id: user, role: Role::Customer }, None, now())
         .expect("owner may cancel");
     assert!(entry.releases_stock());
-    assert!(!entry.requires_refund());
-    assert!(!order.refund_required());
+    assert_eq!(order.payment_due(), None);
 }
 
 #[test]
@@ -229,7 +214,7 @@ fn a_refused_move_changes_nothing() {
     let mut order = placed(user);
     let stranger = Actor::User { id: UserId::new(), role: Role::Customer };
     assert_eq!(
-        order.apply(OrderAction::Pay, &stranger, None, now()),
+        order.pay(&stranger, None, "pi_1".into(), now()),
         Err(TransitionError::NotPermitted {
             from: OrderStatus::PendingPayment,
             action: OrderAction::Pay
@@ -271,7 +256,7 @@ fn restoring_recomputes_the_total_and_refuses_corrupt_items() {
         status: OrderStatus::Shipped,
         items: order.items().to_vec(),
         payment_due_at: order.payment_due_at(),
-        refund_required: false,
+        payment: None,
         version: 3,
         created_at: order.created_at(),
         updated_at: order.updated_at(),
@@ -284,6 +269,219 @@ fn restoring_recomputes_the_total_and_refuses_corrupt_items() {
         Order::restore(OrderParts { items: vec![], ..parts }).map(|_| ()),
         Err(OrderError::NoLines)
     );
+}
+
+fn admin() -> Actor {
+    Actor::User { id: UserId::new(), role: Role::Admin }
+}
+
+fn paid(user: UserId) -> Order {
+    let mut order = placed(user);
+    order.pay(&admin(), None, "pi_1".into(), now()).expect("admin may pay");
+    order
+}
+
+fn payment_status(order: &Order) -> Option<PaymentStatus> {
+    order.payment().map(Payment::status)
+}
+
+#[test]
+fn apply_refuses_pay_which_needs_an_authorization() {
+    let user = owner();
+    let mut order = placed(user);
+    let customer = Actor::User { id: user, role: Role::Customer };
+    assert_eq!(
+        order.apply(OrderAction::Pay, &customer, None, now()),
+        Err(TransitionError::PaymentRequired)
+    );
+    assert_eq!((order.status(), order.version()), (OrderStatus::PendingPayment, 1));
+    assert_eq!(order.check(OrderAction::Pay, &customer, now()), Ok(OrderStatus::Paid));
+    assert_eq!(order.version(), 1, "checking changes nothing");
+}
+
+#[test]
+fn paying_authorizes_the_total_and_owes_a_capture() {
+    let order = paid(owner());
+    let payment = order.payment().expect("a payment");
+    assert_eq!(payment.status(), PaymentStatus::Authorized);
+    assert_eq!(payment.reference(), Some("pi_1"));
+    assert_eq!(payment.amount(), order.total());
+    assert_eq!((payment.created_at(), payment.updated_at()), (now(), now()));
+    assert_eq!(order.payment_due(), Some(PaymentDue::Capture));
+}
+
+#[test]
+fn a_capture_settles_the_payment_and_cannot_be_recorded_twice() {
+    let mut order = paid(owner());
+    let later = now() + TimeDelta::seconds(1);
+    order.record_payment_done(PaymentDue::Capture, later).expect("capture owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Captured));
+    assert_eq!(order.payment().map(Payment::updated_at), Some(later));
+    assert_eq!(order.version(), 3);
+    assert_eq!(order.payment_due(), None);
+    assert_eq!(
+        order.record_payment_done(PaymentDue::Capture, later),
+        Err(PaymentChangeError::NothingOwed {
+            wanted: "capture",
+            status: OrderStatus::Paid,
+            payment: "captured"
+        })
+    );
+    assert_eq!(order.version(), 3, "a refused change changes nothing");
+}
+
+#[test]
+fn cancelling_a_captured_order_owes_a_refund_until_it_is_recorded() {
+    let mut order = paid(owner());
+    order.record_payment_done(PaymentDue::Capture, now()).expect("capture owed");
+    let reason = Reason::parse("customer called").expect("valid");
+    let cancelled =
+        order.apply(OrderAction::Cancel, &admin(), Some(reason.clone()), now()).expect("admin");
+    assert!(cancelled.releases_stock());
+    assert_eq!(cancelled.reason, Some(reason));
+    assert_eq!(payment_status(&order), Some(PaymentStatus::RefundPending));
+    assert_eq!(order.payment_due(), Some(PaymentDue::Refund));
+    order.record_payment_done(PaymentDue::Refund, now()).expect("refund owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Refunded));
+    assert_eq!(order.payment_due(), None);
+}
+
+#[test]
+fn cancelling_a_paid_order_not_yet_captured_owes_a_void_not_a_refund() {
+    let mut order = paid(owner());
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Authorized));
+    assert_eq!(order.payment_due(), Some(PaymentDue::Void));
+    assert!(matches!(
+        order.record_payment_done(PaymentDue::Refund, now()),
+        Err(PaymentChangeError::NothingOwed { .. })
+    ));
+    order.record_payment_done(PaymentDue::Void, now()).expect("void owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Voided));
+}
+
+#[test]
+fn a_capture_that_succeeded_while_the_order_was_cancelled_owes_a_refund() {
+    let mut order = paid(owner());
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    order.record_payment_done(PaymentDue::Capture, now()).expect("the money was taken");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::RefundPending));
+    assert_eq!(order.payment_due(), Some(PaymentDue::Refund));
+}
+
+#[test]
+fn a_declined_capture_fails_the_payment_and_owes_nothing_more() {
+    let mut order = paid(owner());
+    order.record_capture_declined(now()).expect("capture owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Failed));
+    assert_eq!(order.payment_due(), None);
+    assert!(order.record_capture_declined(now()).is_err());
+}
+
+#[test]
+fn shipping_and_delivering_leave_a_pending_capture_owed() {
+    let mut order = paid(owner());
+    order.apply(OrderAction::Ship, &admin(), None, now()).expect("admin ships");
+    assert_eq!(order.payment_due(), Some(PaymentDue::Capture));
+    order.apply(OrderAction::Deliver, &admin(), None, now()).expect("admin delivers");
+    assert_eq!(order.payment_due(), Some(PaymentDue::Capture));
+}
+
+#[test]
+fn a_declined_payment_is_recorded_and_the_order_can_be_paid_again() {
+    let user = owner();
+    let customer = Actor::User { id: user, role: Role::Customer };
+    let mut order = placed(user);
+    order.record_declined_payment(now()).expect("pending payment");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Failed));
+    assert_eq!(order.payment().and_then(Payment::reference), None);
+    assert_eq!((order.status(), order.version()), (OrderStatus::PendingPayment, 2));
+    assert_eq!(order.payment_due(), None);
+    order.pay(&customer, None, "pi_2".into(), now()).expect("paying again");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Authorized));
+    assert_eq!(
+        order.record_declined_payment(now()),
+        Err(PaymentChangeError::NotPayable(OrderStatus::Paid))
+    );
+}
+
+#[test]
+fn a_late_authorization_on_a_cancelled_or_expired_order_owes_a_void() {
+    let user = owner();
+    let mut cancelled = placed(user);
+    cancelled
+        .apply(OrderAction::Cancel, &Actor::User { id: user, role: Role::Customer }, None, now())
+        .expect("owner cancels");
+    let total = cancelled.total();
+    cancelled.record_late_authorization("pi_9".into(), total, now()).expect("cancelled");
+    assert_eq!(payment_status(&cancelled), Some(PaymentStatus::Authorized));
+    assert_eq!(cancelled.payment_due(), Some(PaymentDue::Void));
+    assert!(matches!(
+        cancelled.record_late_authorization("pi_10".into(), total, now()),
+        Err(PaymentChangeError::NothingOwed { .. })
+    ));
+
+    let mut expired = placed(user);
+    let due = expired.payment_due_at();
+    expired.apply(OrderAction::Expire, &Actor::System, None, due).expect("overdue");
+    expired.record_late_authorization("pi_11".into(), total, due).expect("expired");
+    assert_eq!(expired.payment_due(), Some(PaymentDue::Void));
+
+    let mut pending = placed(user);
+    assert!(matches!(
+        pending.record_late_authorization("pi_12".into(), total, now()),
+        Err(PaymentChangeError::NothingOwed { .. })
+    ));
+}
+
+#[test]
+fn what_is_owed_for_every_order_status_and_payment_status() {
+    use OrderStatus as O;
+    use PaymentStatus as P;
+    for status in OrderStatus::ALL {
+        for payment in PaymentStatus::ALL {
+            let owed = PaymentDue::of(status, payment);
+            let expected = match (status, payment) {
+                (O::Paid | O::Shipped | O::Delivered, P::Authorized) => Some(PaymentDue::Capture),
+                (_, P::Authorized) => Some(PaymentDue::Void),
+                (_, P::RefundPending) => Some(PaymentDue::Refund),
+                _ => None,
+            };
+            assert_eq!(owed, expected, "{status} with a payment {payment}");
+            if let Some(owed) = owed {
+                assert!(!owed.done().holds_money() || owed.done() == P::Captured);
+            }
+        }
+        assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
+    }
+    for payment in PaymentStatus::ALL {
+        assert_eq!(payment.as_str().parse::<PaymentStatus>(), Ok(payment));
+    }
+    assert!("charged".parse::<PaymentStatus>().is_err());
+}
+
+#[test]
+fn a_payment_holding_money_cannot_be_replaced() {
+    let mut order = paid(owner());
+    assert!(matches!(
+        order.pay(&admin(), None, "pi_2".into(), now()),
+        Err(TransitionError::Invalid { from: OrderStatus::Paid, action: OrderAction::Pay, .. })
+    ));
+    assert_eq!(order.payment().and_then(Payment::reference), Some("pi_1"));
+}
+
+#[test]
+fn a_restored_payment_is_the_one_stored() {
+    let order = paid(owner());
+    let payment = order.payment().expect("a payment").clone();
+    let restored = Payment::restore(PaymentParts {
+        status: payment.status(),
+        reference: payment.reference().map(str::to_owned),
+        amount: payment.amount(),
+        created_at: payment.created_at(),
+        updated_at: payment.updated_at(),
+    });
+    assert_eq!(restored, payment);
 }
 
 proptest! {

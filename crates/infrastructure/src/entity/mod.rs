@@ -1,5 +1,6 @@
 //! SeaORM entities: the tables as SeaORM sees them. Private to the crate.
 
+pub(crate) mod idempotency_record;
 pub(crate) mod order;
 pub(crate) mod order_item;
 pub(crate) mod order_transition;

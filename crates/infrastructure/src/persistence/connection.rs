@@ -5,12 +5,15 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use orderly_migrations::{Migrator, MigratorTrait as _, SchemaManager};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
+    ConnectOptions, ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-use super::location::{self, ConnectionError, Location};
+use super::{
+    health::GatedConnection,
+    location::{self, ConnectionError, Location},
+};
 
 /// How to reach the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +51,11 @@ pub enum Engine {
     Sqlite,
 }
 
-/// A pool of connections to Orderly's database, PostgreSQL or SQLite.
+/// A pool of connections to Orderly's database, PostgreSQL or SQLite, behind a health gate that
+/// fails statements at once while the database does not answer (ADR 0021).
 #[derive(Clone)]
 pub struct Database {
-    connection: DatabaseConnection,
+    connection: Arc<GatedConnection>,
     /// The URL, password included: never printed (see the `Debug` impl and [`redact`]).
     url: Arc<str>,
     acquire_timeout: Duration,
@@ -66,6 +70,10 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens a pool. The pool connects lazily, so a service can start (and report itself not
     /// ready) while its database is down, and recovers when the database comes back.
+    ///
+    /// Connections are not pinged when the pool lends them (a round trip per request saved): one
+    /// that died with an outage fails its first statement and is discarded, and the health gate
+    /// (ADR 0021) drains the dead ones before it lets requests through again.
     ///
     /// SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions begin
     /// with `BEGIN IMMEDIATE` (see [`Database::begin_write`]). The SQLite file's directory is
@@ -85,7 +93,7 @@ impl Database {
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
             .connect_timeout(settings.acquire_timeout)
-            .test_before_acquire(true)
+            .test_before_acquire(false)
             .connect_lazy(true)
             .sqlx_logging(false);
         let busy_timeout = settings.sqlite_busy_timeout;
@@ -102,7 +110,11 @@ impl Database {
             .await
             .map_err(|error| location::connection_error(&settings.url, &error))?;
         Ok(Self {
-            connection,
+            connection: GatedConnection::new(
+                connection,
+                settings.max_connections,
+                (engine == Engine::Postgres).then(|| settings.url.clone()),
+            ),
             url: settings.url.as_str().into(),
             acquire_timeout: settings.acquire_timeout,
         })
@@ -132,7 +144,11 @@ impl Database {
         if self.engine() == Engine::Postgres {
             return location::check_postgres(&self.url, self.acquire_timeout).await;
         }
-        self.connection.ping().await.map_err(|error| location::connection_error(&self.url, &error))
+        self.connection
+            .raw()
+            .ping()
+            .await
+            .map_err(|error| location::connection_error(&self.url, &error))
     }
 
     /// The engine behind the pool.
@@ -144,12 +160,15 @@ impl Database {
         }
     }
 
-    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    /// Checks that the database answers (a ping), for readiness probes: at once "no" while the
+    /// health gate is open.
     ///
     /// # Errors
-    /// The database error when it does not answer within the acquire timeout.
+    /// The database error when it does not answer within the acquire timeout, or at once while
+    /// the health gate is open.
     pub async fn ping(&self) -> anyhow::Result<()> {
-        self.connection.ping().await.context("pinging the database")
+        let raw = self.connection.raw();
+        self.connection.run(true, raw.ping()).await.context("pinging the database")
     }
 
     /// Applies pending migrations, or `steps` of them.
@@ -157,7 +176,7 @@ impl Database {
     /// # Errors
     /// When a migration fails; the failed migration's transaction (PostgreSQL) is rolled back.
     pub async fn migrate_up(&self, steps: Option<u32>) -> anyhow::Result<()> {
-        Migrator::up(&self.connection, steps).await.context("applying migrations")
+        Migrator::up(self.connection.raw(), steps).await.context("applying migrations")
     }
 
     /// Reverts the last `steps` migrations (all of them with `None`).
@@ -165,7 +184,7 @@ impl Database {
     /// # Errors
     /// When a migration's `down` fails.
     pub async fn migrate_down(&self, steps: Option<u32>) -> anyhow::Result<()> {
-        Migrator::down(&self.connection, steps).await.context("reverting migrations")
+        Migrator::down(self.connection.raw(), steps).await.context("reverting migrations")
     }
 
     /// Reverts every applied migration, then applies them all again: an empty, current schema.
@@ -185,7 +204,7 @@ impl Database {
     /// # Errors
     /// When the migration table cannot be read.
     pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
-        let applied: Vec<String> = Migrator::get_applied_migrations(&self.connection)
+        let applied: Vec<String> = Migrator::get_applied_migrations(self.connection.raw())
             .await
             .context("reading applied migrations")?
             .iter()
@@ -208,10 +227,11 @@ impl Database {
     /// ahead, not behind.
     ///
     /// # Errors
-    /// When the database cannot be read.
+    /// When the database cannot be read (at once while the health gate is open).
     pub async fn pending_migrations(&self) -> anyhow::Result<Vec<String>> {
+        self.connection.admit().context("looking for the migration table")?;
         let table = Migrator::migration_table_name().to_string();
-        let has_table = SchemaManager::new(&self.connection)
+        let has_table = SchemaManager::new(self.connection.raw())
             .has_table(&table)
             .await
             .context("looking for the migration table")?;
@@ -243,24 +263,25 @@ impl Database {
     /// # Errors
     /// When closing fails.
     pub async fn close(self) -> anyhow::Result<()> {
-        self.connection.close().await.context("closing the database pool")
+        self.connection.raw().close_by_ref().await.context("closing the database pool")
     }
 
-    pub(crate) fn connection(&self) -> &DatabaseConnection {
+    /// The pool behind the health gate: what the adapters run their statements on.
+    pub(crate) fn connection(&self) -> &GatedConnection {
         &self.connection
     }
 
     /// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, so that it takes the
     /// write lock up front (waiting up to the busy timeout) instead of failing with
     /// `SQLITE_BUSY` when a read turns into a write; a plain `BEGIN` (read committed) on
-    /// PostgreSQL, where the conditional updates themselves serialize writers.
+    /// PostgreSQL, where the conditional updates themselves serialize writers. The `BEGIN` goes
+    /// through the health gate (nothing is written yet, so it is abandoned when the gate opens).
     pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.connection
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
+        let begin = self.connection.raw().begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        });
+        self.connection.run(true, begin).await
     }
 }
 

@@ -61,6 +61,13 @@ pub(crate) fn store(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |error| store_error(error, context)
 }
 
+/// Whether `error` says the database could not be reached (no connection within the acquire
+/// timeout, a refused or broken connection, a server shutting down), as opposed to an answer
+/// such as a constraint violation: what the health gate counts (ADR 0021).
+pub(crate) fn is_connection_failure(error: &DbErr) -> bool {
+    matches!(kind_of(error), Kind::Unavailable)
+}
+
 fn sqlite_code(error: &DbErr) -> Option<String> {
     match error {
         DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {

@@ -4,9 +4,12 @@
 use anyhow::{Context as _, anyhow};
 use orderly_domain::{
     Currency, Email, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
-    OrderTransition, PasswordHash, Product, ProductDescription, ProductId, ProductName,
-    ProductParts, ProductSnapshot, Quantity, Reason, Sku, User, UserId, UserName, UserParts,
+    OrderTransition, PasswordHash, Payment, PaymentParts, Product, ProductDescription, ProductId,
+    ProductName, ProductParts, ProductSnapshot, Quantity, Reason, Sku, User, UserId, UserName,
+    UserParts,
 };
+
+use orderly_domain::time::Timestamp;
 
 use crate::entity::{order, order_item, order_transition, product, user};
 
@@ -139,13 +142,14 @@ pub(crate) fn order_from_rows(
     items: Vec<order_item::Model>,
 ) -> anyhow::Result<Order> {
     let items = items.into_iter().map(OrderItem::try_from).collect::<anyhow::Result<Vec<_>>>()?;
+    let payment = payment_from_row(&row)?;
     let order = Order::restore(OrderParts {
         id: OrderId::from_uuid(row.id),
         user_id: UserId::from_uuid(row.user_id),
         status: row.status.parse()?,
         items,
         payment_due_at: row.payment_due_at,
-        refund_required: row.refund_required,
+        payment,
         version: version_from_db(row.version)?,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -156,7 +160,50 @@ pub(crate) fn order_from_rows(
     Ok(order)
 }
 
+/// The payment columns of an order row: all set or none (status, amount and times).
+fn payment_from_row(row: &order::Model) -> anyhow::Result<Option<Payment>> {
+    let (Some(status), Some(amount), Some(created_at), Some(updated_at)) = (
+        row.payment_status.as_deref(),
+        row.payment_amount,
+        row.payment_created_at,
+        row.payment_updated_at,
+    ) else {
+        if row.payment_status.is_some() {
+            return Err(anyhow!("a stored payment is missing its amount or times"));
+        }
+        return Ok(None);
+    };
+    Ok(Some(Payment::restore(PaymentParts {
+        status: status.parse()?,
+        reference: row.payment_reference.clone(),
+        amount: money(amount, &row.currency)?,
+        created_at,
+        updated_at,
+    })))
+}
+
+/// The payment columns to write for `order`, in [`order::Model`]'s order.
+pub(crate) struct PaymentColumns {
+    pub(crate) reference: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) amount: Option<i64>,
+    pub(crate) created_at: Option<Timestamp>,
+    pub(crate) updated_at: Option<Timestamp>,
+}
+
+pub(crate) fn payment_columns(order: &Order) -> PaymentColumns {
+    let payment = order.payment();
+    PaymentColumns {
+        reference: payment.and_then(Payment::reference).map(str::to_owned),
+        status: payment.map(|payment| payment.status().as_str().to_owned()),
+        amount: payment.map(|payment| payment.amount().amount_minor()),
+        created_at: payment.map(Payment::created_at),
+        updated_at: payment.map(Payment::updated_at),
+    }
+}
+
 pub(crate) fn order_row(order: &Order) -> anyhow::Result<order::Model> {
+    let payment = payment_columns(order);
     Ok(order::Model {
         id: order.id().into_uuid(),
         user_id: order.user_id().into_uuid(),
@@ -164,8 +211,11 @@ pub(crate) fn order_row(order: &Order) -> anyhow::Result<order::Model> {
         total_amount: order.total().amount_minor(),
         currency: order.total().currency().code().to_owned(),
         payment_due_at: order.payment_due_at(),
-        payment_reference: None,
-        refund_required: order.refund_required(),
+        payment_reference: payment.reference,
+        payment_status: payment.status,
+        payment_amount: payment.amount,
+        payment_created_at: payment.created_at,
+        payment_updated_at: payment.updated_at,
         version: version_to_db(order.version())?,
         created_at: order.created_at(),
         updated_at: order.updated_at(),

@@ -4,6 +4,8 @@
 mod accounts;
 mod connection;
 mod error;
+mod health;
+mod idempotency;
 mod keyset;
 mod location;
 mod mapping;
@@ -14,6 +16,7 @@ mod users;
 
 pub use accounts::SeaOrmAccounts;
 pub use connection::{Database, DatabaseSettings, Engine, redact};
+pub use idempotency::SeaOrmIdempotencyStore;
 pub use location::{
     ConnectionError, ConnectionProblem, Created, Location, create as create_database,
 };

@@ -7,20 +7,28 @@ use async_trait::async_trait;
 use orderly_application::{
     StoreError, WriteError,
     pagination::{Cursor, Page, PageRequest, SortValue},
-    ports::{OrderFilter, OrderQueries, OrderRepository, PaymentReceipt, PlaceOrderFailure},
+    ports::{
+        Completion, OrderFilter, OrderQueries, OrderRepository, OverdueBatch, OverdueClaim,
+        OverdueCursor, PlaceOrderFailure, UnreadableOrder,
+    },
 };
-use orderly_domain::{Order, OrderId, OrderStatus, OrderTransition, ProductId, time::Timestamp};
+use orderly_domain::{
+    Order, OrderId, OrderStatus, OrderTransition, PaymentStatus, ProductId, time::Timestamp,
+};
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _,
-    sea_query::{Expr, ExprTrait as _},
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _,
+    sea_query::{Condition, Expr, ExprTrait as _, LockBehavior, LockType},
 };
 
 use super::{
-    Database,
+    Database, Engine,
     error::{Failure, classify, store},
+    idempotency,
     keyset::{self, Direction},
-    mapping::{item_rows, order_from_rows, order_row, transition_row, version_to_db},
+    mapping::{
+        item_rows, order_from_rows, order_row, payment_columns, transition_row, version_to_db,
+    },
 };
 use crate::entity::{order, order_item, order_transition, product};
 
@@ -96,11 +104,12 @@ async fn release(tx: &DatabaseTransaction, order: &Order) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Loads the items of `orders` in one query and rebuilds the aggregates (no N+1).
-async fn with_items(
+/// Loads the items of `rows` in one query (no N+1) and rebuilds each aggregate; a row that does
+/// not make an order is an error in its place.
+async fn rebuild(
     conn: &impl ConnectionTrait,
     rows: Vec<order::Model>,
-) -> Result<Vec<Order>, StoreError> {
+) -> Result<Vec<Result<Order, UnreadableOrder>>, StoreError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -116,14 +125,101 @@ async fn with_items(
     for item in items {
         by_order.entry(item.order_id).or_default().push(item);
     }
-    rows.into_iter()
+    Ok(rows
+        .into_iter()
         .map(|row| {
+            let id = OrderId::from_uuid(row.id);
             let items = by_order.remove(&row.id).unwrap_or_default();
-            order_from_rows(row, items)
-                .context("reading a stored order")
-                .map_err(StoreError::Unexpected)
+            order_from_rows(row, items).map_err(|error| UnreadableOrder { id, error })
         })
+        .collect())
+}
+
+/// [`rebuild`] where one unreadable order fails the whole read.
+async fn with_items(
+    conn: &impl ConnectionTrait,
+    rows: Vec<order::Model>,
+) -> Result<Vec<Order>, StoreError> {
+    rebuild(conn, rows)
+        .await?
+        .into_iter()
+        .map(|order| order.map_err(|unreadable| StoreError::Unexpected(unreadable.into())))
         .collect()
+}
+
+/// Sets the order's version, update time and payment columns on `update`.
+fn with_payment(
+    update: sea_orm::UpdateMany<order::Entity>,
+    order: &Order,
+) -> Result<sea_orm::UpdateMany<order::Entity>, StoreError> {
+    let version = version_to_db(order.version()).map_err(StoreError::Unexpected)?;
+    let payment = payment_columns(order);
+    Ok(update
+        .col_expr(order::Column::Version, Expr::value(version))
+        .col_expr(order::Column::UpdatedAt, Expr::value(order.updated_at()))
+        .col_expr(order::Column::PaymentReference, Expr::value(payment.reference))
+        .col_expr(order::Column::PaymentStatus, Expr::value(payment.status))
+        .col_expr(order::Column::PaymentAmount, Expr::value(payment.amount))
+        .col_expr(order::Column::PaymentCreatedAt, Expr::value(payment.created_at))
+        .col_expr(order::Column::PaymentUpdatedAt, Expr::value(payment.updated_at)))
+}
+
+/// Records an idempotent response in the effect's transaction; a lost claim fails the write (the
+/// transaction is dropped, so nothing of it is kept).
+async fn record_completion(
+    tx: &DatabaseTransaction,
+    completion: Option<&Completion>,
+) -> Result<(), StoreError> {
+    let Some(completion) = completion else { return Ok(()) };
+    if idempotency::complete(tx, completion).await? {
+        Ok(())
+    } else {
+        Err(StoreError::Contention(anyhow::anyhow!(
+            "the idempotency key's claim lapsed and was taken over while the request ran"
+        )))
+    }
+}
+
+/// Why a conditional update of an order touched no row: it is gone, or it moved on.
+async fn refused(tx: &DatabaseTransaction, id: OrderId) -> WriteError {
+    match order::Entity::find_by_id(id.into_uuid()).one(tx).await {
+        Ok(Some(_)) => WriteError::Stale,
+        Ok(None) => WriteError::NotFound,
+        Err(error) => WriteError::Store(store("checking an order after a refused update")(error)),
+    }
+}
+
+/// Within `tx`: the guarded status and payment update, the history entry, and the stock given
+/// back when the transition releases it.
+async fn write_transition(
+    tx: &DatabaseTransaction,
+    order: &Order,
+    entry: &OrderTransition,
+    expected_version: u64,
+) -> Result<(), WriteError> {
+    let from = entry.from.ok_or_else(|| {
+        StoreError::Unexpected(anyhow::anyhow!("a transition without a from status"))
+    })?;
+    let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+    let result = with_payment(order::Entity::update_many(), order)?
+        .col_expr(order::Column::Status, Expr::value(entry.to.as_str()))
+        .filter(order::Column::Id.eq(order.id().into_uuid()))
+        .filter(order::Column::Version.eq(expected))
+        .filter(order::Column::Status.eq(from.as_str()))
+        .exec(tx)
+        .await
+        .map_err(store("updating an order's status"))?;
+    if result.rows_affected != 1 {
+        return Err(refused(tx, order.id()).await);
+    }
+    order_transition::Entity::insert(transition_row(entry))
+        .exec_without_returning(tx)
+        .await
+        .map_err(store("writing order history"))?;
+    if entry.releases_stock() {
+        release(tx, order).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -132,6 +228,7 @@ impl OrderRepository for SeaOrmOrderRepository {
         &self,
         order: &Order,
         placed: &OrderTransition,
+        completion: Option<Completion>,
     ) -> Result<(), PlaceOrderFailure> {
         let row = order_row(order).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting to place an order"))?;
@@ -157,6 +254,7 @@ impl OrderRepository for SeaOrmOrderRepository {
             .exec_without_returning(&tx)
             .await
             .map_err(store("writing order history"))?;
+        record_completion(&tx, completion.as_ref()).await?;
         tx.commit().await.map_err(store("committing an order"))?;
         Ok(())
     }
@@ -176,79 +274,124 @@ impl OrderRepository for SeaOrmOrderRepository {
         order: &Order,
         entry: &OrderTransition,
         expected_version: u64,
-        payment: Option<PaymentReceipt>,
+        completion: Option<Completion>,
     ) -> Result<(), WriteError> {
-        let from = entry.from.ok_or_else(|| {
-            StoreError::Unexpected(anyhow::anyhow!("a transition without a from status"))
-        })?;
-        let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
-        let version = version_to_db(order.version()).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting a transition"))?;
-        let mut update = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(entry.to.as_str()))
-            .col_expr(order::Column::Version, Expr::value(version))
-            .col_expr(order::Column::RefundRequired, Expr::value(order.refund_required()))
-            .col_expr(order::Column::UpdatedAt, Expr::value(order.updated_at()));
-        if let Some(receipt) = payment {
-            update =
-                update.col_expr(order::Column::PaymentReference, Expr::value(receipt.reference));
-        }
-        let result = update
-            .filter(order::Column::Id.eq(order.id().into_uuid()))
-            .filter(order::Column::Version.eq(expected))
-            .filter(order::Column::Status.eq(from.as_str()))
-            .exec(&tx)
-            .await
-            .map_err(store("updating an order's status"))?;
-        if result.rows_affected != 1 {
-            let exists = order::Entity::find_by_id(order.id().into_uuid())
-                .one(&tx)
-                .await
-                .map_err(store("checking an order after a refused transition"))?;
-            return Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound });
-        }
-        order_transition::Entity::insert(transition_row(entry))
-            .exec_without_returning(&tx)
-            .await
-            .map_err(store("writing order history"))?;
-        if entry.releases_stock() {
-            release(&tx, order).await?;
-        }
+        write_transition(&tx, order, entry, expected_version).await?;
+        record_completion(&tx, completion.as_ref()).await?;
         tx.commit().await.map_err(store("committing a transition"))?;
         Ok(())
     }
 
-    async fn record_refund_due(
-        &self,
-        id: OrderId,
-        payment: PaymentReceipt,
-    ) -> Result<(), StoreError> {
-        order::Entity::update_many()
-            .col_expr(order::Column::PaymentReference, Expr::value(payment.reference))
-            .col_expr(order::Column::RefundRequired, Expr::value(true))
-            .col_expr(order::Column::Version, Expr::col(order::Column::Version).add(1))
-            .filter(order::Column::Id.eq(id.into_uuid()))
-            .filter(
-                order::Column::Status
-                    .is_in([OrderStatus::Cancelled.as_str(), OrderStatus::Expired.as_str()]),
-            )
-            .exec(self.db.connection())
+    async fn save_payment(&self, order: &Order, expected_version: u64) -> Result<(), WriteError> {
+        let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to record a payment"))?;
+        let result = with_payment(order::Entity::update_many(), order)?
+            .filter(order::Column::Id.eq(order.id().into_uuid()))
+            .filter(order::Column::Version.eq(expected))
+            .exec(&tx)
             .await
-            .map_err(store("recording a payment to refund"))?;
+            .map_err(store("recording a payment"))?;
+        if result.rows_affected != 1 {
+            return Err(refused(&tx, order.id()).await);
+        }
+        tx.commit().await.map_err(store("committing a payment"))?;
         Ok(())
     }
 
-    async fn find_overdue(&self, now: Timestamp, limit: u32) -> Result<Vec<Order>, StoreError> {
+    async fn find_payments_due(
+        &self,
+        changed_before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Order>, StoreError> {
         let conn = self.db.connection();
-        let rows = order::Entity::find()
+        let rows =
+            order::Entity::find()
+                .filter(order::Column::PaymentStatus.is_in([
+                    PaymentStatus::Authorized.as_str(),
+                    PaymentStatus::RefundPending.as_str(),
+                ]))
+                .filter(order::Column::UpdatedAt.lte(changed_before))
+                .order_by_asc(order::Column::UpdatedAt)
+                .limit(u64::from(limit))
+                .all(conn)
+                .await
+                .map_err(store("finding payments to settle"))?;
+        let orders = with_items(conn, rows).await?;
+        Ok(orders.into_iter().filter(|order| order.payment_due().is_some()).collect())
+    }
+
+    async fn claim_overdue(
+        &self,
+        now: Timestamp,
+        after: Option<OverdueCursor>,
+        limit: u32,
+    ) -> Result<OverdueBatch, StoreError> {
+        let tx = self.db.begin_write().await.map_err(store("starting to claim overdue orders"))?;
+        let mut select = order::Entity::find()
             .filter(order::Column::Status.eq(OrderStatus::PendingPayment.as_str()))
-            .filter(order::Column::PaymentDueAt.lte(now))
+            .filter(order::Column::PaymentDueAt.lte(now));
+        if let Some(after) = after {
+            select = select.filter(
+                Condition::any().add(order::Column::PaymentDueAt.gt(after.due_at)).add(
+                    Condition::all()
+                        .add(order::Column::PaymentDueAt.eq(after.due_at))
+                        .add(order::Column::Id.gt(after.id.into_uuid())),
+                ),
+            );
+        }
+        select = select
             .order_by_asc(order::Column::PaymentDueAt)
-            .limit(u64::from(limit))
-            .all(conn)
-            .await
-            .map_err(store("finding overdue orders"))?;
-        with_items(conn, rows).await
+            .order_by_asc(order::Column::Id)
+            .limit(u64::from(limit));
+        if self.db.engine() == Engine::Postgres {
+            // Rows another instance claimed, or a request is writing, are left for later.
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = select.all(&tx).await.map_err(store("claiming overdue orders"))?;
+        let next = rows.last().map(|row| OverdueCursor {
+            due_at: row.payment_due_at,
+            id: OrderId::from_uuid(row.id),
+        });
+        let orders = rebuild(&tx, rows).await?;
+        Ok(OverdueBatch { orders, next, claim: Box::new(Claim { tx: Some(tx) }) })
+    }
+}
+
+/// The transaction of one claimed batch of overdue orders.
+struct Claim {
+    /// `None` once committed.
+    tx: Option<DatabaseTransaction>,
+}
+
+impl Claim {
+    fn tx(&self) -> Result<&DatabaseTransaction, StoreError> {
+        self.tx.as_ref().ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("an overdue claim used after its commit"))
+        })
+    }
+}
+
+#[async_trait]
+impl OverdueClaim for Claim {
+    async fn save_expiry(
+        &mut self,
+        order: &Order,
+        entry: &OrderTransition,
+        expected_version: u64,
+    ) -> Result<(), WriteError> {
+        // A savepoint: a failed order is rolled back alone, and the claim stays usable.
+        let savepoint = self.tx()?.begin().await.map_err(store("starting an expiry"))?;
+        write_transition(&savepoint, order, entry, expected_version).await?;
+        savepoint.commit().await.map_err(store("saving an expiry"))?;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        let tx = self.tx.take().ok_or_else(|| {
+            StoreError::Unexpected(anyhow::anyhow!("an overdue claim committed twice"))
+        })?;
+        tx.commit().await.map_err(store("committing expired orders"))
     }
 }
 

@@ -11,6 +11,9 @@ mod tokens;
 pub use account_cache::{CachedAccounts, ForgettingUsers};
 pub use clock::SystemClock;
 pub use password::{Argon2PasswordHasher, HashingLimits, HashingStatus};
-pub use payment::{MeteredPaymentGateway, SimulatedPaymentGateway};
+pub use payment::{
+    BreakerMonitor, BreakerState, HttpGatewaySettings, HttpPaymentGateway, MeteredPaymentGateway,
+    SimulatedPaymentGateway,
+};
 pub use rate_limit::{DEFAULT_KEY_PREFIX, InMemoryRateLimiter, RedisRateLimiter};
 pub use tokens::{JwtAccessTokens, JwtSettings};

@@ -179,8 +179,11 @@ const EVENTS: &[(&str, &[(&str, &str)])] = &[
     ("orderly_order_transitions_total", &[("action", "ship")]),
     ("orderly_order_transitions_total", &[("action", "deliver")]),
     ("orderly_order_transitions_total", &[("action", "expire")]),
-    ("orderly_payment_gateway_calls_total", &[("outcome", "approved")]),
-    ("orderly_payment_gateway_calls_total", &[("outcome", "declined")]),
+    ("orderly_payment_gateway_calls_total", &[("operation", "authorize"), ("outcome", "approved")]),
+    ("orderly_payment_gateway_calls_total", &[("operation", "authorize"), ("outcome", "declined")]),
+    ("orderly_payment_gateway_calls_total", &[("operation", "capture"), ("outcome", "approved")]),
+    ("orderly_payment_gateway_calls_total", &[("operation", "void"), ("outcome", "approved")]),
+    ("orderly_payment_gateway_calls_total", &[("operation", "refund"), ("outcome", "approved")]),
 ];
 
 async fn events(app: &TestApp) -> Vec<f64> {
@@ -224,11 +227,20 @@ async fn placing_and_moving_orders_count_each_exactly_once(app: TestApp) {
         .transition(&customer.access_token, declined["id"].as_str().expect("an id"), &pay, None)
         .await;
     assert_problem(refused, StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED").await;
+    // A paid order an admin cancels is refunded.
+    let refunded = app.order(&customer, cheap["id"].as_str().expect("an id"), 1).await;
+    let refunded = refunded["id"].as_str().expect("an id");
+    for (who, action) in [(&customer, "pay"), (&admin, "cancel")] {
+        let moved =
+            app.transition(&who.access_token, refunded, &json!({"action": action}), None).await;
+        assert_eq!(moved.status(), StatusCode::CREATED, "{action}");
+    }
 
     let after = events(&app).await;
     let moved: Vec<f64> = after.iter().zip(&before).map(|(after, before)| after - before).collect();
-    // placed, pay, cancel, ship, deliver, expire, approved, declined
-    assert_eq!(moved, [3.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0], "{EVENTS:?}");
+    // placed, pay, cancel, ship, deliver, expire; authorize approved and declined, capture,
+    // void, refund
+    assert_eq!(moved, [4.0, 2.0, 2.0, 1.0, 0.0, 0.0, 2.0, 1.0, 2.0, 0.0, 1.0], "{EVENTS:?}");
 }
 
 async fn the_pool_the_hashing_gate_and_the_build_are_exported(app: TestApp) {

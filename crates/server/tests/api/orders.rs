@@ -92,7 +92,7 @@ async fn placing_an_order_returns_it_with_location_etag_total_and_payment_deadli
     assert_eq!(order["status"], "pending_payment");
     assert_eq!(order["user_id"], json!(customer.id));
     assert_eq!(order["allowed_actions"], json!(["pay", "cancel"]));
-    assert_eq!(order["refund_required"], false);
+    assert_eq!(order["payment"], Value::Null, "no payment before the first pay");
     assert_eq!(order["total"], json!({"amount": 2 * 4999 + 3 * 1999, "currency": "EUR"}));
     let items = order["items"].as_array().expect("items");
     let sum: i64 =
@@ -445,7 +445,9 @@ async fn paying_records_the_step_and_changes_the_etag(app: TestApp) {
     let paid = json_body(response, StatusCode::OK).await;
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["allowed_actions"], json!([]), "a customer has nothing left to do");
-    assert_eq!(paid["refund_required"], false);
+    assert_eq!(paid["payment"]["status"], "captured", "authorized, then captured");
+    assert_eq!(paid["payment"]["amount"], json!({"amount": 9998, "currency": "EUR"}));
+    assert!(paid["payment"]["reference"].as_str().is_some_and(|reference| !reference.is_empty()));
     assert_eq!(stock_of(&app, &keyboard).await, 8, "paying keeps the reservation");
 }
 
@@ -483,11 +485,11 @@ async fn a_customer_may_not_cancel_a_paid_order(app: TestApp) {
     assert_problem(response, StatusCode::FORBIDDEN, "FORBIDDEN").await;
     let stored = order_as(&app, &customer, &order).await;
     assert_eq!(stored["status"], "paid");
-    assert_eq!(stored["refund_required"], false);
+    assert_eq!(stored["payment"]["status"], "captured");
     assert_eq!(stock_of(&app, &keyboard).await, 7);
 }
 
-async fn an_admin_cancelling_a_paid_order_flags_a_refund_and_releases_stock(app: TestApp) {
+async fn an_admin_cancelling_a_paid_order_refunds_it_and_releases_stock(app: TestApp) {
     let admin = app.admin().await;
     let customer = app.customer("Ada").await;
     let keyboard = app.product(&admin, "KB-001", 4999, 10).await;
@@ -501,7 +503,7 @@ async fn an_admin_cancelling_a_paid_order_flags_a_refund_and_releases_stock(app:
 
     let stored = order_as(&app, &customer, &order).await;
     assert_eq!(stored["status"], "cancelled");
-    assert_eq!(stored["refund_required"], true);
+    assert_eq!(stored["payment"]["status"], "refunded", "the captured payment was given back");
     assert_eq!(stored["allowed_actions"], json!([]));
     assert_eq!(stock_of(&app, &keyboard).await, 10, "the stock is back");
 }
@@ -523,7 +525,7 @@ async fn a_customer_cancelling_an_unpaid_order_releases_stock(app: TestApp) {
 
     let stored = order_as(&app, &customer, &order).await;
     assert_eq!(stored["status"], "cancelled");
-    assert_eq!(stored["refund_required"], false, "nothing was paid");
+    assert_eq!(stored["payment"], Value::Null, "nothing was paid");
     assert_eq!(stock_of(&app, &keyboard).await, 10);
     assert_eq!(stock_of(&app, &mouse).await, 4);
 }
@@ -612,9 +614,11 @@ async fn a_declined_payment_leaves_the_order_pending(app: TestApp) {
     assert_problem(response, StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED").await;
 
     let response = app.get_order(&customer.access_token, id_of(&order)).await;
-    assert_eq!(etag_of(&response), "\"v1\"", "the order did not change");
+    assert_eq!(etag_of(&response), "\"v2\"", "the declined payment is recorded");
     let stored = json_body(response, StatusCode::OK).await;
     assert_eq!(stored["status"], "pending_payment");
+    assert_eq!(stored["payment"]["status"], "failed");
+    assert_eq!(stored["payment"]["reference"], Value::Null);
     assert_eq!(stored["allowed_actions"], json!(["pay", "cancel"]));
     assert_eq!(history_of(&app, &customer, &order).await.len(), 1);
     assert_eq!(stock_of(&app, &piano).await, 3, "the stock stays reserved");
@@ -814,7 +818,7 @@ api_tests!(
     paying_records_the_step_and_changes_the_etag,
     paying_twice_is_a_conflict,
     a_customer_may_not_cancel_a_paid_order,
-    an_admin_cancelling_a_paid_order_flags_a_refund_and_releases_stock,
+    an_admin_cancelling_a_paid_order_refunds_it_and_releases_stock,
     a_customer_cancelling_an_unpaid_order_releases_stock,
     cancelling_a_cancelled_order_is_a_conflict_with_no_allowed_actions,
     expire_and_refund_are_not_actions_a_client_may_request,

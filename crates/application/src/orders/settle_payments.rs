@@ -1,0 +1,199 @@
+//! Settles what orders owe their payment provider (`Order::payment_due`): captures held payments
+//! of paid orders, voids held payments of cancelled or expired ones, refunds captured payments of
+//! cancelled ones.
+//!
+//! Each settlement is first recorded as owed (in the transaction that moved the order), then
+//! asked of the provider, then recorded as done. A provider call that fails leaves the work
+//! owed, and the background job ([`SettlePayments::execute`]) asks again; every call carries an
+//! idempotency key derived from the order, so asking twice never moves money twice.
+
+use std::sync::Arc;
+
+use orderly_domain::{Order, PaymentDue, time::TimeDelta};
+
+use crate::{
+    StoreError, WriteError,
+    ports::{Clock, OrderRepository, PaymentError, PaymentGateway},
+};
+
+/// How many times a settlement re-reads the order when a concurrent change moved its version
+/// between the provider's answer and the record of it.
+const RECORD_ATTEMPTS: usize = 3;
+
+/// How long a settlement is left to the request that owes it before the job takes it over.
+pub const SETTLEMENT_GRACE: TimeDelta = TimeDelta::seconds(30);
+
+/// What became of one settlement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Nothing was owed.
+    NothingOwed,
+    /// The provider did the work and it is recorded.
+    Done(PaymentDue),
+    /// The provider refused to capture; the payment is recorded as failed.
+    CaptureDeclined,
+    /// The provider could not be reached or refused; the work stays owed for the job.
+    Deferred(PaymentDue),
+}
+
+/// Asks the provider for what an order owes and records the outcome.
+#[derive(Clone)]
+pub struct Settlement {
+    orders: Arc<dyn OrderRepository>,
+    payments: Arc<dyn PaymentGateway>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Settlement {
+    #[must_use]
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        payments: Arc<dyn PaymentGateway>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { orders, payments, clock }
+    }
+
+    /// Settles what `order` owes, updating it to what is stored. Never fails: a failure is
+    /// logged, and the work stays owed for the background job.
+    pub async fn settle(&self, order: &mut Order) -> Settled {
+        match self.try_settle(order).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                let due = order.payment_due();
+                tracing::warn!(
+                    order_id = %order.id(),
+                    due = due.map_or("nothing", |due| due.as_str()),
+                    error = %format!("{error:#}"),
+                    "payment settlement deferred to the background job"
+                );
+                due.map_or(Settled::NothingOwed, Settled::Deferred)
+            }
+        }
+    }
+
+    async fn try_settle(&self, order: &mut Order) -> anyhow::Result<Settled> {
+        let Some(due) = order.payment_due() else { return Ok(Settled::NothingOwed) };
+        let (reference, amount) = match order.payment() {
+            Some(payment) => (payment.reference().map(str::to_owned), payment.amount()),
+            None => return Ok(Settled::NothingOwed),
+        };
+        let reference = reference.ok_or_else(|| {
+            anyhow::anyhow!("a payment that holds money has no provider reference")
+        })?;
+        let id = order.id();
+        let answer = match due {
+            PaymentDue::Capture => self.payments.capture(id, &reference, amount).await,
+            PaymentDue::Void => self.payments.void(id, &reference).await,
+            PaymentDue::Refund => self.payments.refund(id, &reference, amount).await,
+        };
+        let declined_capture = match answer {
+            Ok(()) => false,
+            Err(PaymentError::Declined(reason)) if due == PaymentDue::Capture => {
+                tracing::error!(order_id = %id, %reference, %reason,
+                    "the provider refused to capture a held payment; a person must follow up");
+                true
+            }
+            Err(error) => return Ok(self.deferred(order, due, &error)),
+        };
+        // Changes are made on a copy and kept only once stored, so that `order` always shows
+        // what the store holds, even when recording fails.
+        let mut current = order.clone();
+        for _ in 0..RECORD_ATTEMPTS {
+            let loaded = current.version();
+            let now = self.clock.now();
+            let mut changed = current.clone();
+            let recorded = if declined_capture {
+                changed.record_capture_declined(now)
+            } else {
+                changed.record_payment_done(due, now)
+            };
+            if let Err(error) = recorded {
+                // Another request or instance recorded it first.
+                tracing::debug!(order_id = %id, %error, "settlement already recorded");
+                *order = current;
+                return Ok(Settled::NothingOwed);
+            }
+            match self.orders.save_payment(&changed, loaded).await {
+                Ok(()) => {
+                    *order = changed;
+                    return Ok(if declined_capture {
+                        Settled::CaptureDeclined
+                    } else {
+                        Settled::Done(due)
+                    });
+                }
+                Err(WriteError::Stale) => {
+                    current = self
+                        .orders
+                        .find_by_id(id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("the order vanished while settling"))?;
+                    *order = current.clone();
+                }
+                Err(other) => return Err(anyhow::Error::new(other).context("recording a payment")),
+            }
+        }
+        anyhow::bail!("the order kept changing while its payment was recorded")
+    }
+
+    fn deferred(&self, order: &Order, due: PaymentDue, error: &PaymentError) -> Settled {
+        tracing::warn!(
+            order_id = %order.id(),
+            due = due.as_str(),
+            error = %format!("{error:#}"),
+            "the payment provider did not settle; the background job will ask again"
+        );
+        Settled::Deferred(due)
+    }
+}
+
+/// What one run of the settlement job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SettlementReport {
+    /// Captures, voids and refunds done and recorded.
+    pub settled: usize,
+    /// Settlements still owed (the provider failed); asked again next run.
+    pub deferred: usize,
+    /// Captures the provider refused (payment recorded as failed).
+    pub declined: usize,
+}
+
+/// The background job's use case: settles every order that still owes its provider work.
+#[derive(Clone)]
+pub struct SettlePayments {
+    orders: Arc<dyn OrderRepository>,
+    settlement: Settlement,
+    clock: Arc<dyn Clock>,
+}
+
+impl SettlePayments {
+    #[must_use]
+    pub fn new(
+        orders: Arc<dyn OrderRepository>,
+        payments: Arc<dyn PaymentGateway>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let settlement = Settlement::new(orders.clone(), payments, clock.clone());
+        Self { orders, settlement, clock }
+    }
+
+    /// Settles up to `batch` orders whose settlement has been owed for longer than
+    /// [`SETTLEMENT_GRACE`] (younger ones are still being settled by their request).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the orders owing work cannot be read.
+    pub async fn execute(&self, batch: u32) -> Result<SettlementReport, StoreError> {
+        let changed_before = self.clock.now() - SETTLEMENT_GRACE;
+        let mut report = SettlementReport::default();
+        for mut order in self.orders.find_payments_due(changed_before, batch).await? {
+            match self.settlement.settle(&mut order).await {
+                Settled::Done(_) => report.settled += 1,
+                Settled::Deferred(_) => report.deferred += 1,
+                Settled::CaptureDeclined => report.declined += 1,
+                Settled::NothingOwed => {}
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,459 @@
+//! Use-case tests of the payment settlement job (`orders::settle_payments`), every port replaced
+//! by its mockall twin. The settlement a request does right after its move is exercised through
+//! `transition_order` in `orders.rs`.
+
+use std::sync::{Arc, Mutex};
+
+use mockall::Sequence;
+use orderly_application::{
+    StoreError, WriteError,
+    orders::settle_payments::{SETTLEMENT_GRACE, SettlePayments, SettlementReport},
+    ports::{MockClock, MockOrderRepository, MockPaymentGateway, PaymentError},
+};
+use orderly_domain::{
+    Actor, Currency, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
+    Payment, PaymentDue, PaymentParts, PaymentStatus, Product, ProductDraft, ProductName,
+    ProductSnapshot, Quantity, Role, Sku, UserId,
+    time::{TimeDelta, Timestamp},
+};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// The instant every mocked clock answers.
+fn now() -> Timestamp {
+    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
+}
+
+/// The version every stored order in these tests is at.
+const STORED_VERSION: u64 = 3;
+
+/// The provider's reference of every stored payment.
+const REFERENCE: &str = "auth_0001";
+
+/// How many orders the job is asked to settle in one run.
+const BATCH: u32 = 25;
+
+fn total() -> Money {
+    Money::new(2 * 4999, Currency::parse("EUR").expect("an ISO 4217 code")).expect("in range")
+}
+
+/// A stored order in `status` (two keyboards at 49.99 EUR) whose payment for its total is in
+/// `payment`, with `reference`, last changed a minute before the grace period.
+fn order_paying(status: OrderStatus, payment: PaymentStatus, reference: Option<&str>) -> Order {
+    let draft = ProductDraft {
+        sku: Sku::parse("KB-001").expect("a valid SKU"),
+        name: ProductName::parse("Keyboard").expect("a valid name"),
+        description: None,
+        price: Money::new(4999, Currency::parse("EUR").expect("an ISO 4217 code"))
+            .expect("in range"),
+        stock: 100,
+    };
+    let keyboard = Product::create(draft, now() - TimeDelta::days(10)).expect("a valid draft");
+    let item = OrderItem::new(
+        ProductSnapshot::from(&keyboard),
+        Quantity::new(2).expect("a quantity in range"),
+    )
+    .expect("a line in range");
+    let changed = now() - SETTLEMENT_GRACE - TimeDelta::minutes(1);
+    Order::restore(OrderParts {
+        id: OrderId::new(),
+        user_id: UserId::new(),
+        status,
+        items: vec![item],
+        payment_due_at: now() - TimeDelta::hours(1),
+        payment: Some(Payment::restore(PaymentParts {
+            status: payment,
+            reference: reference.map(str::to_owned),
+            amount: total(),
+            created_at: changed,
+            updated_at: changed,
+        })),
+        version: STORED_VERSION,
+        created_at: now() - TimeDelta::hours(2),
+        updated_at: changed,
+    })
+    .expect("a valid order")
+}
+
+fn owing(status: OrderStatus, payment: PaymentStatus) -> Order {
+    order_paying(status, payment, Some(REFERENCE))
+}
+
+fn clock() -> MockClock {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(now());
+    clock
+}
+
+fn settle_payments(orders: MockOrderRepository, payments: MockPaymentGateway) -> SettlePayments {
+    SettlePayments::new(Arc::new(orders), Arc::new(payments), Arc::new(clock()))
+}
+
+fn unavailable() -> PaymentError {
+    PaymentError::unavailable(anyhow::anyhow!("connection reset"))
+}
+
+/// A repository whose `find_payments_due` answers `owed` once.
+fn orders_owing(owed: Vec<Order>) -> MockOrderRepository {
+    let mut orders = MockOrderRepository::new();
+    orders
+        .expect_find_payments_due()
+        .times(1)
+        .withf(|changed_before, limit| {
+            *changed_before == now() - SETTLEMENT_GRACE && *limit == BATCH
+        })
+        .return_once(move |_, _| Ok(owed));
+    orders
+}
+
+/// Every `save_payment` call: the order written and the version it was guarded by.
+type PaymentSaves = Arc<Mutex<Vec<(Order, u64)>>>;
+
+/// Makes `times` `save_payment` calls succeed and records them, in `sequence` when given.
+fn record_payment_saves(
+    orders: &mut MockOrderRepository,
+    times: usize,
+    sequence: Option<&mut Sequence>,
+) -> PaymentSaves {
+    let saves = PaymentSaves::default();
+    let log = Arc::clone(&saves);
+    let expectation = orders.expect_save_payment();
+    expectation.times(times);
+    if let Some(sequence) = sequence {
+        expectation.in_sequence(sequence);
+    }
+    expectation.returning(move |order, expected_version| {
+        log.lock().expect("the log is not poisoned").push((order.clone(), expected_version));
+        Ok(())
+    });
+    saves
+}
+
+fn saved(saves: &PaymentSaves) -> Vec<(OrderId, PaymentStatus, u64, u64)> {
+    saves
+        .lock()
+        .expect("the log is not poisoned")
+        .iter()
+        .map(|(order, expected_version)| {
+            let status = order.payment().expect("a payment").status();
+            (order.id(), status, order.version(), *expected_version)
+        })
+        .collect()
+}
+
+fn never_asking_the_provider() -> MockPaymentGateway {
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_authorize().never();
+    payments.expect_capture().never();
+    payments.expect_void().never();
+    payments.expect_refund().never();
+    payments
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_job_asks_for_settlements_owed_since_before_the_grace_period_in_its_batch() {
+    let report = settle_payments(orders_owing(vec![]), never_asking_the_provider())
+        .execute(BATCH)
+        .await
+        .expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport::default());
+}
+
+#[tokio::test]
+async fn a_held_payment_of_a_paid_order_is_captured_then_recorded() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let (id, amount) = (paid.id(), paid.total());
+    let mut sequence = Sequence::new();
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_void().never();
+    payments.expect_refund().never();
+    payments
+        .expect_capture()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(move |order, reference, asked| {
+            *order == id && reference == REFERENCE && *asked == amount
+        })
+        .returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![paid]);
+    let saves = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::Captured, STORED_VERSION + 1, STORED_VERSION)]
+    );
+    let saves = saves.lock().expect("the log is not poisoned");
+    assert_eq!(saves[0].0.status(), OrderStatus::Paid, "settling never moves the status");
+    assert_eq!(saves[0].0.payment().expect("a payment").updated_at(), now());
+    assert_eq!(saves[0].0.payment_due(), None);
+}
+
+#[tokio::test]
+async fn a_held_payment_of_a_cancelled_or_expired_order_is_voided_then_recorded() {
+    for status in [OrderStatus::Cancelled, OrderStatus::Expired] {
+        let ended = owing(status, PaymentStatus::Authorized);
+        let id = ended.id();
+        let mut payments = MockPaymentGateway::new();
+        payments
+            .expect_void()
+            .times(1)
+            .withf(move |order, reference| *order == id && reference == REFERENCE)
+            .returning(|_, _| Ok(()));
+        payments.expect_capture().never();
+        payments.expect_refund().never();
+        let mut orders = orders_owing(vec![ended]);
+        let saves = record_payment_saves(&mut orders, 1, None);
+
+        let report =
+            settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+        assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 }, "{status}");
+        assert_eq!(
+            saved(&saves),
+            vec![(id, PaymentStatus::Voided, STORED_VERSION + 1, STORED_VERSION)],
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_captured_payment_of_a_cancelled_order_is_refunded_then_recorded() {
+    let cancelled = owing(OrderStatus::Cancelled, PaymentStatus::RefundPending);
+    let (id, amount) = (cancelled.id(), cancelled.total());
+    let mut payments = MockPaymentGateway::new();
+    payments
+        .expect_refund()
+        .times(1)
+        .withf(move |order, reference, asked| {
+            *order == id && reference == REFERENCE && *asked == amount
+        })
+        .returning(|_, _, _| Ok(()));
+    payments.expect_void().never();
+    payments.expect_capture().never();
+    let mut orders = orders_owing(vec![cancelled]);
+    let saves = record_payment_saves(&mut orders, 1, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::Refunded, STORED_VERSION + 1, STORED_VERSION)]
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_leaves_the_work_owed_for_the_next_run() {
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Err(unavailable()));
+    let mut orders = orders_owing(vec![owing(OrderStatus::Paid, PaymentStatus::Authorized)]);
+    orders.expect_save_payment().never();
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+#[tokio::test]
+async fn an_unexpected_provider_answer_leaves_the_work_owed_too() {
+    let mut payments = MockPaymentGateway::new();
+    payments
+        .expect_refund()
+        .times(1)
+        .returning(|_, _, _| Err(PaymentError::Unexpected(anyhow::anyhow!("HTTP 400"))));
+    let mut orders =
+        orders_owing(vec![owing(OrderStatus::Cancelled, PaymentStatus::RefundPending)]);
+    orders.expect_save_payment().never();
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+#[tokio::test]
+async fn a_capture_the_provider_declines_records_the_payment_as_failed() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let id = paid.id();
+    let mut payments = MockPaymentGateway::new();
+    payments
+        .expect_capture()
+        .times(1)
+        .returning(|_, _, _| Err(PaymentError::Declined("authorization expired".into())));
+    let mut orders = orders_owing(vec![paid]);
+    let saves = record_payment_saves(&mut orders, 1, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 0, declined: 1 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::Failed, STORED_VERSION + 1, STORED_VERSION)]
+    );
+    let saves = saves.lock().expect("the log is not poisoned");
+    assert_eq!(saves[0].0.payment_due(), None, "a person follows up; the job does not retry");
+}
+
+#[tokio::test]
+async fn a_void_the_provider_declines_is_not_recorded_but_left_owed() {
+    let mut payments = MockPaymentGateway::new();
+    payments
+        .expect_void()
+        .times(1)
+        .returning(|_, _| Err(PaymentError::Declined("unknown authorization".into())));
+    let mut orders = orders_owing(vec![owing(OrderStatus::Expired, PaymentStatus::Authorized)]);
+    orders.expect_save_payment().never();
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+#[tokio::test]
+async fn one_settlement_failing_does_not_stop_the_others() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let expired = owing(OrderStatus::Expired, PaymentStatus::Authorized);
+    let cancelled = owing(OrderStatus::Cancelled, PaymentStatus::RefundPending);
+    let (paid_id, cancelled_id) = (paid.id(), cancelled.id());
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
+    payments.expect_void().times(1).returning(|_, _| Err(unavailable()));
+    payments.expect_refund().times(1).returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![paid, expired, cancelled]);
+    let saves = record_payment_saves(&mut orders, 2, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 2, deferred: 1, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![
+            (paid_id, PaymentStatus::Captured, STORED_VERSION + 1, STORED_VERSION),
+            (cancelled_id, PaymentStatus::Refunded, STORED_VERSION + 1, STORED_VERSION),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_order_changed_while_settling_is_read_again_and_recorded_at_its_new_version() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let id = paid.id();
+    // An admin shipped it between the provider's answer and the record of it.
+    let mut shipped = paid.clone();
+    shipped
+        .apply(
+            OrderAction::Ship,
+            &Actor::User { id: UserId::new(), role: Role::Admin },
+            None,
+            now(),
+        )
+        .expect("an admin ships a paid order");
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![paid]);
+    let mut sequence = Sequence::new();
+    orders
+        .expect_save_payment()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(|_, expected_version| *expected_version == STORED_VERSION)
+        .returning(|_, _| Err(WriteError::Stale));
+    orders
+        .expect_find_by_id()
+        .times(1)
+        .in_sequence(&mut sequence)
+        .withf(move |asked| *asked == id)
+        .return_once(move |_| Ok(Some(shipped)));
+    let saves = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::Captured, STORED_VERSION + 2, STORED_VERSION + 1)]
+    );
+    let saves = saves.lock().expect("the log is not poisoned");
+    assert_eq!(saves[0].0.status(), OrderStatus::Shipped, "the concurrent move is kept");
+}
+
+#[tokio::test]
+async fn a_settlement_another_instance_recorded_first_is_not_recorded_twice() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let mut recorded = paid.clone();
+    recorded.record_payment_done(PaymentDue::Capture, now()).expect("a capture is owed");
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![paid]);
+    orders.expect_save_payment().times(1).returning(|_, _| Err(WriteError::Stale));
+    orders.expect_find_by_id().times(1).return_once(move |_| Ok(Some(recorded)));
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport::default());
+}
+
+#[tokio::test]
+async fn an_order_that_keeps_changing_is_left_owed_for_the_next_run() {
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let reread = paid.clone();
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![paid]);
+    orders.expect_save_payment().times(3).returning(|_, _| Err(WriteError::Stale));
+    orders.expect_find_by_id().times(3).returning(move |_| Ok(Some(reread.clone())));
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+#[tokio::test]
+async fn a_held_payment_without_a_provider_reference_is_never_sent_to_the_provider() {
+    let mut orders =
+        orders_owing(vec![order_paying(OrderStatus::Paid, PaymentStatus::Authorized, None)]);
+    orders.expect_save_payment().never();
+
+    let report = settle_payments(orders, never_asking_the_provider())
+        .execute(BATCH)
+        .await
+        .expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+#[tokio::test]
+async fn a_store_failure_while_finding_owed_payments_fails_the_run() {
+    let mut orders = MockOrderRepository::new();
+    orders
+        .expect_find_payments_due()
+        .times(1)
+        .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+
+    let result = settle_payments(orders, never_asking_the_provider()).execute(BATCH).await;
+
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_settlement_that_cannot_be_recorded_is_counted_as_still_owed() {
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
+    let mut orders = orders_owing(vec![owing(OrderStatus::Paid, PaymentStatus::Authorized)]);
+    orders.expect_save_payment().times(1).returning(|_, _| {
+        Err(WriteError::Store(StoreError::Unavailable(anyhow::anyhow!("connection lost"))))
+    });
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
