@@ -1140,6 +1140,48 @@ mod tests {
     }
 
     #[test]
+    fn the_http_payment_gateway_needs_its_url_and_key_and_never_prints_the_key() {
+        let SettingsError(problems) = load(&[("PAYMENT_GATEWAY", "http")]).expect_err("invalid");
+        assert_eq!(
+            problems,
+            vec![
+                "PAYMENT_PROVIDER_URL: required with PAYMENT_GATEWAY=http".to_owned(),
+                "PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned(),
+            ]
+        );
+        let SettingsError(problems) = load(&[
+            ("PAYMENT_GATEWAY", "http"),
+            ("PAYMENT_PROVIDER_URL", "ftp://pay.example"),
+            ("PAYMENT_API_KEY", "sk_test_swordfish"),
+            ("PAYMENT_MAX_ATTEMPTS", "0"),
+        ])
+        .expect_err("invalid");
+        let mut problems = problems;
+        problems.sort();
+        assert_eq!(
+            problems,
+            [
+                "PAYMENT_MAX_ATTEMPTS: must be from 1 to 10 (got 0)",
+                "PAYMENT_PROVIDER_URL: must start with https:// or http://",
+            ]
+        );
+        let settings = load(&[
+            ("PAYMENT_GATEWAY", "http"),
+            ("PAYMENT_PROVIDER_URL", "https://pay.example"),
+            ("PAYMENT_API_KEY", "sk_test_swordfish"),
+            ("PAYMENT_BREAKER_THRESHOLD", "3"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.payment.payment_gateway, PaymentGateway::Http);
+        assert_eq!(settings.payment.payment_breaker_threshold, 3);
+        let described = format!("{:?}", settings.describe());
+        assert!(described.contains("PAYMENT_API_KEY"), "{described}");
+        assert!(!described.contains("swordfish"), "{described}");
+        let SettingsError(problems) = load(&[("PAYMENT_GATEWAY", "paypal")]).expect_err("invalid");
+        assert!(problems[0].contains("simulated, http"), "{problems:?}");
+    }
+
+    #[test]
     fn every_value_that_does_not_parse_is_listed_at_once_with_the_choices() {
         let SettingsError(problems) = load(&[
             ("PORT", "abc"),

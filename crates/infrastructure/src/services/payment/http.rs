@@ -129,13 +129,19 @@ impl HttpPaymentGateway {
         self.breaker.monitor()
     }
 
-    /// `{base}/{segments...}`, each segment percent-encoded (a reference cannot change the path).
-    fn endpoint(&self, segments: &[&str]) -> Url {
+    /// `{base}/{segments...}`, each segment percent-encoded, so a reference cannot change the
+    /// path; an empty, `.` or `..` segment (which URL resolution would drop or climb) is refused.
+    fn endpoint(&self, segments: &[&str]) -> Result<Url, PaymentError> {
+        if let Some(bad) = segments.iter().find(|segment| matches!(**segment, "" | "." | "..")) {
+            return Err(PaymentError::Unexpected(anyhow::anyhow!(
+                "`{bad}` is not a payment reference the provider can be asked about"
+            )));
+        }
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
-        url
+        Ok(url)
     }
 
     /// POSTs `form` to `url` for `operation` on `order`: through the breaker, retried within
@@ -284,7 +290,8 @@ impl ProviderError {
 }
 
 /// An answer as the port's outcome: 2xx is an object; 402 and card errors are declines;
-/// 429 and 5xx are the provider being unavailable (retried); anything else is unexpected.
+/// 429, 5xx and 409 (the same idempotency key still in flight at the provider, after an attempt
+/// that timed out) are the provider being unavailable (retried); anything else is unexpected.
 fn classify(
     status: StatusCode,
     retry_after: Option<Duration>,
@@ -304,7 +311,9 @@ fn classify(
             error.message.unwrap_or_else(|| "the card was declined".to_owned()),
         ));
     }
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::CONFLICT)
+        || status.is_server_error()
+    {
         return Err(PaymentError::Unavailable {
             retry_after,
             source: anyhow::anyhow!("the payment provider answered {status} {}", error.describe()),
@@ -361,7 +370,7 @@ impl PaymentGateway for HttpPaymentGateway {
             ("confirm", "true".to_owned()),
             ("metadata[order_id]", order.as_uuid().to_string()),
         ];
-        let url = self.endpoint(&["v1", "payment_intents"]);
+        let url = self.endpoint(&["v1", "payment_intents"])?;
         let intent =
             self.post(Operation::Authorize, authorize_key(order, attempt), url, &form).await?;
         match intent.status.as_str() {
@@ -386,7 +395,7 @@ impl PaymentGateway for HttpPaymentGateway {
         amount: Money,
     ) -> Result<(), PaymentError> {
         let form = [("amount_to_capture", minor(amount))];
-        let url = self.endpoint(&["v1", "payment_intents", reference, "capture"]);
+        let url = self.endpoint(&["v1", "payment_intents", reference, "capture"])?;
         let intent = self
             .post(Operation::Capture, idempotency_key(order, Operation::Capture), url, &form)
             .await?;
@@ -397,7 +406,7 @@ impl PaymentGateway for HttpPaymentGateway {
     }
 
     async fn void(&self, order: OrderId, reference: &str) -> Result<(), PaymentError> {
-        let url = self.endpoint(&["v1", "payment_intents", reference, "cancel"]);
+        let url = self.endpoint(&["v1", "payment_intents", reference, "cancel"])?;
         let intent =
             self.post(Operation::Void, idempotency_key(order, Operation::Void), url, &[]).await?;
         match intent.status.as_str() {
@@ -417,7 +426,7 @@ impl PaymentGateway for HttpPaymentGateway {
             ("amount", minor(amount)),
             ("metadata[order_id]", order.as_uuid().to_string()),
         ];
-        let url = self.endpoint(&["v1", "refunds"]);
+        let url = self.endpoint(&["v1", "refunds"])?;
         let refund = match self
             .post(Operation::Refund, idempotency_key(order, Operation::Refund), url, &form)
             .await
@@ -468,9 +477,10 @@ mod tests {
         ));
         let down = classify(StatusCode::BAD_GATEWAY, None, b"<html>");
         assert!(matches!(down, Err(PaymentError::Unavailable { retry_after: None, .. })));
+        let in_flight = classify(StatusCode::CONFLICT, None, b"");
+        assert!(matches!(in_flight, Err(PaymentError::Unavailable { .. })), "{in_flight:?}");
         for (status, body) in [
             (StatusCode::UNAUTHORIZED, &br#"{"error":{"type":"invalid_request_error"}}"#[..]),
-            (StatusCode::CONFLICT, b""),
             (StatusCode::OK, b"not json"),
             (StatusCode::MOVED_PERMANENTLY, b""),
         ] {
