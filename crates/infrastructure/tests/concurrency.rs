@@ -23,7 +23,7 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Database, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens,
+    Database, Engine, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens,
     SeaOrmUserRepository, on_both_engines,
 };
 use tokio::task::JoinHandle;
@@ -425,7 +425,76 @@ async fn two_rotations_of_the_same_refresh_token_are_one_rotation_and_one_reuse(
     }
 }
 
+/// Two expiry claims at once (two instances' jobs) never take the same order: on PostgreSQL the
+/// second skips the rows the first holds (`FOR UPDATE SKIP LOCKED`) without waiting for it; on
+/// SQLite it waits for the first to commit and then finds only what is left. Every order is
+/// expired exactly once.
+async fn two_expiry_claims_at_once_share_the_overdue_orders_without_waiting(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let owner = user("owner", Role::Customer);
+    users.insert(&owner).await.expect("inserting");
+    let stocked = product("STOCK-1", 100);
+    products.insert(&stocked).await.expect("inserting");
+    let mut placed = Vec::new();
+    for _ in 0..4 {
+        let (order, entry) = new_order(&owner, &stocked, 1);
+        orders.place(&order, &entry, None).await.expect("placing");
+        placed.push(order.id());
+    }
+    let now = at(10) + TimeDelta::hours(2);
+
+    let expire_all = |mut batch: orderly_application::ports::OverdueBatch| async move {
+        let mut ids = Vec::new();
+        for order in std::mem::take(&mut batch.orders) {
+            let mut order = order.expect("readable");
+            let expected = order.version();
+            let entry = order.apply(OrderAction::Expire, &Actor::System, None, now).expect("due");
+            batch.claim.save_expiry(&order, &entry, expected).await.expect("saving");
+            ids.push(order.id());
+        }
+        (ids, batch.claim)
+    };
+    let first = orders.claim_overdue(now, None, 2).await.expect("the first claim");
+    let (first_ids, mut first_claim) = expire_all(first).await;
+    assert_eq!(first_ids, placed[..2]);
+
+    let second = {
+        let orders = orders.clone();
+        tokio::spawn(async move { orders.claim_overdue(now, None, 10).await })
+    };
+    let second = match db.engine() {
+        Engine::Postgres => {
+            // Answered while the first claim still holds its rows.
+            let second = tokio::time::timeout(std::time::Duration::from_secs(5), second)
+                .await
+                .expect("the second claim does not wait for the first")
+                .expect("the task did not panic")
+                .expect("the second claim");
+            first_claim.commit().await.expect("committing the first claim");
+            second
+        }
+        Engine::Sqlite => {
+            first_claim.commit().await.expect("committing the first claim");
+            second.await.expect("the task did not panic").expect("the second claim")
+        }
+    };
+    let (second_ids, mut second_claim) = expire_all(second).await;
+    second_claim.commit().await.expect("committing the second claim");
+    assert_eq!(second_ids, placed[2..], "the second claim got only the orders left");
+
+    for id in placed {
+        let stored = orders.find_by_id(id).await.expect("reading").expect("the order");
+        assert_eq!((stored.status(), stored.version()), (OrderStatus::Expired, 2));
+        assert_eq!(orders.history(id).await.expect("history").len(), 2, "expired once");
+    }
+    let left = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+    assert_eq!(left.stock(), 100, "every unit back once");
+}
+
 on_both_engines!(
+    two_expiry_claims_at_once_share_the_overdue_orders_without_waiting,
     fifty_parallel_orders_for_ten_units_sell_exactly_ten,
     two_updates_of_a_product_at_the_same_version_let_exactly_one_win,
     two_updates_of_a_user_at_the_same_version_let_exactly_one_win,
