@@ -83,7 +83,7 @@ choices! {
     pub enum PaymentGateway {
         /// In-process simulation: approves charges up to a limit (ADR 0010).
         Simulated = "simulated",
-        /// A Stripe-shaped REST provider at `PAYMENT_PROVIDER_URL`, with time-outs, retries and
+        /// A Stripe-shaped REST provider at `PAYMENT_API_URL`, with time-outs, retries and
         /// a circuit breaker (ADR 0024).
         Http = "http",
     }
@@ -436,7 +436,7 @@ pub struct PaymentSettings {
     pub payment_simulated_decline_above: i64,
     /// The provider's base URL (`https://api.stripe.com`; required with `PAYMENT_GATEWAY=http`).
     #[garde(inner(custom(check_http_url)))]
-    pub payment_provider_url: Option<String>,
+    pub payment_api_url: Option<String>,
     /// The provider's secret API key, sent as a bearer token (required with
     /// `PAYMENT_GATEWAY=http`).
     #[garde(skip)]
@@ -470,7 +470,7 @@ impl PaymentSettings {
         Self {
             payment_gateway: PaymentGateway::Simulated,
             payment_simulated_decline_above: 100_000_000,
-            payment_provider_url: None,
+            payment_api_url: None,
             payment_api_key: None,
             payment_connect_timeout_ms: 1_000,
             payment_attempt_timeout_ms: 3_000,
@@ -914,9 +914,8 @@ impl Settings {
             }
         }
         if self.payment.payment_gateway == PaymentGateway::Http {
-            if self.payment.payment_provider_url.is_none() {
-                problems
-                    .push("PAYMENT_PROVIDER_URL: required with PAYMENT_GATEWAY=http".to_owned());
+            if self.payment.payment_api_url.is_none() {
+                problems.push("PAYMENT_API_URL: required with PAYMENT_GATEWAY=http".to_owned());
             }
             if self.payment.payment_api_key.is_none() {
                 problems.push("PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned());
@@ -1145,13 +1144,13 @@ mod tests {
         assert_eq!(
             problems,
             vec![
-                "PAYMENT_PROVIDER_URL: required with PAYMENT_GATEWAY=http".to_owned(),
+                "PAYMENT_API_URL: required with PAYMENT_GATEWAY=http".to_owned(),
                 "PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned(),
             ]
         );
         let SettingsError(problems) = load(&[
             ("PAYMENT_GATEWAY", "http"),
-            ("PAYMENT_PROVIDER_URL", "ftp://pay.example"),
+            ("PAYMENT_API_URL", "ftp://pay.example"),
             ("PAYMENT_API_KEY", "sk_test_swordfish"),
             ("PAYMENT_MAX_ATTEMPTS", "0"),
         ])
@@ -1162,12 +1161,12 @@ mod tests {
             problems,
             [
                 "PAYMENT_MAX_ATTEMPTS: must be from 1 to 10 (got 0)",
-                "PAYMENT_PROVIDER_URL: must start with https:// or http://",
+                "PAYMENT_API_URL: must start with https:// or http://",
             ]
         );
         let settings = load(&[
             ("PAYMENT_GATEWAY", "http"),
-            ("PAYMENT_PROVIDER_URL", "https://pay.example"),
+            ("PAYMENT_API_URL", "https://pay.example"),
             ("PAYMENT_API_KEY", "sk_test_swordfish"),
             ("PAYMENT_BREAKER_THRESHOLD", "3"),
         ])

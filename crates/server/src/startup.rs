@@ -215,9 +215,9 @@ fn payment_gateway(
         GatewayChoice::Http => {
             let gateway = HttpPaymentGateway::new(HttpGatewaySettings {
                 base_url: settings
-                    .payment_provider_url
+                    .payment_api_url
                     .clone()
-                    .context("PAYMENT_PROVIDER_URL is required with PAYMENT_GATEWAY=http")?,
+                    .context("PAYMENT_API_URL is required with PAYMENT_GATEWAY=http")?,
                 api_key: settings
                     .payment_api_key
                     .clone()

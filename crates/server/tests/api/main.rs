@@ -16,6 +16,7 @@ mod metrics;
 mod operations;
 mod orders;
 mod outage;
+mod payments;
 mod products;
 mod rate_limits;
 mod sessions;

@@ -1,0 +1,144 @@
+//! The HTTP payment provider adapter inside the whole application (ADR 0022): `pay` against a
+//! fake provider (wiremock) that fails, then recovers. While it fails, `pay` answers 503
+//! `PAYMENT_GATEWAY_UNAVAILABLE` with `Retry-After`, the open circuit breaker stops calling it,
+//! and the order stays `pending_payment` with nothing charged; once it answers again, one `pay`
+//! authorizes and captures exactly once.
+
+use std::time::Duration;
+
+use orderly_infrastructure::testing::TestDatabase;
+use orderly_server::settings::PaymentGateway;
+use reqwest::{StatusCode, header};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{
+    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{method, path, path_regex},
+};
+
+use crate::helpers::{TestApp, assert_problem, json_body, spawn_app_with};
+
+const COOL_DOWN_SECONDS: u64 = 1;
+
+async fn app_paying_through(db: TestDatabase, provider: &MockServer) -> TestApp {
+    let url = provider.uri();
+    spawn_app_with(db, move |settings| {
+        let payment = &mut settings.payment;
+        payment.payment_gateway = PaymentGateway::Http;
+        payment.payment_api_url = Some(url);
+        payment.payment_api_key = Some(SecretString::from("sk_test_orderly"));
+        payment.payment_attempt_timeout_ms = 500;
+        payment.payment_call_timeout_ms = 2_000;
+        payment.payment_max_attempts = 2;
+        payment.payment_retry_base_delay_ms = 10;
+        payment.payment_breaker_threshold = 2;
+        payment.payment_breaker_cool_down = COOL_DOWN_SECONDS;
+    })
+    .await
+}
+
+/// The requests the provider received, as `(path, Idempotency-Key)`.
+async fn received(provider: &MockServer) -> Vec<(String, String)> {
+    let requests: Vec<Request> = provider.received_requests().await.expect("recording is on");
+    requests
+        .iter()
+        .map(|request| {
+            let key = request.headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+            (request.url.path().to_owned(), key.expect("every call has a key").to_owned())
+        })
+        .collect()
+}
+
+async fn order_of(app: &TestApp, token: &str, id: &str) -> Value {
+    json_body(app.get_order(token, id).await, StatusCode::OK).await
+}
+
+async fn a_failing_provider_is_refused_fast_and_a_recovered_one_charges_once(db: TestDatabase) {
+    let provider = MockServer::start().await;
+    let app = app_paying_through(db, &provider).await;
+    let admin = app.admin().await;
+    let customer = app.customer("Payer").await;
+    let product = app.product(&admin, "PAY-HTTP", 2500, 10).await;
+    let order = app.order(&customer, product["id"].as_str().expect("an id"), 2).await;
+    let id = order["id"].as_str().expect("an id");
+    let pay = json!({"action": "pay"});
+
+    let failing = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount_as_scoped(&provider)
+        .await;
+    // Two calls of two attempts each, with one key per call: the breaker opens after the second.
+    for call in 1..=2 {
+        let refused = app.transition(&customer.access_token, id, &pay, None).await;
+        assert!(refused.headers().contains_key(header::RETRY_AFTER), "call {call}");
+        assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE, "PAYMENT_GATEWAY_UNAVAILABLE")
+            .await;
+    }
+    let tried = received(&provider).await;
+    assert_eq!(tried.len(), 4, "{tried:?}");
+    assert!(tried.iter().all(|(path, _)| path == "/v1/payment_intents"), "{tried:?}");
+    assert_eq!(tried[0].1, tried[1].1, "a retry repeats its key");
+    assert!(tried[0].1.starts_with(id), "the key is derived from the order: {tried:?}");
+
+    // The open breaker answers at once, without calling the provider.
+    let refused = app.transition(&customer.access_token, id, &pay, None).await;
+    let retry_after: u64 =
+        refused.headers()[header::RETRY_AFTER].to_str().expect("ASCII").parse().expect("seconds");
+    assert!((1..=COOL_DOWN_SECONDS).contains(&retry_after), "Retry-After: {retry_after}");
+    assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE, "PAYMENT_GATEWAY_UNAVAILABLE").await;
+    assert_eq!(received(&provider).await.len(), 4, "not called while the breaker is open");
+    let unpaid = order_of(&app, &customer.access_token, id).await;
+    assert_eq!((&unpaid["status"], &unpaid["payment"]), (&json!("pending_payment"), &Value::Null));
+
+    // The provider is back; after the cool-down one probe goes through and pays the order.
+    drop(failing);
+    provider.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "pi_orderly", "status": "requires_capture"})),
+        )
+        .expect(1)
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("^/v1/payment_intents/pi_orderly/capture$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"id": "pi_orderly", "status": "succeeded"})),
+        )
+        .expect(1)
+        .mount(&provider)
+        .await;
+    tokio::time::sleep(Duration::from_millis(COOL_DOWN_SECONDS * 1000 + 100)).await;
+    let paid = app.transition(&customer.access_token, id, &pay, None).await;
+    json_body(paid, StatusCode::CREATED).await;
+    let paid = order_of(&app, &customer.access_token, id).await;
+    assert_eq!(paid["status"], "paid");
+    assert_eq!(paid["payment"]["status"], "captured", "{paid}");
+    assert_eq!(paid["payment"]["reference"], "pi_orderly", "{paid}");
+    let calls = received(&provider).await;
+    assert_eq!(calls.len(), 2, "one authorization, one capture: {calls:?}");
+    assert_eq!(calls[1].1, format!("{id}-capture"));
+    provider.verify().await;
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_provider_is_refused_fast_and_a_recovered_one_charges_once() {
+        let db = super::TestDatabase::sqlite().await;
+        super::a_failing_provider_is_refused_fast_and_a_recovered_one_charges_once(db).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_provider_is_refused_fast_and_a_recovered_one_charges_once() {
+        let Some(db) = super::TestDatabase::postgres().await else {
+            eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+            return;
+        };
+        super::a_failing_provider_is_refused_fast_and_a_recovered_one_charges_once(db).await;
+    }
+}
