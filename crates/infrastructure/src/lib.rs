@@ -13,6 +13,15 @@ pub mod services;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Makes rustls on ring the process's TLS provider. Every HTTP client built on the workspace's
+/// reqwest 0.13 (the OTLP exporter's included) needs one, because reqwest is built without a
+/// provider of its own (ADR 0022); the database driver already builds ring. Call it once at
+/// start-up, before any client is built; calling it again does nothing.
+pub fn install_tls_provider() {
+    // `Err` only when a provider is already installed, which is what was asked.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use persistence::{
     Database, DatabaseSettings, Engine, SeaOrmAccounts, SeaOrmIdempotencyStore,
     SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,

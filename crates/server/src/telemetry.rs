@@ -108,6 +108,7 @@ fn traces_url(endpoint: &str) -> String {
 /// HTTP. The sampler follows the standard `OTEL_TRACES_SAMPLER` variables (default: every
 /// trace, or as the caller's `traceparent` decided).
 fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
+    orderly_infrastructure::install_tls_provider();
     let exporter = SpanExporter::builder()
         .with_http()
         .with_endpoint(traces_url(endpoint))
@@ -122,6 +123,13 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTrac
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_otlp_exporter_builds_with_the_workspace_s_http_client() {
+        let provider = tracer_provider("http://127.0.0.1:4318", "orderly-test")
+            .expect("the exporter builds (a TLS provider is installed)");
+        provider.shutdown().ok();
+    }
 
     #[test]
     fn spans_go_to_the_traces_path_of_the_endpoint() {

@@ -395,6 +395,16 @@ mod tests {
 
     const PRODUCT: &str = "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d";
 
+    #[test]
+    fn statuses_are_written_with_the_domain_s_names() {
+        for status in OrderStatus::ALL {
+            assert_eq!(json!(OrderStatusDto::from(status)), json!(status.as_str()));
+        }
+        for status in PaymentStatus::ALL {
+            assert_eq!(json!(PaymentStatusDto::from(status)), json!(status.as_str()));
+        }
+    }
+
     fn codes(errors: &FieldErrors) -> Vec<(&str, &str)> {
         errors.errors().iter().map(|e| (e.field.as_str(), e.code.as_str())).collect()
     }
