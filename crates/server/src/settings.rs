@@ -1160,8 +1160,8 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "PAYMENT_MAX_ATTEMPTS: must be from 1 to 10 (got 0)",
                 "PAYMENT_API_URL: must start with https:// or http://",
+                "PAYMENT_MAX_ATTEMPTS: must be from 1 to 10 (got 0)",
             ]
         );
         let settings = load(&[
