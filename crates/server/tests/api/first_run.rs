@@ -1,7 +1,7 @@
 //! A newcomer's first minutes: `/` leads somewhere useful, and an instance whose database schema
 //! is behind the binary says so on `/ready` instead of answering 500s.
 
-use orderly_infrastructure::Database;
+use orderly_infrastructure::{Database, DatabaseSettings};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -52,7 +52,12 @@ async fn the_root_answers_405_to_other_methods(app: TestApp) {
 
 async fn ready_is_503_migrations_pending_while_the_schema_is_a_step_behind_then_200(app: TestApp) {
     let newest = newest_migration(&app.database).await;
-    app.database.migrate_down(Some(1)).await.expect("one migration reverted");
+    // The operator migrates from a process of their own (`orderly migrate`), with one
+    // connection, not through the serving instance's pool.
+    let mut operator = DatabaseSettings::new(app.settings.database.database_url.clone());
+    operator.max_connections = 1;
+    let operator = Database::connect(&operator).await.expect("the operator's connection");
+    operator.migrate_down(Some(1)).await.expect("one migration reverted");
 
     let response = app.ready().await;
     let retry_after = response
@@ -69,7 +74,8 @@ async fn ready_is_503_migrations_pending_while_the_schema_is_a_step_behind_then_
     let detail = problem["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("orderly migrate up"), "{detail}");
 
-    app.database.migrate_up(None).await.expect("migrated");
+    operator.migrate_up(None).await.expect("migrated");
+    operator.close().await.expect("closing the operator's connection");
     let body: Value = json_body(app.ready().await, StatusCode::OK).await;
     assert_eq!(body["checks"]["migrations"], "ok", "{body}");
     assert_eq!(body["checks"]["database"], "ok", "{body}");
