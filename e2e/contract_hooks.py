@@ -6,6 +6,11 @@ that generated orders exercise the order itself rather than fail on made-up prod
 of a `POST /api/v1/orders` gets one of the products the script created (CONTRACT_PRODUCT_IDS),
 a different one per line. Only well-formed ids are replaced: a line whose `product_id` is not a
 UUID was generated to be refused, and stays as it is.
+
+An `Idempotency-Key` names one request: the server rightly refuses the same key with another body
+(422 IDEMPOTENCY_KEY_REUSED), and generated cases share the few keys the generator makes up. So a
+well-formed key becomes a fresh one per call, as a client makes a new key per new request; a
+malformed one was generated to be refused, and stays as it is.
 """
 
 import os
@@ -25,8 +30,17 @@ def _is_uuid(value):
         return False
 
 
+def _is_key(value):
+    return isinstance(value, str) and 1 <= len(value) <= 255 and all(
+        "!" <= c <= "~" for c in value)
+
+
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    headers = case.headers or {}
+    for name in list(headers):
+        if name.lower() == "idempotency-key" and _is_key(headers[name]):
+            headers[name] = str(uuid.uuid4())
     if not PRODUCTS or case.method.upper() != "POST" or case.path != "/api/v1/orders":
         return
     body = case.body
