@@ -519,3 +519,86 @@ proptest! {
         prop_assert!(lines.as_slice().windows(2).all(|w| w[0].0 < w[1].0));
     }
 }
+
+/// Every action on an order in every status with every payment (or none): the payment changes
+/// only as the state machine says, and a refused move changes nothing.
+#[test]
+fn every_move_from_every_status_with_every_payment() {
+    let template = placed(owner());
+    let payments = std::iter::once(None).chain(PaymentStatus::ALL.map(Some));
+    for status in OrderStatus::ALL {
+        for payment in payments.clone() {
+            for action in OrderAction::ALL {
+                let (actor, at) = match action {
+                    OrderAction::Expire => (Actor::System, now() + TimeDelta::hours(1)),
+                    _ => (admin(), now()),
+                };
+                let stored = payment.map(|status| {
+                    Payment::restore(PaymentParts {
+                        status,
+                        reference: Some("pi_1".to_owned()),
+                        amount: template.total(),
+                        created_at: now(),
+                        updated_at: now(),
+                    })
+                });
+                let mut order = Order::restore(OrderParts {
+                    id: template.id(),
+                    user_id: template.user_id(),
+                    status,
+                    items: template.items().to_vec(),
+                    payment_due_at: template.payment_due_at(),
+                    payment: stored.clone(),
+                    version: 4,
+                    created_at: now(),
+                    updated_at: now(),
+                })
+                .expect("valid parts");
+                let case = format!("{action} from {status} with payment {payment:?}");
+                let allowed = order.check(action, &actor, at);
+                let holds_money = payment.is_some_and(|p| p.holds_money());
+                let result = if action == OrderAction::Pay {
+                    assert_eq!(
+                        order.clone().apply(action, &actor, None, at).map(|_| ()),
+                        Err(TransitionError::PaymentRequired),
+                        "{case}"
+                    );
+                    order.pay(&actor, None, "pi_new".into(), at)
+                } else {
+                    order.apply(action, &actor, None, at)
+                };
+                let moved = match (allowed, result) {
+                    (Ok(_), Ok(_)) if action == OrderAction::Pay && holds_money => {
+                        panic!("{case}: a payment holding money was replaced")
+                    }
+                    (Ok(to), Ok(entry)) => {
+                        assert_eq!((entry.from, entry.to), (Some(status), to), "{case}");
+                        true
+                    }
+                    (Err(_), Err(_)) => false,
+                    (Ok(_), Err(_)) if action == OrderAction::Pay && holds_money => false,
+                    (allowed, result) => panic!("{case}: check {allowed:?}, move {result:?}"),
+                };
+                if !moved {
+                    assert_eq!(order.status(), status, "{case}");
+                    assert_eq!(order.payment(), stored.as_ref(), "{case}");
+                    assert_eq!(order.version(), 4, "{case}");
+                    continue;
+                }
+                assert_eq!(order.version(), 5, "{case}");
+                let expected = match (action, payment) {
+                    (OrderAction::Pay, _) => Some(PaymentStatus::Authorized),
+                    (OrderAction::Cancel, Some(PaymentStatus::Captured)) => {
+                        Some(PaymentStatus::RefundPending)
+                    }
+                    (_, payment) => payment,
+                };
+                assert_eq!(payment_status(&order), expected, "{case}");
+                if action == OrderAction::Pay {
+                    let paid = order.payment().expect("a payment");
+                    assert_eq!((paid.reference(), paid.amount()), (Some("pi_new"), order.total()));
+                }
+            }
+        }
+    }
+}
