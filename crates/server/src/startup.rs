@@ -126,9 +126,8 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         audience: settings.auth.jwt_audience.clone(),
         ttl: seconds(settings.auth.access_token_ttl),
     }));
-    let payments = Arc::new(payment_gateway(&settings.payment, &registry)?);
-
-    let payments: Arc<dyn PaymentGateway> = payments;
+    let payments: Arc<dyn PaymentGateway> =
+        Arc::new(payment_gateway(&settings.payment, &registry)?);
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
         get_user: GetUser::new(users.clone()),
@@ -397,13 +396,15 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).context("listening")?.run();
-        if settings.orders.order_expiry_interval > 0 {
-            let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
-            tokio::spawn(housekeeping.run(interval, database.clone()));
-        }
         let expiry = (settings.orders.order_expiry_interval > 0).then(|| {
             let interval = std::time::Duration::from_secs(settings.orders.order_expiry_interval);
-            tokio::spawn(run_expiry(expire_orders, interval, database, expiry_metrics))
+            tokio::spawn(run_background(
+                expire_orders,
+                housekeeping,
+                interval,
+                database,
+                expiry_metrics,
+            ))
         });
         let base = base_url(&settings.server.host, port);
         let open = if settings.server.enable_swagger_ui {
@@ -544,25 +545,16 @@ impl Housekeeping {
             }
         }
     }
-
-    async fn run(self, interval: std::time::Duration, database: Database) {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if database.pending_migrations().await.is_ok_and(|pending| pending.is_empty()) {
-                self.run_once().await;
-            }
-        }
-    }
 }
 
-/// The order-expiry job: every `interval`, expires overdue orders in batches. Safe on several
-/// instances at once (each expiry is a guarded update: one instance wins, the others skip).
-/// While the schema is behind this binary it waits (saying so once) instead of failing on
-/// missing tables every tick.
-async fn run_expiry(
+/// The background jobs: every `interval`, expires overdue orders in batches, then runs the
+/// [`Housekeeping`]. Safe on several instances at once (each expiry is a guarded update: one
+/// instance wins, the others skip). While the schema is behind this binary it waits (saying so
+/// once) instead of failing on missing tables every tick; housekeeping also waits while the
+/// migrations cannot be read.
+async fn run_background(
     expire_orders: ExpireOrders,
+    housekeeping: Housekeeping,
     interval: std::time::Duration,
     database: Database,
     metrics: Option<ExpiryMetrics>,
@@ -572,7 +564,8 @@ async fn run_expiry(
     let mut waiting = false;
     loop {
         ticker.tick().await;
-        let behind = database.pending_migrations().await.is_ok_and(|pending| !pending.is_empty());
+        let pending = database.pending_migrations().await;
+        let behind = pending.as_ref().is_ok_and(|pending| !pending.is_empty());
         if behind != waiting {
             waiting = behind;
             if behind {
@@ -605,6 +598,9 @@ async fn run_expiry(
         };
         if let Some(metrics) = &metrics {
             metrics.ran(expired, ok);
+        }
+        if pending.is_ok() {
+            housekeeping.run_once().await;
         }
     }
 }

@@ -162,9 +162,7 @@ pub struct SettlementReport {
 /// The background job's use case: settles every order that still owes its provider work.
 #[derive(Clone)]
 pub struct SettlePayments {
-    orders: Arc<dyn OrderRepository>,
     settlement: Settlement,
-    clock: Arc<dyn Clock>,
 }
 
 impl SettlePayments {
@@ -174,8 +172,7 @@ impl SettlePayments {
         payments: Arc<dyn PaymentGateway>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let settlement = Settlement::new(orders.clone(), payments, clock.clone());
-        Self { orders, settlement, clock }
+        Self { settlement: Settlement::new(orders, payments, clock) }
     }
 
     /// Settles up to `batch` orders whose settlement has been owed for longer than
@@ -184,9 +181,10 @@ impl SettlePayments {
     /// # Errors
     /// [`StoreError`] when the orders owing work cannot be read.
     pub async fn execute(&self, batch: u32) -> Result<SettlementReport, StoreError> {
-        let changed_before = self.clock.now() - SETTLEMENT_GRACE;
+        let Settlement { orders, clock, .. } = &self.settlement;
+        let changed_before = clock.now() - SETTLEMENT_GRACE;
         let mut report = SettlementReport::default();
-        for mut order in self.orders.find_payments_due(changed_before, batch).await? {
+        for mut order in orders.find_payments_due(changed_before, batch).await? {
             match self.settlement.settle(&mut order).await {
                 Settled::Done(_) => report.settled += 1,
                 Settled::Deferred(_) => report.deferred += 1,

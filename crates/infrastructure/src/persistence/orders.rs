@@ -13,7 +13,8 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Order, OrderId, OrderStatus, OrderTransition, PaymentStatus, ProductId, time::Timestamp,
+    Order, OrderId, OrderStatus, OrderTransition, PaymentDue, PaymentStatus, ProductId,
+    time::Timestamp,
 };
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
@@ -305,18 +306,19 @@ impl OrderRepository for SeaOrmOrderRepository {
         limit: u32,
     ) -> Result<Vec<Order>, StoreError> {
         let conn = self.db.connection();
-        let rows =
-            order::Entity::find()
-                .filter(order::Column::PaymentStatus.is_in([
-                    PaymentStatus::Authorized.as_str(),
-                    PaymentStatus::RefundPending.as_str(),
-                ]))
-                .filter(order::Column::UpdatedAt.lte(changed_before))
-                .order_by_asc(order::Column::UpdatedAt)
-                .limit(u64::from(limit))
-                .all(conn)
-                .await
-                .map_err(store("finding payments to settle"))?;
+        // The payment statuses that owe work in some order status (`PaymentDue::of`); the order
+        // status then says which work, so the few rows that owe none are left out below.
+        let owing = PaymentStatus::ALL.into_iter().filter(|payment| {
+            OrderStatus::ALL.into_iter().any(|status| PaymentDue::of(status, *payment).is_some())
+        });
+        let rows = order::Entity::find()
+            .filter(order::Column::PaymentStatus.is_in(owing.map(|payment| payment.as_str())))
+            .filter(order::Column::UpdatedAt.lte(changed_before))
+            .order_by_asc(order::Column::UpdatedAt)
+            .limit(u64::from(limit))
+            .all(conn)
+            .await
+            .map_err(store("finding payments to settle"))?;
         let orders = with_items(conn, rows).await?;
         Ok(orders.into_iter().filter(|order| order.payment_due().is_some()).collect())
     }
