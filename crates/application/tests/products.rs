@@ -196,8 +196,13 @@ fn create_use_case(products: MockProductRepository) -> CreateProduct {
     CreateProduct::new(Arc::new(products), Arc::new(clock()))
 }
 
-fn get_use_case(products: MockProductRepository) -> GetProduct {
-    GetProduct::new(Arc::new(products))
+/// The use case over queries whose one `find` answers `found()`.
+fn get_use_case(
+    found: impl Fn() -> Result<Option<Product>, StoreError> + Send + Sync + 'static,
+) -> GetProduct {
+    let mut queries = MockProductQueries::new();
+    queries.expect_find().times(1).returning(move |_| found());
+    GetProduct::new(Arc::new(queries))
 }
 
 fn list_use_case(queries: MockProductQueries) -> ListProducts {
@@ -353,7 +358,8 @@ mod getting {
     async fn a_stored_product_is_returned() {
         let stored = stored_product();
 
-        let found = get_use_case(repository_holding(&stored))
+        let held = stored.clone();
+        let found = get_use_case(move || Ok(Some(held.clone())))
             .execute(stored.id())
             .await
             .expect("the product exists");
@@ -367,7 +373,8 @@ mod getting {
     async fn an_archived_product_is_still_returned_flagged_as_archived() {
         let stored = archived_product();
 
-        let found = get_use_case(repository_holding(&stored))
+        let held = stored.clone();
+        let found = get_use_case(move || Ok(Some(held.clone())))
             .execute(stored.id())
             .await
             .expect("archived products are still served");
@@ -377,14 +384,14 @@ mod getting {
 
     #[tokio::test]
     async fn a_missing_product_is_not_found() {
-        let result = get_use_case(empty_repository()).execute(ProductId::new()).await;
+        let result = get_use_case(|| Ok(None)).execute(ProductId::new()).await;
 
         assert!(matches!(result, Err(GetProductError::NotFound)), "{result:?}");
     }
 
     #[tokio::test]
     async fn a_store_failure_is_reported_as_a_store_error() {
-        let result = get_use_case(unreachable_repository()).execute(ProductId::new()).await;
+        let result = get_use_case(|| Err(outage())).execute(ProductId::new()).await;
 
         assert!(
             matches!(result, Err(GetProductError::Store(StoreError::Unavailable(_)))),

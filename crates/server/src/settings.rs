@@ -163,6 +163,8 @@ pub struct Settings {
     #[garde(dive)]
     pub orders: OrderSettings,
     #[garde(dive)]
+    pub catalogue: CatalogueSettings,
+    #[garde(dive)]
     pub payment: PaymentSettings,
     #[garde(dive)]
     pub telemetry: TelemetrySettings,
@@ -421,6 +423,26 @@ pub struct OrderSettings {
 impl OrderSettings {
     fn defaults(_: AppEnv) -> Self {
         Self { order_payment_timeout: 1800, order_expiry_interval: 60, idempotency_ttl: 86_400 }
+    }
+}
+
+/// The catalogue: the product cache (ADR 0025).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSettings {
+    /// Seconds a product stays in an instance's cache for `GET /products/{id}` (0: no cache).
+    /// Writes drop it at once, on every instance through Redis when `REDIS_URL` is set; this
+    /// is the bound on a stale read when Redis cannot tell the others (or is not configured).
+    #[garde(custom(at_most(300)))]
+    pub product_cache_ttl: u64,
+    /// Products an instance's cache holds at most.
+    #[garde(custom(between(1, 10_000_000)))]
+    pub product_cache_capacity: u64,
+}
+
+impl CatalogueSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self { product_cache_ttl: 5, product_cache_capacity: 10_000 }
     }
 }
 
@@ -797,6 +819,7 @@ impl Settings {
             rate_limit: RateLimitSettings::defaults(env),
             redis: RedisSettings::defaults(env),
             orders: OrderSettings::defaults(env),
+            catalogue: CatalogueSettings::defaults(env),
             payment: PaymentSettings::defaults(env),
             telemetry: TelemetrySettings::defaults(env),
         }

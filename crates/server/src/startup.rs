@@ -23,7 +23,7 @@ use orderly_application::{
     },
     ports::{
         AccessTokens, AccountDirectory, Clock, IdempotencyStore, OrderRepository, PasswordHasher,
-        PaymentGateway, ProductRepository, RateLimitPolicy, RateLimiter, UserRepository,
+        PaymentGateway, ProductQueries, ProductRepository, RateLimitPolicy, RateLimiter, UserRepository,
     },
     products::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
@@ -39,9 +39,10 @@ use orderly_infrastructure::{
     Database, DatabaseSettings, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
     SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
-        Argon2PasswordHasher, CachedAccounts, ForgettingUsers, HashingLimits, HttpGatewaySettings,
+        Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits, HttpGatewaySettings,
         HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
-        MeteredPaymentGateway, RedisRateLimiter, SimulatedPaymentGateway, SystemClock,
+        MeteredPaymentGateway, ProductCache, ProductCacheSettings, RedisRateLimiter,
+        SimulatedPaymentGateway, SystemClock,
     },
 };
 use prometheus::Registry;
@@ -100,8 +101,16 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let accounts: Arc<dyn AccountDirectory> = cached_accounts.clone();
     let users: Arc<dyn UserRepository> =
         Arc::new(ForgettingUsers::new(users_repo.clone(), cached_accounts));
-    let products_repo = Arc::new(SeaOrmProductRepository::new(database.clone()));
-    let orders_repo = Arc::new(SeaOrmOrderRepository::new(database.clone()));
+    // GET /products/{id} reads through a cache that every product write drops (ADR 0025).
+    let product_cache = product_cache(settings)?;
+    let products_repo = Arc::new(
+        SeaOrmProductRepository::new(database.clone()).invalidating(product_cache.clone()),
+    );
+    let orders_repo = Arc::new(
+        SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()),
+    );
+    let product_queries: Arc<dyn ProductQueries> =
+        Arc::new(CachedProducts::new(products_repo.clone(), product_cache));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
     let orders: Arc<dyn OrderRepository> = orders_repo.clone();
     let idempotency: Arc<dyn IdempotencyStore> =
@@ -155,7 +164,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         ),
         revoke_token: RevokeToken::new(refresh_tokens, clock.clone()),
         create_product: CreateProduct::new(products.clone(), clock.clone()),
-        get_product: GetProduct::new(products.clone()),
+        get_product: GetProduct::new(product_queries),
         list_products: ListProducts::new(products_repo),
         update_product: UpdateProduct::new(products.clone(), clock.clone()),
         archive_product: ArchiveProduct::new(products.clone(), clock.clone()),
@@ -232,6 +241,26 @@ fn payment_gateway(
             let breaker = gateway.breaker();
             MeteredPaymentGateway::new(Arc::new(gateway), Some(breaker), registry)?
         }
+    })
+}
+
+/// The product cache of `settings`: its invalidations travel through Redis when `REDIS_URL` is
+/// set, so that every instance drops a product that any of them wrote.
+///
+/// # Errors
+/// When the Redis URL is invalid.
+fn product_cache(settings: &Settings) -> anyhow::Result<ProductCache> {
+    let cache = ProductCacheSettings {
+        ttl: Duration::from_secs(settings.catalogue.product_cache_ttl),
+        capacity: settings.catalogue.product_cache_capacity,
+    };
+    Ok(match &settings.redis.redis_url {
+        Some(url) => ProductCache::shared(
+            cache,
+            url,
+            format!("{}:products:invalidated", settings.redis.redis_key_prefix),
+        )?,
+        None => ProductCache::local(cache),
     })
 }
 

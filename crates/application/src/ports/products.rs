@@ -113,10 +113,17 @@ pub struct ProductFilter {
     pub sort: ProductSort,
 }
 
-/// Reads lists of products.
+/// Reads products for display. Unlike [`ProductRepository::find_by_id`], which writers use,
+/// `find` may be answered from a cache that follows writes within a stated bound (ADR 0025).
 #[mockall::automock]
 #[async_trait]
 pub trait ProductQueries: Send + Sync {
+    /// The product `id`, archived or not, or `None`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn find(&self, id: ProductId) -> Result<Option<Product>, StoreError>;
+
     /// One page of the products matching `filter`, in its sort order.
     ///
     /// # Errors

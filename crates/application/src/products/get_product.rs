@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Product, ProductId};
 
-use crate::{StoreError, ports::ProductRepository};
+use crate::{StoreError, ports::ProductQueries};
 
 /// Why the product could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -20,12 +20,12 @@ pub enum GetProductError {
 /// The use case.
 #[derive(Clone)]
 pub struct GetProduct {
-    products: Arc<dyn ProductRepository>,
+    products: Arc<dyn ProductQueries>,
 }
 
 impl GetProduct {
     #[must_use]
-    pub fn new(products: Arc<dyn ProductRepository>) -> Self {
+    pub fn new(products: Arc<dyn ProductQueries>) -> Self {
         Self { products }
     }
 
@@ -34,6 +34,6 @@ impl GetProduct {
     /// # Errors
     /// [`GetProductError::NotFound`] or [`GetProductError::Store`].
     pub async fn execute(&self, id: ProductId) -> Result<Product, GetProductError> {
-        self.products.find_by_id(id).await?.ok_or(GetProductError::NotFound)
+        self.products.find(id).await?.ok_or(GetProductError::NotFound)
     }
 }

@@ -19,6 +19,24 @@ pub(crate) struct Model {
     pub updated_at: DateTimeUtc,
 }
 
+/// A product as it is read: every column but `search_text`, which only searches use (in their
+/// `WHERE`) and no representation shows.
+#[derive(Clone, Debug, PartialEq, Eq, DerivePartialModel)]
+#[sea_orm(entity = "Entity")]
+pub(crate) struct Readable {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub price_amount: i64,
+    pub price_currency: String,
+    pub stock: i64,
+    pub archived: bool,
+    pub version: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub(crate) enum Relation {}
 

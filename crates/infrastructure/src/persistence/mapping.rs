@@ -58,10 +58,10 @@ pub(crate) fn user_row(user: &User) -> anyhow::Result<user::Model> {
     })
 }
 
-impl TryFrom<product::Model> for Product {
+impl TryFrom<product::Readable> for Product {
     type Error = anyhow::Error;
 
-    fn try_from(row: product::Model) -> anyhow::Result<Self> {
+    fn try_from(row: product::Readable) -> anyhow::Result<Self> {
         Ok(Product::restore(ProductParts {
             id: ProductId::from_uuid(row.id),
             sku: Sku::parse(&row.sku)?,

@@ -31,19 +31,36 @@ use super::{
         item_rows, order_from_rows, order_row, payment_columns, transition_row, version_to_db,
     },
 };
-use crate::entity::{order, order_item, order_transition, product};
+use crate::{
+    entity::{order, order_item, order_transition, product},
+    services::ProductCache,
+};
 
 /// [`OrderRepository`] and [`OrderQueries`] on SeaORM.
 #[derive(Debug, Clone)]
 pub struct SeaOrmOrderRepository {
     db: Database,
+    products: ProductCache,
 }
 
 impl SeaOrmOrderRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, products: ProductCache::disabled() }
     }
+
+    /// Drops the entries of the products whose stock an order takes or gives back from
+    /// `cache`, once the write's transaction has ended (ADR 0025).
+    #[must_use]
+    pub fn invalidating(mut self, cache: ProductCache) -> Self {
+        self.products = cache;
+        self
+    }
+}
+
+/// The products an order holds stock of.
+fn product_ids(order: &Order) -> Vec<ProductId> {
+    order.items().iter().map(|item| item.product_id()).collect()
 }
 
 /// The stock change of every item, in product-id order: the order in which all writers lock
@@ -256,7 +273,9 @@ impl OrderRepository for SeaOrmOrderRepository {
             .await
             .map_err(store("writing order history"))?;
         record_completion(&tx, completion.as_ref()).await?;
-        tx.commit().await.map_err(store("committing an order"))?;
+        let committed = tx.commit().await;
+        self.products.invalidate(&product_ids(order)).await;
+        committed.map_err(store("committing an order"))?;
         Ok(())
     }
 
@@ -280,7 +299,11 @@ impl OrderRepository for SeaOrmOrderRepository {
         let tx = self.db.begin_write().await.map_err(store("starting a transition"))?;
         write_transition(&tx, order, entry, expected_version).await?;
         record_completion(&tx, completion.as_ref()).await?;
-        tx.commit().await.map_err(store("committing a transition"))?;
+        let committed = tx.commit().await;
+        if entry.releases_stock() {
+            self.products.invalidate(&product_ids(order)).await;
+        }
+        committed.map_err(store("committing a transition"))?;
         Ok(())
     }
 
@@ -356,7 +379,8 @@ impl OrderRepository for SeaOrmOrderRepository {
             id: OrderId::from_uuid(row.id),
         });
         let orders = rebuild(&tx, rows).await?;
-        Ok(OverdueBatch { orders, next, claim: Box::new(Claim { tx: Some(tx) }) })
+        let claim = Claim { tx: Some(tx), products: self.products.clone(), released: Vec::new() };
+        Ok(OverdueBatch { orders, next, claim: Box::new(claim) })
     }
 }
 
@@ -364,6 +388,9 @@ impl OrderRepository for SeaOrmOrderRepository {
 struct Claim {
     /// `None` once committed.
     tx: Option<DatabaseTransaction>,
+    products: ProductCache,
+    /// The products whose stock the expiries saved so far give back.
+    released: Vec<ProductId>,
 }
 
 impl Claim {
@@ -386,6 +413,9 @@ impl OverdueClaim for Claim {
         let savepoint = self.tx()?.begin().await.map_err(store("starting an expiry"))?;
         write_transition(&savepoint, order, entry, expected_version).await?;
         savepoint.commit().await.map_err(store("saving an expiry"))?;
+        if entry.releases_stock() {
+            self.released.extend(product_ids(order));
+        }
         Ok(())
     }
 
@@ -393,7 +423,9 @@ impl OverdueClaim for Claim {
         let tx = self.tx.take().ok_or_else(|| {
             StoreError::Unexpected(anyhow::anyhow!("an overdue claim committed twice"))
         })?;
-        tx.commit().await.map_err(store("committing expired orders"))
+        let committed = tx.commit().await;
+        self.products.invalidate(&std::mem::take(&mut self.released)).await;
+        committed.map_err(store("committing expired orders"))
     }
 }
 

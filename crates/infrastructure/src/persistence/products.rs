@@ -19,18 +19,26 @@ use super::{
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
 };
-use crate::entity::product;
+use crate::{entity::product, services::ProductCache};
 
 /// [`ProductRepository`] and [`ProductQueries`] on SeaORM.
 #[derive(Debug, Clone)]
 pub struct SeaOrmProductRepository {
     db: Database,
+    cache: ProductCache,
 }
 
 impl SeaOrmProductRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self { db, cache: ProductCache::disabled() }
+    }
+
+    /// Drops a product's entry in `cache` after every update of it (ADR 0025).
+    #[must_use]
+    pub fn invalidating(mut self, cache: ProductCache) -> Self {
+        self.cache = cache;
+        self
     }
 }
 
@@ -39,7 +47,7 @@ fn write_error(failure: Failure) -> WriteError {
     error::write_error(failure, WriteKind::Store, UniqueKey::Sku)
 }
 
-pub(crate) fn to_product(row: product::Model) -> Result<Product, StoreError> {
+pub(crate) fn to_product(row: product::Readable) -> Result<Product, StoreError> {
     Product::try_from(row).context("reading a stored product").map_err(StoreError::Unexpected)
 }
 
@@ -56,6 +64,7 @@ impl ProductRepository for SeaOrmProductRepository {
 
     async fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
         let row = product::Entity::find_by_id(id.into_uuid())
+            .into_partial_model::<product::Readable>()
             .one(self.db.connection())
             .await
             .map_err(store("reading a product"))?;
@@ -68,6 +77,7 @@ impl ProductRepository for SeaOrmProductRepository {
         }
         let rows = product::Entity::find()
             .filter(product::Column::Id.is_in(ids.iter().map(|id| id.into_uuid())))
+            .into_partial_model::<product::Readable>()
             .all(self.db.connection())
             .await
             .map_err(store("reading products"))?;
@@ -91,8 +101,9 @@ impl ProductRepository for SeaOrmProductRepository {
             .filter(product::Column::Id.eq(row.id))
             .filter(product::Column::Version.eq(expected))
             .exec(self.db.connection())
-            .await
-            .map_err(|error| write_error(classify(error, "updating a product")))?;
+            .await;
+        self.cache.invalidate(&[product.id()]).await;
+        let result = result.map_err(|error| write_error(classify(error, "updating a product")))?;
         if result.rows_affected == 1 {
             return Ok(());
         }
@@ -119,6 +130,10 @@ fn contains_pattern(q: &str) -> String {
 
 #[async_trait]
 impl ProductQueries for SeaOrmProductRepository {
+    async fn find(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
+        ProductRepository::find_by_id(self, id).await
+    }
+
     async fn list(
         &self,
         filter: ProductFilter,
@@ -143,7 +158,11 @@ impl ProductQueries for SeaOrmProductRepository {
             ProductSort::PriceDesc => (Some(product::Column::PriceAmount), Direction::Descending),
         };
         let select = keyset::page(select, key, product::Column::Id, direction, &page);
-        let rows = select.all(self.db.connection()).await.map_err(store("listing products"))?;
+        let rows = select
+            .into_partial_model::<product::Readable>()
+            .all(self.db.connection())
+            .await
+            .map_err(store("listing products"))?;
         let products = rows.into_iter().map(to_product).collect::<Result<Vec<_>, _>>()?;
         Ok(keyset::finish(products, &page, |product| {
             let value = match filter.sort {

@@ -5,6 +5,7 @@ mod account_cache;
 mod clock;
 mod password;
 mod payment;
+mod product_cache;
 mod rate_limit;
 mod tokens;
 
@@ -15,5 +16,6 @@ pub use payment::{
     BreakerMonitor, BreakerState, HttpGatewaySettings, HttpPaymentGateway, MeteredPaymentGateway,
     SimulatedPaymentGateway,
 };
+pub use product_cache::{CachedProducts, ProductCache, ProductCacheSettings};
 pub use rate_limit::{DEFAULT_KEY_PREFIX, InMemoryRateLimiter, RedisRateLimiter};
 pub use tokens::{JwtAccessTokens, JwtSettings};

@@ -1,0 +1,416 @@
+//! A per-instance cache of products for `GET /products/{id}`, kept correct by invalidation
+//! (ADR 0025).
+//!
+//! - Every write that changes a product (an update, a reservation or release of stock) drops the
+//!   product's entry once its transaction has ended, on this instance at once and, with Redis,
+//!   on every other instance through one `PUBLISH` that the write awaits.
+//! - A read that raced a write does not put what it read in the cache: a generation counter,
+//!   moved by every invalidation, is read before the database read and checked after the
+//!   insertion (the entry is taken out again when it moved).
+//! - With Redis, entries are served only while this instance's subscription is up; it is
+//!   emptied whenever the subscription is (re)made, since messages may have been missed.
+//! - Whatever happens to Redis, an entry lives at most the cache's TTL: that is the bound on a
+//!   stale read. With Redis up, the bound is the time a message takes (milliseconds).
+
+use std::{
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use moka::sync::Cache;
+use orderly_application::{
+    StoreError,
+    pagination::{Page, PageRequest},
+    ports::{ProductFilter, ProductQueries},
+};
+use orderly_domain::{Product, ProductId};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+/// How long a write waits for its invalidation to reach Redis before it gives up (and leaves
+/// the other instances to the TTL).
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long making the subscription may take before it is tried again.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause between two attempts to (re)subscribe.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// How big the cache is and how long its entries live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductCacheSettings {
+    /// How long an entry lives: the bound on a stale read when an invalidation is lost.
+    /// Zero turns the cache off.
+    pub ttl: Duration,
+    /// Products kept at most; beyond, the least used are dropped.
+    pub capacity: u64,
+}
+
+/// The cache, cheap to clone. [`ProductCache::disabled`] caches nothing and invalidates nothing.
+#[derive(Clone, Default)]
+pub struct ProductCache {
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for ProductCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProductCache")
+            .field("enabled", &self.inner.is_some())
+            .field("shared", &self.inner.as_ref().is_some_and(|inner| inner.bus.is_some()))
+            .finish()
+    }
+}
+
+struct Inner {
+    entries: Cache<ProductId, Product>,
+    /// Moved by every invalidation, local or received.
+    generation: AtomicU64,
+    /// Whether entries may be served and stored: always without Redis; with Redis, while the
+    /// subscription is up.
+    serving: AtomicBool,
+    bus: Option<Bus>,
+    /// The subscriber task, stopped with the cache.
+    subscriber: std::sync::Mutex<Option<AbortHandle>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.subscriber.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+/// Where invalidations are published.
+struct Bus {
+    publisher: ConnectionManager,
+    channel: String,
+    /// This instance, so that it skips its own messages.
+    origin: String,
+}
+
+impl ProductCache {
+    /// A cache that caches nothing.
+    #[must_use]
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// A cache for one instance (no Redis): other instances see this one's writes within the
+    /// TTL. Disabled when `settings.ttl` is zero.
+    #[must_use]
+    pub fn local(settings: ProductCacheSettings) -> Self {
+        if settings.ttl.is_zero() {
+            return Self::disabled();
+        }
+        Self { inner: Some(Arc::new(Inner::new(settings, None))) }
+    }
+
+    /// A cache whose invalidations travel through Redis on `channel`: every instance on the
+    /// same Redis and channel drops an entry when any of them writes the product. Redis need
+    /// not be up: until the subscription is made (and whenever it is lost) the cache is
+    /// bypassed. Disabled when `settings.ttl` is zero.
+    ///
+    /// # Errors
+    /// When `url` is not a valid Redis URL.
+    pub fn shared(
+        settings: ProductCacheSettings,
+        url: &str,
+        channel: impl Into<String>,
+    ) -> anyhow::Result<Self> {
+        if settings.ttl.is_zero() {
+            return Ok(Self::disabled());
+        }
+        let client = redis::Client::open(url).context("invalid Redis URL for the product cache")?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(PUBLISH_TIMEOUT))
+            .set_response_timeout(Some(PUBLISH_TIMEOUT))
+            .set_number_of_retries(1);
+        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .context("cannot set up the Redis connection for the product cache")?;
+        let bus = Bus {
+            publisher,
+            channel: channel.into(),
+            origin: Uuid::now_v7().simple().to_string(),
+        };
+        let inner = Arc::new(Inner::new(settings, Some(bus)));
+        let task = tokio::spawn(subscribe(Arc::downgrade(&inner), client));
+        if let Ok(mut subscriber) = inner.subscriber.lock() {
+            *subscriber = Some(task.abort_handle());
+        }
+        Ok(Self { inner: Some(inner) })
+    }
+
+    /// Drops the entries of `ids` here and, with Redis, on the other instances. Call it once
+    /// the write's transaction has ended (committed or not): a read that starts later reads
+    /// the new state, one that started earlier does not store what it read.
+    pub async fn invalidate(&self, ids: &[ProductId]) {
+        let Some(inner) = &self.inner else { return };
+        if ids.is_empty() {
+            return;
+        }
+        inner.evict(ids);
+        let Some(bus) = &inner.bus else { return };
+        let message = encode(&bus.origin, ids);
+        let mut publisher = bus.publisher.clone();
+        let published = tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            redis::cmd("PUBLISH")
+                .arg(&bus.channel)
+                .arg(message)
+                .query_async::<u64>(&mut publisher),
+        )
+        .await;
+        match published {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(
+                error = %error,
+                "could not publish a product cache invalidation; other instances follow within \
+                 PRODUCT_CACHE_TTL"
+            ),
+            Err(_) => tracing::warn!(
+                "publishing a product cache invalidation timed out; other instances follow \
+                 within PRODUCT_CACHE_TTL"
+            ),
+        }
+    }
+
+    /// Whether entries are served now (for tests and readiness of the cache).
+    #[must_use]
+    pub fn is_serving(&self) -> bool {
+        self.inner.as_ref().is_some_and(|inner| inner.serving.load(Ordering::SeqCst))
+    }
+
+    /// The cached product, when there is one and the cache serves.
+    fn get(&self, id: ProductId) -> Option<Product> {
+        let inner = self.inner.as_ref()?;
+        if !inner.serving.load(Ordering::SeqCst) {
+            return None;
+        }
+        inner.entries.get(&id)
+    }
+
+    /// The generation before a read from the database.
+    fn generation(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |inner| inner.generation.load(Ordering::SeqCst))
+    }
+
+    /// Stores `product`, read at `generation`, unless an invalidation came in between.
+    fn fill(&self, generation: u64, product: &Product) {
+        let Some(inner) = &self.inner else { return };
+        if !inner.serving.load(Ordering::SeqCst)
+            || inner.generation.load(Ordering::SeqCst) != generation
+        {
+            return;
+        }
+        inner.entries.insert(product.id(), product.clone());
+        // An invalidation between the check and the insertion moved the generation after its
+        // eviction may have run before the insertion: take the entry out again.
+        if inner.generation.load(Ordering::SeqCst) != generation {
+            inner.entries.invalidate(&product.id());
+        }
+    }
+}
+
+impl Inner {
+    fn new(settings: ProductCacheSettings, bus: Option<Bus>) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(settings.capacity)
+                .time_to_live(settings.ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+            serving: AtomicBool::new(bus.is_none()),
+            bus,
+            subscriber: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn evict(&self, ids: &[ProductId]) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for id in ids {
+            self.entries.invalidate(id);
+        }
+    }
+
+    /// Stops or starts serving; either way the entries are dropped, since invalidations may
+    /// have been missed while the subscription was down.
+    fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+    }
+}
+
+/// `<origin> <id>,<id>,...`
+fn encode(origin: &str, ids: &[ProductId]) -> String {
+    let ids: Vec<String> = ids.iter().map(|id| id.into_uuid().simple().to_string()).collect();
+    format!("{origin} {}", ids.join(","))
+}
+
+/// The ids of a message from another instance; `None` for this instance's own messages.
+/// An id that does not parse empties the whole cache (better too much than too little).
+fn decode(origin: &str, message: &str) -> Option<Result<Vec<ProductId>, ()>> {
+    let (from, ids) = message.split_once(' ').unwrap_or(("", message));
+    if from == origin {
+        return None;
+    }
+    Some(
+        ids.split(',')
+            .map(|id| Uuid::parse_str(id).map(ProductId::from_uuid).map_err(|_| ()))
+            .collect(),
+    )
+}
+
+/// Keeps a subscription to the invalidation channel, for as long as the cache lives.
+async fn subscribe(cache: Weak<Inner>, client: redis::Client) {
+    loop {
+        let Some((channel, origin)) = cache.upgrade().and_then(|inner| {
+            inner.bus.as_ref().map(|bus| (bus.channel.clone(), bus.origin.clone()))
+        }) else {
+            return;
+        };
+        let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(pubsub)) => {
+                let Some(inner) = cache.upgrade() else { return };
+                inner.set_serving(true);
+                tracing::debug!(%channel, "product cache subscribed to invalidations");
+                drop(inner);
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Some(inner) = cache.upgrade() else { return };
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    match decode(&origin, &payload) {
+                        None => {}
+                        Some(Ok(ids)) => inner.evict(&ids),
+                        Some(Err(())) => inner.set_serving(true),
+                    }
+                }
+                let Some(inner) = cache.upgrade() else { return };
+                inner.set_serving(false);
+                tracing::warn!("product cache lost its Redis subscription; bypassed until it is back");
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(error = %error, "product cache cannot subscribe to Redis yet");
+            }
+            Err(_) => tracing::debug!("subscribing the product cache to Redis timed out"),
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+/// [`ProductQueries`] that answers [`ProductQueries::find`] from a [`ProductCache`] when it can.
+pub struct CachedProducts {
+    inner: Arc<dyn ProductQueries>,
+    cache: ProductCache,
+}
+
+impl std::fmt::Debug for CachedProducts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedProducts").field("cache", &self.cache).finish_non_exhaustive()
+    }
+}
+
+impl CachedProducts {
+    #[must_use]
+    pub fn new(inner: Arc<dyn ProductQueries>, cache: ProductCache) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl ProductQueries for CachedProducts {
+    async fn find(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
+        if let Some(product) = self.cache.get(id) {
+            return Ok(Some(product));
+        }
+        let generation = self.cache.generation();
+        let product = self.inner.find(id).await?;
+        if let Some(product) = &product {
+            self.cache.fill(generation, product);
+        }
+        Ok(product)
+    }
+
+    async fn list(
+        &self,
+        filter: ProductFilter,
+        page: PageRequest,
+    ) -> Result<Page<Product>, StoreError> {
+        self.inner.list(filter, page).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orderly_domain::{Currency, Money, ProductDraft, ProductName, Sku, time::Timestamp};
+
+    use super::*;
+
+    fn settings() -> ProductCacheSettings {
+        ProductCacheSettings { ttl: Duration::from_secs(60), capacity: 100 }
+    }
+
+    fn product(name: &str) -> Product {
+        let draft = ProductDraft {
+            sku: Sku::parse("SKU-1").expect("sku"),
+            name: ProductName::parse(name).expect("name"),
+            description: None,
+            price: Money::new(100, Currency::parse("EUR").expect("currency")).expect("money"),
+            stock: 3,
+        };
+        Product::create(draft, Timestamp::default()).expect("a product")
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_stored() {
+        let cache = ProductCache::local(settings());
+        let old = product("Old");
+        let before = cache.generation();
+        cache.inner.as_ref().expect("enabled").evict(&[old.id()]);
+        cache.fill(before, &old);
+        assert!(cache.get(old.id()).is_none());
+        cache.fill(cache.generation(), &old);
+        assert_eq!(cache.get(old.id()).map(|p| p.name().as_str().to_owned()), Some("Old".into()));
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_drops_the_entry() {
+        let cache = ProductCache::local(settings());
+        let cached = product("Cached");
+        cache.fill(cache.generation(), &cached);
+        assert!(cache.get(cached.id()).is_some());
+        cache.invalidate(&[cached.id()]).await;
+        assert!(cache.get(cached.id()).is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = ProductCache::local(ProductCacheSettings { ttl: Duration::ZERO, capacity: 9 });
+        let cached = product("Cached");
+        cache.fill(cache.generation(), &cached);
+        assert!(cache.get(cached.id()).is_none());
+        assert!(!cache.is_serving());
+    }
+
+    #[test]
+    fn messages_name_their_origin_and_ids() {
+        let ids = [ProductId::new(), ProductId::new()];
+        let message = encode("me", &ids);
+        assert_eq!(decode("me", &message), None);
+        assert_eq!(decode("other", &message), Some(Ok(ids.to_vec())));
+        assert_eq!(decode("other", "x not-a-uuid"), Some(Err(())));
+    }
+}
