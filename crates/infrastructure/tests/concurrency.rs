@@ -156,6 +156,105 @@ async fn fifty_parallel_orders_for_ten_units_sell_exactly_ten(db: &Database) {
     }
 }
 
+/// Orders of three lines each over the same three products, placed at once: the one `UPDATE`
+/// that reserves every line locks the rows in one order, so none deadlocks (a deadlock would be
+/// a `Store` error), and exactly as many orders as there are units succeed, each taking its
+/// three lines or nothing.
+async fn parallel_orders_of_three_lines_over_the_same_products_never_deadlock_nor_oversell(
+    db: &Database,
+) {
+    const UNITS: u32 = 20;
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let stocked = [product("TRIO-1", UNITS), product("TRIO-2", UNITS), product("TRIO-3", UNITS)];
+    for stocked in &stocked {
+        products.insert(stocked).await.expect("inserting a product");
+    }
+    let mut attempts = Vec::new();
+    for i in 0..UNITS * 3 {
+        let customer = user(&format!("trio{i}"), Role::Customer);
+        users.insert(&customer).await.expect("inserting a customer");
+        // The lines in a different order for each customer: the store sorts them.
+        let mut lines: Vec<_> =
+            stocked.iter().map(|p| (p.id(), Quantity::new(1).expect("a quantity"))).collect();
+        lines.rotate_left(usize::try_from(i % 3).expect("small"));
+        let lines = OrderLines::new(lines).expect("valid lines");
+        attempts.push(
+            Order::place(customer.id(), &lines, &stocked, at(10), at(10) + TimeDelta::hours(1))
+                .expect("a valid order"),
+        );
+    }
+
+    let tasks = attempts
+        .into_iter()
+        .map(|(order, placed)| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.place(&order, &placed, None).await })
+        })
+        .collect();
+    let results = joined(tasks).await;
+
+    let mut sold = 0;
+    let mut other_errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(()) => sold += 1,
+            Err(PlaceOrderFailure::InsufficientStock { requested: 1, available: 0, .. }) => {}
+            Err(error) => other_errors.push(format!("{error:?}")),
+        }
+    }
+    assert!(other_errors.is_empty(), "errors other than InsufficientStock: {other_errors:#?}");
+    assert_eq!(sold, UNITS);
+    for stocked in &stocked {
+        let stored = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+        assert_eq!((stored.stock(), stored.version()), (0, u64::from(UNITS) + 1));
+    }
+}
+
+/// A refused line refuses the whole order: the first short line (in product-id order) is
+/// reported with what is left, and no line's stock is taken.
+async fn an_order_with_one_short_line_takes_no_stock_and_names_that_line(db: &Database) {
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let customer = user("short", Role::Customer);
+    users.insert(&customer).await.expect("inserting a customer");
+    let plenty = product("PLENTY-1", 50);
+    let scarce = product("SCARCE-2", 2);
+    products.insert(&plenty).await.expect("inserting");
+    products.insert(&scarce).await.expect("inserting");
+    let lines = OrderLines::new([
+        (plenty.id(), Quantity::new(5).expect("a quantity")),
+        (scarce.id(), Quantity::new(3).expect("a quantity")),
+    ])
+    .expect("valid lines");
+    let (order, placed) = Order::place(
+        customer.id(),
+        &lines,
+        &[plenty.clone(), scarce.clone()],
+        at(10),
+        at(10) + TimeDelta::hours(1),
+    )
+    .expect("a valid order");
+
+    let refused = orders.place(&order, &placed, None).await;
+
+    assert!(
+        matches!(
+            refused,
+            Err(PlaceOrderFailure::InsufficientStock { product_id, requested: 3, available: 2 })
+                if product_id == scarce.id()
+        ),
+        "{refused:?}"
+    );
+    for (stocked, units) in [(&plenty, 50), (&scarce, 2)] {
+        let stored = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+        assert_eq!((stored.stock(), stored.version()), (units, 1), "nothing taken");
+    }
+    assert!(orders.find_by_id(order.id()).await.expect("reading").is_none(), "nothing stored");
+}
+
 async fn two_updates_of_a_product_at_the_same_version_let_exactly_one_win(db: &Database) {
     let products = SeaOrmProductRepository::new(db.clone());
     for round in 0..ROUNDS {
@@ -496,6 +595,8 @@ async fn two_expiry_claims_at_once_share_the_overdue_orders_without_waiting(db: 
 on_both_engines!(
     two_expiry_claims_at_once_share_the_overdue_orders_without_waiting,
     fifty_parallel_orders_for_ten_units_sell_exactly_ten,
+    parallel_orders_of_three_lines_over_the_same_products_never_deadlock_nor_oversell,
+    an_order_with_one_short_line_takes_no_stock_and_names_that_line,
     two_updates_of_a_product_at_the_same_version_let_exactly_one_win,
     two_updates_of_a_user_at_the_same_version_let_exactly_one_win,
     two_cancellations_of_the_same_order_let_one_win_and_release_stock_once,

@@ -23,7 +23,8 @@ use orderly_application::{
     },
     ports::{
         AccessTokens, AccountDirectory, Clock, IdempotencyStore, OrderRepository, PasswordHasher,
-        PaymentGateway, ProductQueries, ProductRepository, RateLimitPolicy, RateLimiter, UserRepository,
+        PaymentGateway, ProductQueries, ProductRepository, RateLimitPolicy, RateLimiter,
+        UserRepository,
     },
     products::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
@@ -39,8 +40,8 @@ use orderly_infrastructure::{
     Database, DatabaseSettings, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
     SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
     services::{
-        Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits, HttpGatewaySettings,
-        HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
+        Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits,
+        HttpGatewaySettings, HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
         MeteredPaymentGateway, ProductCache, ProductCacheSettings, RedisRateLimiter,
         SimulatedPaymentGateway, SystemClock,
     },
@@ -106,9 +107,8 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let products_repo = Arc::new(
         SeaOrmProductRepository::new(database.clone()).invalidating(product_cache.clone()),
     );
-    let orders_repo = Arc::new(
-        SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()),
-    );
+    let orders_repo =
+        Arc::new(SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()));
     let product_queries: Arc<dyn ProductQueries> =
         Arc::new(CachedProducts::new(products_repo.clone(), product_cache));
     let products: Arc<dyn ProductRepository> = products_repo.clone();

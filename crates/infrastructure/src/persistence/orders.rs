@@ -19,7 +19,10 @@ use orderly_domain::{
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _,
-    sea_query::{Condition, Expr, ExprTrait as _, LockBehavior, LockType},
+    sea_query::{
+        Alias, CommonTableExpression, Condition, Expr, ExprTrait as _, LockBehavior, LockType,
+        Query, Values, WithClause,
+    },
 };
 
 use super::{
@@ -75,37 +78,95 @@ fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
     changes
 }
 
-/// Takes `quantity` units of a product, only if that many are left and it is not archived.
-/// One conditional `UPDATE`: the database's row lock makes it safe against concurrent orders.
+/// Takes the stock of every line in one conditional `UPDATE ... FROM (VALUES ...)`: a product
+/// loses its line's quantity only if that many are left and it is not archived. The database's
+/// row locks make it safe against concurrent orders; whether every line was served is the
+/// affected-row count (`true`: all of them). On PostgreSQL the rows are first locked in
+/// product-id order (a `SELECT ... ORDER BY id FOR UPDATE` in the same statement), the order
+/// every writer follows, so that two orders for the same products cannot deadlock; SQLite
+/// serializes writers anyway.
 async fn reserve(
     tx: &DatabaseTransaction,
-    product_id: ProductId,
-    quantity: i64,
-) -> Result<(), PlaceOrderFailure> {
-    let result = product::Entity::update_many()
-        .col_expr(product::Column::Stock, Expr::col(product::Column::Stock).sub(quantity))
-        .col_expr(product::Column::Version, Expr::col(product::Column::Version).add(1))
-        .filter(product::Column::Id.eq(product_id.into_uuid()))
-        .filter(product::Column::Archived.eq(false))
-        .filter(product::Column::Stock.gte(quantity))
-        .exec(tx)
-        .await
-        .map_err(store("reserving stock"))?;
-    if result.rows_affected == 1 {
-        return Ok(());
+    engine: Engine,
+    changes: &[(ProductId, i64)],
+) -> Result<bool, StoreError> {
+    let line = Alias::new("line");
+    let line_product = Alias::new("product_id");
+    let line_quantity = Alias::new("quantity");
+    let lines = CommonTableExpression::new()
+        .table_name(line.clone())
+        .columns([line_product.clone(), line_quantity.clone()])
+        .values(
+            changes
+                .iter()
+                .map(|(id, quantity)| Values(vec![id.into_uuid().into(), (*quantity).into()]))
+                .collect(),
+        )
+        .to_owned();
+    let column = |column: product::Column| Expr::col((product::Entity, column));
+    let mut update = Query::update();
+    update
+        .table(product::Entity)
+        .value(
+            product::Column::Stock,
+            column(product::Column::Stock).sub(Expr::col((line.clone(), line_quantity.clone()))),
+        )
+        .value(product::Column::Version, column(product::Column::Version).add(1))
+        .from(line.clone())
+        .and_where(column(product::Column::Id).equals((line.clone(), line_product)))
+        .and_where(column(product::Column::Archived).eq(false))
+        .and_where(column(product::Column::Stock).gte(Expr::col((line, line_quantity))));
+    let mut with = WithClause::new();
+    with.cte(lines);
+    if engine == Engine::Postgres {
+        let locked = Alias::new("locked");
+        let lock = Query::select()
+            .column((product::Entity, product::Column::Id))
+            .from(product::Entity)
+            .and_where(
+                column(product::Column::Id).is_in(changes.iter().map(|(id, _)| id.into_uuid())),
+            )
+            .order_by((product::Entity, product::Column::Id), sea_orm::Order::Asc)
+            .lock(LockType::Update)
+            .to_owned();
+        with.cte(CommonTableExpression::new().query(lock).table_name(locked.clone()).to_owned());
+        update.from(locked.clone()).and_where(
+            Expr::col((locked, product::Column::Id)).equals((product::Entity, product::Column::Id)),
+        );
     }
-    let current = product::Entity::find_by_id(product_id.into_uuid())
-        .one(tx)
-        .await
-        .map_err(store("reading stock after a refused reservation"))?;
-    match current {
-        Some(row) if !row.archived => Err(PlaceOrderFailure::InsufficientStock {
-            product_id,
-            requested: u32::try_from(quantity).unwrap_or(u32::MAX),
-            available: u32::try_from(row.stock).unwrap_or(0),
-        }),
-        _ => Err(PlaceOrderFailure::ProductUnavailable { product_id }),
+    let result = tx.execute(&with.query(update)).await.map_err(store("reserving stock"))?;
+    Ok(usize::try_from(result.rows_affected()).is_ok_and(|served| served == changes.len()))
+}
+
+/// Why a reservation did not serve every line, read after its transaction was rolled back: the
+/// first line (in product-id order) whose product is gone, archived or short.
+async fn shortage(db: &Database, changes: &[(ProductId, i64)]) -> PlaceOrderFailure {
+    let rows = product::Entity::find()
+        .filter(product::Column::Id.is_in(changes.iter().map(|(id, _)| id.into_uuid())))
+        .into_partial_model::<product::Readable>()
+        .all(db.connection())
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(error) => return store("reading stock after a refused reservation")(error).into(),
+    };
+    for (product_id, quantity) in changes {
+        let row = rows.iter().find(|row| row.id == product_id.into_uuid());
+        match row {
+            Some(row) if !row.archived && row.stock >= *quantity => {}
+            Some(row) if !row.archived => {
+                return PlaceOrderFailure::InsufficientStock {
+                    product_id: *product_id,
+                    requested: u32::try_from(*quantity).unwrap_or(u32::MAX),
+                    available: u32::try_from(row.stock).unwrap_or(0),
+                };
+            }
+            _ => return PlaceOrderFailure::ProductUnavailable { product_id: *product_id },
+        }
     }
+    // Every line could be served now: the stock moved between the two reads.
+    StoreError::Contention(anyhow::anyhow!("the stock changed while the order was being placed"))
+        .into()
 }
 
 /// Gives stock back when an order is cancelled or expires.
@@ -250,8 +311,10 @@ impl OrderRepository for SeaOrmOrderRepository {
     ) -> Result<(), PlaceOrderFailure> {
         let row = order_row(order).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting to place an order"))?;
-        for (product_id, quantity) in stock_changes(order) {
-            reserve(&tx, product_id, quantity).await?;
+        let changes = stock_changes(order);
+        if !reserve(&tx, self.db.engine(), &changes).await? {
+            tx.rollback().await.map_err(store("rolling back a refused reservation"))?;
+            return Err(shortage(&self.db, &changes).await);
         }
         order::Entity::insert(row.into_active_model()).exec_without_returning(&tx).await.map_err(
             |error| match classify(error, "inserting an order") {

@@ -134,11 +134,8 @@ impl ProductCache {
             .set_number_of_retries(1);
         let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .context("cannot set up the Redis connection for the product cache")?;
-        let bus = Bus {
-            publisher,
-            channel: channel.into(),
-            origin: Uuid::now_v7().simple().to_string(),
-        };
+        let bus =
+            Bus { publisher, channel: channel.into(), origin: Uuid::now_v7().simple().to_string() };
         let inner = Arc::new(Inner::new(settings, Some(bus)));
         let task = tokio::spawn(subscribe(Arc::downgrade(&inner), client));
         if let Ok(mut subscriber) = inner.subscriber.lock() {
@@ -161,10 +158,7 @@ impl ProductCache {
         let mut publisher = bus.publisher.clone();
         let published = tokio::time::timeout(
             PUBLISH_TIMEOUT,
-            redis::cmd("PUBLISH")
-                .arg(&bus.channel)
-                .arg(message)
-                .query_async::<u64>(&mut publisher),
+            redis::cmd("PUBLISH").arg(&bus.channel).arg(message).query_async::<u64>(&mut publisher),
         )
         .await;
         match published {
@@ -300,7 +294,9 @@ async fn subscribe(cache: Weak<Inner>, client: redis::Client) {
                 }
                 let Some(inner) = cache.upgrade() else { return };
                 inner.set_serving(false);
-                tracing::warn!("product cache lost its Redis subscription; bypassed until it is back");
+                tracing::warn!(
+                    "product cache lost its Redis subscription; bypassed until it is back"
+                );
             }
             Ok(Err(error)) => {
                 tracing::debug!(error = %error, "product cache cannot subscribe to Redis yet");
