@@ -212,49 +212,6 @@ async fn parallel_orders_of_three_lines_over_the_same_products_never_deadlock_no
     }
 }
 
-/// A refused line refuses the whole order: the first short line (in product-id order) is
-/// reported with what is left, and no line's stock is taken.
-async fn an_order_with_one_short_line_takes_no_stock_and_names_that_line(db: &Database) {
-    let users = SeaOrmUserRepository::new(db.clone());
-    let products = SeaOrmProductRepository::new(db.clone());
-    let orders = SeaOrmOrderRepository::new(db.clone());
-    let customer = user("short", Role::Customer);
-    users.insert(&customer).await.expect("inserting a customer");
-    let plenty = product("PLENTY-1", 50);
-    let scarce = product("SCARCE-2", 2);
-    products.insert(&plenty).await.expect("inserting");
-    products.insert(&scarce).await.expect("inserting");
-    let lines = OrderLines::new([
-        (plenty.id(), Quantity::new(5).expect("a quantity")),
-        (scarce.id(), Quantity::new(3).expect("a quantity")),
-    ])
-    .expect("valid lines");
-    let (order, placed) = Order::place(
-        customer.id(),
-        &lines,
-        &[plenty.clone(), scarce.clone()],
-        at(10),
-        at(10) + TimeDelta::hours(1),
-    )
-    .expect("a valid order");
-
-    let refused = orders.place(&order, &placed, None).await;
-
-    assert!(
-        matches!(
-            refused,
-            Err(PlaceOrderFailure::InsufficientStock { product_id, requested: 3, available: 2 })
-                if product_id == scarce.id()
-        ),
-        "{refused:?}"
-    );
-    for (stocked, units) in [(&plenty, 50), (&scarce, 2)] {
-        let stored = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
-        assert_eq!((stored.stock(), stored.version()), (units, 1), "nothing taken");
-    }
-    assert!(orders.find_by_id(order.id()).await.expect("reading").is_none(), "nothing stored");
-}
-
 async fn two_updates_of_a_product_at_the_same_version_let_exactly_one_win(db: &Database) {
     let products = SeaOrmProductRepository::new(db.clone());
     for round in 0..ROUNDS {
@@ -596,7 +553,6 @@ on_both_engines!(
     two_expiry_claims_at_once_share_the_overdue_orders_without_waiting,
     fifty_parallel_orders_for_ten_units_sell_exactly_ten,
     parallel_orders_of_three_lines_over_the_same_products_never_deadlock_nor_oversell,
-    an_order_with_one_short_line_takes_no_stock_and_names_that_line,
     two_updates_of_a_product_at_the_same_version_let_exactly_one_win,
     two_updates_of_a_user_at_the_same_version_let_exactly_one_win,
     two_cancellations_of_the_same_order_let_one_win_and_release_stock_once,

@@ -970,6 +970,23 @@ async fn an_order_whose_second_line_is_short_of_stock_writes_nothing(db: &Databa
     assert!(shop.list(OrderFilter::default()).await.is_empty());
 }
 
+async fn an_order_for_a_customer_whose_account_is_gone_is_refused_and_takes_no_stock(
+    db: &Database,
+) {
+    let shop = Shop::new(db);
+    let keyboard = shop.stocked("KB-1", 4999, 10).await;
+    // Never stored: as if the account was deleted after its token was issued.
+    let gone = user("gone@example.com", "Gone", Role::Customer, at(0));
+
+    let (order, placed) = new_order(&gone, &[(&keyboard, 2)], at(100), at(1900));
+    let refused = shop.orders.place(&order, &placed, None).await;
+
+    assert!(matches!(refused, Err(PlaceOrderFailure::UnknownCustomer)), "{refused:?}");
+    assert_eq!(shop.stock_of(&keyboard).await, (10, 1), "the reservation rolled back");
+    assert!(shop.orders.find_by_id(order.id()).await.expect("reading").is_none());
+    assert!(shop.history(&order).await.is_empty());
+}
+
 async fn placing_an_order_for_an_archived_or_vanished_product_is_unavailable(db: &Database) {
     let shop = Shop::new(db);
     let ada = shop.customer("ada").await;
@@ -1503,6 +1520,7 @@ on_both_engines!(
     placing_an_order_takes_each_lines_quantity_from_stock_and_bumps_the_version,
     an_order_whose_second_line_is_short_of_stock_writes_nothing,
     placing_an_order_for_an_archived_or_vanished_product_is_unavailable,
+    an_order_for_a_customer_whose_account_is_gone_is_refused_and_takes_no_stock,
     paying_then_shipping_moves_the_order_and_appends_history_in_order,
     cancelling_a_pending_order_gives_its_stock_back,
     cancelling_a_paid_order_gives_stock_back_and_flags_a_refund,

@@ -18,7 +18,7 @@ use orderly_domain::{
 };
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, TransactionTrait as _,
     sea_query::{
         Alias, CommonTableExpression, Condition, Expr, ExprTrait as _, LockBehavior, LockType,
         Query, Values, WithClause,
@@ -169,6 +169,48 @@ async fn shortage(db: &Database, changes: &[(ProductId, i64)]) -> PlaceOrderFail
         .into()
 }
 
+/// Inserts a new order, its items and its first history entry: one statement on PostgreSQL (the
+/// three `INSERT`s as data-modifying CTEs; the foreign keys are checked at its end), three on
+/// SQLite, where a statement costs no round trip.
+async fn insert_order(
+    tx: &DatabaseTransaction,
+    engine: Engine,
+    row: order::Model,
+    order: &Order,
+    placed: &OrderTransition,
+) -> Result<(), PlaceOrderFailure> {
+    let order_insert = order::Entity::insert(row.into_active_model());
+    let items_insert = order_item::Entity::insert_many(
+        item_rows(order).into_iter().map(|item| item.into_active_model()),
+    );
+    let history_insert = order_transition::Entity::insert(transition_row(placed));
+    // The order's row is the one that can be refused: by its customer's foreign key (the
+    // account was deleted meanwhile) or, in theory, by its id.
+    let refused = |error| match classify(error, "inserting an order") {
+        Failure::ForeignKeyViolation => PlaceOrderFailure::UnknownCustomer,
+        Failure::UniqueViolation => PlaceOrderFailure::Store(StoreError::Unexpected(
+            anyhow::anyhow!("an order id was generated twice"),
+        )),
+        Failure::Store(store) => PlaceOrderFailure::Store(store),
+    };
+    if engine == Engine::Postgres {
+        let cte = |name: &str, insert: sea_orm::sea_query::InsertStatement| {
+            CommonTableExpression::new().query(insert).table_name(Alias::new(name)).to_owned()
+        };
+        let statement = WithClause::new()
+            .cte(cte("placed_order", order_insert.into_query()))
+            .cte(cte("placed_items", items_insert.into_query()))
+            .to_owned()
+            .query(history_insert.into_query());
+        tx.execute(&statement).await.map_err(refused)?;
+        return Ok(());
+    }
+    order_insert.exec_without_returning(tx).await.map_err(refused)?;
+    items_insert.exec_without_returning(tx).await.map_err(store("inserting order items"))?;
+    history_insert.exec_without_returning(tx).await.map_err(store("writing order history"))?;
+    Ok(())
+}
+
 /// Gives stock back when an order is cancelled or expires.
 async fn release(tx: &DatabaseTransaction, order: &Order) -> Result<(), StoreError> {
     for (product_id, quantity) in stock_changes(order) {
@@ -316,25 +358,7 @@ impl OrderRepository for SeaOrmOrderRepository {
             tx.rollback().await.map_err(store("rolling back a refused reservation"))?;
             return Err(shortage(&self.db, &changes).await);
         }
-        order::Entity::insert(row.into_active_model()).exec_without_returning(&tx).await.map_err(
-            |error| match classify(error, "inserting an order") {
-                Failure::ForeignKeyViolation => PlaceOrderFailure::UnknownCustomer,
-                Failure::UniqueViolation => PlaceOrderFailure::Store(StoreError::Unexpected(
-                    anyhow::anyhow!("an order id was generated twice"),
-                )),
-                Failure::Store(store) => PlaceOrderFailure::Store(store),
-            },
-        )?;
-        order_item::Entity::insert_many(
-            item_rows(order).into_iter().map(|item| item.into_active_model()),
-        )
-        .exec_without_returning(&tx)
-        .await
-        .map_err(store("inserting order items"))?;
-        order_transition::Entity::insert(transition_row(placed))
-            .exec_without_returning(&tx)
-            .await
-            .map_err(store("writing order history"))?;
+        insert_order(&tx, self.db.engine(), row, order, placed).await?;
         record_completion(&tx, completion.as_ref()).await?;
         let committed = tx.commit().await;
         self.products.invalidate(&product_ids(order)).await;
