@@ -17,6 +17,7 @@ mod operations;
 mod orders;
 mod outage;
 mod payments;
+mod product_cache;
 mod products;
 mod rate_limits;
 mod sessions;
