@@ -17,7 +17,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 .PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
-	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e contract clean
+	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e contract bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -79,6 +79,14 @@ e2e: ## Optional: Swagger UI in headless Chromium: every GET, browsing products,
 
 contract: ## schemathesis (pinned, in a venv under target/) checks the server against its OpenAPI document (needs python3-venv, curl; .ci/run runs it)
 	bash e2e/contract.sh
+
+bench: ## Throughput of Orderly against the in-repo baseline (bench/baseline) on PostgreSQL and SQLite; writes docs/performance.md (needs wrk, psql; BENCH_ARGS='--no-write --engines sqlite ...')
+	$(CARGO) build --release --locked -p orderly-server --bin orderly
+	$(CARGO) build --release --locked --manifest-path bench/baseline/Cargo.toml
+	@command -v wrk >/dev/null || { echo "bench: wrk is needed (Debian/Ubuntu: apt-get install wrk)" >&2; exit 1; }
+	@orderly_dir=$$($(CARGO) metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/'); \
+	baseline_dir=$$($(CARGO) metadata --manifest-path bench/baseline/Cargo.toml --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/'); \
+	set -x; python3 bench/bench.py --orderly-bin "$$orderly_dir/release/orderly" --baseline-bin "$$baseline_dir/release/baseline" $(BENCH_ARGS)
 
 clean: ## Remove build artefacts and coverage output
 	$(CARGO) clean
