@@ -467,6 +467,11 @@ def resource_table(all_results):
     return "\n".join(lines)
 
 
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def machine(load_at_start):
     mem_kib = 0
     with open("/proc/meminfo") as f:
@@ -474,7 +479,7 @@ def machine(load_at_start):
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
     return (f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} cores, "
-            f"{mem_kib / 2**20:.1f} GiB; load average at start {load_at_start}")
+            f"{mem_kib / 2**20:.1f} GiB; load average {load_at_start} at start, {load_average()} at the end")
 
 
 def commit_of(repo):
@@ -555,8 +560,7 @@ def main():
         if not os.access(binary, os.X_OK):
             sys.exit(f"{binary} is not an executable: build it first (make bench does)")
 
-    with open("/proc/loadavg") as f:
-        load_at_start = " ".join(f.read().split()[:3])
+    load_at_start = load_average()
     all_results = {}
     for engine in engines:
         all_results[engine] = run_engine(engine, args, orderly, baseline)

@@ -372,8 +372,7 @@ async fn list_products(
         let after = decode_cursor(cursor).ok_or(Failure::BadRequest("invalid cursor"))?;
         select = select.filter(product::Column::Id.gt(after));
     }
-    let mut rows =
-        select.order_by_asc(product::Column::Id).limit(limit + 1).all(&state.db).await?;
+    let mut rows = select.order_by_asc(product::Column::Id).limit(limit + 1).all(&state.db).await?;
     let next_cursor = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|row| encode_cursor(row.id))
@@ -573,7 +572,10 @@ async fn place_order(
                 product_id: item.product_id,
                 sku: item.sku,
                 name: item.name,
-                unit_price: Money { amount: item.unit_price_amount, currency: item.currency.clone() },
+                unit_price: Money {
+                    amount: item.unit_price_amount,
+                    currency: item.currency.clone(),
+                },
                 quantity: item.quantity,
                 line_total: Money { amount: item.line_total_amount, currency: item.currency },
             })
@@ -680,12 +682,10 @@ async fn token(
     }))
 }
 
-thread_local! {
-    /// Each blocking thread's Argon2 memory area (19 MiB), allocated once and reused, as
-    /// Orderly does (ADR 0016): allocating it per login costs page faults and, with glibc's
-    /// per-thread arenas, hundreds of MiB of RSS.
-    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Argon2 memory areas (19 MiB each), allocated once and reused, at most one per hash running
+/// at once (the `hashing` semaphore), as Orderly does (ADR 0016): allocating one per login
+/// costs page faults and, with glibc's per-thread arenas, hundreds of MiB of RSS.
+static AREAS: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
 
 /// Verifies `password` against a PHC string, with the parameters the string names (Orderly's
 /// hashes: Argon2id, 19 MiB, 2 passes, 1 lane).
@@ -699,14 +699,17 @@ fn verify(password: &str, phc: &str) -> Result<bool, String> {
     let mut salt_bytes = [0_u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
     let mut output = vec![0_u8; expected.len()];
-    MEMORY.with_borrow_mut(|memory| {
-        if memory.len() < params.block_count() {
-            memory.resize(params.block_count(), Block::default());
-        }
-        Argon2::new(algorithm, version.unwrap_or_default(), params)
-            .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut output, &mut *memory)
-            .map_err(|e| e.to_string())
-    })?;
+    let mut memory = AREAS.lock().ok().and_then(|mut areas| areas.pop()).unwrap_or_default();
+    if memory.len() < params.block_count() {
+        memory.resize(params.block_count(), Block::default());
+    }
+    let hashed = Argon2::new(algorithm, version.unwrap_or_default(), params)
+        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut output, &mut memory)
+        .map_err(|e| e.to_string());
+    if let Ok(mut areas) = AREAS.lock() {
+        areas.push(memory);
+    }
+    hashed?;
     // Output compares in constant time.
     Ok(argon2::password_hash::Output::new(&output).map_err(|e| e.to_string())? == expected)
 }
