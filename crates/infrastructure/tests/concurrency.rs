@@ -562,3 +562,51 @@ on_both_engines!(
     two_admins_demoting_each_other_at_once_leave_exactly_one_admin,
     a_deletion_racing_a_demotion_of_the_only_two_admins_leaves_exactly_one_admin,
 );
+
+/// On SQLite the writers of an instance queue for one permit instead of contending for the
+/// file lock: a write waits while another write transaction is open, goes ahead as soon as it
+/// ends, and gives up with a contention error (never a hang) after the busy timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_writers_queue_for_one_permit_bounded_by_the_busy_timeout() {
+    let test = orderly_infrastructure::testing::TestDatabase::sqlite().await;
+    let mut settings = orderly_infrastructure::DatabaseSettings::new(test.url());
+    settings.sqlite_busy_timeout = std::time::Duration::from_millis(300);
+    let db = Database::connect(&settings).await.expect("opening the database");
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let orders = SeaOrmOrderRepository::new(db.clone());
+    let customer = user("queued", Role::Customer);
+    users.insert(&customer).await.expect("inserting a customer");
+    let stocked = product("QUEUE-1", 10);
+    products.insert(&stocked).await.expect("inserting a product");
+
+    // A claim of overdue orders is a write transaction held open by the expiry job.
+    let mut claim = orders.claim_overdue(at(10), None, 10).await.expect("claiming").claim;
+    let (order, placed) = new_order(&customer, &stocked, 1);
+    let started = std::time::Instant::now();
+    let refused = orders.place(&order, &placed, None).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            refused,
+            Err(PlaceOrderFailure::Store(orderly_application::StoreError::Contention(_)))
+        ),
+        "{refused:?}"
+    );
+    assert!(waited >= std::time::Duration::from_millis(250), "waited {waited:?}");
+
+    // Queued behind the open claim, an order goes ahead when the claim commits.
+    let (order, placed) = new_order(&customer, &stocked, 2);
+    let queued = tokio::spawn({
+        let orders = orders.clone();
+        async move { orders.place(&order, &placed, None).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!queued.is_finished(), "the order waits while a write transaction is open");
+    claim.commit().await.expect("committing the claim");
+    queued.await.expect("the task did not panic").expect("the queued order is placed");
+    let left = products.find_by_id(stocked.id()).await.expect("reading").expect("found");
+    assert_eq!(left.stock(), 8, "the queued order's two units");
+    drop(db);
+    drop(test);
+}

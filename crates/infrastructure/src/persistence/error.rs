@@ -89,6 +89,7 @@ enum Kind {
 fn kind_of(error: &DbErr) -> Kind {
     match error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Kind::Unavailable,
+        DbErr::Custom(message) if message == super::connection::WRITER_BUSY => Kind::Contention,
         DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
             kind_of_sqlx(inner)
         }

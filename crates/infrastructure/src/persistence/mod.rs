@@ -15,6 +15,7 @@ mod refresh_tokens;
 mod users;
 
 pub use accounts::SeaOrmAccounts;
+pub(crate) use connection::WriteTransaction;
 pub use connection::{Database, DatabaseSettings, Engine, redact};
 pub use idempotency::SeaOrmIdempotencyStore;
 pub use location::{

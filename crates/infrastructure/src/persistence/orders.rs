@@ -26,7 +26,7 @@ use sea_orm::{
 };
 
 use super::{
-    Database, Engine,
+    Database, Engine, WriteTransaction,
     error::{Failure, classify, store},
     idempotency,
     keyset::{self, Direction},
@@ -400,7 +400,7 @@ impl OrderRepository for SeaOrmOrderRepository {
         let result = with_payment(order::Entity::update_many(), order)?
             .filter(order::Column::Id.eq(order.id().into_uuid()))
             .filter(order::Column::Version.eq(expected))
-            .exec(&tx)
+            .exec(&*tx)
             .await
             .map_err(store("recording a payment"))?;
         if result.rows_affected != 1 {
@@ -460,12 +460,12 @@ impl OrderRepository for SeaOrmOrderRepository {
             // Rows another instance claimed, or a request is writing, are left for later.
             select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let rows = select.all(&tx).await.map_err(store("claiming overdue orders"))?;
+        let rows = select.all(&*tx).await.map_err(store("claiming overdue orders"))?;
         let next = rows.last().map(|row| OverdueCursor {
             due_at: row.payment_due_at,
             id: OrderId::from_uuid(row.id),
         });
-        let orders = rebuild(&tx, rows).await?;
+        let orders = rebuild(&*tx, rows).await?;
         let claim = Claim { tx: Some(tx), products: self.products.clone(), released: Vec::new() };
         Ok(OverdueBatch { orders, next, claim: Box::new(claim) })
     }
@@ -474,7 +474,7 @@ impl OrderRepository for SeaOrmOrderRepository {
 /// The transaction of one claimed batch of overdue orders.
 struct Claim {
     /// `None` once committed.
-    tx: Option<DatabaseTransaction>,
+    tx: Option<WriteTransaction>,
     products: ProductCache,
     /// The products whose stock the expiries saved so far give back.
     released: Vec<ProductId>,
@@ -482,7 +482,7 @@ struct Claim {
 
 impl Claim {
     fn tx(&self) -> Result<&DatabaseTransaction, StoreError> {
-        self.tx.as_ref().ok_or_else(|| {
+        self.tx.as_deref().ok_or_else(|| {
             StoreError::Unexpected(anyhow::anyhow!("an overdue claim used after its commit"))
         })
     }

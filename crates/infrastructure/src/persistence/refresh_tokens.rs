@@ -100,7 +100,7 @@ impl RefreshTokens for SeaOrmRefreshTokens {
         let tx = self.db.begin_write().await.map_err(store("starting a token rotation"))?;
         let row = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(hash(token)))
-            .one(&tx)
+            .one(&*tx)
             .await
             .map_err(store("reading a refresh token"))?
             .ok_or(RefreshTokenError::Invalid)?;
@@ -113,15 +113,15 @@ impl RefreshTokens for SeaOrmRefreshTokens {
             .col_expr(refresh_token::Column::UsedAt, Expr::value(Some(now)))
             .filter(refresh_token::Column::Id.eq(row.id))
             .filter(refresh_token::Column::UsedAt.is_null())
-            .exec(&tx)
+            .exec(&*tx)
             .await
             .map_err(store("using a refresh token"))?;
         if claimed.rows_affected == 0 {
-            revoke_family(&tx, row.family_id, now).await?;
+            revoke_family(&*tx, row.family_id, now).await?;
             tx.commit().await.map_err(store("committing a family revocation"))?;
             return Err(RefreshTokenError::Reused);
         }
-        let next = insert(&tx, row.user_id, row.family_id, now, self.ttl).await?;
+        let next = insert(&*tx, row.user_id, row.family_id, now, self.ttl).await?;
         tx.commit().await.map_err(store("committing a token rotation"))?;
         Ok((UserId::from_uuid(row.user_id), next))
     }

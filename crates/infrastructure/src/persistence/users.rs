@@ -138,7 +138,7 @@ impl UserRepository for SeaOrmUserRepository {
             .col_expr(user::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(user::Column::Id.eq(row.id))
             .filter(user::Column::Version.eq(expected))
-            .exec(&tx)
+            .exec(&*tx)
             .await
             .map_err(|error| write_error(classify(error, "updating a user"), WriteKind::Store))?;
         if result.rows_affected == 1 {
@@ -146,7 +146,7 @@ impl UserRepository for SeaOrmUserRepository {
             return Ok(());
         }
         let exists = user::Entity::find_by_id(row.id)
-            .one(&tx)
+            .one(&*tx)
             .await
             .map_err(store("checking a user after a refused update"))?;
         Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound })
@@ -159,13 +159,13 @@ impl UserRepository for SeaOrmUserRepository {
         }
         refresh_token::Entity::delete_many()
             .filter(refresh_token::Column::UserId.eq(id.into_uuid()))
-            .exec(&tx)
+            .exec(&*tx)
             .await
             .map_err(|error| {
                 write_error(classify(error, "deleting a user's tokens"), WriteKind::Delete)
             })?;
         let result = user::Entity::delete_by_id(id.into_uuid())
-            .exec(&tx)
+            .exec(&*tx)
             .await
             .map_err(|error| write_error(classify(error, "deleting a user"), WriteKind::Delete))?;
         if result.rows_affected == 0 {
