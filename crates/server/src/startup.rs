@@ -104,6 +104,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         Arc::new(ForgettingUsers::new(users_repo.clone(), cached_accounts));
     // GET /products/{id} reads through a cache that every product write drops (ADR 0025).
     let product_cache = product_cache(settings)?;
+    product_cache.register_metrics(&registry)?;
     let products_repo = Arc::new(
         SeaOrmProductRepository::new(database.clone()).invalidating(product_cache.clone()),
     );

@@ -30,6 +30,7 @@ use orderly_application::{
     ports::{ProductFilter, ProductQueries},
 };
 use orderly_domain::{Product, ProductId};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
@@ -69,6 +70,7 @@ impl std::fmt::Debug for ProductCache {
 
 struct Inner {
     entries: Cache<ProductId, Product>,
+    metrics: CacheMetrics,
     /// Moved by every invalidation, local or received.
     generation: AtomicU64,
     /// Whether entries may be served and stored: always without Redis; with Redis, while the
@@ -152,7 +154,7 @@ impl ProductCache {
         if ids.is_empty() {
             return;
         }
-        inner.evict(ids);
+        inner.evict(ids, &inner.metrics.local);
         let Some(bus) = &inner.bus else { return };
         let message = encode(&bus.origin, ids);
         let mut publisher = bus.publisher.clone();
@@ -181,13 +183,29 @@ impl ProductCache {
         self.inner.as_ref().is_some_and(|inner| inner.serving.load(Ordering::SeqCst))
     }
 
-    /// The cached product, when there is one and the cache serves.
+    /// Registers the cache's series in `registry` (nothing when the cache is off):
+    /// `orderly_product_cache_lookups_total{result}`, `..._invalidations_total{origin}`,
+    /// `orderly_product_cache_serving`.
+    ///
+    /// # Errors
+    /// When a series of the same name is already registered.
+    pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
+        let Some(inner) = &self.inner else { return Ok(()) };
+        registry.register(Box::new(inner.metrics.lookups.clone()))?;
+        registry.register(Box::new(inner.metrics.invalidations.clone()))?;
+        registry.register(Box::new(inner.metrics.serving.clone()))
+    }
+
+    /// The cached product, when there is one and the cache serves (counted).
     fn get(&self, id: ProductId) -> Option<Product> {
         let inner = self.inner.as_ref()?;
         if !inner.serving.load(Ordering::SeqCst) {
+            inner.metrics.bypass.inc();
             return None;
         }
-        inner.entries.get(&id)
+        let found = inner.entries.get(&id);
+        if found.is_some() { &inner.metrics.hit } else { &inner.metrics.miss }.inc();
+        found
     }
 
     /// The generation before a read from the database.
@@ -212,9 +230,64 @@ impl ProductCache {
     }
 }
 
+/// The cache's series: counters bumped where things happen, registered by
+/// [`ProductCache::register_metrics`].
+struct CacheMetrics {
+    lookups: IntCounterVec,
+    hit: IntCounter,
+    miss: IntCounter,
+    bypass: IntCounter,
+    invalidations: IntCounterVec,
+    local: IntCounter,
+    remote: IntCounter,
+    serving: IntGauge,
+}
+
+impl CacheMetrics {
+    fn new() -> Self {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "orderly_product_cache_lookups_total",
+                "Product reads by the cache's answer: hit, miss (read from the database), bypass \
+                 (the cache does not serve: its Redis subscription is down).",
+            ),
+            &["result"],
+        )
+        .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        let invalidations = IntCounterVec::new(
+            Opts::new(
+                "orderly_product_cache_invalidations_total",
+                "Product cache invalidations, by origin: a write on this instance (local) or a \
+                 message from another one (remote).",
+            ),
+            &["origin"],
+        )
+        .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        let serving = IntGauge::new(
+            "orderly_product_cache_serving",
+            "1 while the product cache answers reads, 0 while it is bypassed (Redis \
+             subscription down).",
+        )
+        .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        Self {
+            hit: lookups.with_label_values(&["hit"]),
+            miss: lookups.with_label_values(&["miss"]),
+            bypass: lookups.with_label_values(&["bypass"]),
+            local: invalidations.with_label_values(&["local"]),
+            remote: invalidations.with_label_values(&["remote"]),
+            lookups,
+            invalidations,
+            serving,
+        }
+    }
+}
+
 impl Inner {
     fn new(settings: ProductCacheSettings, bus: Option<Bus>) -> Self {
+        let metrics = CacheMetrics::new();
+        metrics.serving.set(i64::from(bus.is_none()));
         Self {
+            metrics,
             entries: Cache::builder()
                 .max_capacity(settings.capacity)
                 .time_to_live(settings.ttl)
@@ -226,7 +299,8 @@ impl Inner {
         }
     }
 
-    fn evict(&self, ids: &[ProductId]) {
+    fn evict(&self, ids: &[ProductId], origin: &IntCounter) {
+        origin.inc();
         self.generation.fetch_add(1, Ordering::SeqCst);
         for id in ids {
             self.entries.invalidate(id);
@@ -237,6 +311,7 @@ impl Inner {
     /// have been missed while the subscription was down.
     fn set_serving(&self, serving: bool) {
         self.serving.store(serving, Ordering::SeqCst);
+        self.metrics.serving.set(i64::from(serving));
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries.invalidate_all();
     }
@@ -288,7 +363,7 @@ async fn subscribe(cache: Weak<Inner>, client: redis::Client) {
                     let payload: String = message.get_payload().unwrap_or_default();
                     match decode(&origin, &payload) {
                         None => {}
-                        Some(Ok(ids)) => inner.evict(&ids),
+                        Some(Ok(ids)) => inner.evict(&ids, &inner.metrics.remote),
                         Some(Err(())) => inner.set_serving(true),
                     }
                 }
@@ -375,7 +450,8 @@ mod tests {
         let cache = ProductCache::local(settings());
         let old = product("Old");
         let before = cache.generation();
-        cache.inner.as_ref().expect("enabled").evict(&[old.id()]);
+        let inner = cache.inner.as_ref().expect("enabled");
+        inner.evict(&[old.id()], &inner.metrics.local);
         cache.fill(before, &old);
         assert!(cache.get(old.id()).is_none());
         cache.fill(cache.generation(), &old);

@@ -243,6 +243,34 @@ async fn placing_and_moving_orders_count_each_exactly_once(app: TestApp) {
     assert_eq!(moved, [4.0, 2.0, 2.0, 1.0, 0.0, 0.0, 2.0, 1.0, 2.0, 0.0, 1.0], "{EVENTS:?}");
 }
 
+async fn product_reads_are_counted_by_the_caches_answer(app: TestApp) {
+    let admin = app.admin().await;
+    let product = app.product(&admin, "CACHE-1", 1000, 5).await;
+    let id = product["id"].as_str().expect("an id");
+    let lookups = |scraped: &[Sample], result: &str| {
+        value(scraped, "orderly_product_cache_lookups_total", &[("result", result)]).unwrap_or(0.0)
+    };
+    let before = app.scrape().await;
+
+    for _ in 0..3 {
+        assert_eq!(app.get_product(id, None).await.status(), StatusCode::OK);
+    }
+    let renamed =
+        app.patch_product(&admin.access_token, id, &json!({"name": "Renamed"}), None).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+
+    let after = app.scrape().await;
+    assert_eq!(lookups(&after, "miss") - lookups(&before, "miss"), 1.0, "the first read");
+    assert_eq!(lookups(&after, "hit") - lookups(&before, "hit"), 2.0, "the next two");
+    assert_eq!(lookups(&after, "bypass"), 0.0, "no Redis: the cache always serves");
+    let local = |scraped: &[Sample]| {
+        value(scraped, "orderly_product_cache_invalidations_total", &[("origin", "local")])
+            .unwrap_or(0.0)
+    };
+    assert!(local(&after) > local(&before), "the PATCH dropped the entry");
+    assert_eq!(value(&after, "orderly_product_cache_serving", &[]), Some(1.0));
+}
+
 async fn the_pool_the_hashing_gate_and_the_build_are_exported(app: TestApp) {
     let scraped = app.scrape().await;
     let max = f64::from(app.settings.database.database_max_connections);
@@ -357,6 +385,7 @@ api_tests!(
     no_label_carries_a_raw_id_or_a_query_string,
     placing_and_moving_orders_count_each_exactly_once,
     the_pool_the_hashing_gate_and_the_build_are_exported,
+    product_reads_are_counted_by_the_caches_answer,
     refusals_are_counted_by_policy_and_scrapes_are_never_limited,
     metrics_can_be_turned_off,
     the_expiry_job_counts_its_runs,
