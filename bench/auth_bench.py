@@ -18,48 +18,15 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
+
+from benchlib import free_port, proc_status, request
 
 PASSWORD = "flood password 12345"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_status(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) // 1024  # MiB
-    return None
-
-
-def request(base, method, path, body=None, form=None, headers=None, timeout=60):
-    data = None
-    hdrs = dict(headers or {})
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-    req = urllib.request.Request(base + path, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 class Server:
@@ -136,7 +103,7 @@ def login_flood(server, emails):
         )
         results[n] = (status, time.monotonic() - started)
 
-    rss_before = proc_status(server.proc.pid, "VmRSS")
+    rss_before = int(proc_status(server.proc.pid, "VmRSS"))
     threads = [threading.Thread(target=login, args=(n,)) for n in range(len(emails))]
     for t in threads:
         t.start()
@@ -149,8 +116,8 @@ def login_flood(server, emails):
     slowest = max(seconds for _, seconds in results)
     return {
         "rss_before": rss_before,
-        "peak": proc_status(server.proc.pid, "VmHWM"),
-        "rss_after": proc_status(server.proc.pid, "VmRSS"),
+        "peak": int(proc_status(server.proc.pid, "VmHWM")),
+        "rss_after": int(proc_status(server.proc.pid, "VmRSS")),
         "counts": counts,
         "slowest_s": slowest,
     }

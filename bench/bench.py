@@ -40,16 +40,15 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+
+from benchlib import free_port, proc_status, request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -70,40 +69,6 @@ PATHS = [
     ("login", "POST /api/v1/auth/token", None),
 ]
 SERVERS = ("orderly", "baseline")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_status(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024  # MiB
-    except OSError:
-        pass
-    return None
-
-
-def request(base, method, path, body=None, form=None, headers=None, timeout=60):
-    data = None
-    hdrs = dict(headers or {})
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-    req = urllib.request.Request(base + path, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def warn(message):

@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +30,9 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port
+
 ADMIN_PASSWORD = "bench admin password 1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
