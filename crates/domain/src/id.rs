@@ -82,6 +82,10 @@ typed_id!(
     /// Identifies an [`crate::Order`].
     OrderId
 );
+typed_id!(
+    /// Identifies a [`crate::Review`].
+    ReviewId
+);
 
 #[cfg(test)]
 mod tests {

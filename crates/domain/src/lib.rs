@@ -3,7 +3,7 @@
 //! Everything here is pure: no IO, no framework, no clock (time is passed in). Value objects are
 //! newtypes with private fields and fallible constructors, so a value that exists is valid; the
 //! limits they enforce are public constants that the HTTP layer reuses in its validation rules.
-//! Aggregates (`User`, `Product`, `Order`) own their state and change only through methods named
+//! Aggregates (`User`, `Product`, `Order`, `Review`) own their state and change only through methods named
 //! after intentions. The order state machine lives in [`order::transition`], the one place that
 //! decides which status follows which.
 
@@ -11,11 +11,12 @@ pub mod id;
 pub mod money;
 pub mod order;
 pub mod product;
+pub mod review;
 pub mod rule;
 pub mod text;
 pub mod user;
 
-pub use id::{InvalidId, OrderId, ProductId, UserId};
+pub use id::{InvalidId, OrderId, ProductId, ReviewId, UserId};
 pub use money::{Currency, InvalidCurrency, Money, MoneyError};
 pub use order::{
     Actor, ActorKind, InvalidQuantity, InvalidReason, Order, OrderAction, OrderError, OrderItem,
@@ -26,6 +27,10 @@ pub use order::{
 pub use product::{
     InvalidDescription, InvalidProductName, InvalidSku, Product, ProductDescription, ProductDraft,
     ProductError, ProductName, ProductParts, Sku,
+};
+pub use review::{
+    InvalidRating, InvalidReviewBody, InvalidReviewTitle, ProductRating, Rating, RatingDelta,
+    Review, ReviewAuthor, ReviewBody, ReviewDraft, ReviewParts, ReviewTitle,
 };
 pub use rule::RuleError;
 pub use text::TextError;

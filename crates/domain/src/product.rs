@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{Money, ProductId, text, text::TextError, time::Timestamp};
+use crate::{Money, ProductId, ProductRating, text, text::TextError, time::Timestamp};
 
 /// Longest SKU.
 pub const SKU_MAX_LEN: usize = 64;
@@ -158,6 +158,8 @@ pub struct ProductParts {
     pub price: Money,
     pub stock: u32,
     pub archived: bool,
+    /// What its visible reviews add up to.
+    pub rating: ProductRating,
     pub version: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -191,6 +193,7 @@ pub struct Product {
     price: Money,
     stock: u32,
     archived: bool,
+    rating: ProductRating,
     version: u64,
     /// The version in storage when loaded (0 before the first save): every change since moves
     /// `version` to this + 1, so one save is one version step however many fields changed.
@@ -215,6 +218,7 @@ impl Product {
             price,
             stock,
             archived: false,
+            rating: ProductRating::default(),
             version: 1,
             stored_version: 0,
             created_at: now,
@@ -233,6 +237,7 @@ impl Product {
             price,
             stock,
             archived,
+            rating,
             version,
             created_at,
             updated_at,
@@ -245,6 +250,7 @@ impl Product {
             price,
             stock,
             archived,
+            rating,
             version,
             stored_version: version,
             created_at,
@@ -279,6 +285,12 @@ impl Product {
     #[must_use]
     pub fn is_archived(&self) -> bool {
         self.archived
+    }
+    /// What its visible reviews add up to (kept by the store with every review change; a
+    /// review change moves the product's version too, as its representation changes).
+    #[must_use]
+    pub fn rating(&self) -> ProductRating {
+        self.rating
     }
     #[must_use]
     pub fn version(&self) -> u64 {
@@ -442,6 +454,7 @@ mod tests {
             price: original.price(),
             stock: original.stock(),
             archived: false,
+            rating: ProductRating::default(),
             version: 6,
             created_at: original.created_at(),
             updated_at: original.updated_at(),
@@ -478,11 +491,14 @@ mod tests {
             price: original.price(),
             stock: 0,
             archived: true,
+            rating: ProductRating::new(3, 13),
             version: 4,
             created_at: original.created_at(),
             updated_at: original.updated_at(),
         });
         assert_eq!(restored.id(), original.id());
+        assert_eq!(restored.rating(), ProductRating::new(3, 13));
+        assert_eq!(original.rating().count(), 0);
         assert!(restored.is_archived());
         assert_eq!(restored.version(), 4);
     }
