@@ -16,6 +16,7 @@ mod m20261124_000006_add_product_search_text;
 mod m20261201_000007_add_user_session_epoch;
 mod m20261201_000008_add_order_payments;
 mod m20261201_000009_idempotency_leases;
+mod m20261204_000010_create_reviews;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_add_user_session_epoch::Migration),
             Box::new(m20261201_000008_add_order_payments::Migration),
             Box::new(m20261201_000009_idempotency_leases::Migration),
+            Box::new(m20261204_000010_create_reviews::Migration),
         ]
     }
 }

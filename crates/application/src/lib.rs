@@ -14,6 +14,7 @@ pub mod orders;
 pub mod pagination;
 pub mod ports;
 pub mod products;
+pub mod reviews;
 pub mod users;
 
 pub use error::{StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError};

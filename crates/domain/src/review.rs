@@ -480,7 +480,10 @@ mod tests {
 
     #[test]
     fn titles_are_one_line_and_bodies_may_break_lines() {
-        assert_eq!(ReviewTitle::parse("  Great  ").map(|t| t.as_str().to_owned()), Ok("Great".into()));
+        assert_eq!(
+            ReviewTitle::parse("  Great  ").map(|t| t.as_str().to_owned()),
+            Ok("Great".into())
+        );
         assert!(ReviewTitle::parse("   ").is_err());
         assert!(ReviewTitle::parse("a\nb").is_err());
         assert!(ReviewTitle::parse(&"é".repeat(REVIEW_TITLE_MAX_LEN)).is_ok());
@@ -507,7 +510,9 @@ mod tests {
         let own = user(author.id, Role::Customer);
         let other = user(UserId::new(), Role::Customer);
         let admin = user(UserId::new(), Role::Admin);
-        assert!(review.may_revise(&own) && !review.may_revise(&other) && !review.may_revise(&admin));
+        assert!(
+            review.may_revise(&own) && !review.may_revise(&other) && !review.may_revise(&admin)
+        );
         assert!(review.may_delete(&own) && review.may_delete(&admin) && !review.may_delete(&other));
         assert!(Review::may_moderate(&admin) && !Review::may_moderate(&own));
         assert!(!review.may_revise(&Actor::System));

@@ -24,5 +24,6 @@ pub fn install_tls_provider() {
 
 pub use persistence::{
     Database, DatabaseSettings, Engine, SeaOrmAccounts, SeaOrmIdempotencyStore,
-    SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
+    SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository,
+    SeaOrmUserRepository,
 };

@@ -6,4 +6,5 @@ pub(crate) mod order_item;
 pub(crate) mod order_transition;
 pub(crate) mod product;
 pub(crate) mod refresh_token;
+pub(crate) mod review;
 pub(crate) mod user;

@@ -14,6 +14,10 @@ pub(crate) struct Model {
     pub archived: bool,
     /// Lower-cased name and SKU for the `q` search, written by the application.
     pub search_text: String,
+    /// How many visible reviews the product has, and the sum of their ratings: written by the
+    /// review adapter in the same transaction as each review change.
+    pub rating_count: i64,
+    pub rating_sum: i64,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
@@ -32,6 +36,8 @@ pub(crate) struct Readable {
     pub price_currency: String,
     pub stock: i64,
     pub archived: bool,
+    pub rating_count: i64,
+    pub rating_sum: i64,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

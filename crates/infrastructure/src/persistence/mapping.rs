@@ -5,8 +5,8 @@ use anyhow::{Context as _, anyhow};
 use orderly_domain::{
     Currency, Email, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
     OrderTransition, PasswordHash, Payment, PaymentParts, Product, ProductDescription, ProductId,
-    ProductName, ProductParts, ProductSnapshot, Quantity, Reason, Sku, User, UserId, UserName,
-    UserParts,
+    ProductName, ProductParts, ProductRating, ProductSnapshot, Quantity, Reason, Sku, User, UserId,
+    UserName, UserParts,
 };
 
 use orderly_domain::time::Timestamp;
@@ -17,7 +17,7 @@ pub(crate) fn version_to_db(version: u64) -> anyhow::Result<i64> {
     i64::try_from(version).context("version out of range")
 }
 
-fn version_from_db(version: i64) -> anyhow::Result<u64> {
+pub(crate) fn version_from_db(version: i64) -> anyhow::Result<u64> {
     u64::try_from(version).context("negative version")
 }
 
@@ -70,6 +70,10 @@ impl TryFrom<product::Readable> for Product {
             price: money(row.price_amount, &row.price_currency)?,
             stock: u32::try_from(row.stock).context("stock out of range")?,
             archived: row.archived,
+            rating: ProductRating::new(
+                u32::try_from(row.rating_count).context("rating count out of range")?,
+                u64::try_from(row.rating_sum).context("rating sum out of range")?,
+            ),
             version: version_from_db(row.version)?,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -88,6 +92,8 @@ pub(crate) fn product_row(product: &Product) -> anyhow::Result<product::Model> {
         stock: i64::from(product.stock()),
         archived: product.is_archived(),
         search_text: search_text(product),
+        rating_count: i64::from(product.rating().count()),
+        rating_sum: i64::try_from(product.rating().sum()).context("rating sum out of range")?,
         version: version_to_db(product.version())?,
         created_at: product.created_at(),
         updated_at: product.updated_at(),

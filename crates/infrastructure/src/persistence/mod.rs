@@ -12,6 +12,7 @@ mod mapping;
 mod orders;
 mod products;
 mod refresh_tokens;
+mod reviews;
 mod users;
 
 pub use accounts::SeaOrmAccounts;
@@ -24,4 +25,5 @@ pub use location::{
 pub use orders::SeaOrmOrderRepository;
 pub use products::SeaOrmProductRepository;
 pub use refresh_tokens::SeaOrmRefreshTokens;
+pub use reviews::SeaOrmReviewRepository;
 pub use users::SeaOrmUserRepository;
