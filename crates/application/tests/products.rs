@@ -91,6 +91,7 @@ fn stored_parts() -> ProductParts {
         price: eur(4999),
         stock: 12,
         archived: false,
+        rating: orderly_domain::ProductRating::default(),
         version: STORED_VERSION,
         created_at: created_at(),
         updated_at: created_at(),
