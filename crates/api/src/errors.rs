@@ -73,15 +73,15 @@ impl From<InvalidCursor> for ApiError {
     }
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(crate) fn not_found(what: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
 }
 
-fn forbidden(detail: impl Into<String>) -> ApiError {
+pub(crate) fn forbidden(detail: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::Forbidden, detail)
 }
 
-fn stale(expected: u64, current: u64) -> ApiError {
+pub(crate) fn stale(expected: u64, current: u64) -> ApiError {
     ApiError::new(
         ErrorCode::PreconditionFailed,
         format!("If-Match names version {expected}, the resource is at version {current}"),
@@ -113,7 +113,7 @@ fn last_admin(what: &str) -> ApiError {
     )
 }
 
-fn concurrent() -> ApiError {
+pub(crate) fn concurrent() -> ApiError {
     ApiError::new(
         ErrorCode::ConcurrentModification,
         "Another request changed it at the same moment; retry.",

@@ -43,6 +43,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "auth", description = "OAuth2 tokens"),
         (name = "products", description = "The catalogue"),
         (name = "orders", description = "Orders and their state machine"),
+        (name = "reviews", description = "Product reviews by customers who received the product"),
         (name = "operations", description = "Health and problem descriptions"),
     )
 )]

@@ -30,6 +30,10 @@ use orderly_application::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
         list_products::ListProducts, update_product::UpdateProduct,
     },
+    reviews::{
+        delete_review::DeleteReview, get_review::GetReview, list_reviews::ListReviews,
+        update_review::UpdateReview, write_review::WriteReview,
+    },
     users::{
         delete_user::DeleteUser, get_user::GetUser, list_users::ListUsers,
         register_user::RegisterUser, update_user::UpdateUser,
@@ -38,7 +42,7 @@ use orderly_application::{
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
     Database, DatabaseSettings, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
-    SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmUserRepository,
+    SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository, SeaOrmUserRepository,
     services::{
         Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits,
         HttpGatewaySettings, HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
@@ -110,6 +114,8 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     );
     let orders_repo =
         Arc::new(SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()));
+    let reviews =
+        Arc::new(SeaOrmReviewRepository::new(database.clone()).invalidating(product_cache.clone()));
     let product_queries: Arc<dyn ProductQueries> =
         Arc::new(CachedProducts::new(products_repo.clone(), product_cache));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
@@ -165,12 +171,12 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         ),
         revoke_token: RevokeToken::new(refresh_tokens, clock.clone()),
         create_product: CreateProduct::new(products.clone(), clock.clone()),
-        get_product: GetProduct::new(product_queries),
+        get_product: GetProduct::new(product_queries.clone()),
         list_products: ListProducts::new(products_repo),
         update_product: UpdateProduct::new(products.clone(), clock.clone()),
         archive_product: ArchiveProduct::new(products.clone(), clock.clone()),
         place_order: PlaceOrder::new(
-            products,
+            products.clone(),
             orders.clone(),
             idempotency.clone(),
             clock.clone(),
@@ -186,6 +192,16 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             clock.clone(),
         ),
         order_history: OrderHistory::new(orders.clone(), orders_repo),
+        write_review: WriteReview::new(
+            reviews.clone(),
+            products.clone(),
+            users.clone(),
+            clock.clone(),
+        ),
+        get_review: GetReview::new(reviews.clone()),
+        list_reviews: ListReviews::new(reviews.clone(), product_queries),
+        update_review: UpdateReview::new(reviews.clone(), clock.clone()),
+        delete_review: DeleteReview::new(reviews),
     };
     let expire_orders = ExpireOrders::new(orders.clone(), clock.clone());
     let housekeeping = Housekeeping {

@@ -128,7 +128,8 @@ impl TryFrom<UpdateProductRequest> for UpdateProductInput {
 #[schema(example = json!({
     "id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "sku": "KB-001", "name": "Mechanical keyboard",
     "description": "Tactile switches", "price": {"amount": 8999, "currency": "EUR"}, "stock": 25,
-    "archived": false, "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z"
+    "archived": false, "rating": {"average": 4.33, "count": 3},
+    "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z"
 }))]
 pub struct ProductResponse {
     pub id: orderly_domain::Uuid,
@@ -139,8 +140,20 @@ pub struct ProductResponse {
     pub stock: u32,
     /// Archived products stay readable (orders refer to them) but cannot be ordered.
     pub archived: bool,
+    /// What the product's visible reviews add up to.
+    pub rating: RatingResponse,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A product's rating: the mean of its visible reviews' ratings and how many there are.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RatingResponse {
+    /// The mean rating, rounded to two decimals; `null` without reviews.
+    #[schema(minimum = 1, maximum = 5)]
+    pub average: Option<f64>,
+    /// How many visible reviews there are.
+    pub count: u32,
 }
 
 impl From<&Product> for ProductResponse {
@@ -153,6 +166,10 @@ impl From<&Product> for ProductResponse {
             price: product.price().into(),
             stock: product.stock(),
             archived: product.is_archived(),
+            rating: RatingResponse {
+                average: product.rating().average(),
+                count: product.rating().count(),
+            },
             created_at: product.created_at(),
             updated_at: product.updated_at(),
         }

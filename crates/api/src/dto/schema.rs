@@ -39,7 +39,7 @@ const CONTROL_BUT_LINE_BREAKS: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u
 
 /// Whether a text may break lines inside.
 #[derive(Clone, Copy)]
-enum Lines {
+pub(crate) enum Lines {
     One,
     Many,
 }
@@ -93,7 +93,13 @@ fn string(nullable: bool) -> ObjectBuilder {
     }
 }
 
-fn integer(nullable: bool, format: KnownFormat, min: i64, max: i64, description: &str) -> Object {
+pub(crate) fn integer(
+    nullable: bool,
+    format: KnownFormat,
+    min: i64,
+    max: i64,
+    description: &str,
+) -> Object {
     let builder = if nullable {
         ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
     } else {
@@ -107,7 +113,7 @@ fn integer(nullable: bool, format: KnownFormat, min: i64, max: i64, description:
         .build()
 }
 
-fn bounded_text(nullable: bool, max: usize, lines: Lines, description: &str) -> Object {
+pub(crate) fn bounded_text(nullable: bool, max: usize, lines: Lines, description: &str) -> Object {
     string(nullable)
         .min_length(Some(1))
         .max_length(Some(max))

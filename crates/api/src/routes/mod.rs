@@ -6,6 +6,7 @@ pub mod index;
 pub mod orders;
 pub mod problems;
 pub mod products;
+pub mod reviews;
 pub mod table;
 pub mod users;
 

@@ -14,7 +14,7 @@ use actix_web::{
 };
 use utoipa::openapi::{OpenApi, PathItem, path::Operation};
 
-use super::{auth, health, method_not_allowed, orders, problems, products, users};
+use super::{auth, health, method_not_allowed, orders, problems, products, reviews, users};
 
 /// One operation: a handler and what its annotation says about it.
 pub struct Endpoint {
@@ -97,6 +97,11 @@ fn declared() -> impl IntoIterator<Item = Declared> {
         products::get,
         products::update,
         products::archive,
+        reviews::write,
+        reviews::list,
+        reviews::get,
+        reviews::update,
+        reviews::delete,
         orders::place,
         orders::list,
         orders::get,

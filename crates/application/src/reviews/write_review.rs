@@ -15,7 +15,7 @@ pub enum WriteReviewError {
     /// No such product.
     #[error("product not found")]
     ProductNotFound,
-    /// The actor has no delivered order containing the product (admins neither).
+    /// The actor has no delivered order containing the product (the rule holds for admins too).
     #[error("only a customer who received this product may review it")]
     RequiresPurchase,
     /// The actor already reviewed this product.
