@@ -253,6 +253,66 @@ async fn a_captured_payment_of_a_cancelled_order_is_refunded_then_recorded() {
 }
 
 #[tokio::test]
+async fn a_void_refused_because_the_hold_was_captured_becomes_a_refund_at_once() {
+    for status in [OrderStatus::Cancelled, OrderStatus::Expired] {
+        let ended = owing(status, PaymentStatus::Authorized);
+        let (id, amount) = (ended.id(), ended.total());
+        let mut sequence = Sequence::new();
+        let mut payments = MockPaymentGateway::new();
+        payments.expect_capture().never();
+        payments
+            .expect_void()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .withf(move |order, reference| *order == id && reference == REFERENCE)
+            .returning(|_, _| Err(PaymentError::AlreadyCaptured));
+        let mut orders = orders_owing(vec![ended]);
+        let saves = record_payment_saves(&mut orders, 2, None);
+        payments
+            .expect_refund()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .withf(move |order, reference, asked| {
+                *order == id && reference == REFERENCE && *asked == amount
+            })
+            .returning(|_, _, _| Ok(()));
+
+        let report =
+            settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+        assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 }, "{status}");
+        assert_eq!(
+            saved(&saves),
+            vec![
+                (id, PaymentStatus::RefundPending, STORED_VERSION + 1, STORED_VERSION),
+                (id, PaymentStatus::Refunded, STORED_VERSION + 2, STORED_VERSION + 1),
+            ],
+            "{status}: the refund owed is recorded before the refund is asked for"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refund_that_fails_after_a_refused_void_stays_owed_as_a_refund() {
+    let cancelled = owing(OrderStatus::Cancelled, PaymentStatus::Authorized);
+    let id = cancelled.id();
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_void().times(1).returning(|_, _| Err(PaymentError::AlreadyCaptured));
+    payments.expect_refund().times(1).returning(|_, _, _| Err(unavailable()));
+    let mut orders = orders_owing(vec![cancelled]);
+    let saves = record_payment_saves(&mut orders, 1, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::RefundPending, STORED_VERSION + 1, STORED_VERSION)],
+        "the next run refunds: the void is never asked again"
+    );
+}
+
+#[tokio::test]
 async fn a_provider_that_cannot_be_reached_leaves_the_work_owed_for_the_next_run() {
     let mut payments = MockPaymentGateway::new();
     payments.expect_capture().times(1).returning(|_, _, _| Err(unavailable()));

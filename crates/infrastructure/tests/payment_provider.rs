@@ -959,3 +959,91 @@ async fn metered_calls_are_counted_by_outcome_and_the_open_breaker_reads_two() {
     assert_eq!(calls(&registry, "void", "unavailable"), 2.0, "the refused call counts too");
     assert_eq!(calls(&registry, "refund", "approved"), 0.0);
 }
+
+// Unknown outcomes: a void that finds the payment already captured or already released.
+
+/// Stripe's answer to cancelling an intent that is no longer a hold, with the intent's state.
+fn unexpected_state(intent_status: Option<&str>) -> ResponseTemplate {
+    let mut error = json!({
+        "type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+        "message": "This PaymentIntent's status is not one that can be canceled."
+    });
+    if let Some(status) = intent_status {
+        error["payment_intent"] = json!({"id": "pi_1", "status": status});
+    }
+    ResponseTemplate::new(400).set_body_json(json!({ "error": error }))
+}
+
+#[tokio::test]
+async fn a_void_refused_because_the_payment_was_captured_is_already_captured() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_1/cancel"))
+        .respond_with(unexpected_state(Some("succeeded")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = gateway(settings(server.uri()));
+
+    let voided = gateway.void(OrderId::new(), "pi_1").await;
+
+    assert!(matches!(voided, Err(PaymentError::AlreadyCaptured)), "{voided:?}");
+    assert!(gateway.breaker().state() == BreakerState::Closed, "a refusal is no outage");
+}
+
+#[tokio::test]
+async fn a_refused_void_that_does_not_say_why_asks_the_provider_for_the_payment() {
+    for (state, captured) in [("succeeded", true), ("canceled", false)] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents/pi_1/cancel"))
+            .respond_with(unexpected_state(None))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/v1/payment_intents/pi_1"))
+            .and(header("authorization", format!("Bearer {API_KEY}").as_str()))
+            .respond_with(intent("pi_1", state))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let voided = gateway(settings(server.uri())).void(OrderId::new(), "pi_1").await;
+
+        if captured {
+            assert!(matches!(voided, Err(PaymentError::AlreadyCaptured)), "{state}: {voided:?}");
+        } else {
+            assert!(voided.is_ok(), "a hold released already is released: {voided:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_void_of_a_payment_already_released_is_done() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_1/cancel"))
+        .respond_with(unexpected_state(Some("canceled")))
+        .mount(&server)
+        .await;
+
+    let voided = gateway(settings(server.uri())).void(OrderId::new(), "pi_1").await;
+
+    assert!(voided.is_ok(), "{voided:?}");
+}
+
+#[tokio::test]
+async fn a_refused_void_of_a_payment_in_another_state_is_unexpected() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents/pi_1/cancel"))
+        .respond_with(unexpected_state(Some("processing")))
+        .mount(&server)
+        .await;
+
+    let voided = gateway(settings(server.uri())).void(OrderId::new(), "pi_1").await;
+
+    let Err(PaymentError::Unexpected(error)) = voided else { panic!("{voided:?}") };
+    assert!(format!("{error:#}").contains("processing"), "{error:#}");
+}

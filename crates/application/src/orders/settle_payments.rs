@@ -36,6 +36,21 @@ pub enum Settled {
     Deferred(PaymentDue),
 }
 
+/// What the provider answered to one settlement call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Done,
+    CaptureDeclined,
+    CapturedInsteadOfVoid,
+}
+
+/// Where one settlement call leaves the order.
+enum Step {
+    Final(Settled),
+    /// A refund is owed now, instead of the void that was: settle again.
+    Again,
+}
+
 /// Asks the provider for what an order owes and records the outcome.
 #[derive(Clone)]
 pub struct Settlement {
@@ -56,15 +71,24 @@ impl Settlement {
 
     /// Settles what `order` owes, updating it to what is stored. Never fails: a failure is
     /// logged, and the work stays owed for the background job.
+    ///
+    /// A void the provider refuses because the money was already taken (a capture whose answer
+    /// was lost) is recorded as a refund owed, and the refund is asked for at once.
     pub async fn settle(&self, order: &mut Order) -> Settled {
-        match self.try_settle(order).await {
-            Ok(settled) => settled,
-            Err(error) => {
+        let mut result = self.try_settle(order).await;
+        if let Ok(Step::Again) = result {
+            result = self.try_settle(order).await;
+        }
+        match result {
+            Ok(Step::Final(settled)) => settled,
+            // A second `Again` would mean the refund owed was a void again: it cannot be.
+            Ok(Step::Again) | Err(_) => {
                 let due = order.payment_due();
+                let error = result.err().map_or_else(String::new, |error| format!("{error:#}"));
                 tracing::warn!(
                     order_id = %order.id(),
                     due = due.map_or("nothing", |due| due.as_str()),
-                    error = %format!("{error:#}"),
+                    error = %error,
                     "payment settlement deferred to the background job"
                 );
                 due.map_or(Settled::NothingOwed, Settled::Deferred)
@@ -72,11 +96,11 @@ impl Settlement {
         }
     }
 
-    async fn try_settle(&self, order: &mut Order) -> anyhow::Result<Settled> {
-        let Some(due) = order.payment_due() else { return Ok(Settled::NothingOwed) };
+    async fn try_settle(&self, order: &mut Order) -> anyhow::Result<Step> {
+        let Some(due) = order.payment_due() else { return Ok(Step::Final(Settled::NothingOwed)) };
         let (reference, amount) = match order.payment() {
             Some(payment) => (payment.reference().map(str::to_owned), payment.amount()),
-            None => return Ok(Settled::NothingOwed),
+            None => return Ok(Step::Final(Settled::NothingOwed)),
         };
         let reference = reference.ok_or_else(|| {
             anyhow::anyhow!("a payment that holds money has no provider reference")
@@ -87,14 +111,19 @@ impl Settlement {
             PaymentDue::Void => self.payments.void(id, &reference).await,
             PaymentDue::Refund => self.payments.refund(id, &reference, amount).await,
         };
-        let declined_capture = match answer {
-            Ok(()) => false,
+        let answer = match answer {
+            Ok(()) => Answer::Done,
             Err(PaymentError::Declined(reason)) if due == PaymentDue::Capture => {
                 tracing::error!(order_id = %id, %reference, %reason,
                     "the provider refused to capture a held payment; a person must follow up");
-                true
+                Answer::CaptureDeclined
             }
-            Err(error) => return Ok(self.deferred(order, due, &error)),
+            Err(PaymentError::AlreadyCaptured) if due == PaymentDue::Void => {
+                tracing::warn!(order_id = %id, %reference,
+                    "the provider had captured the hold this order was to release; refunding it");
+                Answer::CapturedInsteadOfVoid
+            }
+            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error))),
         };
         // Changes are made on a copy and kept only once stored, so that `order` always shows
         // what the store holds, even when recording fails.
@@ -103,24 +132,24 @@ impl Settlement {
             let loaded = current.version();
             let now = self.clock.now();
             let mut changed = current.clone();
-            let recorded = if declined_capture {
-                changed.record_capture_declined(now)
-            } else {
-                changed.record_payment_done(due, now)
+            let recorded = match answer {
+                Answer::Done => changed.record_payment_done(due, now),
+                Answer::CaptureDeclined => changed.record_capture_declined(now),
+                Answer::CapturedInsteadOfVoid => changed.record_captured_instead_of_void(now),
             };
             if let Err(error) = recorded {
                 // Another request or instance recorded it first.
                 tracing::debug!(order_id = %id, %error, "settlement already recorded");
                 *order = current;
-                return Ok(Settled::NothingOwed);
+                return Ok(Step::Final(Settled::NothingOwed));
             }
             match self.orders.save_payment(&changed, loaded).await {
                 Ok(()) => {
                     *order = changed;
-                    return Ok(if declined_capture {
-                        Settled::CaptureDeclined
-                    } else {
-                        Settled::Done(due)
+                    return Ok(match answer {
+                        Answer::Done => Step::Final(Settled::Done(due)),
+                        Answer::CaptureDeclined => Step::Final(Settled::CaptureDeclined),
+                        Answer::CapturedInsteadOfVoid => Step::Again,
                     });
                 }
                 Err(WriteError::Stale) => {

@@ -136,6 +136,9 @@ impl From<PaymentError> for TransitionOrderError {
                 Self::PaymentUnavailable { retry_after, source }
             }
             PaymentError::Unexpected(source) => Self::Unexpected(source),
+            PaymentError::AlreadyCaptured => {
+                Self::Unexpected(anyhow::Error::new(error).context("paying an order"))
+            }
         }
     }
 }

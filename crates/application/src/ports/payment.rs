@@ -21,6 +21,10 @@ pub enum PaymentError {
         #[source]
         source: anyhow::Error,
     },
+    /// Asked to release a hold, the provider answered that the money was already taken (a
+    /// capture whose answer was lost, say): the money must be given back with a refund.
+    #[error("the payment was already captured, so its hold cannot be released")]
+    AlreadyCaptured,
     /// Anything else (a malformed answer, a refused request): a bug or a misconfiguration.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -73,10 +77,12 @@ pub trait PaymentGateway: Send + Sync {
         amount: Money,
     ) -> Result<(), PaymentError>;
 
-    /// Releases the hold of an authorization that will never be captured.
+    /// Releases the hold of an authorization that will never be captured. A hold already
+    /// released is released: repeating a void answers `Ok`.
     ///
     /// # Errors
-    /// As [`PaymentGateway::authorize`].
+    /// [`PaymentError::AlreadyCaptured`] when the provider says the money was taken (the caller
+    /// refunds it instead); otherwise as [`PaymentGateway::authorize`].
     async fn void(&self, order: OrderId, reference: &str) -> Result<(), PaymentError>;
 
     /// Gives captured money back.

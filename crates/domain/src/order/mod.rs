@@ -614,6 +614,26 @@ impl Order {
         Ok(())
     }
 
+    /// Records that the provider, asked to release a hold, answered that the money was already
+    /// taken (a capture whose answer was lost, say): the payment must be given back, so it is
+    /// [`PaymentStatus::RefundPending`] and a refund is owed.
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] unless a void was owed.
+    pub fn record_captured_instead_of_void(
+        &mut self,
+        now: Timestamp,
+    ) -> Result<(), PaymentChangeError> {
+        if self.payment_due() != Some(PaymentDue::Void) {
+            return Err(self.nothing_owed("refund of a captured hold"));
+        }
+        if let Some(payment) = &mut self.payment {
+            payment.moved_to(PaymentStatus::RefundPending, now);
+        }
+        self.touch(now);
+        Ok(())
+    }
+
     /// Records that the provider refused to capture a held payment (the hold lapsed, say): the
     /// payment is [`PaymentStatus::Failed`] and nothing more is owed; a person must follow up.
     ///

@@ -370,6 +370,24 @@ fn a_capture_that_succeeded_while_the_order_was_cancelled_owes_a_refund() {
 }
 
 #[test]
+fn a_void_the_provider_refuses_because_the_hold_was_captured_owes_a_refund() {
+    let mut order = paid(owner());
+    assert!(
+        order.record_captured_instead_of_void(now()).is_err(),
+        "a paid order owes a capture, not a void"
+    );
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    let version = order.version();
+    order.record_captured_instead_of_void(now()).expect("a void was owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::RefundPending));
+    assert_eq!(order.payment_due(), Some(PaymentDue::Refund));
+    assert_eq!(order.version(), version + 1);
+    assert!(order.record_captured_instead_of_void(now()).is_err(), "recorded once");
+    order.record_payment_done(PaymentDue::Refund, now()).expect("refund owed");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Refunded));
+}
+
+#[test]
 fn a_declined_capture_fails_the_payment_and_owes_nothing_more() {
     let mut order = paid(owner());
     order.record_capture_declined(now()).expect("capture owed");

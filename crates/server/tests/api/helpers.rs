@@ -87,7 +87,19 @@ pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settin
     app
 }
 
+/// `TEST_LOG=1 cargo test ...` prints the application's log lines (with `--nocapture` to see
+/// them as they come); without it the tests run quietly.
+fn init_test_logs() {
+    static LOGS: std::sync::Once = std::sync::Once::new();
+    LOGS.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            orderly_server::telemetry::init(orderly_server::settings::LogFormat::Pretty);
+        }
+    });
+}
+
 async fn start(settings: Settings, database: Database) -> TestApp {
+    init_test_logs();
     let application =
         Application::build_with(&settings, database.clone()).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());

@@ -153,13 +153,35 @@ impl HttpPaymentGateway {
         url: Url,
         form: &[(&str, String)],
     ) -> Result<Answer, PaymentError> {
+        self.send(operation, reqwest::Method::POST, key, url, form).await
+    }
+
+    /// Asks the provider what became of the payment `reference` (`GET`), with the same bounds,
+    /// retries and breaker as every call.
+    async fn retrieve(
+        &self,
+        operation: Operation,
+        reference: &str,
+    ) -> Result<Answer, PaymentError> {
+        let url = self.endpoint(&["v1", "payment_intents", reference])?;
+        self.send(operation, reqwest::Method::GET, String::new(), url, &[]).await
+    }
+
+    async fn send(
+        &self,
+        operation: Operation,
+        method: reqwest::Method,
+        key: String,
+        url: Url,
+        form: &[(&str, String)],
+    ) -> Result<Answer, PaymentError> {
         let attempts = AtomicU32::new(0);
         self.breaker
             .call(async {
                 let deadline = Instant::now() + self.call_timeout;
                 let attempt = || {
                     attempts.fetch_add(1, Ordering::Relaxed);
-                    self.attempt(url.clone(), &key, form)
+                    self.attempt(method.clone(), url.clone(), &key, form)
                 };
                 let retried = attempt
                     .retry(self.backoff)
@@ -201,19 +223,17 @@ impl HttpPaymentGateway {
     /// One request and its answer, classified.
     async fn attempt(
         &self,
+        method: reqwest::Method,
         url: Url,
         key: &str,
         form: &[(&str, String)],
     ) -> Result<Answer, PaymentError> {
-        let response = self
-            .client
-            .post(url)
-            .bearer_auth(self.api_key.expose_secret())
-            .header("Idempotency-Key", key)
-            .form(form)
-            .send()
-            .await
-            .map_err(transport)?;
+        let mut request =
+            self.client.request(method.clone(), url).bearer_auth(self.api_key.expose_secret());
+        if method == reqwest::Method::POST {
+            request = request.header("Idempotency-Key", key).form(form);
+        }
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(transport)?;
@@ -262,6 +282,11 @@ struct Answer {
 
 /// A provider's error body: `{"error": {"type": "card_error", "message": "..."}}`.
 #[derive(Debug, Default, Deserialize)]
+struct IntentState {
+    status: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
     #[serde(default)]
     error: ProviderError,
@@ -273,6 +298,9 @@ struct ProviderError {
     kind: Option<String>,
     code: Option<String>,
     message: Option<String>,
+    /// The payment the refused request was about, as it stands (Stripe sends it with
+    /// `payment_intent_unexpected_state`).
+    payment_intent: Option<IntentState>,
 }
 
 impl ProviderError {
@@ -321,7 +349,14 @@ fn classify(
     }
     Err(PaymentError::Unexpected(match error.code.as_deref() {
         Some(code) => {
-            ProviderRefusal { status, code: code.to_owned(), detail: error.describe() }.into()
+            let intent_status = error.payment_intent.as_ref().and_then(|i| i.status.clone());
+            ProviderRefusal {
+                status,
+                code: code.to_owned(),
+                detail: error.describe(),
+                intent_status,
+            }
+            .into()
         }
         None => anyhow::anyhow!(
             "the payment provider refused the request: {status} {}",
@@ -338,6 +373,8 @@ struct ProviderRefusal {
     status: StatusCode,
     code: String,
     detail: String,
+    /// The state of the payment the request was about, when the provider said it.
+    intent_status: Option<String>,
 }
 
 /// An answer whose object is in a state the operation did not ask for.
@@ -407,11 +444,35 @@ impl PaymentGateway for HttpPaymentGateway {
 
     async fn void(&self, order: OrderId, reference: &str) -> Result<(), PaymentError> {
         let url = self.endpoint(&["v1", "payment_intents", reference, "cancel"])?;
-        let intent =
-            self.post(Operation::Void, idempotency_key(order, Operation::Void), url, &[]).await?;
-        match intent.status.as_str() {
+        let refusal = match self
+            .post(Operation::Void, idempotency_key(order, Operation::Void), url, &[])
+            .await
+        {
+            Ok(intent) if intent.status == "canceled" => return Ok(()),
+            Ok(intent) => return Err(unexpected_status(Operation::Void, &intent)),
+            Err(PaymentError::Unexpected(error))
+                if error
+                    .downcast_ref::<ProviderRefusal>()
+                    .is_some_and(|refusal| refusal.code == "payment_intent_unexpected_state") =>
+            {
+                error
+            }
+            Err(error) => return Err(error),
+        };
+        // The payment is no longer a hold: released already (a void whose answer was lost), or
+        // captured (a capture whose answer was lost). The refusal says which, or the provider
+        // is asked.
+        let said = refusal.downcast_ref::<ProviderRefusal>().and_then(|r| r.intent_status.clone());
+        let status = match said {
+            Some(status) => status,
+            None => self.retrieve(Operation::Void, reference).await?.status,
+        };
+        match status.as_str() {
             "canceled" => Ok(()),
-            _ => Err(unexpected_status(Operation::Void, &intent)),
+            "succeeded" => Err(PaymentError::AlreadyCaptured),
+            _ => Err(PaymentError::Unexpected(
+                refusal.context(format!("the payment is `{status}`, neither held nor released")),
+            )),
         }
     }
 

@@ -90,7 +90,8 @@ impl MeteredPaymentGateway {
         let result = call.instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => OUTCOMES[0],
-            Err(PaymentError::Declined(_)) => OUTCOMES[1],
+            // A void refused because the money was taken is a refusal too.
+            Err(PaymentError::Declined(_) | PaymentError::AlreadyCaptured) => OUTCOMES[1],
             Err(PaymentError::Unavailable { .. }) => OUTCOMES[2],
             Err(PaymentError::Unexpected(_)) => OUTCOMES[3],
         };
