@@ -18,10 +18,6 @@ use orderly_application::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
         list_products::ListProducts, update_product::UpdateProduct,
     },
-    reviews::{
-        delete_review::DeleteReview, get_review::GetReview, list_reviews::ListReviews,
-        update_review::UpdateReview, write_review::WriteReview,
-    },
     users::{
         delete_user::DeleteUser, get_user::GetUser, list_users::ListUsers,
         register_user::RegisterUser, update_user::UpdateUser,
@@ -75,11 +71,7 @@ pub struct UseCases {
     pub list_user_orders: ListUserOrders,
     pub transition_order: TransitionOrder,
     pub order_history: OrderHistory,
-    pub write_review: WriteReview,
-    pub get_review: GetReview,
-    pub list_reviews: ListReviews,
-    pub update_review: UpdateReview,
-    pub delete_review: DeleteReview,
+    pub reviews: orderly_application::reviews::Reviews,
 }
 
 /// The HTTP layer's own settings.

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use orderly_application::{
     StoreError, WRITE_ATTEMPTS,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
-    ports::{
-        MockClock, MockProductQueries, MockProductRepository, MockReviewQueries,
-        MockReviewRepository, MockUserRepository, ReviewFilter, ReviewSort, ReviewWriteError,
-    },
+    ports::{MockClock, MockProductQueries, MockProductRepository, MockUserRepository},
     reviews::{
         delete_review::{DeleteReview, DeleteReviewError},
         get_review::{GetReview, GetReviewError},
         list_reviews::{self, ListReviews, ListReviewsError},
+        ports::{
+            MockReviewQueries, MockReviewRepository, ReviewFilter, ReviewSort, ReviewWriteError,
+        },
         update_review::{Moderation, UpdateReview, UpdateReviewError, UpdateReviewInput},
         write_review::{WriteReview, WriteReviewError},
     },

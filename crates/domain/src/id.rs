@@ -1,43 +1,40 @@
 //! Typed identifiers. Ids are UUIDv7: unique without coordination and ordered by creation time,
 //! which makes them usable as the keyset for pagination (ADR 0004).
 
-use std::{fmt, str::FromStr};
-
-use uuid::Uuid;
-
 /// A string that is not a UUID.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid id: expected a UUID")]
 pub struct InvalidId;
 
+/// Declares a typed id; aggregates outside this module use it for their own (`review.rs`).
 macro_rules! typed_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Uuid);
+        pub struct $name(::uuid::Uuid);
 
         impl $name {
             /// A new id, time-ordered (UUIDv7).
             #[must_use]
             pub fn new() -> Self {
-                Self(Uuid::now_v7())
+                Self(::uuid::Uuid::now_v7())
             }
 
             /// Wraps an existing UUID, such as one read back from storage.
             #[must_use]
-            pub const fn from_uuid(uuid: Uuid) -> Self {
+            pub const fn from_uuid(uuid: ::uuid::Uuid) -> Self {
                 Self(uuid)
             }
 
             /// The UUID behind this id.
             #[must_use]
-            pub const fn as_uuid(&self) -> &Uuid {
+            pub const fn as_uuid(&self) -> &::uuid::Uuid {
                 &self.0
             }
 
             /// Unwraps the UUID.
             #[must_use]
-            pub const fn into_uuid(self) -> Uuid {
+            pub const fn into_uuid(self) -> ::uuid::Uuid {
                 self.0
             }
         }
@@ -48,27 +45,28 @@ macro_rules! typed_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
 
-        impl FromStr for $name {
-            type Err = InvalidId;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::InvalidId;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self).map_err(|_| InvalidId)
+                ::uuid::Uuid::parse_str(s).map(Self).map_err(|_| $crate::InvalidId)
             }
         }
 
-        impl From<Uuid> for $name {
-            fn from(uuid: Uuid) -> Self {
+        impl From<::uuid::Uuid> for $name {
+            fn from(uuid: ::uuid::Uuid) -> Self {
                 Self(uuid)
             }
         }
     };
 }
+pub(crate) use typed_id;
 
 typed_id!(
     /// Identifies a [`crate::User`].
@@ -81,10 +79,6 @@ typed_id!(
 typed_id!(
     /// Identifies an [`crate::Order`].
     OrderId
-);
-typed_id!(
-    /// Identifies a [`crate::Review`].
-    ReviewId
 );
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod rule;
 pub mod text;
 pub mod user;
 
-pub use id::{InvalidId, OrderId, ProductId, ReviewId, UserId};
+pub use id::{InvalidId, OrderId, ProductId, UserId};
 pub use money::{Currency, InvalidCurrency, Money, MoneyError};
 pub use order::{
     Actor, ActorKind, InvalidQuantity, InvalidReason, Order, OrderAction, OrderError, OrderItem,
@@ -30,7 +30,7 @@ pub use product::{
 };
 pub use review::{
     InvalidRating, InvalidReviewBody, InvalidReviewTitle, ProductRating, Rating, RatingDelta,
-    Review, ReviewAuthor, ReviewBody, ReviewDraft, ReviewParts, ReviewTitle,
+    Review, ReviewAuthor, ReviewBody, ReviewDraft, ReviewId, ReviewParts, ReviewTitle,
 };
 pub use rule::RuleError;
 pub use text::TextError;

@@ -7,9 +7,14 @@
 //! product) is a fact only the store knows, so the use case asks for it.
 
 use crate::{
-    ProductId, Reason, ReviewId, UserId, UserName, order::Actor, text, text::TextError,
+    ProductId, Reason, UserId, UserName, id::typed_id, order::Actor, text, text::TextError,
     time::Timestamp,
 };
+
+typed_id!(
+    /// Identifies a [`Review`].
+    ReviewId
+);
 
 /// Lowest rating.
 pub const MIN_RATING: u8 = 1;

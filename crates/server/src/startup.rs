@@ -30,10 +30,7 @@ use orderly_application::{
         archive_product::ArchiveProduct, create_product::CreateProduct, get_product::GetProduct,
         list_products::ListProducts, update_product::UpdateProduct,
     },
-    reviews::{
-        delete_review::DeleteReview, get_review::GetReview, list_reviews::ListReviews,
-        update_review::UpdateReview, write_review::WriteReview,
-    },
+    reviews::Reviews,
     users::{
         delete_user::DeleteUser, get_user::GetUser, list_users::ListUsers,
         register_user::RegisterUser, update_user::UpdateUser,
@@ -192,16 +189,13 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             clock.clone(),
         ),
         order_history: OrderHistory::new(orders.clone(), orders_repo),
-        write_review: WriteReview::new(
-            reviews.clone(),
+        reviews: Reviews::new(
+            reviews,
             products.clone(),
+            product_queries,
             users.clone(),
             clock.clone(),
         ),
-        get_review: GetReview::new(reviews.clone()),
-        list_reviews: ListReviews::new(reviews.clone(), product_queries),
-        update_review: UpdateReview::new(reviews.clone(), clock.clone()),
-        delete_review: DeleteReview::new(reviews),
     };
     let expire_orders = ExpireOrders::new(orders.clone(), clock.clone());
     let housekeeping = Housekeeping {

@@ -88,3 +88,8 @@ pub async fn revoke(
     state.use_cases.revoke_token.execute(&form.token).await?;
     Ok(HttpResponse::Ok().finish())
 }
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![token, revoke]
+}

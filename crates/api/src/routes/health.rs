@@ -114,3 +114,8 @@ pub async fn ready(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(HealthResponse { status: "ok", checks }))
 }
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![health, ready]
+}

@@ -237,3 +237,8 @@ pub async fn history(
     Ok(HttpResponse::Ok()
         .json(TransitionList { data: entries.iter().map(TransitionResponse::from).collect() }))
 }
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![place, list, get, history, transition]
+}

@@ -48,3 +48,8 @@ pub async fn describe(path: web::Path<ProblemPath>) -> Result<HttpResponse, ApiE
     );
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page))
 }
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![describe]
+}

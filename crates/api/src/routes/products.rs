@@ -167,3 +167,8 @@ pub async fn archive(
     state.use_cases.archive_product.execute(&auth.0, ProductId::from_uuid(*id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![list, create, get, update, archive]
+}

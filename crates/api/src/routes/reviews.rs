@@ -7,15 +7,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use orderly_application::{
+use orderly_application::reviews::{
+    delete_review::DeleteReviewError,
+    get_review::GetReviewError,
+    list_reviews::ListReviewsError,
     ports::{ReviewFilter, ReviewSort},
-    reviews::{
-        delete_review::DeleteReviewError,
-        get_review::GetReviewError,
-        list_reviews::ListReviewsError,
-        update_review::{Moderation, UpdateReviewError, UpdateReviewInput},
-        write_review::WriteReviewError,
-    },
+    update_review::{Moderation, UpdateReviewError, UpdateReviewInput},
+    write_review::WriteReviewError,
 };
 use orderly_domain::{
     ProductId, Rating, Reason, Review, ReviewBody, ReviewDraft, ReviewId, ReviewTitle, Uuid,
@@ -354,7 +352,7 @@ pub async fn write(
 ) -> Result<HttpResponse, ApiError> {
     let draft = ReviewDraft::try_from(body.into_inner())?;
     let review =
-        state.use_cases.write_review.execute(&auth.0, ProductId::from_uuid(*id), draft).await?;
+        state.use_cases.reviews.write.execute(&auth.0, ProductId::from_uuid(*id), draft).await?;
     Ok(created(
         format!("/api/v1/reviews/{}", review.id()),
         review.version(),
@@ -392,7 +390,8 @@ pub async fn list(
     })?;
     let listed = state
         .use_cases
-        .list_reviews
+        .reviews
+        .list
         .execute(ProductId::from_uuid(*id), filter, list_request(&page)?)
         .await?;
     let body = ReviewPage {
@@ -420,7 +419,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let review =
-        state.use_cases.get_review.execute(auth.0.as_ref(), ReviewId::from_uuid(*id)).await?;
+        state.use_cases.reviews.get.execute(auth.0.as_ref(), ReviewId::from_uuid(*id)).await?;
     Ok(resource(&request, review.version(), &ReviewResponse::from(&review)))
 }
 
@@ -451,7 +450,7 @@ pub async fn update(
     let mut input = UpdateReviewInput::try_from(body.into_inner())?;
     input.expected_version = if_match(&request)?;
     let review =
-        state.use_cases.update_review.execute(&auth.0, ReviewId::from_uuid(*id), input).await?;
+        state.use_cases.reviews.update.execute(&auth.0, ReviewId::from_uuid(*id), input).await?;
     Ok(resource(&request, review.version(), &ReviewResponse::from(&review)))
 }
 
@@ -472,6 +471,11 @@ pub async fn delete(
     auth: Authenticated,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    state.use_cases.delete_review.execute(&auth.0, ReviewId::from_uuid(*id)).await?;
+    state.use_cases.reviews.delete.execute(&auth.0, ReviewId::from_uuid(*id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// This module's operations, in routing order (`routes::table`).
+pub(crate) fn endpoints() -> Vec<super::table::Declared> {
+    super::table::declared![write, list, get, update, delete]
 }

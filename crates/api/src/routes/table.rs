@@ -53,61 +53,61 @@ impl Endpoint {
 }
 
 /// A handler with its annotation: `document` is the OpenAPI document of that one operation.
-struct Declared {
+pub(crate) struct Declared {
     document: fn() -> OpenApi,
     route: fn() -> actix_web::Route,
 }
 
-/// Declares the handlers, in routing order: a path with a literal segment comes before one with
-/// a parameter in its place (`/users/me` before `/users/{id}`), as actix tries them in turn.
+/// Declares handlers, in routing order: a path with a literal segment comes before one with a
+/// parameter in its place (`/users/me` before `/users/{id}`), as actix tries them in turn. Each
+/// resource module lists its own (`pub(crate) fn endpoints()`), and [`all_declared`] lists the
+/// modules.
 macro_rules! declared {
-    ($( $module:ident :: $handler:ident ),+ $(,)?) => {
-        [$(
-            Declared {
-                document: || {
+    ($( $($segment:ident)::+ ),+ $(,)?) => {
+        vec![$(
+            $crate::routes::table::Declared::new(
+                || {
                     // A document of its own per handler: utoipa collects the operation from the
                     // annotation and every schema it refers to, from the path alone.
                     #[derive(utoipa::OpenApi)]
-                    #[openapi(paths($module::$handler))]
+                    #[openapi(paths($($segment)::+))]
                     struct One;
                     <One as utoipa::OpenApi>::openapi()
                 },
-                route: || web::route().to($module::$handler),
-            },
+                || actix_web::web::route().to($($segment)::+),
+            ),
         )+]
     };
 }
+pub(crate) use declared;
 
-fn declared() -> impl IntoIterator<Item = Declared> {
-    declared![
-        health::health,
-        health::ready,
-        problems::describe,
-        users::register,
-        users::list,
-        users::me,
-        users::get,
-        users::update,
-        users::delete,
-        users::orders,
-        auth::token,
-        auth::revoke,
-        products::list,
-        products::create,
-        products::get,
-        products::update,
-        products::archive,
-        reviews::write,
-        reviews::list,
-        reviews::get,
-        reviews::update,
-        reviews::delete,
-        orders::place,
-        orders::list,
-        orders::get,
-        orders::history,
-        orders::transition,
+impl Declared {
+    pub(crate) fn new(document: fn() -> OpenApi, route: fn() -> actix_web::Route) -> Self {
+        Self { document, route }
+    }
+}
+
+/// Every resource's operations, in routing order.
+fn all_declared() -> impl IntoIterator<Item = Declared> {
+    [
+        health::endpoints(),
+        problems::endpoints(),
+        declared![
+            users::register,
+            users::list,
+            users::me,
+            users::get,
+            users::update,
+            users::delete,
+            users::orders,
+        ],
+        auth::endpoints(),
+        products::endpoints(),
+        reviews::endpoints(),
+        orders::endpoints(),
     ]
+    .into_iter()
+    .flatten()
 }
 
 fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
@@ -126,7 +126,7 @@ fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
 }
 
 static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
-    declared()
+    all_declared()
         .into_iter()
         .map(|declared| {
             let document = (declared.document)();

@@ -9,7 +9,6 @@ mod orders;
 mod payment;
 mod products;
 mod rate_limit;
-mod reviews;
 mod security;
 mod users;
 
@@ -29,10 +28,6 @@ pub use products::{
     ProductSort, UnknownSort,
 };
 pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
-pub use reviews::{
-    MockReviewQueries, MockReviewRepository, ReviewFilter, ReviewQueries, ReviewRepository,
-    ReviewSort, ReviewWriteError, UnknownReviewSort,
-};
 pub use security::{
     AccessToken, AccessTokens, AccountDirectory, AccountStatus, Claims, HashError, InvalidToken,
     MockAccessTokens, MockAccountDirectory, MockPasswordHasher, MockRefreshTokens, PasswordHasher,

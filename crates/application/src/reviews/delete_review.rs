@@ -6,7 +6,7 @@ use orderly_domain::{Actor, ReviewId};
 
 use crate::{
     StoreError, WRITE_ATTEMPTS,
-    ports::{ReviewRepository, ReviewWriteError},
+    reviews::ports::{ReviewRepository, ReviewWriteError},
 };
 
 /// Why the review was not deleted.

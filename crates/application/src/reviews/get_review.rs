@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, Review, ReviewId};
 
-use crate::{StoreError, ports::ReviewRepository};
+use crate::{StoreError, reviews::ports::ReviewRepository};
 
 /// Why the review could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,8 @@ use orderly_domain::{ProductId, Review};
 use crate::{
     StoreError,
     pagination::{InvalidCursor, KeyKind, ListRequest, Listed},
-    ports::{ProductQueries, ReviewFilter, ReviewQueries, ReviewSort},
+    ports::ProductQueries,
+    reviews::ports::{ReviewFilter, ReviewQueries, ReviewSort},
 };
 
 /// Why the list could not be read.

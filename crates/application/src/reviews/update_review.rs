@@ -8,7 +8,8 @@ use orderly_domain::{
 
 use crate::{
     StoreError, WRITE_ATTEMPTS,
-    ports::{Clock, ReviewRepository, ReviewWriteError},
+    ports::Clock,
+    reviews::ports::{ReviewRepository, ReviewWriteError},
 };
 
 /// What a moderator does with a review.

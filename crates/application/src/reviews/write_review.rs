@@ -6,7 +6,8 @@ use orderly_domain::{Actor, ProductId, Review, ReviewAuthor, ReviewDraft};
 
 use crate::{
     StoreError,
-    ports::{Clock, ProductRepository, ReviewRepository, ReviewWriteError, UserRepository},
+    ports::{Clock, ProductRepository, UserRepository},
+    reviews::ports::{ReviewRepository, ReviewWriteError},
 };
 
 /// Why the review was not written.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use orderly_application::{
     StoreError,
     pagination::{Cursor, Page, PageRequest, SortValue},
-    ports::{ReviewFilter, ReviewQueries, ReviewRepository, ReviewSort, ReviewWriteError},
+    reviews::ports::{ReviewFilter, ReviewQueries, ReviewRepository, ReviewSort, ReviewWriteError},
 };
 use orderly_domain::{
     OrderStatus, ProductId, Rating, RatingDelta, Reason, Review, ReviewAuthor, ReviewBody,

@@ -1,3 +1,6 @@
+//! The ports of the review aggregate: its repository (with the error enum only it returns) and
+//! its query port.
+
 use async_trait::async_trait;
 use orderly_domain::{ProductId, Rating, RatingDelta, Review, ReviewId, UserId};
 
