@@ -20,5 +20,6 @@ mod payments;
 mod product_cache;
 mod products;
 mod rate_limits;
+mod reviews;
 mod sessions;
 mod users;
