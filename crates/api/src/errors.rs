@@ -10,8 +10,8 @@ use orderly_application::{
     idempotency::IdempotencyRefusal,
     orders::{
         get_order::GetOrderError, list_orders::ListOrdersError,
-        list_user_orders::ListUserOrdersError, order_history::OrderHistoryError,
-        place_order::PlaceOrderError, transition_order::TransitionOrderError,
+        list_user_orders::ListUserOrdersError, move_order::MoveOrderError,
+        order_history::OrderHistoryError, pay_order::PayOrderError, place_order::PlaceOrderError,
     },
     pagination::InvalidCursor,
     products::{
@@ -24,7 +24,7 @@ use orderly_application::{
         register_user::RegisterUserError, update_user::UpdateUserError,
     },
 };
-use orderly_domain::RuleError;
+use orderly_domain::{OrderAction, OrderStatus, RuleError};
 use serde_json::json;
 
 use crate::problem::{ApiError, ErrorCode, FieldError};
@@ -155,6 +155,15 @@ impl From<UpdateUserError> for ApiError {
         match error {
             UpdateUserError::NotFound => not_found("user"),
             UpdateUserError::Forbidden => forbidden("Only administrators may change roles."),
+            UpdateUserError::CurrentPasswordRequired => ApiError::new(
+                ErrorCode::ReauthenticationRequired,
+                "Changing your own password or e-mail address needs your current password: \
+                 send it as `current_password`.",
+            ),
+            UpdateUserError::WrongCurrentPassword => ApiError::new(
+                ErrorCode::ReauthenticationRequired,
+                "`current_password` is not your current password.",
+            ),
             UpdateUserError::VersionMismatch { expected, current } => stale(expected, current),
             UpdateUserError::Conflict => concurrent(),
             UpdateUserError::DuplicateEmail => email_taken(),
@@ -398,57 +407,78 @@ impl From<OrderHistoryError> for ApiError {
     }
 }
 
-impl From<TransitionOrderError> for ApiError {
-    fn from(error: TransitionOrderError) -> Self {
+/// 409 `ORDER_INVALID_TRANSITION`, naming where the order is and what the actor may do.
+fn invalid_transition(detail: String, from: &str, allowed: &[OrderAction]) -> ApiError {
+    let allowed: Vec<&str> = allowed.iter().map(|action| action.as_str()).collect();
+    let detail = if allowed.is_empty() {
+        format!("{detail}; no action is possible")
+    } else {
+        format!("{detail}; allowed: {}", allowed.join(", "))
+    };
+    ApiError::new(ErrorCode::OrderInvalidTransition, detail)
+        .with_extension("current_status", json!(from))
+        .with_extension("allowed_actions", json!(allowed))
+}
+
+impl From<MoveOrderError> for ApiError {
+    fn from(error: MoveOrderError) -> Self {
         let detail = error.to_string();
         match error {
-            TransitionOrderError::NotFound => not_found("order"),
-            TransitionOrderError::InvalidTransition { from, action: _, allowed } => {
-                let allowed: Vec<&str> = allowed.iter().map(|action| action.as_str()).collect();
-                let detail = if allowed.is_empty() {
-                    format!("{detail}; no action is possible")
-                } else {
-                    format!("{detail}; allowed: {}", allowed.join(", "))
-                };
-                ApiError::new(ErrorCode::OrderInvalidTransition, detail)
-                    .with_extension("current_status", json!(from.as_str()))
-                    .with_extension("allowed_actions", json!(allowed))
+            MoveOrderError::NotFound => not_found("order"),
+            MoveOrderError::InvalidTransition { from, action: _, allowed } => {
+                invalid_transition(detail, from.as_str(), &allowed)
             }
-            TransitionOrderError::PaymentOverdue { due_at: _, allowed } => {
-                let allowed: Vec<&str> = allowed.iter().map(|action| action.as_str()).collect();
-                ApiError::new(
-                    ErrorCode::OrderInvalidTransition,
-                    format!("{detail}; the order can no longer be paid"),
-                )
-                .with_extension("current_status", json!("pending_payment"))
-                .with_extension("allowed_actions", json!(allowed))
+            MoveOrderError::Forbidden { .. } => forbidden(detail),
+            MoveOrderError::VersionMismatch { expected, current } => stale(expected, current),
+            MoveOrderError::Conflict => concurrent(),
+            MoveOrderError::Idempotency(refusal) => refusal.into(),
+            MoveOrderError::Store(store) => store.into(),
+            MoveOrderError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<PayOrderError> for ApiError {
+    fn from(error: PayOrderError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PayOrderError::NotFound => not_found("order"),
+            PayOrderError::InvalidTransition { from, action: _, allowed } => {
+                invalid_transition(detail, from.as_str(), &allowed)
             }
-            TransitionOrderError::Forbidden { .. } => forbidden(detail),
-            TransitionOrderError::VersionMismatch { expected, current } => stale(expected, current),
-            TransitionOrderError::Conflict => concurrent(),
-            TransitionOrderError::PaidTooLate { status } => {
+            PayOrderError::PaymentOverdue { due_at: _, allowed } => invalid_transition(
+                format!("{detail}; the order can no longer be paid"),
+                OrderStatus::PendingPayment.as_str(),
+                &allowed,
+            ),
+            PayOrderError::Forbidden { .. } => forbidden(detail),
+            PayOrderError::VersionMismatch { expected, current } => stale(expected, current),
+            PayOrderError::Conflict => concurrent(),
+            PayOrderError::PaidTooLate { status } => {
                 ApiError::new(ErrorCode::ConcurrentModification, detail)
                     .with_extension("current_status", json!(status.as_str()))
             }
-            TransitionOrderError::PaymentDeclined(reason) => ApiError::new(
+            PayOrderError::PaymentDeclined(reason) => ApiError::new(
                 ErrorCode::PaymentDeclined,
                 format!("The payment was declined: {reason}"),
             ),
-            TransitionOrderError::PaymentUnavailable { retry_after, source } => {
+            PayOrderError::PaymentUnavailable { retry_after, source } => {
                 let retry_after = retry_after.map_or(RETRY_AFTER_UNAVAILABLE, |wait| {
                     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                     u32::try_from(seconds.max(1)).unwrap_or(u32::MAX)
                 });
                 ApiError::unavailable(
                     ErrorCode::PaymentGatewayUnavailable,
-                    "The payment provider cannot be reached; nothing was charged.",
+                    "The payment provider did not answer, so the payment may be pending (the order \
+                     shows it). Retry with the same Idempotency-Key: the same authorization is \
+                     asked for again, never a second one.",
                     retry_after,
                     source,
                 )
             }
-            TransitionOrderError::Idempotency(refusal) => refusal.into(),
-            TransitionOrderError::Store(store) => store.into(),
-            TransitionOrderError::Unexpected(source) => ApiError::internal(source),
+            PayOrderError::Idempotency(refusal) => refusal.into(),
+            PayOrderError::Store(store) => store.into(),
+            PayOrderError::Unexpected(source) => ApiError::internal(source),
         }
     }
 }

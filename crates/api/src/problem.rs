@@ -82,6 +82,8 @@ catalogue! {
         "The payment provider refused the charge. The order is still pending payment; pay again with other means before the deadline."),
     Forbidden => (FORBIDDEN, "FORBIDDEN", "forbidden", "Forbidden",
         "You are authenticated but not allowed to do this (for example a customer shipping an order, or changing a role)."),
+    ReauthenticationRequired => (FORBIDDEN, "REAUTHENTICATION_REQUIRED", "reauthentication-required", "Re-authentication required",
+        "Changing your own password or e-mail address needs your current password as well as your access token: send it as `current_password` in the same request. The `detail` says whether it was missing or wrong. Nothing was changed."),
     ReviewRequiresPurchase => (FORBIDDEN, "REVIEW_REQUIRES_PURCHASE", "review-requires-purchase", "Review requires a purchase",
         "Only a customer with a delivered order containing the product may review it (administrators included). Nothing was stored."),
     NotFound => (NOT_FOUND, "NOT_FOUND", "not-found", "Not found",
@@ -133,7 +135,7 @@ catalogue! {
     DatabaseBusy => (SERVICE_UNAVAILABLE, "DATABASE_BUSY", "database-busy", "Database busy",
         "The database gave up on the request because of conflicting concurrent work. Retrying after `Retry-After` seconds is safe."),
     PaymentGatewayUnavailable => (SERVICE_UNAVAILABLE, "PAYMENT_GATEWAY_UNAVAILABLE", "payment-gateway-unavailable", "Payment gateway unavailable",
-        "The payment provider cannot be reached; nothing was charged. Retry after `Retry-After` seconds."),
+        "The payment provider did not answer. The payment may be pending: the order shows `payment.status` `pending` until a retry (after `Retry-After` seconds, with the same `Idempotency-Key`) asks for the same authorization again, never a second one. If the order is cancelled instead, whatever the provider holds is released."),
     ServerBusy => (SERVICE_UNAVAILABLE, "SERVER_BUSY", "server-busy", "Server busy",
         "The server is at capacity for this kind of work (checking and hashing passwords is bounded); nothing was done. Retry after `Retry-After` seconds."),
 }

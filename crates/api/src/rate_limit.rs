@@ -6,8 +6,9 @@
 //!   per user, when it carries a valid access token; `anonymous`, per client address,
 //!   otherwise. The middleware [`limit`] applies it before anything else runs.
 //! - Some handlers add a policy of their own on top, through [`enforce`]: the token endpoint
-//!   and registration (`auth-ip` per address and `auth-account` per e-mail address), placing
-//!   an order (`orders` per user).
+//!   and registration (`auth-ip` per address and `auth-account` per e-mail address), a user
+//!   change that sends `current_password` (`auth-account` per user), placing an order
+//!   (`orders` per user).
 //!
 //! Every decision taken for a request is kept in its extensions, and the middleware writes the
 //! headers for all of them on the response, whatever produced it.

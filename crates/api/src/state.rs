@@ -11,7 +11,8 @@ use orderly_application::{
     },
     orders::{
         get_order::GetOrder, list_orders::ListOrders, list_user_orders::ListUserOrders,
-        order_history::OrderHistory, place_order::PlaceOrder, transition_order::TransitionOrder,
+        move_order::MoveOrder, order_history::OrderHistory, pay_order::PayOrder,
+        place_order::PlaceOrder,
     },
     ports::{AccessTokens, Clock},
     products::{
@@ -69,7 +70,8 @@ pub struct UseCases {
     pub get_order: GetOrder,
     pub list_orders: ListOrders,
     pub list_user_orders: ListUserOrders,
-    pub transition_order: TransitionOrder,
+    pub pay_order: PayOrder,
+    pub move_order: MoveOrder,
     pub order_history: OrderHistory,
     pub reviews: orderly_application::reviews::Reviews,
 }

@@ -1,6 +1,6 @@
 //! Use-case tests of the payment settlement job (`orders::settle_payments`), every port replaced
 //! by its mockall twin. The settlement a request does right after its move is exercised through
-//! `transition_order` in `orders.rs`.
+//! `pay_order` and `move_order` in `orders.rs`.
 
 use std::sync::{Arc, Mutex};
 
@@ -66,6 +66,7 @@ fn order_paying(status: OrderStatus, payment: PaymentStatus, reference: Option<&
         payment: Some(Payment::restore(PaymentParts {
             status: payment,
             reference: reference.map(str::to_owned),
+            attempt: None,
             amount: total(),
             created_at: changed,
             updated_at: changed,

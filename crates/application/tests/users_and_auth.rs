@@ -24,7 +24,7 @@ use orderly_application::{
         get_user::{GetUser, GetUserError},
         list_users::{self, ListUsers, ListUsersError},
         register_user::{RegisterUser, RegisterUserError, RegisterUserInput},
-        update_user::{UpdateUser, UpdateUserError, UpdateUserInput},
+        update_user::{CurrentPassword, UpdateUser, UpdateUserError, UpdateUserInput},
     },
 };
 use orderly_domain::{
@@ -120,7 +120,13 @@ fn no_changes(id: UserId) -> UpdateUserInput {
         name: None,
         password: None,
         role: None,
+        current_password: None,
     }
+}
+
+/// `raw` as the current password of a change.
+fn current(raw: &str) -> Option<CurrentPassword> {
+    Some(CurrentPassword::new(raw.to_owned()))
 }
 
 fn registration(role: Role) -> RegisterUserInput {
@@ -478,9 +484,13 @@ async fn a_user_changes_their_email() {
         })
         .times(1)
         .returning(|_, _| Ok(()));
-    let input = UpdateUserInput { email: Some(email("ada@example.org")), ..no_changes(user.id()) };
+    let input = UpdateUserInput {
+        email: Some(email("ada@example.org")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
 
-    let updated = update_user(users, MockPasswordHasher::new())
+    let updated = update_user(users, hasher_verifying_stored_hash(true))
         .execute(&customer(user.id()), input)
         .await
         .expect("a user may change their e-mail address");
@@ -491,7 +501,7 @@ async fn a_user_changes_their_email() {
 #[tokio::test]
 async fn a_new_password_is_hashed_before_it_is_stored() {
     let user = stored_user(Role::Customer);
-    let mut hasher = MockPasswordHasher::new();
+    let mut hasher = hasher_verifying_stored_hash(true);
     hasher
         .expect_hash()
         .withf(|password| password.expose() == "a brand new passphrase")
@@ -509,6 +519,7 @@ async fn a_new_password_is_hashed_before_it_is_stored() {
         .returning(|_, _| Ok(()));
     let input = UpdateUserInput {
         password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
         ..no_changes(user.id())
     };
 
@@ -523,7 +534,7 @@ async fn a_new_password_is_hashed_before_it_is_stored() {
 #[tokio::test]
 async fn several_changes_at_once_are_stored_in_one_write() {
     let user = stored_user(Role::Customer);
-    let mut hasher = MockPasswordHasher::new();
+    let mut hasher = hasher_verifying_stored_hash(true);
     hasher.expect_hash().times(1).returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
     let mut users = repository_holding(&user);
     users
@@ -541,6 +552,7 @@ async fn several_changes_at_once_are_stored_in_one_write() {
         email: Some(email("ada@example.org")),
         name: Some(name("Ada Lovelace")),
         password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
         ..no_changes(user.id())
     };
 
@@ -619,7 +631,7 @@ async fn a_failure_to_end_the_sessions_is_a_store_error_and_stores_nothing() {
     let user = stored_user(Role::Customer);
     let mut users = repository_holding(&user);
     users.expect_update().never();
-    let mut hasher = MockPasswordHasher::new();
+    let mut hasher = hasher_verifying_stored_hash(true);
     hasher.expect_hash().returning(|_| Ok(PasswordHash::new("$argon2id$new".into())));
     let mut sessions = MockRefreshTokens::new();
     sessions
@@ -628,6 +640,7 @@ async fn a_failure_to_end_the_sessions_is_a_store_error_and_stores_nothing() {
         .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("down"))));
     let input = UpdateUserInput {
         password: Some(Password::parse("a brand new passphrase".into()).expect("valid")),
+        current_password: current(PASSWORD),
         ..no_changes(user.id())
     };
 
@@ -841,7 +854,8 @@ async fn with_if_match_a_write_that_loses_the_race_is_a_version_mismatch_naming_
 #[tokio::test]
 async fn a_new_password_is_hashed_and_the_sessions_ended_once_across_retries() {
     let user = stored_user(Role::Customer);
-    let mut hasher = MockPasswordHasher::new();
+    // The stored password stays the same across the re-reads: it is verified once.
+    let mut hasher = hasher_verifying_stored_hash(true);
     hasher.expect_hash().times(1).returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
     let mut sessions = MockRefreshTokens::new();
     sessions.expect_revoke_all().times(1).returning(|_, _| Ok(()));
@@ -857,6 +871,7 @@ async fn a_new_password_is_hashed_and_the_sessions_ended_once_across_retries() {
         });
     let input = UpdateUserInput {
         password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
         ..no_changes(user.id())
     };
 
@@ -890,11 +905,15 @@ async fn taking_another_users_email_is_a_duplicate() {
     let user = stored_user(Role::Customer);
     let mut users = repository_holding(&user);
     users.expect_update().times(1).returning(|_, _| Err(WriteError::Duplicate(UniqueKey::Email)));
-    let input =
-        UpdateUserInput { email: Some(email("grace@example.com")), ..no_changes(user.id()) };
+    let input = UpdateUserInput {
+        email: Some(email("grace@example.com")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
 
-    let result =
-        update_user(users, MockPasswordHasher::new()).execute(&customer(user.id()), input).await;
+    let result = update_user(users, hasher_verifying_stored_hash(true))
+        .execute(&customer(user.id()), input)
+        .await;
 
     assert!(matches!(result, Err(UpdateUserError::DuplicateEmail)), "{result:?}");
 }
@@ -1020,7 +1039,7 @@ async fn a_foreign_key_answer_to_an_update_is_unexpected() {
 #[tokio::test]
 async fn a_failing_hasher_during_an_update_is_unexpected_and_stores_nothing() {
     let user = stored_user(Role::Customer);
-    let mut hasher = MockPasswordHasher::new();
+    let mut hasher = hasher_verifying_stored_hash(true);
     hasher
         .expect_hash()
         .times(1)
@@ -1029,12 +1048,283 @@ async fn a_failing_hasher_during_an_update_is_unexpected_and_stores_nothing() {
     users.expect_update().times(0);
     let input = UpdateUserInput {
         password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
         ..no_changes(user.id())
     };
 
     let result = update_user(users, hasher).execute(&customer(user.id()), input).await;
 
     assert!(matches!(result, Err(UpdateUserError::Unexpected(_))), "{result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// update_user: the current password for one's own password or e-mail address
+// ---------------------------------------------------------------------------------------------
+
+/// A hasher that must not be asked anything: no check of a current password, no new hash.
+fn hasher_left_alone() -> MockPasswordHasher {
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().never();
+    hasher.expect_hash().never();
+    hasher
+}
+
+/// A repository holding `user` that must not store anything.
+fn repository_refusing_writes(user: &User) -> MockUserRepository {
+    let mut users = repository_holding(user);
+    users.expect_update().never();
+    users
+}
+
+/// Sessions that must stay alive.
+fn sessions_left_alone() -> MockRefreshTokens {
+    let mut sessions = MockRefreshTokens::new();
+    sessions.expect_revoke_all().never();
+    sessions
+}
+
+#[tokio::test]
+async fn changing_ones_own_password_without_the_current_one_is_refused_and_hashes_nothing() {
+    let user = stored_user(Role::Customer);
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        ..no_changes(user.id())
+    };
+
+    let result = update_user_with_sessions(
+        repository_refusing_writes(&user),
+        hasher_left_alone(),
+        sessions_left_alone(),
+    )
+    .execute(&customer(user.id()), input)
+    .await;
+
+    assert!(matches!(result, Err(UpdateUserError::CurrentPasswordRequired)), "{result:?}");
+}
+
+#[tokio::test]
+async fn changing_ones_own_email_without_the_current_password_is_refused() {
+    let user = stored_user(Role::Customer);
+    let input = UpdateUserInput { email: Some(email("ada@example.org")), ..no_changes(user.id()) };
+
+    let result = update_user(repository_refusing_writes(&user), hasher_left_alone())
+        .execute(&customer(user.id()), input)
+        .await;
+
+    assert!(matches!(result, Err(UpdateUserError::CurrentPasswordRequired)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_refused_and_the_new_one_is_never_hashed() {
+    let user = stored_user(Role::Customer);
+    let mut hasher = MockPasswordHasher::new();
+    hasher
+        .expect_verify()
+        .withf(|password, hash| {
+            password == "not my password" && hash.is_some_and(|hash| hash.as_str() == STORED_HASH)
+        })
+        .times(1)
+        .returning(|_, _| Ok(false));
+    hasher.expect_hash().never();
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        email: Some(email("mallory@example.org")),
+        current_password: current("not my password"),
+        ..no_changes(user.id())
+    };
+
+    let result =
+        update_user_with_sessions(repository_refusing_writes(&user), hasher, sessions_left_alone())
+            .execute(&customer(user.id()), input)
+            .await;
+
+    assert!(matches!(result, Err(UpdateUserError::WrongCurrentPassword)), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_right_current_password_lets_the_new_one_be_stored() {
+    let user = stored_user(Role::Customer);
+    let mut hasher = hasher_verifying_stored_hash(true);
+    hasher
+        .expect_hash()
+        .withf(|password| password.expose() == "a brand new passphrase")
+        .times(1)
+        .returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
+    let mut users = repository_holding(&user);
+    users
+        .expect_update()
+        .withf(|user, _| user.password_hash().as_str() == "$argon2id$new")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
+
+    let updated = update_user(users, hasher)
+        .execute(&customer(user.id()), input)
+        .await
+        .expect("the caller proved they know the password");
+
+    assert_eq!(updated.password_hash().as_str(), "$argon2id$new");
+}
+
+#[tokio::test]
+async fn an_admin_changes_another_users_email_and_password_without_their_password() {
+    let user = stored_user(Role::Customer);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().never();
+    hasher.expect_hash().times(1).returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
+    let mut users = repository_holding(&user);
+    users
+        .expect_update()
+        .withf(|user, _| {
+            user.email().as_str() == "ada@example.org"
+                && user.password_hash().as_str() == "$argon2id$new"
+        })
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let input = UpdateUserInput {
+        email: Some(email("ada@example.org")),
+        password: Some(password("a brand new passphrase")),
+        ..no_changes(user.id())
+    };
+
+    let updated = update_user(users, hasher)
+        .execute(&admin(), input)
+        .await
+        .expect("admins manage other accounts without their passwords");
+
+    assert_eq!(updated.email().as_str(), "ada@example.org");
+}
+
+#[tokio::test]
+async fn an_admin_changing_their_own_password_needs_their_current_one() {
+    let user = stored_user(Role::Admin);
+    let me = Actor::User { id: user.id(), role: Role::Admin };
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        ..no_changes(user.id())
+    };
+
+    let result = update_user_with_sessions(
+        repository_refusing_writes(&user),
+        hasher_left_alone(),
+        sessions_left_alone(),
+    )
+    .execute(&me, input)
+    .await;
+
+    assert!(matches!(result, Err(UpdateUserError::CurrentPasswordRequired)), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_admin_changing_their_own_email_with_their_current_password_succeeds() {
+    let user = stored_user(Role::Admin);
+    let me = Actor::User { id: user.id(), role: Role::Admin };
+    let mut users = repository_holding(&user);
+    users
+        .expect_update()
+        .withf(|user, _| user.email().as_str() == "root@example.org")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let input = UpdateUserInput {
+        email: Some(email("root@example.org")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
+
+    let updated = update_user(users, hasher_verifying_stored_hash(true))
+        .execute(&me, input)
+        .await
+        .expect("an admin who knows their own password");
+
+    assert_eq!(updated.email().as_str(), "root@example.org");
+}
+
+#[tokio::test]
+async fn a_name_change_needs_no_password_and_a_sent_one_is_not_checked() {
+    for current_password in [None, current("whatever they typed")] {
+        let user = stored_user(Role::Customer);
+        let mut users = repository_holding(&user);
+        users
+            .expect_update()
+            .withf(|user, _| user.name().as_str() == "Ada Lovelace")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let input = UpdateUserInput {
+            name: Some(name("Ada Lovelace")),
+            // The address the account has already is no change of address.
+            email: Some(user.email().clone()),
+            current_password,
+            ..no_changes(user.id())
+        };
+
+        let updated = update_user(users, hasher_left_alone())
+            .execute(&customer(user.id()), input)
+            .await
+            .expect("a name is not a credential");
+
+        assert_eq!(updated.name().as_str(), "Ada Lovelace");
+    }
+}
+
+#[tokio::test]
+async fn a_busy_hasher_while_checking_the_current_password_is_busy_and_stores_nothing() {
+    let user = stored_user(Role::Customer);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().times(1).returning(|_, _| Err(HashError::Busy));
+    hasher.expect_hash().never();
+    let input = UpdateUserInput {
+        password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
+
+    let result =
+        update_user_with_sessions(repository_refusing_writes(&user), hasher, sessions_left_alone())
+            .execute(&customer(user.id()), input)
+            .await;
+
+    assert!(matches!(result, Err(UpdateUserError::Busy)), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_password_changed_between_two_attempts_is_verified_again() {
+    let user = stored_user(Role::Customer);
+    // The first read has the stored hash; the re-read after the lost write has another one
+    // (someone changed the password meanwhile), which the caller's password does not match.
+    let mut users = MockUserRepository::new();
+    let (id, first) = (user.id(), user.clone());
+    let mut reads = 0;
+    users.expect_find_by_id().withf(move |asked| *asked == id).times(2).returning(move |_| {
+        reads += 1;
+        if reads == 1 {
+            return Ok(Some(first.clone()));
+        }
+        let mut changed = restored_at(&first, STORED_VERSION + 1);
+        changed.change_password(PasswordHash::new("$argon2id$theirs".to_owned()), now());
+        Ok(Some(changed))
+    });
+    users.expect_update().times(1).returning(|_, _| Err(WriteError::Stale));
+    let mut hasher = hasher_verifying_stored_hash(true);
+    hasher
+        .expect_verify()
+        .withf(|_, hash| hash.is_some_and(|hash| hash.as_str() == "$argon2id$theirs"))
+        .times(1)
+        .returning(|_, _| Ok(false));
+    hasher.expect_hash().times(1).returning(|_| Ok(PasswordHash::new("$argon2id$new".to_owned())));
+    let input = UpdateUserInput {
+        email: Some(email("ada@example.org")),
+        password: Some(password("a brand new passphrase")),
+        current_password: current(PASSWORD),
+        ..no_changes(user.id())
+    };
+
+    let result = update_user(users, hasher).execute(&customer(user.id()), input).await;
+
+    assert!(matches!(result, Err(UpdateUserError::WrongCurrentPassword)), "{result:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ impl crate::RuleError for InvalidProductName {
     }
 }
 
-/// A product's name: 1 to [`PRODUCT_NAME_MAX_LEN`] characters.
+/// A product's name: 1 to [`PRODUCT_NAME_MAX_LEN`] characters, trimmed, no control characters
+/// and no invisible formatting characters ([`crate::text::FORMAT_CHARACTER_RANGES`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
@@ -94,9 +95,10 @@ impl ProductName {
     /// Parses a product name.
     ///
     /// # Errors
-    /// [`InvalidProductName`] when empty, too long or containing control characters.
+    /// [`InvalidProductName`] when empty, too long, or containing control or invisible
+    /// formatting characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidProductName> {
-        Ok(Self(text::bounded(raw, PRODUCT_NAME_MAX_LEN, false)?))
+        Ok(Self(text::name(raw, PRODUCT_NAME_MAX_LEN)?))
     }
 
     /// The name.
@@ -414,6 +416,24 @@ mod tests {
         let description = ProductDescription::parse("Line one\nLine two").expect("valid");
         assert_eq!(description.as_str(), "Line one\nLine two");
         assert!(ProductDescription::parse(&"d".repeat(DESCRIPTION_MAX_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_invisible_formatting_characters_and_descriptions_keep_them() {
+        for raw in ["\u{202e}draobyek", "Key\u{200b}board", "Keyboard\u{2069}", "\u{feff}Keyboard"]
+        {
+            let refused = ProductName::parse(raw).expect_err(raw);
+            assert_eq!(refused, InvalidProductName(TextError::FormatCharacter), "{raw:?}");
+            assert_eq!(crate::RuleError::code(&refused), crate::rule::FORMAT_CHARACTERS);
+        }
+        for raw in ["Zoë", "李雷", "Ωmega"] {
+            assert_eq!(ProductName::parse(raw).map(|n| n.as_str().to_owned()), Ok(raw.to_owned()));
+        }
+        let prose = "Kühl\u{ad}schrank, 👩\u{200d}💻 approved";
+        assert_eq!(
+            ProductDescription::parse(prose).map(|d| d.as_str().to_owned()),
+            Ok(prose.into())
+        );
     }
 
     #[test]

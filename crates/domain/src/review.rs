@@ -71,7 +71,8 @@ impl crate::RuleError for InvalidReviewTitle {
     }
 }
 
-/// A review's title: one line of 1 to [`REVIEW_TITLE_MAX_LEN`] characters, trimmed.
+/// A review's title: one line of 1 to [`REVIEW_TITLE_MAX_LEN`] characters, trimmed, without
+/// invisible formatting characters (as names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewTitle(String);
 
@@ -81,7 +82,7 @@ impl ReviewTitle {
     /// # Errors
     /// [`InvalidReviewTitle`] when blank, too long or holding control characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidReviewTitle> {
-        Ok(Self(text::bounded(raw, REVIEW_TITLE_MAX_LEN, false)?))
+        Ok(Self(text::name(raw, REVIEW_TITLE_MAX_LEN)?))
     }
 
     /// The title.
@@ -476,7 +477,10 @@ mod tests {
     #[test]
     fn ratings_are_one_to_five_stars() {
         for stars in 1..=5 {
-            assert_eq!(Rating::new(stars).map(Rating::stars), Ok(u8::try_from(stars).unwrap()));
+            assert_eq!(
+                Rating::new(stars).map(Rating::stars),
+                Ok(u8::try_from(stars).expect("a small number"))
+            );
         }
         for stars in [0, 6, -1, 256, i64::MAX] {
             assert_eq!(Rating::new(stars), Err(InvalidRating));
@@ -491,6 +495,8 @@ mod tests {
         );
         assert!(ReviewTitle::parse("   ").is_err());
         assert!(ReviewTitle::parse("a\nb").is_err());
+        let bidi = ReviewTitle::parse("\u{202e}great").expect_err("a bidi override");
+        assert_eq!(crate::RuleError::code(&bidi), crate::rule::FORMAT_CHARACTERS);
         assert!(ReviewTitle::parse(&"é".repeat(REVIEW_TITLE_MAX_LEN)).is_ok());
         assert!(ReviewTitle::parse(&"é".repeat(REVIEW_TITLE_MAX_LEN + 1)).is_err());
         assert!(ReviewBody::parse("one\ntwo").is_ok());
@@ -603,7 +609,7 @@ mod tests {
                 counted[slot] = after;
             }
             let visible: Vec<Rating> = counted.into_iter().flatten().collect();
-            prop_assert_eq!(count, i64::try_from(visible.len()).unwrap());
+            prop_assert_eq!(count, i64::try_from(visible.len()).expect("a few reviews"));
             prop_assert_eq!(sum, visible.iter().map(|r| i64::from(r.stars())).sum::<i64>());
         }
     }

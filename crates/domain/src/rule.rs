@@ -4,7 +4,7 @@
 ///
 /// [`code`](RuleError::code) names the rule that failed, in a stable, machine-readable way that
 /// clients can rely on (the HTTP API reports it per field): `length`, `range`, `pattern`,
-/// `email`, `currency`, `control_characters`. The message (`Display`) explains it to a person.
+/// `email`, `currency`, `control_characters`, `format_characters`. The message (`Display`) explains it to a person.
 pub trait RuleError: std::error::Error {
     /// The rule that failed.
     fn code(&self) -> &'static str;
@@ -22,5 +22,8 @@ pub const EMAIL: &str = "email";
 pub const CURRENCY: &str = "currency";
 /// A text holds a control character.
 pub const CONTROL_CHARACTERS: &str = "control_characters";
+/// A name holds an invisible formatting character (Unicode `Cf`: a zero-width space, a
+/// bidirectional override, ...).
+pub const FORMAT_CHARACTERS: &str = "format_characters";
 /// Not one of a fixed set of values.
 pub const ONE_OF: &str = "one_of";

@@ -98,7 +98,8 @@ impl crate::RuleError for InvalidUserName {
     }
 }
 
-/// A user's display name: 1 to [`USER_NAME_MAX_LEN`] characters, trimmed, no control characters.
+/// A user's display name: 1 to [`USER_NAME_MAX_LEN`] characters, trimmed, no control characters
+/// and no invisible formatting characters ([`crate::text::FORMAT_CHARACTER_RANGES`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -106,9 +107,10 @@ impl UserName {
     /// Parses a display name.
     ///
     /// # Errors
-    /// [`InvalidUserName`] when empty, too long or containing control characters.
+    /// [`InvalidUserName`] when empty, too long, or containing control or invisible formatting
+    /// characters.
     pub fn parse(raw: &str) -> Result<Self, InvalidUserName> {
-        Ok(Self(text::bounded(raw, USER_NAME_MAX_LEN, false)?))
+        Ok(Self(text::name(raw, USER_NAME_MAX_LEN)?))
     }
 
     /// The name.
@@ -467,6 +469,20 @@ mod tests {
             UserName::parse(&long),
             Err(InvalidUserName(TextError::TooLong { max: USER_NAME_MAX_LEN }))
         );
+        for raw in ["Zoë", "李雷", "Ωmega"] {
+            assert_eq!(UserName::parse(raw).map(|n| n.as_str().to_owned()), Ok(raw.to_owned()));
+        }
+    }
+
+    #[test]
+    fn names_refuse_invisible_formatting_characters() {
+        for raw in
+            ["\u{202e}admin", "ad\u{200b}min", "\u{2066}Ada\u{2069}", "Ada\u{feff}", "A\u{ad}da"]
+        {
+            let refused = UserName::parse(raw).expect_err(raw);
+            assert_eq!(refused, InvalidUserName(TextError::FormatCharacter), "{raw:?}");
+            assert_eq!(crate::RuleError::code(&refused), crate::rule::FORMAT_CHARACTERS);
+        }
     }
 
     #[test]

@@ -1,6 +1,19 @@
-//! The schema's migrations: up, down to zero and up again, on both engines.
+//! The schema's migrations: up, down to zero and up again, on both engines; the data migration
+//! of names stored before they refused invisible formatting characters.
 
-use orderly_infrastructure::{Database, on_both_engines};
+use orderly_application::ports::{
+    OrderRepository as _, ProductRepository as _, UserRepository as _,
+};
+use orderly_domain::{
+    Currency, Email, Money, Order, OrderLines, PasswordHash, Product, ProductDraft, ProductName,
+    Quantity, Role, Sku, User, UserName,
+    time::{TimeDelta, Timestamp},
+};
+use orderly_infrastructure::{
+    Database, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmUserRepository,
+    on_both_engines, testing::TestDatabase,
+};
+use sea_orm::ConnectionTrait as _;
 
 async fn migrations_round_trip_up_down_to_zero_and_up_again(db: &Database) {
     let applied =
@@ -23,3 +36,101 @@ async fn migrations_round_trip_up_down_to_zero_and_up_again(db: &Database) {
 }
 
 on_both_engines!(migrations_round_trip_up_down_to_zero_and_up_again);
+
+/// The migration that strips invisible formatting characters from the names stored before
+/// names refused them.
+const STRIP_FORMAT_CHARACTERS: &str = "m20261208_000012_strip_format_characters_from_names";
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_timestamp(1_800_000_000 + seconds, 0).expect("a valid instant")
+}
+
+fn customer(address: &str, name: &str) -> User {
+    User::register(
+        Email::parse(address).expect("a valid address"),
+        UserName::parse(name).expect("a valid name"),
+        PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        Role::Customer,
+        at(0),
+    )
+}
+
+/// Rows written with names the rule now refuses (as raw SQL can, and earlier versions could)
+/// do not read; the migration strips the characters (a name with nothing else becomes a
+/// placeholder, or the product's SKU), moves the versions on, and every row reads again.
+async fn names_stored_before_the_format_rule_read_again_after_the_migration(test_db: TestDatabase) {
+    let db = test_db.database();
+    let (users, products, orders) = (
+        SeaOrmUserRepository::new(db.clone()),
+        SeaOrmProductRepository::new(db.clone()),
+        SeaOrmOrderRepository::new(db.clone()),
+    );
+    let ada = customer("ada@example.com", "Ada");
+    let ghost = customer("ghost@example.com", "Ghost");
+    users.insert(&ada).await.expect("inserting ada");
+    users.insert(&ghost).await.expect("inserting ghost");
+    let draft = ProductDraft {
+        sku: Sku::parse("KB-001").expect("a SKU"),
+        name: ProductName::parse("Keyboard").expect("a name"),
+        description: None,
+        price: Money::new(4999, Currency::parse("EUR").expect("EUR")).expect("an amount"),
+        stock: 5,
+    };
+    let keyboard = Product::create(draft, at(0)).expect("a product");
+    products.insert(&keyboard).await.expect("inserting a product");
+    let lines =
+        OrderLines::new([(keyboard.id(), Quantity::new(1).expect("a quantity"))]).expect("lines");
+    let (order, placed) = Order::place(
+        ada.id(),
+        &lines,
+        std::slice::from_ref(&keyboard),
+        at(1),
+        at(1) + TimeDelta::minutes(30),
+    )
+    .expect("an order");
+    orders.place(&order, &placed, None).await.expect("placing an order");
+    // Placing the order moved the product on (its stock): the versions as stored now.
+    let order_version =
+        orders.find_by_id(order.id()).await.expect("read").expect("stored").version();
+    let product_version =
+        products.find_by_id(keyboard.id()).await.expect("read").expect("stored").version();
+
+    let raw = sea_orm::Database::connect(test_db.url()).await.expect("a second connection");
+    for sql in [
+        "UPDATE users SET name = '\u{202e}nimda' WHERE email = 'ada@example.com'",
+        "UPDATE users SET name = '\u{200b} \u{2066}\u{2069}' WHERE email = 'ghost@example.com'",
+        "UPDATE products SET name = 'Key\u{200b}board\u{feff}'",
+        "UPDATE order_items SET name = '\u{ad}Key\u{200b}board'",
+    ] {
+        raw.execute_unprepared(sql).await.expect("writing an old name");
+    }
+    raw.close().await.expect("closing");
+    assert!(users.find_by_id(ada.id()).await.is_err(), "such a row no longer reads");
+
+    let status = db.migration_status().await.expect("status");
+    let position = status
+        .iter()
+        .position(|(name, _)| name == STRIP_FORMAT_CHARACTERS)
+        .expect("the migration is listed");
+    let steps = u32::try_from(status.len() - position).expect("a few steps");
+    db.migrate_down(Some(steps)).await.expect("down to before the migration");
+    db.migrate_up(None).await.expect("up again");
+
+    let read = users.find_by_id(ada.id()).await.expect("ada reads").expect("ada exists");
+    assert_eq!((read.name().as_str(), read.version()), ("nimda", ada.version() + 1));
+    let read = users.find_by_id(ghost.id()).await.expect("ghost reads").expect("ghost exists");
+    assert_eq!(read.name().as_str(), "Unnamed user");
+    let read =
+        products.find_by_id(keyboard.id()).await.expect("it reads").expect("the product exists");
+    assert_eq!((read.name().as_str(), read.version()), ("Keyboard", product_version + 1));
+    let read = orders.find_by_id(order.id()).await.expect("it reads").expect("the order exists");
+    let names: Vec<&str> = read.items().iter().map(|item| item.name().as_str()).collect();
+    assert_eq!((names, read.version()), (vec!["Keyboard"], order_version + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn names_stored_before_the_format_rule_read_again_after_the_migration_on_both_engines() {
+    for test_db in TestDatabase::all().await {
+        names_stored_before_the_format_rule_read_again_after_the_migration(test_db).await;
+    }
+}

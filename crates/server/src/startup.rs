@@ -18,8 +18,8 @@ use orderly_application::{
     },
     orders::{
         expire_orders::ExpireOrders, get_order::GetOrder, list_orders::ListOrders,
-        list_user_orders::ListUserOrders, order_history::OrderHistory, place_order::PlaceOrder,
-        settle_payments::SettlePayments, transition_order::TransitionOrder,
+        list_user_orders::ListUserOrders, move_order::MoveOrder, order_history::OrderHistory,
+        pay_order::PayOrder, place_order::PlaceOrder, settle_payments::SettlePayments,
     },
     ports::{
         AccessTokens, AccountDirectory, Clock, IdempotencyStore, OrderRepository, PasswordHasher,
@@ -182,7 +182,13 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         get_order: GetOrder::new(orders.clone()),
         list_orders: ListOrders::new(orders_repo.clone()),
         list_user_orders: ListUserOrders::new(users.clone(), orders_repo.clone()),
-        transition_order: TransitionOrder::new(
+        pay_order: PayOrder::new(
+            orders.clone(),
+            payments.clone(),
+            idempotency.clone(),
+            clock.clone(),
+        ),
+        move_order: MoveOrder::new(
             orders.clone(),
             payments.clone(),
             idempotency.clone(),

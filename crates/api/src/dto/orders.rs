@@ -1,9 +1,7 @@
 //! Orders on the wire.
 
 use chrono::{DateTime, Utc};
-use orderly_application::orders::{
-    place_order::PlaceOrderInput, transition_order::TransitionOrderInput,
-};
+use orderly_application::orders::{moves::MoveRequest, place_order::PlaceOrderInput};
 use orderly_domain::{
     Actor, Order, OrderAction, OrderId, OrderStatus, OrderTransition, Payment, PaymentStatus,
     ProductId, Quantity, Reason,
@@ -182,16 +180,17 @@ pub struct RequestedMove {
 }
 
 impl RequestedMove {
-    /// The use case's input: this move of order `id`, if it is at `expected_version`.
+    /// The action and the use cases' request: this move of order `id`, if it is at
+    /// `expected_version`.
     #[must_use]
-    pub fn into_input(
+    pub fn into_request(
         self,
         id: OrderId,
         expected_version: Option<u64>,
         request_id: Option<String>,
-    ) -> TransitionOrderInput {
+    ) -> (OrderAction, MoveRequest) {
         let Self { action, reason } = self;
-        TransitionOrderInput { id, action, reason, expected_version, request_id, idempotency: None }
+        (action, MoveRequest { id, reason, expected_version, request_id, idempotency: None })
     }
 }
 
@@ -225,6 +224,10 @@ pub struct OrderItemResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatusDto {
+    /// Asked of the provider, whose answer was lost: paying again (with the same
+    /// `Idempotency-Key`) finds it; if the order is cancelled or expired instead, Orderly asks
+    /// the provider and releases whatever it holds.
+    Pending,
     /// Held on the card; captured right after the order is paid.
     Authorized,
     /// Taken.
@@ -242,6 +245,7 @@ pub enum PaymentStatusDto {
 impl From<PaymentStatus> for PaymentStatusDto {
     fn from(status: PaymentStatus) -> Self {
         match status {
+            PaymentStatus::Pending => Self::Pending,
             PaymentStatus::Authorized => Self::Authorized,
             PaymentStatus::Captured => Self::Captured,
             PaymentStatus::Voided => Self::Voided,
@@ -256,7 +260,7 @@ impl From<PaymentStatus> for PaymentStatusDto {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PaymentResponse {
     pub status: PaymentStatusDto,
-    /// The payment provider's reference (`null` for a declined payment).
+    /// The payment provider's reference (`null` for a declined payment, and while `pending`).
     pub reference: Option<String>,
     pub amount: MoneyDto,
     pub created_at: DateTime<Utc>,
@@ -445,12 +449,12 @@ mod tests {
         let body: TransitionRequest =
             serde_json::from_value(json!({"action": "cancel", "reason": " Wrong size\n"}))
                 .expect("well-formed");
-        let input = RequestedMove::try_from(body).expect("valid").into_input(
+        let (action, input) = RequestedMove::try_from(body).expect("valid").into_request(
             OrderId::from_uuid(orderly_domain::Uuid::nil()),
             None,
             Some("req".to_owned()),
         );
-        assert_eq!(input.action, OrderAction::Cancel);
+        assert_eq!(action, OrderAction::Cancel);
         assert_eq!(input.reason.map(|r| r.as_str().to_owned()).as_deref(), Some("Wrong size"));
         assert_eq!(input.request_id.as_deref(), Some("req"));
 

@@ -5,8 +5,9 @@
 //!
 //! Text rules are those of the domain's parsers: surrounding white space (`char::is_whitespace`)
 //! is trimmed, what is left must not be blank and must hold no control character (`char::
-//! is_control`; descriptions and reasons may break lines). The patterns state the same rules;
-//! the tests below check them against the parsers.
+//! is_control`; descriptions and reasons may break lines); names (of users and products) hold no
+//! invisible formatting character either (`orderly_domain::text::FORMAT_CHARACTER_RANGES`). The
+//! patterns state the same rules; the tests below check them against the parsers.
 
 use orderly_application::{
     pagination::MAX_PAGE_LIMIT,
@@ -18,6 +19,7 @@ use orderly_domain::{
     money::MAX_AMOUNT_MINOR,
     order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
     product::{DESCRIPTION_MAX_LEN, MAX_STOCK, PRODUCT_NAME_MAX_LEN, SKU_MAX_LEN},
+    text::FORMAT_CHARACTER_RANGES,
     user::{
         EMAIL_LOCAL_MAX_LEN, EMAIL_MAX_LEN, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, USER_NAME_MAX_LEN,
     },
@@ -44,6 +46,18 @@ pub(crate) enum Lines {
     Many,
 }
 
+/// The invisible formatting characters that names refuse (Unicode `Cf` in the BMP), from the
+/// domain's list, as the body of a character class: `\u00ad\u0600-\u0605...`.
+fn format_characters() -> String {
+    FORMAT_CHARACTER_RANGES
+        .iter()
+        .map(|range| match (u32::from(*range.start()), u32::from(*range.end())) {
+            (start, end) if start == end => format!(r"\u{start:04x}"),
+            (start, end) => format!(r"\u{start:04x}-\u{end:04x}"),
+        })
+        .collect()
+}
+
 /// What a text may be once trimmed: `core` characters, first and last neither space nor control.
 fn trimmed(core: &str) -> String {
     format!("^[{WHITE_SPACE}]*{core}[{WHITE_SPACE}]*$")
@@ -55,12 +69,24 @@ fn text_pattern(lines: Lines) -> String {
     trimmed(&text_core(lines, None))
 }
 
+/// A one-line name: not blank once trimmed, no control character and no invisible formatting
+/// character (`UserName::parse`, `ProductName::parse`).
+fn name_pattern() -> String {
+    trimmed(&core_without(Lines::One, &format_characters(), None))
+}
+
 /// The trimmed text itself; at most `max` characters when given.
 fn text_core(lines: Lines, max: Option<usize>) -> String {
-    let visible = format!("[^{CONTROL}{WHITE_SPACE}]");
+    core_without(lines, "", max)
+}
+
+/// The trimmed text itself, none of its characters in `refused` (the body of a character
+/// class) nor control characters; at most `max` characters when given.
+fn core_without(lines: Lines, refused: &str, max: Option<usize>) -> String {
+    let visible = format!("[^{CONTROL}{WHITE_SPACE}{refused}]");
     let inner = match lines {
-        Lines::One => format!("[^{CONTROL}]"),
-        Lines::Many => format!("[^{CONTROL_BUT_LINE_BREAKS}]"),
+        Lines::One => format!("[^{CONTROL}{refused}]"),
+        Lines::Many => format!("[^{CONTROL_BUT_LINE_BREAKS}{refused}]"),
     };
     let repeat =
         max.map_or_else(|| "*".to_owned(), |max| format!("{{0,{}}}", max.saturating_sub(2)));
@@ -122,7 +148,19 @@ pub(crate) fn bounded_text(nullable: bool, max: usize, lines: Lines, description
         .build()
 }
 
-const ONE_LINE: &str = "Trimmed; not blank; no control characters.";
+/// A one-line name of a user or product (or a review's title).
+pub(crate) fn name_text(nullable: bool, max: usize) -> Object {
+    string(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(name_pattern()))
+        .description(Some(NAME))
+        .build()
+}
+
+const NAME: &str = "Trimmed; not blank; no control characters and no invisible formatting \
+                    characters (Unicode `Cf`: zero-width spaces and joiners, bidirectional \
+                    marks, overrides and isolates, the soft hyphen, the byte-order mark).";
 const STOCK: &str = "Units in stock.";
 
 fn sku(nullable: bool) -> Object {
@@ -147,12 +185,12 @@ pub(crate) fn changed_sku() -> Object {
 
 /// `name` of a new product.
 pub(crate) fn new_product_name() -> Object {
-    bounded_text(false, PRODUCT_NAME_MAX_LEN, Lines::One, ONE_LINE)
+    name_text(false, PRODUCT_NAME_MAX_LEN)
 }
 
 /// `name` of a product change.
 pub(crate) fn changed_product_name() -> Object {
-    bounded_text(true, PRODUCT_NAME_MAX_LEN, Lines::One, ONE_LINE)
+    name_text(true, PRODUCT_NAME_MAX_LEN)
 }
 
 /// `description` of a product: blank or `null` means none; line breaks allowed.
@@ -230,14 +268,28 @@ pub(crate) fn changed_password() -> Object {
     password(true)
 }
 
+/// `current_password` of a user change: checked, never parsed, so only bounded.
+pub(crate) fn current_password() -> Object {
+    string(true)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .max_length(Some(PASSWORD_MAX_LEN))
+        .description(Some(
+            "Your password as it is now. Required to change your own `password` or `email` \
+             (403 `REAUTHENTICATION_REQUIRED` when missing or wrong); not needed to change a \
+             name, nor for an admin changing another user's password or e-mail address; \
+             ignored when not needed.",
+        ))
+        .build()
+}
+
 /// `name` of a new user.
 pub(crate) fn new_user_name() -> Object {
-    bounded_text(false, USER_NAME_MAX_LEN, Lines::One, ONE_LINE)
+    name_text(false, USER_NAME_MAX_LEN)
 }
 
 /// `name` of a user change.
 pub(crate) fn changed_user_name() -> Object {
-    bounded_text(true, USER_NAME_MAX_LEN, Lines::One, ONE_LINE)
+    name_text(true, USER_NAME_MAX_LEN)
 }
 
 /// `quantity` of an order line.
@@ -359,6 +411,18 @@ mod tests {
         "a\u{1c}",
         "\u{1c}a",
         "a\u{feff}",
+        " \u{feff} ",
+        "\u{202e}admin",
+        "ad\u{200b}min",
+        "\u{2066}Ada\u{2069}",
+        "A\u{ad}da",
+        "\u{61c}a",
+        "a\u{200d}",
+        "a\u{2065}b",
+        "a\u{fffc}b",
+        "Zoë",
+        "李雷",
+        "Ωmega",
         "é",
         "Ünïcödé",
         "KB-001",
@@ -404,6 +468,29 @@ mod tests {
         agree("description", &pattern_of(&description()), |raw| {
             if raw.trim().is_empty() { Ok(None) } else { ProductDescription::parse(raw).map(Some) }
         });
+    }
+
+    #[test]
+    fn the_name_patterns_refuse_every_format_character_the_parsers_refuse() {
+        let patterns = [
+            ("user name", pattern_of(&changed_user_name())),
+            ("product name", pattern_of(&changed_product_name())),
+        ];
+        for range in FORMAT_CHARACTER_RANGES {
+            for c in [*range.start(), *range.end()] {
+                for sample in [format!("{c}a"), format!("a{c}b"), format!("a{c}")] {
+                    assert!(
+                        UserName::parse(&sample).is_err() && ProductName::parse(&sample).is_err()
+                    );
+                    for (name, pattern) in &patterns {
+                        assert!(
+                            !pattern.is_match(&sample),
+                            "{name}: the pattern accepts {sample:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Users on the wire. No response type has a password or hash field, so none can leak.
 
 use chrono::{DateTime, Utc};
-use orderly_application::users::{register_user::RegisterUserInput, update_user::UpdateUserInput};
+use orderly_application::users::{
+    register_user::RegisterUserInput,
+    update_user::{CurrentPassword, UpdateUserInput},
+};
 use orderly_domain::{
     Email, Password, Role, User, UserId, UserName,
     user::{EMAIL_MAX_LEN, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, USER_NAME_MAX_LEN},
@@ -41,7 +44,7 @@ impl From<RoleDto> for orderly_domain::Role {
 }
 
 /// `POST /api/v1/users`: sign up as a customer.
-#[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
+#[derive(Clone, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
 pub struct RegisterUserRequest {
@@ -54,6 +57,16 @@ pub struct RegisterUserRequest {
     #[garde(length(chars, min = 1, max = USER_NAME_MAX_LEN))]
     #[schema(schema_with = schema::new_user_name)]
     pub name: String,
+}
+
+/// Without the password.
+impl std::fmt::Debug for RegisterUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterUserRequest")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sign-up always makes a customer: admins come from `orderly admin create`.
@@ -77,8 +90,8 @@ impl TryFrom<RegisterUserRequest> for RegisterUserInput {
 }
 
 /// `PATCH /api/v1/users/{id}`: every field optional (`null` is the same as absent); `role` for
-/// admins only.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema, garde::Validate)]
+/// admins only; `current_password` to change one's own `password` or `email`.
+#[derive(Clone, Default, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ada King"}))]
 pub struct UpdateUserRequest {
@@ -93,6 +106,23 @@ pub struct UpdateUserRequest {
     pub password: Option<String>,
     #[garde(skip)]
     pub role: Option<RoleDto>,
+    /// Your password as it is now: required to change your own `password` or `email` (403
+    /// `REAUTHENTICATION_REQUIRED` without it or when it is wrong); not needed for a name, or
+    /// for an admin changing another user; ignored when not needed.
+    #[garde(inner(length(chars, max = PASSWORD_MAX_LEN)))]
+    #[schema(schema_with = schema::current_password)]
+    pub current_password: Option<String>,
+}
+
+/// Without the passwords.
+impl std::fmt::Debug for UpdateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUserRequest")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The changes of a `PATCH /api/v1/users/{id}`, parsed.
@@ -102,14 +132,15 @@ pub struct UserChanges {
     name: Option<UserName>,
     password: Option<Password>,
     role: Option<Role>,
+    current_password: Option<CurrentPassword>,
 }
 
 impl UserChanges {
     /// The use case's input: these changes to user `id`, if it is at `expected_version`.
     #[must_use]
     pub fn into_input(self, id: UserId, expected_version: Option<u64>) -> UpdateUserInput {
-        let Self { email, name, password, role } = self;
-        UpdateUserInput { id, expected_version, email, name, password, role }
+        let Self { email, name, password, role, current_password } = self;
+        UpdateUserInput { id, expected_version, email, name, password, role, current_password }
     }
 }
 
@@ -127,6 +158,7 @@ impl TryFrom<UpdateUserRequest> for UserChanges {
                 name: name.map_or(Some(None), |name| name.map(Some))?,
                 password: password.map_or(Some(None), |password| password.map(Some))?,
                 role: body.role.map(Into::into),
+                current_password: body.current_password.map(CurrentPassword::new),
             })
         })
     }
@@ -218,5 +250,44 @@ mod tests {
             serde_json::from_value(json!({"email": "not an address"})).expect("ok");
         let errors = UserChanges::try_from(body).expect_err("invalid");
         assert_eq!(codes(&errors), [("email", "email")]);
+    }
+
+    #[test]
+    fn names_with_invisible_formatting_characters_are_refused_with_the_domains_code() {
+        let body: RegisterUserRequest = serde_json::from_value(json!({
+            "email": "ada@example.com", "password": "correct horse", "name": "\u{202e}admin"
+        }))
+        .expect("well-formed");
+        let errors = RegisterUserInput::try_from(body).expect_err("invalid");
+        assert_eq!(codes(&errors), [("name", "format_characters")]);
+
+        let body: UpdateUserRequest =
+            serde_json::from_value(json!({"name": "ad\u{200b}min"})).expect("well-formed");
+        let errors = UserChanges::try_from(body).expect_err("invalid");
+        assert_eq!(codes(&errors), [("name", "format_characters")]);
+    }
+
+    #[test]
+    fn the_current_password_reaches_the_use_case_and_no_password_prints() {
+        let body: UpdateUserRequest = serde_json::from_value(json!({
+            "password": "a brand new passphrase", "current_password": "correct horse battery"
+        }))
+        .expect("well-formed");
+        assert!(!format!("{body:?}").contains("horse"));
+        assert!(!format!("{body:?}").contains("passphrase"));
+        let input = UserChanges::try_from(body)
+            .expect("valid")
+            .into_input(UserId::from_uuid(orderly_domain::Uuid::nil()), None);
+        assert!(!format!("{input:?}").contains("horse"));
+        assert_eq!(
+            input.current_password.as_ref().map(CurrentPassword::expose),
+            Some("correct horse battery")
+        );
+
+        let body: RegisterUserRequest = serde_json::from_value(json!({
+            "email": "ada@example.com", "password": "correct horse", "name": "Ada"
+        }))
+        .expect("well-formed");
+        assert!(!format!("{body:?}").contains("horse"));
     }
 }

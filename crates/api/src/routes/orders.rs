@@ -5,10 +5,10 @@ use std::sync::Arc;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, http::StatusCode, web};
 use orderly_application::{
     idempotency::{Idempotent, Outcome, Render},
-    orders::{place_order::PlaceOrderInput, transition_order::Moved},
+    orders::{moves::Moved, place_order::PlaceOrderInput},
     ports::OrderFilter,
 };
-use orderly_domain::{Order, OrderId, UserId, Uuid};
+use orderly_domain::{Order, OrderAction, OrderId, UserId, Uuid};
 
 use crate::{
     auth::Authenticated,
@@ -185,7 +185,7 @@ pub async fn get(
         (status = 409, description = "ORDER_INVALID_TRANSITION (with current_status and allowed_actions; also once the payment deadline has passed) or CONCURRENT_MODIFICATION (with current_status when a payment lost the race to a cancellation or expiry: its authorization was voided, nothing was charged), or IDEMPOTENCY_KEY_IN_USE (with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used for another request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE (nothing was charged), DATABASE_UNAVAILABLE or DATABASE_BUSY, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE (the payment may be pending: retry with the same Idempotency-Key), DATABASE_UNAVAILABLE or DATABASE_BUSY, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn transition(
@@ -200,8 +200,8 @@ pub async fn transition(
     let requested = RequestedMove::try_from(body)?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
-    let mut input =
-        requested.into_input(OrderId::from_uuid(*id), if_match(&request)?, request_id(&request));
+    let (action, mut input) =
+        requested.into_request(OrderId::from_uuid(*id), if_match(&request)?, request_id(&request));
     let render: Render<Moved> = Arc::new(|(order, entry): &Moved| {
         stored(
             StatusCode::CREATED,
@@ -212,7 +212,11 @@ pub async fn transition(
     });
     input.idempotency =
         idempotent.map(|request| Idempotent { request, render: Arc::clone(&render) });
-    let outcome = state.use_cases.transition_order.execute(&auth.0, input).await?;
+    // One endpoint, two use cases: paying asks the provider for money first.
+    let outcome = match action {
+        OrderAction::Pay => state.use_cases.pay_order.execute(&auth.0, input).await?,
+        action => state.use_cases.move_order.execute(&auth.0, action, input).await?,
+    };
     Ok(respond(&state, outcome, &render, |metrics, (_, entry)| {
         metrics.orders_moved(entry.action, 1)
     }))

@@ -55,13 +55,12 @@ fn changed_rating() -> Object {
 fn rating_filter() -> Object {
     rating(false)
 }
-const ONE_LINE: &str = "Trimmed; not blank; no control characters.";
 const LINES: &str = "Trimmed; not blank; line breaks allowed, no other control characters.";
 fn new_title() -> Object {
-    schema::bounded_text(false, REVIEW_TITLE_MAX_LEN, Lines::One, ONE_LINE)
+    schema::name_text(false, REVIEW_TITLE_MAX_LEN)
 }
 fn changed_title() -> Object {
-    schema::bounded_text(true, REVIEW_TITLE_MAX_LEN, Lines::One, ONE_LINE)
+    schema::name_text(true, REVIEW_TITLE_MAX_LEN)
 }
 fn new_body() -> Object {
     schema::bounded_text(false, REVIEW_BODY_MAX_LEN, Lines::Many, LINES)

@@ -119,6 +119,11 @@ pub async fn get(
 /// Change a user: yourself, or anyone for an admin. Only admins change roles; the last admin
 /// cannot be demoted.
 ///
+/// A new `password` or `email` for your own account needs your current password in
+/// `current_password` (403 `REAUTHENTICATION_REQUIRED` when it is missing or wrong), admins
+/// included; an admin changing another user's needs none. Every request that sends
+/// `current_password` also counts against the `auth-account` rate limit of the account.
+///
 /// Send `If-Match` with the ETag you read to make sure you do not overwrite someone else's change
 /// (412 when it did change). Without it, your change is applied to the current user.
 #[utoipa::path(
@@ -130,7 +135,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The user as stored", body = UserResponse, headers(("ETag" = String))),
         (status = 400, description = "VALIDATION_FAILED or MALFORMED_REQUEST", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "FORBIDDEN: a customer changing a role", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "FORBIDDEN: a customer changing a role; REAUTHENTICATION_REQUIRED: a new password or e-mail address for your own account without your current password in `current_password`, or with a wrong one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "NOT_FOUND", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "EMAIL_TAKEN, LAST_ADMIN (demoting the only admin) or CONCURRENT_MODIFICATION (without If-Match, after repeated concurrent changes)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "PRECONDITION_FAILED: If-Match is stale", body = Problem, content_type = "application/problem+json"),
@@ -144,7 +149,13 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = UserChanges::try_from(body.into_inner())?;
+    let body = body.into_inner();
+    if body.current_password.is_some() {
+        // Each one is a guess at the account's password: bounded per account, like logins.
+        let account = format!("user:{}", id.as_ref());
+        rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&account)).await?;
+    }
+    let changes = UserChanges::try_from(body)?;
     // Preconditions are evaluated once the request itself is known to be valid (RFC 9110
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
     let input = changes.into_input(UserId::from_uuid(*id), if_match(&request)?);

@@ -1,6 +1,7 @@
 //! Settles what orders owe their payment provider (`Order::payment_due`): captures held payments
 //! of paid orders, voids held payments of cancelled or expired ones, refunds captured payments of
-//! cancelled ones.
+//! cancelled ones, and reconciles the authorizations whose answer was lost (asks again with the
+//! same idempotent request, then releases what it finds).
 //!
 //! Each settlement is first recorded as owed (in the transaction that moved the order), then
 //! asked of the provider, then recorded as done. A provider call that fails leaves the work
@@ -37,11 +38,13 @@ pub enum Settled {
 }
 
 /// What the provider answered to one settlement call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
     Done,
     CaptureDeclined,
     CapturedInsteadOfVoid,
+    /// Asked again, the provider holds the lost authorization (`Some` reference) or nothing.
+    Reconciled(Option<String>),
 }
 
 /// Where one settlement call leaves the order.
@@ -73,7 +76,8 @@ impl Settlement {
     /// logged, and the work stays owed for the background job.
     ///
     /// A void the provider refuses because the money was already taken (a capture whose answer
-    /// was lost) is recorded as a refund owed, and the refund is asked for at once.
+    /// was lost) is recorded as a refund owed, and the refund is asked for at once; an
+    /// authorization whose answer was lost, once found, is released at once.
     pub async fn settle(&self, order: &mut Order) -> Settled {
         let mut result = self.try_settle(order).await;
         if let Ok(Step::Again) = result {
@@ -81,7 +85,8 @@ impl Settlement {
         }
         match result {
             Ok(Step::Final(settled)) => settled,
-            // A second `Again` would mean the refund owed was a void again: it cannot be.
+            // A second `Again` would mean the work owed after the first was again one that
+            // leads to more: a refund or a void never does.
             Ok(Step::Again) | Err(_) => {
                 let due = order.payment_due();
                 let error = result.err().map_or_else(String::new, |error| format!("{error:#}"));
@@ -98,19 +103,21 @@ impl Settlement {
 
     async fn try_settle(&self, order: &mut Order) -> anyhow::Result<Step> {
         let Some(due) = order.payment_due() else { return Ok(Step::Final(Settled::NothingOwed)) };
-        let (reference, amount) = match order.payment() {
-            Some(payment) => (payment.reference().map(str::to_owned), payment.amount()),
-            None => return Ok(Step::Final(Settled::NothingOwed)),
+        let Some(payment) = order.payment() else { return Ok(Step::Final(Settled::NothingOwed)) };
+        let (id, amount) = (order.id(), payment.amount());
+        let reference = payment.reference().map(str::to_owned);
+        let held = || {
+            reference.clone().ok_or_else(|| {
+                anyhow::anyhow!("a payment that holds money has no provider reference")
+            })
         };
-        let reference = reference.ok_or_else(|| {
-            anyhow::anyhow!("a payment that holds money has no provider reference")
-        })?;
-        let id = order.id();
         let answer = match due {
-            PaymentDue::Capture => self.payments.capture(id, &reference, amount).await,
-            PaymentDue::Void => self.payments.void(id, &reference).await,
-            PaymentDue::Refund => self.payments.refund(id, &reference, amount).await,
+            PaymentDue::Capture => self.payments.capture(id, &held()?, amount).await,
+            PaymentDue::Void => self.payments.void(id, &held()?).await,
+            PaymentDue::Refund => self.payments.refund(id, &held()?, amount).await,
+            PaymentDue::Reconcile => return self.reconcile(order).await,
         };
+        let reference = reference.unwrap_or_default();
         let answer = match answer {
             Ok(()) => Answer::Done,
             Err(PaymentError::Declined(reason)) if due == PaymentDue::Capture => {
@@ -125,6 +132,43 @@ impl Settlement {
             }
             Err(error) => return Ok(Step::Final(self.deferred(order, due, &error))),
         };
+        self.record(order, due, answer).await
+    }
+
+    /// Asks the provider again for the authorization whose answer was lost, with the same
+    /// idempotent request: it answers what it did then (or does it now), and what it holds is
+    /// released next.
+    async fn reconcile(&self, order: &mut Order) -> anyhow::Result<Step> {
+        let due = PaymentDue::Reconcile;
+        let (id, payment) = match order.payment() {
+            Some(payment) => (order.id(), payment),
+            None => return Ok(Step::Final(Settled::NothingOwed)),
+        };
+        let amount = payment.amount();
+        let attempt = payment.attempt().ok_or_else(|| {
+            anyhow::anyhow!("a pending authorization has no attempt to ask again with")
+        })?;
+        let answer = match self.payments.authorize(id, attempt, amount).await {
+            Ok(reference) => {
+                tracing::warn!(order_id = %id, %reference,
+                    "found the authorization whose answer was lost; releasing it");
+                Answer::Reconciled(Some(reference))
+            }
+            Err(PaymentError::Declined(_)) => Answer::Reconciled(None),
+            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error))),
+        };
+        self.record(order, due, answer).await
+    }
+
+    /// Records the provider's `answer` to `due` on `order`, re-reading it when a concurrent
+    /// change moved its version.
+    async fn record(
+        &self,
+        order: &mut Order,
+        due: PaymentDue,
+        answer: Answer,
+    ) -> anyhow::Result<Step> {
+        let id = order.id();
         // Changes are made on a copy and kept only once stored, so that `order` always shows
         // what the store holds, even when recording fails.
         let mut current = order.clone();
@@ -132,10 +176,13 @@ impl Settlement {
             let loaded = current.version();
             let now = self.clock.now();
             let mut changed = current.clone();
-            let recorded = match answer {
+            let recorded = match &answer {
                 Answer::Done => changed.record_payment_done(due, now),
                 Answer::CaptureDeclined => changed.record_capture_declined(now),
                 Answer::CapturedInsteadOfVoid => changed.record_captured_instead_of_void(now),
+                Answer::Reconciled(found) => {
+                    changed.record_reconciled_authorization(found.clone(), now)
+                }
             };
             if let Err(error) = recorded {
                 // Another request or instance recorded it first.
@@ -147,9 +194,9 @@ impl Settlement {
                 Ok(()) => {
                     *order = changed;
                     return Ok(match answer {
-                        Answer::Done => Step::Final(Settled::Done(due)),
+                        Answer::Done | Answer::Reconciled(None) => Step::Final(Settled::Done(due)),
                         Answer::CaptureDeclined => Step::Final(Settled::CaptureDeclined),
-                        Answer::CapturedInsteadOfVoid => Step::Again,
+                        Answer::CapturedInsteadOfVoid | Answer::Reconciled(Some(_)) => Step::Again,
                     });
                 }
                 Err(WriteError::Stale) => {

@@ -1,8 +1,14 @@
 //! Changes a user's e-mail, name, password or role.
+//!
+//! A new password or e-mail address for one's own account needs the current password: a stolen
+//! access token (or an unlocked screen) alone must not be enough to take the account over.
+//! Admins changing another user's password or e-mail address do not need that user's password
+//! (they manage accounts, and the user may have forgotten it); for their own account they need
+//! their own, like everyone.
 
-use std::sync::Arc;
+use std::{fmt, sync::Arc};
 
-use orderly_domain::{Actor, Email, Password, Role, User, UserId, UserName};
+use orderly_domain::{Actor, Email, Password, PasswordHash, Role, User, UserId, UserName};
 
 use crate::{
     StoreError, WRITE_ATTEMPTS, WriteError,
@@ -21,6 +27,43 @@ pub struct UpdateUserInput {
     pub password: Option<Password>,
     /// Admins only.
     pub role: Option<Role>,
+    /// The password the account has now, as the caller claims it: needed for a new password or
+    /// e-mail address of one's own account, ignored otherwise.
+    pub current_password: Option<CurrentPassword>,
+}
+
+/// A password as the client sent it to prove who they are: not parsed (a value outside today's
+/// length rules is simply not the password) and never printed.
+#[derive(Clone)]
+pub struct CurrentPassword(String);
+
+impl CurrentPassword {
+    /// Wraps the password as sent.
+    #[must_use]
+    pub fn new(raw: String) -> Self {
+        Self(raw)
+    }
+
+    /// The password, for the hasher.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CurrentPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CurrentPassword(<redacted>)")
+    }
+}
+
+/// Whether `input` changes `user`'s credentials on their own behalf, which needs their current
+/// password: a new password (whatever it is), or an e-mail address other than the stored one.
+/// An admin changing another user's needs none, and a name or role change never does.
+fn needs_current_password(actor: &Actor, input: &UpdateUserInput, user: &User) -> bool {
+    let credentials_change =
+        input.password.is_some() || input.email.as_ref().is_some_and(|email| email != user.email());
+    credentials_change && actor.user_id() == Some(user.id())
 }
 
 /// Why the update failed.
@@ -32,6 +75,13 @@ pub enum UpdateUserError {
     /// A customer tried to change a role.
     #[error("only administrators may change roles")]
     Forbidden,
+    /// A new password or e-mail address for one's own account, without the current password;
+    /// nothing was hashed or changed (HTTP 403).
+    #[error("changing your own password or e-mail address needs your current password")]
+    CurrentPasswordRequired,
+    /// The current password given is not the account's; nothing was changed (HTTP 403).
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
     /// The client's version is not the current one (HTTP 412).
     #[error("the user has changed since version {expected}; it is now at version {current}")]
     VersionMismatch {
@@ -114,9 +164,15 @@ impl UpdateUser {
     /// writer wins: the user is re-read and the change re-applied, up to [`WRITE_ATTEMPTS`]
     /// times. A new password is hashed once, however many attempts it takes.
     ///
+    /// A new password or e-mail address for the actor's own account is checked against
+    /// `current_password` (with the bounded hasher, after the cheaper checks and before the new
+    /// password is hashed); it is checked again only if the stored password changed between
+    /// two attempts. See the module documentation for admins.
+    ///
     /// # Errors
     /// See [`UpdateUserError`]. Nothing is stored on error; only the sessions of a password or
     /// role change that then fails to store may already be ended.
+    #[tracing::instrument(name = "update_user", skip_all, fields(user = %input.id))]
     pub async fn execute(
         &self,
         actor: &Actor,
@@ -126,6 +182,8 @@ impl UpdateUser {
             return Err(UpdateUserError::NotFound);
         }
         let mut password_hash = None;
+        // The stored hash the current password was last verified against.
+        let mut verified: Option<PasswordHash> = None;
         let mut sessions_ended = false;
         let mut attempt = 1;
         loop {
@@ -137,6 +195,18 @@ impl UpdateUser {
             let loaded = user.version();
             if let Some(expected) = input.expected_version.filter(|expected| *expected != loaded) {
                 return Err(UpdateUserError::VersionMismatch { expected, current: loaded });
+            }
+            if needs_current_password(actor, &input, &user)
+                && verified.as_ref() != Some(user.password_hash())
+            {
+                let current = input
+                    .current_password
+                    .as_ref()
+                    .ok_or(UpdateUserError::CurrentPasswordRequired)?;
+                if !self.hasher.verify(current.expose(), Some(user.password_hash())).await? {
+                    return Err(UpdateUserError::WrongCurrentPassword);
+                }
+                verified = Some(user.password_hash().clone());
             }
             // Hashing is deliberately slow: it is done once, after the checks, never per attempt.
             if let (Some(password), None) = (&input.password, &password_hash) {

@@ -537,6 +537,72 @@ impl Order {
         Ok(entry)
     }
 
+    /// The attempt a new authorization is asked with: the one a `pending` authorization was
+    /// asked with (asking again is the same idempotent request, so a hold whose answer was lost
+    /// is found rather than doubled), otherwise the order's version (a recorded decline moves it
+    /// on, so a new attempt reaches the provider afresh).
+    #[must_use]
+    pub fn payment_attempt(&self) -> u64 {
+        self.payment
+            .as_ref()
+            .filter(|payment| payment.status() == PaymentStatus::Pending)
+            .and_then(Payment::attempt)
+            .unwrap_or(self.version)
+    }
+
+    /// Records, before the provider is asked, that an authorization of the total is asked with
+    /// `attempt`: if its answer is lost, the order says so (`pending`) and the authorization is
+    /// found again later instead of being forgotten while it holds the customer's money.
+    /// Recording the same pending attempt again changes nothing.
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NotPayable`] unless the order is pending payment,
+    /// [`PaymentChangeError::AlreadyPaid`] when a payment holds money.
+    pub fn record_authorization_asked(
+        &mut self,
+        attempt: u64,
+        now: Timestamp,
+    ) -> Result<(), PaymentChangeError> {
+        if self.status != OrderStatus::PendingPayment {
+            return Err(PaymentChangeError::NotPayable(self.status));
+        }
+        if let Some(payment) = &self.payment {
+            if payment.status().holds_money() {
+                return Err(PaymentChangeError::AlreadyPaid(payment.status()));
+            }
+            if payment.status() == PaymentStatus::Pending && payment.attempt() == Some(attempt) {
+                return Ok(());
+            }
+        }
+        self.payment = Some(Payment::pending(attempt, self.total, now));
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records what reconciling a `pending` authorization found: the provider holds the amount
+    /// under `reference` (to be released next, as the order ended), or, with `None`, nothing
+    /// (the authorization was declined or never made).
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] unless a reconciliation was owed.
+    pub fn record_reconciled_authorization(
+        &mut self,
+        reference: Option<String>,
+        now: Timestamp,
+    ) -> Result<(), PaymentChangeError> {
+        if self.payment_due() != Some(PaymentDue::Reconcile) {
+            return Err(self.nothing_owed("reconciliation"));
+        }
+        if let Some(payment) = &mut self.payment {
+            match reference {
+                Some(reference) => payment.found(reference, now),
+                None => payment.moved_to(PaymentStatus::Failed, now),
+            }
+        }
+        self.touch(now);
+        Ok(())
+    }
+
     /// Records that the provider declined to authorize the payment: the order stays pending
     /// payment (it may be paid again before its deadline) and shows a failed payment.
     ///
@@ -597,6 +663,8 @@ impl Order {
         let owed = match done {
             PaymentDue::Capture => authorized,
             PaymentDue::Void | PaymentDue::Refund => self.payment_due() == Some(done),
+            // What a reconciliation finds is recorded first (`record_reconciled_authorization`).
+            PaymentDue::Reconcile => false,
         };
         if !owed {
             return Err(self.nothing_owed(done.as_str()));

@@ -12,6 +12,10 @@ use crate::{Money, time::Timestamp};
 /// Where a payment stands with the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
+    /// An authorization was asked of the provider and its answer was not received (a time-out,
+    /// a dropped connection): whether money is held is unknown until the provider is asked again
+    /// with the same idempotent request, by the customer's retry or by reconciliation.
+    Pending,
     /// The amount is held on the customer's card, not taken yet.
     Authorized,
     /// The amount was taken.
@@ -28,7 +32,8 @@ pub enum PaymentStatus {
 
 impl PaymentStatus {
     /// Every status, for exhaustive tests and documentation.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
         Self::Authorized,
         Self::Captured,
         Self::Voided,
@@ -41,6 +46,7 @@ impl PaymentStatus {
     #[must_use]
     pub const fn as_str(&self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Authorized => "authorized",
             Self::Captured => "captured",
             Self::Voided => "voided",
@@ -50,7 +56,8 @@ impl PaymentStatus {
         }
     }
 
-    /// True when the provider holds or has taken the customer's money.
+    /// True when the provider holds or has taken the customer's money (`pending` is not known
+    /// to: a retried payment may take it over).
     #[must_use]
     pub const fn holds_money(&self) -> bool {
         matches!(self, Self::Authorized | Self::Captured | Self::RefundPending)
@@ -76,6 +83,9 @@ impl FromStr for PaymentStatus {
 pub struct Payment {
     status: PaymentStatus,
     reference: Option<String>,
+    /// The attempt a `pending` authorization was asked with: asking again with it is the same
+    /// idempotent request.
+    attempt: Option<u64>,
     amount: Money,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -85,8 +95,11 @@ pub struct Payment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentParts {
     pub status: PaymentStatus,
-    /// The provider's reference; `None` for a declined authorization the provider kept none of.
+    /// The provider's reference; `None` for a declined authorization the provider kept none of,
+    /// and for a `pending` one whose answer was lost.
     pub reference: Option<String>,
+    /// The attempt a `pending` authorization was asked with.
+    pub attempt: Option<u64>,
     pub amount: Money,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -96,8 +109,8 @@ impl Payment {
     /// A payment as stored.
     #[must_use]
     pub fn restore(parts: PaymentParts) -> Self {
-        let PaymentParts { status, reference, amount, created_at, updated_at } = parts;
-        Self { status, reference, amount, created_at, updated_at }
+        let PaymentParts { status, reference, attempt, amount, created_at, updated_at } = parts;
+        Self { status, reference, attempt, amount, created_at, updated_at }
     }
 
     pub(super) fn new(
@@ -106,7 +119,18 @@ impl Payment {
         amount: Money,
         now: Timestamp,
     ) -> Self {
-        Self { status, reference, amount, created_at: now, updated_at: now }
+        Self { status, reference, attempt: None, amount, created_at: now, updated_at: now }
+    }
+
+    /// An authorization about to be asked for with `attempt`, recorded before the call.
+    pub(super) fn pending(attempt: u64, amount: Money, now: Timestamp) -> Self {
+        Self { attempt: Some(attempt), ..Self::new(PaymentStatus::Pending, None, amount, now) }
+    }
+
+    /// The provider's answer, found: the authorization `reference` holds the amount.
+    pub(super) fn found(&mut self, reference: String, now: Timestamp) {
+        self.reference = Some(reference);
+        self.moved_to(PaymentStatus::Authorized, now);
     }
 
     pub(super) fn moved_to(&mut self, status: PaymentStatus, now: Timestamp) {
@@ -122,6 +146,11 @@ impl Payment {
     #[must_use]
     pub fn reference(&self) -> Option<&str> {
         self.reference.as_deref()
+    }
+    /// The attempt a `pending` authorization was asked with.
+    #[must_use]
+    pub fn attempt(&self) -> Option<u64> {
+        self.attempt
     }
     #[must_use]
     pub fn amount(&self) -> Money {
@@ -146,6 +175,9 @@ pub enum PaymentDue {
     Void,
     /// A cancelled order whose payment was taken: give it back.
     Refund,
+    /// A cancelled or expired order whose authorization's answer was lost: ask the provider
+    /// again (the same idempotent request) and release what it holds.
+    Reconcile,
 }
 
 impl PaymentDue {
@@ -154,7 +186,11 @@ impl PaymentDue {
     pub fn of(status: OrderStatus, payment: PaymentStatus) -> Option<Self> {
         let order_went_through =
             matches!(status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered);
+        let order_ended = matches!(status, OrderStatus::Cancelled | OrderStatus::Expired);
         match payment {
+            PaymentStatus::Pending if order_ended => Some(Self::Reconcile),
+            // Still payable: the customer's retry asks again with the same attempt.
+            PaymentStatus::Pending => None,
             PaymentStatus::Authorized if order_went_through => Some(Self::Capture),
             PaymentStatus::Authorized => Some(Self::Void),
             PaymentStatus::RefundPending => Some(Self::Refund),
@@ -165,12 +201,13 @@ impl PaymentDue {
         }
     }
 
-    /// The payment status once the work is done.
+    /// The payment status once the work is done (a reconciliation ends voided: what it finds
+    /// is released).
     #[must_use]
     pub const fn done(&self) -> PaymentStatus {
         match self {
             Self::Capture => PaymentStatus::Captured,
-            Self::Void => PaymentStatus::Voided,
+            Self::Void | Self::Reconcile => PaymentStatus::Voided,
             Self::Refund => PaymentStatus::Refunded,
         }
     }
@@ -182,6 +219,7 @@ impl PaymentDue {
             Self::Capture => "capture",
             Self::Void => "void",
             Self::Refund => "refund",
+            Self::Reconcile => "reconcile",
         }
     }
 }

@@ -388,6 +388,64 @@ fn a_void_the_provider_refuses_because_the_hold_was_captured_owes_a_refund() {
 }
 
 #[test]
+fn an_authorization_is_recorded_as_pending_before_it_is_asked_and_a_retry_asks_the_same_attempt() {
+    let user = owner();
+    let customer = Actor::User { id: user, role: Role::Customer };
+    let mut order = placed(user);
+    let attempt = order.payment_attempt();
+    assert_eq!(attempt, order.version(), "a first attempt is named after the version");
+    order.record_authorization_asked(attempt, now()).expect("pending payment");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Pending));
+    assert_eq!(order.payment().and_then(Payment::attempt), Some(attempt));
+    assert_eq!(order.version(), attempt + 1);
+    assert_eq!(order.payment_due(), None, "still payable: the customer's retry asks again");
+    assert_eq!(order.payment_attempt(), attempt, "a retry is the same idempotent request");
+    order.record_authorization_asked(attempt, now()).expect("the same attempt again");
+    assert_eq!(order.version(), attempt + 1, "recording it again changes nothing");
+
+    order.pay(&customer, None, "pi_found".into(), now()).expect("the retry's answer came");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Authorized));
+    assert!(order.record_authorization_asked(order.payment_attempt(), now()).is_err());
+}
+
+#[test]
+fn a_declined_pending_authorization_fails_and_the_next_attempt_is_new() {
+    let mut order = placed(owner());
+    let attempt = order.payment_attempt();
+    order.record_authorization_asked(attempt, now()).expect("pending payment");
+    order.record_declined_payment(now()).expect("declined");
+    assert_eq!(payment_status(&order), Some(PaymentStatus::Failed));
+    assert!(order.payment_attempt() > attempt, "a decline moves the attempt on");
+}
+
+#[test]
+fn an_order_that_ends_with_a_pending_authorization_owes_a_reconciliation() {
+    for ends in [OrderAction::Cancel, OrderAction::Expire] {
+        let mut order = placed(owner());
+        order.record_authorization_asked(order.payment_attempt(), now()).expect("pending");
+        let (actor, at) = match ends {
+            OrderAction::Expire => (Actor::System, order.payment_due_at()),
+            _ => (admin(), now()),
+        };
+        order.apply(ends, &actor, None, at).expect("the order ends");
+        assert_eq!(order.payment_due(), Some(PaymentDue::Reconcile), "{ends}");
+        assert!(order.record_payment_done(PaymentDue::Reconcile, now()).is_err());
+
+        let mut found = order.clone();
+        found.record_reconciled_authorization(Some("pi_lost".into()), now()).expect("owed");
+        assert_eq!(payment_status(&found), Some(PaymentStatus::Authorized));
+        assert_eq!(found.payment().and_then(Payment::reference), Some("pi_lost"));
+        assert_eq!(found.payment_due(), Some(PaymentDue::Void), "what was found is released");
+
+        let mut none = order.clone();
+        none.record_reconciled_authorization(None, now()).expect("owed");
+        assert_eq!(payment_status(&none), Some(PaymentStatus::Failed));
+        assert_eq!(none.payment_due(), None);
+        assert!(none.record_reconciled_authorization(None, now()).is_err(), "once");
+    }
+}
+
+#[test]
 fn a_declined_capture_fails_the_payment_and_owes_nothing_more() {
     let mut order = paid(owner());
     order.record_capture_declined(now()).expect("capture owed");
@@ -461,6 +519,7 @@ fn what_is_owed_for_every_order_status_and_payment_status() {
             let owed = PaymentDue::of(status, payment);
             let expected = match (status, payment) {
                 (O::Paid | O::Shipped | O::Delivered, P::Authorized) => Some(PaymentDue::Capture),
+                (O::Cancelled | O::Expired, P::Pending) => Some(PaymentDue::Reconcile),
                 (_, P::Authorized) => Some(PaymentDue::Void),
                 (_, P::RefundPending) => Some(PaymentDue::Refund),
                 _ => None,
@@ -468,6 +527,7 @@ fn what_is_owed_for_every_order_status_and_payment_status() {
             assert_eq!(owed, expected, "{status} with a payment {payment}");
             if let Some(owed) = owed {
                 assert!(!owed.done().holds_money() || owed.done() == P::Captured);
+                assert_ne!(owed.done(), P::Pending);
             }
         }
         assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(status));
@@ -495,6 +555,7 @@ fn a_restored_payment_is_the_one_stored() {
     let restored = Payment::restore(PaymentParts {
         status: payment.status(),
         reference: payment.reference().map(str::to_owned),
+        attempt: payment.attempt(),
         amount: payment.amount(),
         created_at: payment.created_at(),
         updated_at: payment.updated_at(),
@@ -555,6 +616,7 @@ fn every_move_from_every_status_with_every_payment() {
                     Payment::restore(PaymentParts {
                         status,
                         reference: Some("pi_1".to_owned()),
+                        attempt: None,
                         amount: template.total(),
                         created_at: now(),
                         updated_at: now(),

@@ -15,6 +15,8 @@ pub(crate) struct Model {
     pub payment_amount: Option<i64>,
     pub payment_created_at: Option<DateTimeUtc>,
     pub payment_updated_at: Option<DateTimeUtc>,
+    /// The attempt a `pending` authorization was asked with.
+    pub payment_attempt: Option<i64>,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -182,6 +182,10 @@ fn payment_from_row(row: &order::Model) -> anyhow::Result<Option<Payment>> {
     Ok(Some(Payment::restore(PaymentParts {
         status: status.parse()?,
         reference: row.payment_reference.clone(),
+        attempt: row
+            .payment_attempt
+            .map(|attempt| u64::try_from(attempt).context("negative payment attempt"))
+            .transpose()?,
         amount: money(amount, &row.currency)?,
         created_at,
         updated_at,
@@ -195,6 +199,7 @@ pub(crate) struct PaymentColumns {
     pub(crate) amount: Option<i64>,
     pub(crate) created_at: Option<Timestamp>,
     pub(crate) updated_at: Option<Timestamp>,
+    pub(crate) attempt: Option<i64>,
 }
 
 pub(crate) fn payment_columns(order: &Order) -> PaymentColumns {
@@ -205,6 +210,7 @@ pub(crate) fn payment_columns(order: &Order) -> PaymentColumns {
         amount: payment.map(|payment| payment.amount().amount_minor()),
         created_at: payment.map(Payment::created_at),
         updated_at: payment.map(Payment::updated_at),
+        attempt: payment.and_then(Payment::attempt).and_then(|attempt| i64::try_from(attempt).ok()),
     }
 }
 
@@ -222,6 +228,7 @@ pub(crate) fn order_row(order: &Order) -> anyhow::Result<order::Model> {
         payment_amount: payment.amount,
         payment_created_at: payment.created_at,
         payment_updated_at: payment.updated_at,
+        payment_attempt: payment.attempt,
         version: version_to_db(order.version())?,
         created_at: order.created_at(),
         updated_at: order.updated_at(),

@@ -282,7 +282,8 @@ fn with_payment(
         .col_expr(order::Column::PaymentStatus, Expr::value(payment.status))
         .col_expr(order::Column::PaymentAmount, Expr::value(payment.amount))
         .col_expr(order::Column::PaymentCreatedAt, Expr::value(payment.created_at))
-        .col_expr(order::Column::PaymentUpdatedAt, Expr::value(payment.updated_at)))
+        .col_expr(order::Column::PaymentUpdatedAt, Expr::value(payment.updated_at))
+        .col_expr(order::Column::PaymentAttempt, Expr::value(payment.attempt)))
 }
 
 /// Records an idempotent response in the effect's transaction; a lost claim fails the write (the

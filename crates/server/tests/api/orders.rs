@@ -614,7 +614,11 @@ async fn a_declined_payment_leaves_the_order_pending(app: TestApp) {
     assert_problem(response, StatusCode::PAYMENT_REQUIRED, "PAYMENT_DECLINED").await;
 
     let response = app.get_order(&customer.access_token, id_of(&order)).await;
-    assert_eq!(etag_of(&response), "\"v2\"", "the declined payment is recorded");
+    assert_eq!(
+        etag_of(&response),
+        "\"v3\"",
+        "the authorization asked for, then its decline, are recorded (ADR 0026)"
+    );
     let stored = json_body(response, StatusCode::OK).await;
     assert_eq!(stored["status"], "pending_payment");
     assert_eq!(stored["payment"]["status"], "failed");

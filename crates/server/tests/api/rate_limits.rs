@@ -152,6 +152,32 @@ async fn logins_are_limited_per_account_whatever_the_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_password_guesses_are_limited_per_account() {
+    let app = app(|settings| settings.rate_limit.rate_limit_auth_per_account = quota(3, 60)).await;
+    let ada = app.customer("Ada").await;
+    let guess =
+        |current: &str| json!({"password": "a brand new passphrase", "current_password": current});
+
+    for _ in 0..3 {
+        let wrong =
+            app.patch_user(&ada.access_token, &ada.id, &guess("not my password"), None).await;
+        assert!(
+            header(&wrong, "ratelimit-policy")
+                .is_some_and(|v| v.contains(r#""auth-account";q=3;w=60"#)),
+            "{:?}",
+            header(&wrong, "ratelimit-policy")
+        );
+        assert_problem(wrong, StatusCode::FORBIDDEN, "REAUTHENTICATION_REQUIRED").await;
+    }
+    // The fourth guess is refused before any password is checked, even the right one.
+    let right = app.patch_user(&ada.access_token, &ada.id, &guess(&ada.password), None).await;
+    assert_problem(right, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED").await;
+    // Changes without a current password do not count.
+    let renamed = app.patch_user(&ada.access_token, &ada.id, &json!({"name": "Ada K"}), None).await;
+    json_body(renamed, StatusCode::OK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_and_registrations_are_limited_per_address() {
     let app = app(|settings| settings.rate_limit.rate_limit_auth_per_ip = quota(3, 60)).await;
     for n in 0..3 {

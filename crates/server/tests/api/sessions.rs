@@ -79,7 +79,7 @@ async fn a_new_password_ends_the_access_tokens_issued_before(app: TestApp) {
         .patch_user(
             &ada.access_token,
             &ada.id,
-            &json!({"password": "a brand new passphrase"}),
+            &json!({"password": "a brand new passphrase", "current_password": ada.password}),
             None,
         )
         .await;

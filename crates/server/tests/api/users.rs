@@ -424,7 +424,7 @@ async fn a_password_change_ends_the_other_sessions(app: TestApp) {
         app.patch_user(
             &ada.access_token,
             &ada.id,
-            &json!({"password": "a new long passphrase"}),
+            &json!({"password": "a new long passphrase", "current_password": ada.password}),
             None,
         )
         .await,
@@ -455,7 +455,12 @@ async fn changing_your_email_to_a_taken_one_is_a_conflict(app: TestApp) {
     let grace = app.customer("Grace").await;
 
     let response = app
-        .patch_user(&ada.access_token, &ada.id, &json!({"email": grace.email.to_uppercase()}), None)
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"email": grace.email.to_uppercase(), "current_password": ada.password}),
+            None,
+        )
         .await;
 
     problem(response, StatusCode::CONFLICT, "EMAIL_TAKEN").await;
@@ -470,7 +475,7 @@ async fn changing_your_password_changes_how_you_log_in(app: TestApp) {
         .patch_user(
             &ada.access_token,
             &ada.id,
-            &json!({"password": "a brand new passphrase"}),
+            &json!({"password": "a brand new passphrase", "current_password": ada.password}),
             None,
         )
         .await;
@@ -480,6 +485,179 @@ async fn changing_your_password_changes_how_you_log_in(app: TestApp) {
     access_token_of(&app, &ada.email, "a brand new passphrase").await;
     problem(app.login(&ada.email, &ada.password).await, StatusCode::BAD_REQUEST, "INVALID_GRANT")
         .await;
+}
+
+/// The `(field, code)` pairs of a `VALIDATION_FAILED` body.
+fn field_errors(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|error| {
+            let text = |member: &str| error[member].as_str().expect("a string").to_owned();
+            (text("field"), text("code"))
+        })
+        .collect()
+}
+
+/// Asserts a 403 `REAUTHENTICATION_REQUIRED` whose detail contains `says`.
+async fn reauthentication_required(response: Response, says: &str) {
+    let body = problem(response, StatusCode::FORBIDDEN, "REAUTHENTICATION_REQUIRED").await;
+    assert!(body["detail"].as_str().is_some_and(|detail| detail.contains(says)), "{body}");
+}
+
+async fn changing_your_password_needs_your_current_password(app: TestApp) {
+    let ada = app.customer("Ada").await;
+    let new_password = "a brand new passphrase";
+
+    let missing =
+        app.patch_user(&ada.access_token, &ada.id, &json!({"password": new_password}), None).await;
+    reauthentication_required(missing, "needs your current password").await;
+    let wrong = app
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"password": new_password, "current_password": "not my password"}),
+            None,
+        )
+        .await;
+    reauthentication_required(wrong, "is not your current password").await;
+    let (headers, _) = read(app.me(&ada.access_token).await, StatusCode::OK).await;
+    assert_eq!(header_value(&headers, &header::ETAG), Some("\"v1\""), "nothing changed");
+    problem(app.login(&ada.email, new_password).await, StatusCode::BAD_REQUEST, "INVALID_GRANT")
+        .await;
+
+    let right = app
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"password": new_password, "current_password": ada.password}),
+            None,
+        )
+        .await;
+    let (headers, _) = read(right, StatusCode::OK).await;
+    assert_eq!(header_value(&headers, &header::ETAG), Some("\"v2\""));
+    access_token_of(&app, &ada.email, new_password).await;
+    problem(app.login(&ada.email, &ada.password).await, StatusCode::BAD_REQUEST, "INVALID_GRANT")
+        .await;
+}
+
+async fn changing_your_email_needs_your_current_password(app: TestApp) {
+    let ada = app.customer("Ada").await;
+    let new_email = "ada.king@example.com";
+
+    let missing =
+        app.patch_user(&ada.access_token, &ada.id, &json!({"email": new_email}), None).await;
+    reauthentication_required(missing, "needs your current password").await;
+    let wrong = app
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"email": new_email, "current_password": "not my password"}),
+            None,
+        )
+        .await;
+    reauthentication_required(wrong, "is not your current password").await;
+    let (_, me) = read(app.me(&ada.access_token).await, StatusCode::OK).await;
+    assert_eq!(me["email"], json!(ada.email), "nothing changed");
+
+    let right = app
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"email": new_email, "current_password": ada.password}),
+            None,
+        )
+        .await;
+    let changed = body(right, StatusCode::OK).await;
+    assert_eq!(changed["email"], new_email);
+    access_token_of(&app, new_email, &ada.password).await;
+    problem(app.login(&ada.email, &ada.password).await, StatusCode::BAD_REQUEST, "INVALID_GRANT")
+        .await;
+}
+
+async fn a_name_or_your_own_address_again_needs_no_password(app: TestApp) {
+    let ada = app.customer("Ada").await;
+
+    let renamed = app
+        .patch_user(
+            &ada.access_token,
+            &ada.id,
+            &json!({"name": "Ada King", "email": ada.email.to_uppercase()}),
+            None,
+        )
+        .await;
+
+    let renamed = body(renamed, StatusCode::OK).await;
+    assert_eq!(
+        (renamed["name"].as_str(), renamed["email"].as_str()),
+        (Some("Ada King"), Some(ada.email.as_str()))
+    );
+}
+
+async fn an_admin_changes_another_users_credentials_without_their_password(app: TestApp) {
+    let admin = app.admin().await;
+    let ada = app.customer("Ada").await;
+
+    let changed = app
+        .patch_user(
+            &admin.access_token,
+            &ada.id,
+            &json!({"email": "ada.king@example.com", "password": "reset by the shop"}),
+            None,
+        )
+        .await;
+
+    body(changed, StatusCode::OK).await;
+    access_token_of(&app, "ada.king@example.com", "reset by the shop").await;
+}
+
+async fn an_admin_changing_their_own_password_needs_their_current_one(app: TestApp) {
+    let admin = app.admin().await;
+
+    let missing = app
+        .patch_user(
+            &admin.access_token,
+            &admin.id,
+            &json!({"password": "a new admin phrase"}),
+            None,
+        )
+        .await;
+    reauthentication_required(missing, "needs your current password").await;
+
+    let right = app
+        .patch_user(
+            &admin.access_token,
+            &admin.id,
+            &json!({"password": "a new admin phrase", "current_password": admin.password}),
+            None,
+        )
+        .await;
+    body(right, StatusCode::OK).await;
+    access_token_of(&app, &admin.email, "a new admin phrase").await;
+}
+
+async fn a_name_with_an_invisible_formatting_character_is_refused(app: TestApp) {
+    let expected = [("name".to_owned(), "format_characters".to_owned())];
+    let email = "mallory@example.com";
+    let registration =
+        app.register(&json!({"email": email, "password": PASSWORD, "name": "\u{202e}admin"})).await;
+    let refused = problem(registration, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+    assert_eq!(field_errors(&refused), expected, "{refused}");
+    problem(app.login(email, PASSWORD).await, StatusCode::BAD_REQUEST, "INVALID_GRANT").await;
+
+    let ada = app.customer("Ada").await;
+    for name in ["\u{202e}admin", "ad\u{200b}min", "\u{2066}Ada\u{2069}", "Ada\u{feff}"] {
+        let renamed =
+            app.patch_user(&ada.access_token, &ada.id, &json!({"name": name}), None).await;
+        let refused = problem(renamed, StatusCode::BAD_REQUEST, "VALIDATION_FAILED").await;
+        assert_eq!(field_errors(&refused), expected, "{refused}");
+    }
+    let (_, me) = read(app.me(&ada.access_token).await, StatusCode::OK).await;
+    assert_eq!(me["name"], "Ada");
+    let renamed =
+        app.patch_user(&ada.access_token, &ada.id, &json!({"name": "Zoë 李雷 Ωmega"}), None).await;
+    assert_eq!(body(renamed, StatusCode::OK).await["name"], "Zoë 李雷 Ωmega");
 }
 
 async fn an_invalid_update_is_a_validation_failure(app: TestApp) {
@@ -731,6 +909,12 @@ api_tests!(
     a_customer_cannot_change_another_customer,
     changing_your_email_to_a_taken_one_is_a_conflict,
     changing_your_password_changes_how_you_log_in,
+    changing_your_password_needs_your_current_password,
+    changing_your_email_needs_your_current_password,
+    a_name_or_your_own_address_again_needs_no_password,
+    an_admin_changes_another_users_credentials_without_their_password,
+    an_admin_changing_their_own_password_needs_their_current_one,
+    a_name_with_an_invisible_formatting_character_is_refused,
     an_invalid_update_is_a_validation_failure,
     an_update_with_an_unknown_field_is_refused,
     deleting_yourself_ends_your_logins,
