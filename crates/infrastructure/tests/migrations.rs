@@ -39,7 +39,7 @@ on_both_engines!(migrations_round_trip_up_down_to_zero_and_up_again);
 
 /// The migration that strips invisible formatting characters from the names stored before
 /// names refused them.
-const STRIP_FORMAT_CHARACTERS: &str = "m20261208_000012_strip_format_characters_from_names";
+const STRIP_FORMAT_CHARACTERS: &str = "m20261204_000012_strip_format_characters_from_names";
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_timestamp(1_800_000_000 + seconds, 0).expect("a valid instant")
