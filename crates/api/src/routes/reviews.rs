@@ -108,8 +108,8 @@ impl TryFrom<WriteReviewRequest> for ReviewDraft {
 }
 
 /// `PATCH /api/v1/reviews/{id}`: the author changes `rating`, `title` or `body`; an admin sets
-/// `hidden` (with an optional `hidden_reason`, which needs `"hidden": true`). Absent or `null`
-/// fields stay as they are.
+/// `hidden`, with an optional `hidden_reason` (a reason alone hides the review too; showing it,
+/// `"hidden": false`, clears any reason). Absent or `null` fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"hidden": true, "hidden_reason": "Off-topic"}))]
@@ -140,13 +140,13 @@ impl TryFrom<UpdateReviewRequest> for UpdateReviewInput {
             .hidden_reason
             .as_deref()
             .map(|raw| fields.parse("hidden_reason", Reason::parse(raw)));
-        if reason.is_some() && body.hidden != Some(true) {
-            fields.parse::<(), _>("hidden_reason", Err(ReasonWithoutHiding));
-        }
-        let moderation = match body.hidden {
-            Some(true) => Some(Moderation::Hide(reason.flatten())),
-            Some(false) => Some(Moderation::Show),
-            None => None,
+        // A reason hides the review (with or without `"hidden": true`); showing it drops any
+        // reason, so every body the schema allows has one meaning.
+        let moderation = match (body.hidden, reason) {
+            (Some(false), _) => Some(Moderation::Show),
+            (Some(true), reason) => Some(Moderation::Hide(reason.flatten())),
+            (None, Some(reason)) => Some(Moderation::Hide(reason)),
+            (None, None) => None,
         };
         fields.into_result(|| {
             Some(UpdateReviewInput {
@@ -157,24 +157,6 @@ impl TryFrom<UpdateReviewRequest> for UpdateReviewInput {
                 moderation,
             })
         })
-    }
-}
-
-/// A `hidden_reason` sent without `"hidden": true`.
-#[derive(Debug)]
-struct ReasonWithoutHiding;
-
-impl std::fmt::Display for ReasonWithoutHiding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("hidden_reason goes with \"hidden\": true")
-    }
-}
-
-impl std::error::Error for ReasonWithoutHiding {}
-
-impl orderly_domain::RuleError for ReasonWithoutHiding {
-    fn code(&self) -> &'static str {
-        "required"
     }
 }
 

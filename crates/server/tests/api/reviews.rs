@@ -578,8 +578,6 @@ async fn a_hidden_review_is_seen_only_by_its_author_and_admins(app: TestApp) {
     let review_id = id_of(&hidden);
 
     for (body, code) in [
-        (json!({"hidden_reason": "Spam"}), "required"),
-        (json!({"hidden": false, "hidden_reason": "Spam"}), "required"),
         (json!({"hidden": true, "hidden_reason": "r".repeat(501)}), "length"),
         (json!({"hidden": true, "hidden_reason": " "}), "length"),
     ] {
@@ -632,6 +630,22 @@ async fn a_hidden_review_is_seen_only_by_its_author_and_admins(app: TestApp) {
     assert_eq!(visible, shown);
     assert_eq!(listed(&app, id).await.len(), 2);
     assert_eq!(rating_of(&app, id).await, json!({"average": 3.5, "count": 2}));
+
+    // Every body the schema allows means one thing: a reason alone hides, showing drops it.
+    let reason_alone = json!({"hidden_reason": "Spam"});
+    let response = patch_review(&app, &admin.access_token, review_id, &reason_alone, None).await;
+    let hidden_again = json_body(response, StatusCode::OK).await;
+    assert_eq!(
+        (&hidden_again["hidden"], &hidden_again["hidden_reason"]),
+        (&json!(true), &json!("Spam"))
+    );
+    let show_with_reason = json!({"hidden": false, "hidden_reason": "Spam"});
+    let response =
+        patch_review(&app, &admin.access_token, review_id, &show_with_reason, None).await;
+    let shown = json_body(response, StatusCode::OK).await;
+    assert_eq!((&shown["hidden"], &shown["hidden_reason"]), (&json!(false), &Value::Null));
+    let response = patch_review(&app, &ada.access_token, review_id, &reason_alone, None).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "FORBIDDEN").await;
 }
 
 // --- listing ---
