@@ -32,6 +32,15 @@ const STORED_VERSION: u64 = 3;
 /// The provider's reference of every stored payment.
 const REFERENCE: &str = "auth_0001";
 
+/// The attempt of the pending payments: the `pay` that asked for it recorded it at this
+/// version (moving the order to `STORED_VERSION - 1`), then the order was cancelled or expired
+/// (moving it to [`STORED_VERSION`]).
+const ATTEMPT: u64 = STORED_VERSION - 2;
+
+/// The reference under which the provider, asked again, finds an authorization whose answer
+/// was lost.
+const FOUND: &str = "auth_found";
+
 /// How many orders the job is asked to settle in one run.
 const BATCH: u32 = 25;
 
@@ -42,6 +51,23 @@ fn total() -> Money {
 /// A stored order in `status` (two keyboards at 49.99 EUR) whose payment for its total is in
 /// `payment`, with `reference`, last changed a minute before the grace period.
 fn order_paying(status: OrderStatus, payment: PaymentStatus, reference: Option<&str>) -> Order {
+    stored_order(status, payment, reference, None)
+}
+
+/// A stored order in `status` whose authorization was asked with [`ATTEMPT`] and whose answer
+/// was lost: its payment `pending`, without a reference.
+fn order_with_pending_payment(status: OrderStatus) -> Order {
+    stored_order(status, PaymentStatus::Pending, None, Some(ATTEMPT))
+}
+
+/// A stored order in `status` (two keyboards at 49.99 EUR) whose payment for its total is in
+/// `payment`, with `reference` and `attempt`, last changed a minute before the grace period.
+fn stored_order(
+    status: OrderStatus,
+    payment: PaymentStatus,
+    reference: Option<&str>,
+    attempt: Option<u64>,
+) -> Order {
     let draft = ProductDraft {
         sku: Sku::parse("KB-001").expect("a valid SKU"),
         name: ProductName::parse("Keyboard").expect("a valid name"),
@@ -66,7 +92,7 @@ fn order_paying(status: OrderStatus, payment: PaymentStatus, reference: Option<&
         payment: Some(Payment::restore(PaymentParts {
             status: payment,
             reference: reference.map(str::to_owned),
-            attempt: None,
+            attempt,
             amount: total(),
             created_at: changed,
             updated_at: changed,
@@ -517,4 +543,163 @@ async fn a_settlement_that_cannot_be_recorded_is_counted_as_still_owed() {
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconciling an authorization whose answer was lost (issue 21)
+// ---------------------------------------------------------------------------------------------
+
+/// Makes `payments` expect the authorization of `order`'s total asked again with [`ATTEMPT`],
+/// once, in `sequence` when given, answering `answer`.
+fn expect_authorization_asked_again(
+    payments: &mut MockPaymentGateway,
+    order: &Order,
+    sequence: Option<&mut Sequence>,
+    answer: impl FnOnce() -> Result<String, PaymentError> + Send + 'static,
+) {
+    let (id, amount) = (order.id(), order.total());
+    let expectation = payments.expect_authorize();
+    expectation.times(1).withf(move |order, attempt, asked| {
+        *order == id && *attempt == ATTEMPT && *asked == amount
+    });
+    if let Some(sequence) = sequence {
+        expectation.in_sequence(sequence);
+    }
+    expectation.return_once(move |_, _, _| answer());
+}
+
+#[tokio::test]
+async fn a_pending_authorization_the_provider_finds_is_recorded_then_voided() {
+    for status in [OrderStatus::Cancelled, OrderStatus::Expired] {
+        let ended = order_with_pending_payment(status);
+        let id = ended.id();
+        let mut sequence = Sequence::new();
+        let mut payments = MockPaymentGateway::new();
+        expect_authorization_asked_again(&mut payments, &ended, Some(&mut sequence), || {
+            Ok(FOUND.to_owned())
+        });
+        let mut orders = orders_owing(vec![ended]);
+        let found = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+        payments
+            .expect_void()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .withf(move |order, reference| *order == id && reference == FOUND)
+            .returning(|_, _| Ok(()));
+        let voided = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+        payments.expect_capture().never();
+        payments.expect_refund().never();
+
+        let report =
+            settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+        assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 }, "{status}");
+        assert_eq!(
+            saved(&found),
+            vec![(id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION)],
+            "{status}: what the provider holds is recorded before it is released"
+        );
+        assert_eq!(
+            saved(&voided),
+            vec![(id, PaymentStatus::Voided, STORED_VERSION + 2, STORED_VERSION + 1)],
+            "{status}"
+        );
+        let found = found.lock().expect("the log is not poisoned");
+        let payment = found[0].0.payment().expect("a payment");
+        assert_eq!(payment.reference(), Some(FOUND), "{status}");
+        assert_eq!(payment.updated_at(), now(), "{status}");
+        assert_eq!(found[0].0.status(), status, "{status}: settling never moves the status");
+        let voided = voided.lock().expect("the log is not poisoned");
+        assert_eq!(voided[0].0.payment().expect("a payment").reference(), Some(FOUND));
+        assert_eq!(voided[0].0.payment_due(), None, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_authorization_the_provider_declines_is_recorded_failed_and_nothing_is_voided() {
+    for status in [OrderStatus::Cancelled, OrderStatus::Expired] {
+        let ended = order_with_pending_payment(status);
+        let id = ended.id();
+        let mut payments = MockPaymentGateway::new();
+        expect_authorization_asked_again(&mut payments, &ended, None, || {
+            Err(PaymentError::Declined("card expired".into()))
+        });
+        payments.expect_void().never();
+        payments.expect_capture().never();
+        payments.expect_refund().never();
+        let mut orders = orders_owing(vec![ended]);
+        let saves = record_payment_saves(&mut orders, 1, None);
+
+        let report =
+            settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+        assert_eq!(report, SettlementReport { settled: 1, deferred: 0, declined: 0 }, "{status}");
+        assert_eq!(
+            saved(&saves),
+            vec![(id, PaymentStatus::Failed, STORED_VERSION + 1, STORED_VERSION)],
+            "{status}"
+        );
+        let saves = saves.lock().expect("the log is not poisoned");
+        assert_eq!(saves[0].0.payment().expect("a payment").reference(), None, "{status}");
+        assert_eq!(saves[0].0.payment_due(), None, "{status}: nothing is held");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_authorization_the_provider_cannot_be_asked_about_stays_owed() {
+    for status in [OrderStatus::Cancelled, OrderStatus::Expired] {
+        let ended = order_with_pending_payment(status);
+        let mut payments = MockPaymentGateway::new();
+        expect_authorization_asked_again(&mut payments, &ended, None, || Err(unavailable()));
+        payments.expect_void().never();
+        payments.expect_capture().never();
+        payments.expect_refund().never();
+        let mut orders = orders_owing(vec![ended]);
+        orders.expect_save_payment().never();
+
+        let report =
+            settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+        assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 }, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_found_authorization_the_provider_cannot_void_now_stays_owed_as_a_void() {
+    let cancelled = order_with_pending_payment(OrderStatus::Cancelled);
+    let id = cancelled.id();
+    let mut payments = MockPaymentGateway::new();
+    expect_authorization_asked_again(&mut payments, &cancelled, None, || Ok(FOUND.to_owned()));
+    payments.expect_void().times(1).returning(|_, _| Err(unavailable()));
+    payments.expect_capture().never();
+    payments.expect_refund().never();
+    let mut orders = orders_owing(vec![cancelled]);
+    let saves = record_payment_saves(&mut orders, 1, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![(id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION)],
+        "the next run voids it: the provider is not asked to authorize again"
+    );
+    let saves = saves.lock().expect("the log is not poisoned");
+    assert_eq!(saves[0].0.payment_due(), Some(PaymentDue::Void));
+}
+
+#[tokio::test]
+async fn a_pending_payment_of_an_order_still_pending_payment_is_left_to_the_customers_retry() {
+    let pending = order_with_pending_payment(OrderStatus::PendingPayment);
+    assert_eq!(pending.payment_due(), None, "nothing is owed while the order may be paid");
+    let mut orders = orders_owing(vec![pending]);
+    orders.expect_save_payment().never();
+    orders.expect_find_by_id().never();
+
+    let report = settle_payments(orders, never_asking_the_provider())
+        .execute(BATCH)
+        .await
+        .expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport::default());
 }

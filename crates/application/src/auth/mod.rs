@@ -1,6 +1,8 @@
 //! Use cases of the OAuth2 token endpoint (log in with a password, refresh a session, revoke
-//! it) and the check of an access token on every authenticated request.
+//! it), the check of an access token on every authenticated request, and the database's check
+//! of an admin before admin-only work ([`admin_check`]).
 
+pub mod admin_check;
 pub mod authenticate;
 pub mod authorize;
 pub mod refresh_session;

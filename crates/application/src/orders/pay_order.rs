@@ -71,7 +71,8 @@ pub enum PayOrderError {
     /// The payment provider refused the payment (recorded on the order as a failed payment).
     #[error("payment declined: {0}")]
     PaymentDeclined(String),
-    /// The payment provider cannot be reached; nothing was charged.
+    /// The payment provider did not answer: the authorization asked for stays recorded
+    /// `pending` (it may hold money); a retry asks for the same one.
     #[error("the payment gateway is unavailable")]
     PaymentUnavailable {
         /// When to try again, when the gateway knows (its circuit breaker is open).
@@ -158,10 +159,12 @@ impl PayOrder {
     /// background job asks again.
     ///
     /// # Errors
-    /// See [`PayOrderError`]. Nothing is stored on error, with two exceptions: a declined
-    /// payment is recorded on the order as failed, and an authorization that lost the race to a
-    /// cancellation or expiry is recorded on the order and voided
-    /// ([`PayOrderError::PaidTooLate`]). The idempotency key is free again after an error.
+    /// See [`PayOrderError`]. On error the order keeps what is known of its payment: the
+    /// authorization asked for stays recorded `pending` when the provider did not answer
+    /// ([`PayOrderError::PaymentUnavailable`], or an unexpected answer); a declined payment is
+    /// recorded as failed; an authorization that lost the race to a cancellation or expiry is
+    /// recorded on the order and voided ([`PayOrderError::PaidTooLate`]). Nothing else is
+    /// stored. The idempotency key is free again after an error.
     #[tracing::instrument(name = "pay_order", skip_all, fields(order = %request.id))]
     pub async fn execute(
         &self,

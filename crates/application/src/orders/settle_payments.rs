@@ -227,7 +227,7 @@ impl Settlement {
 /// What one run of the settlement job did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SettlementReport {
-    /// Captures, voids and refunds done and recorded.
+    /// Captures, voids, refunds and reconciliations done and recorded.
     pub settled: usize,
     /// Settlements still owed (the provider failed); asked again next run.
     pub deferred: usize,
