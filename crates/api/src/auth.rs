@@ -1,10 +1,11 @@
 //! Bearer authentication: the extractor that turns `Authorization: Bearer <jwt>` into the
 //! domain's `Actor`, as the account is now (the `authorize` use case checks the token against
-//! the account: deleted, demoted, new password). Authorization decisions are the use cases';
-//! this only says who is asking.
+//! the account: deleted, demoted, new password), and how its refusals become 401s. Authorization
+//! decisions are the use cases'; this only says who is asking.
 
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, dev::Payload, http::header, web};
 use futures_util::future::LocalBoxFuture;
+use orderly_application::auth::authorize::AuthorizeError;
 use orderly_domain::{Actor, UserId};
 
 use crate::{problem::ApiError, state::ApiState};
@@ -33,6 +34,25 @@ fn bearer(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
             Ok(Some(token.trim()))
         }
         _ => Err(ApiError::unauthenticated("Use `Authorization: Bearer <access token>`.", true)),
+    }
+}
+
+impl From<AuthorizeError> for ApiError {
+    fn from(error: AuthorizeError) -> Self {
+        match error {
+            AuthorizeError::InvalidToken => {
+                ApiError::unauthenticated("The access token is invalid or expired.", true)
+            }
+            AuthorizeError::AccountGone => ApiError::unauthenticated(
+                "The account this access token belongs to no longer exists.",
+                true,
+            ),
+            AuthorizeError::SessionEnded => ApiError::unauthenticated(
+                "The password was changed since this access token was issued; log in again.",
+                true,
+            ),
+            AuthorizeError::Store(store) => store.into(),
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 //!
 //! The composition root (`orderly-server`) builds an [`ApiState`] from the use cases and calls
 //! [`app`] for each worker. Nothing here knows a database: handlers parse requests into use-case
-//! inputs and map results (and errors, in `errors.rs`) to responses.
+//! inputs and map results and errors to responses, each resource in its module under `routes/`
+//! (its routes, bodies, schemas and problem mapping), with what they share in `dto/` and
+//! `errors.rs`.
 
 mod auth;
 pub mod client_ip;

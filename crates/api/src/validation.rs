@@ -1,5 +1,6 @@
 //! Request validation. A request body becomes domain input in one place, the `TryFrom` impl of
-//! its DTO (`dto/`), which reports every invalid field at once in a [`FieldErrors`]:
+//! its DTO (beside its routes, in `routes/`), which reports every invalid field at once in a
+//! [`FieldErrors`]:
 //!
 //! 1. the garde rules of the DTO: the bounds the OpenAPI schema states (lengths, ranges), written
 //!    with the domain's constants and checked on the value as sent;

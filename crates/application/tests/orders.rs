@@ -264,6 +264,7 @@ fn order_with(
                 status,
                 reference: Some(STORED_REFERENCE.to_owned()),
                 attempt: None,
+                failures: 0,
                 amount: order_total(),
                 created_at: now() - TimeDelta::hours(1),
                 updated_at: now() - TimeDelta::hours(1),

@@ -5,8 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use orderly_application::{
     StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
+    auth::admin_check::AdminCheck,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
-    ports::{MockClock, MockProductQueries, MockProductRepository, ProductFilter, ProductSort},
+    ports::{
+        MockClock, MockProductQueries, MockProductRepository, MockUserRepository, ProductFilter,
+        ProductSort,
+    },
     products::{
         archive_product::{ArchiveProduct, ArchiveProductError},
         create_product::{CreateProduct, CreateProductError},
@@ -16,8 +20,9 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Actor, Currency, Money, Product, ProductDescription, ProductDraft, ProductError, ProductId,
-    ProductName, ProductParts, Role, Sku, UserId,
+    Actor, Currency, Email, Money, PasswordHash, Product, ProductDescription, ProductDraft,
+    ProductError, ProductId, ProductName, ProductParts, Role, Sku, User, UserId, UserName,
+    UserParts,
     product::MAX_STOCK,
     time::{TimeDelta, Timestamp},
 };
@@ -52,6 +57,26 @@ fn admin() -> Actor {
 
 fn customer() -> Actor {
     Actor::User { id: UserId::new(), role: Role::Customer }
+}
+
+/// The check of admins against a database where every admin who acts is still one (what
+/// happens when they are not is in `tests/privileged.rs`).
+fn admins() -> AdminCheck {
+    let mut accounts = MockUserRepository::new();
+    accounts.expect_find_by_id().returning(|id| {
+        Ok(Some(User::restore(UserParts {
+            id,
+            email: Email::parse("admin@example.com").expect("a valid e-mail address"),
+            name: UserName::parse("Admin").expect("a valid name"),
+            role: Role::Admin,
+            password_hash: PasswordHash::new("$argon2id$v=19$stored".to_owned()),
+            session_epoch: 0,
+            version: 1,
+            created_at: created_at(),
+            updated_at: created_at(),
+        })))
+    });
+    AdminCheck::new(Arc::new(accounts))
 }
 
 fn eur(amount_minor: i64) -> Money {
@@ -194,7 +219,7 @@ fn outage() -> StoreError {
 }
 
 fn create_use_case(products: MockProductRepository) -> CreateProduct {
-    CreateProduct::new(Arc::new(products), Arc::new(clock()))
+    CreateProduct::new(Arc::new(products), admins(), Arc::new(clock()))
 }
 
 /// The use case over queries whose one `find` answers `found()`.
@@ -207,15 +232,15 @@ fn get_use_case(
 }
 
 fn list_use_case(queries: MockProductQueries) -> ListProducts {
-    ListProducts::new(Arc::new(queries))
+    ListProducts::new(Arc::new(queries), admins())
 }
 
 fn update_use_case(products: MockProductRepository) -> UpdateProduct {
-    UpdateProduct::new(Arc::new(products), Arc::new(clock()))
+    UpdateProduct::new(Arc::new(products), admins(), Arc::new(clock()))
 }
 
 fn archive_use_case(products: MockProductRepository) -> ArchiveProduct {
-    ArchiveProduct::new(Arc::new(products), Arc::new(clock()))
+    ArchiveProduct::new(Arc::new(products), admins(), Arc::new(clock()))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ use orderly_domain::{
     Actor, Currency, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
     Payment, PaymentDue, PaymentParts, PaymentStatus, Product, ProductDraft, ProductName,
     ProductSnapshot, Quantity, Role, Sku, UserId,
+    order::SETTLEMENT_ATTEMPTS,
     time::{TimeDelta, Timestamp},
 };
 
@@ -93,6 +94,7 @@ fn stored_order(
             status: payment,
             reference: reference.map(str::to_owned),
             attempt,
+            failures: 0,
             amount: total(),
             created_at: changed,
             updated_at: changed,
@@ -168,6 +170,12 @@ fn saved(saves: &PaymentSaves) -> Vec<(OrderId, PaymentStatus, u64, u64)> {
             (order.id(), status, order.version(), *expected_version)
         })
         .collect()
+}
+
+/// The failures counted on each saved payment, in order.
+fn failures_counted(saves: &PaymentSaves) -> Vec<u32> {
+    let saves = saves.lock().expect("the log is not poisoned");
+    saves.iter().map(|(order, _)| order.payment().expect("a payment").failures()).collect()
 }
 
 fn never_asking_the_provider() -> MockPaymentGateway {
@@ -327,6 +335,29 @@ async fn a_refund_that_fails_after_a_refused_void_stays_owed_as_a_refund() {
     payments.expect_void().times(1).returning(|_, _| Err(PaymentError::AlreadyCaptured));
     payments.expect_refund().times(1).returning(|_, _, _| Err(unavailable()));
     let mut orders = orders_owing(vec![cancelled]);
+    let saves = record_payment_saves(&mut orders, 2, None);
+
+    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(
+        saved(&saves),
+        vec![
+            (id, PaymentStatus::RefundPending, STORED_VERSION + 1, STORED_VERSION),
+            (id, PaymentStatus::RefundPending, STORED_VERSION + 2, STORED_VERSION + 1),
+        ],
+        "the next run refunds: the void is never asked again"
+    );
+    assert_eq!(failures_counted(&saves), [0, 1], "the failed refund is counted");
+}
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_leaves_the_work_owed_for_the_next_run() {
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_capture().times(1).returning(|_, _, _| Err(unavailable()));
+    let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
+    let id = paid.id();
+    let mut orders = orders_owing(vec![paid]);
     let saves = record_payment_saves(&mut orders, 1, None);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -334,21 +365,10 @@ async fn a_refund_that_fails_after_a_refused_void_stays_owed_as_a_refund() {
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
     assert_eq!(
         saved(&saves),
-        vec![(id, PaymentStatus::RefundPending, STORED_VERSION + 1, STORED_VERSION)],
-        "the next run refunds: the void is never asked again"
+        vec![(id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION)],
+        "still owed; only the failure is counted"
     );
-}
-
-#[tokio::test]
-async fn a_provider_that_cannot_be_reached_leaves_the_work_owed_for_the_next_run() {
-    let mut payments = MockPaymentGateway::new();
-    payments.expect_capture().times(1).returning(|_, _, _| Err(unavailable()));
-    let mut orders = orders_owing(vec![owing(OrderStatus::Paid, PaymentStatus::Authorized)]);
-    orders.expect_save_payment().never();
-
-    let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
-
-    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(failures_counted(&saves), [1]);
 }
 
 #[tokio::test]
@@ -360,11 +380,12 @@ async fn an_unexpected_provider_answer_leaves_the_work_owed_too() {
         .returning(|_, _, _| Err(PaymentError::Unexpected(anyhow::anyhow!("HTTP 400"))));
     let mut orders =
         orders_owing(vec![owing(OrderStatus::Cancelled, PaymentStatus::RefundPending)]);
-    orders.expect_save_payment().never();
+    let saves = record_payment_saves(&mut orders, 1, None);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(failures_counted(&saves), [1], "still a refund owed, one failure counted");
 }
 
 #[tokio::test]
@@ -398,11 +419,14 @@ async fn a_void_the_provider_declines_is_not_recorded_but_left_owed() {
         .times(1)
         .returning(|_, _| Err(PaymentError::Declined("unknown authorization".into())));
     let mut orders = orders_owing(vec![owing(OrderStatus::Expired, PaymentStatus::Authorized)]);
-    orders.expect_save_payment().never();
+    let saves = record_payment_saves(&mut orders, 1, None);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    let saves_log = saves.lock().expect("the log is not poisoned").clone();
+    assert_eq!(saves_log[0].0.payment_due(), Some(PaymentDue::Void), "still owed");
+    assert_eq!(failures_counted(&saves), [1]);
 }
 
 #[tokio::test]
@@ -410,13 +434,13 @@ async fn one_settlement_failing_does_not_stop_the_others() {
     let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
     let expired = owing(OrderStatus::Expired, PaymentStatus::Authorized);
     let cancelled = owing(OrderStatus::Cancelled, PaymentStatus::RefundPending);
-    let (paid_id, cancelled_id) = (paid.id(), cancelled.id());
+    let (paid_id, expired_id, cancelled_id) = (paid.id(), expired.id(), cancelled.id());
     let mut payments = MockPaymentGateway::new();
     payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
     payments.expect_void().times(1).returning(|_, _| Err(unavailable()));
     payments.expect_refund().times(1).returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![paid, expired, cancelled]);
-    let saves = record_payment_saves(&mut orders, 2, None);
+    let saves = record_payment_saves(&mut orders, 3, None);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -425,9 +449,11 @@ async fn one_settlement_failing_does_not_stop_the_others() {
         saved(&saves),
         vec![
             (paid_id, PaymentStatus::Captured, STORED_VERSION + 1, STORED_VERSION),
+            (expired_id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION),
             (cancelled_id, PaymentStatus::Refunded, STORED_VERSION + 1, STORED_VERSION),
         ]
     );
+    assert_eq!(failures_counted(&saves), [0, 1, 0], "only the failed void is counted");
 }
 
 #[tokio::test]
@@ -655,12 +681,15 @@ async fn a_pending_authorization_the_provider_cannot_be_asked_about_stays_owed()
         payments.expect_capture().never();
         payments.expect_refund().never();
         let mut orders = orders_owing(vec![ended]);
-        orders.expect_save_payment().never();
+        let saves = record_payment_saves(&mut orders, 1, None);
 
         let report =
             settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
         assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 }, "{status}");
+        let saves_log = saves.lock().expect("the log is not poisoned").clone();
+        assert_eq!(saves_log[0].0.payment_due(), Some(PaymentDue::Reconcile), "{status}");
+        assert_eq!(failures_counted(&saves), [1], "{status}");
     }
 }
 
@@ -674,18 +703,50 @@ async fn a_found_authorization_the_provider_cannot_void_now_stays_owed_as_a_void
     payments.expect_capture().never();
     payments.expect_refund().never();
     let mut orders = orders_owing(vec![cancelled]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 2, None);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
     assert_eq!(
         saved(&saves),
-        vec![(id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION)],
+        vec![
+            (id, PaymentStatus::Authorized, STORED_VERSION + 1, STORED_VERSION),
+            (id, PaymentStatus::Authorized, STORED_VERSION + 2, STORED_VERSION + 1),
+        ],
         "the next run voids it: the provider is not asked to authorize again"
     );
+    assert_eq!(failures_counted(&saves), [0, 1]);
     let saves = saves.lock().expect("the log is not poisoned");
-    assert_eq!(saves[0].0.payment_due(), Some(PaymentDue::Void));
+    assert_eq!(saves[1].0.payment_due(), Some(PaymentDue::Void));
+}
+
+#[tokio::test]
+async fn a_payment_the_provider_keeps_failing_needs_attention_after_the_bound_and_stays_owed() {
+    // A refund already failed one time short of the bound.
+    let mut cancelled = owing(OrderStatus::Cancelled, PaymentStatus::RefundPending);
+    for _ in 1..SETTLEMENT_ATTEMPTS {
+        cancelled.record_settlement_failure(now()).expect("a refund is owed");
+    }
+    assert!(!cancelled.payment().expect("a payment").needs_attention());
+    let version = cancelled.version();
+    let mut payments = MockPaymentGateway::new();
+    payments.expect_refund().times(1).returning(|_, _, _| Err(unavailable()));
+    let mut orders = orders_owing(vec![cancelled]);
+    let saves = record_payment_saves(&mut orders, 1, None);
+    orders.expect_count_payments_needing_attention().times(1).returning(|| Ok(1));
+    let job = settle_payments(orders, payments);
+
+    let report = job.execute(BATCH).await.expect("the run succeeds");
+
+    assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
+    assert_eq!(failures_counted(&saves), [SETTLEMENT_ATTEMPTS]);
+    let saves_log = saves.lock().expect("the log is not poisoned").clone();
+    let (stored, guarded_by) = &saves_log[0];
+    assert_eq!(*guarded_by, version);
+    assert!(stored.payment().expect("a payment").needs_attention());
+    assert_eq!(stored.payment_due(), Some(PaymentDue::Refund), "still owed, still asked");
+    assert_eq!(job.payments_needing_attention().await.expect("counted"), 1);
 }
 
 #[tokio::test]

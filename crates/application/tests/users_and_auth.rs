@@ -10,6 +10,7 @@ use orderly_application::{
     StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
     auth::{
         TokenPair,
+        admin_check::AdminCheck,
         authenticate::{Authenticate, AuthenticateError, AuthenticateInput},
         refresh_session::{RefreshSession, RefreshSessionError},
         revoke_token::RevokeToken,
@@ -68,9 +69,14 @@ fn password(raw: &str) -> Password {
 
 /// A user as a repository returns it: created a month ago, at [`STORED_VERSION`].
 fn stored_user(role: Role) -> User {
+    stored_account(UserId::new(), role)
+}
+
+/// The user `id` as a repository returns it, with `role`.
+fn stored_account(id: UserId, role: Role) -> User {
     let created = now() - TimeDelta::days(30);
     User::restore(UserParts {
-        id: UserId::new(),
+        id,
         email: email("ada@example.com"),
         name: name("Ada"),
         role,
@@ -88,6 +94,14 @@ fn customer(id: UserId) -> Actor {
 
 fn admin() -> Actor {
     Actor::User { id: UserId::new(), role: Role::Admin }
+}
+
+/// The check of admins against a database where every admin who acts is still one (what
+/// happens when they are not is in `tests/privileged.rs`).
+fn admins() -> AdminCheck {
+    let mut accounts = MockUserRepository::new();
+    accounts.expect_find_by_id().returning(|id| Ok(Some(stored_account(id, Role::Admin))));
+    AdminCheck::new(Arc::new(accounts))
 }
 
 fn store_down() -> StoreError {
@@ -157,7 +171,7 @@ fn update_user_with_sessions(
     hasher: MockPasswordHasher,
     sessions: MockRefreshTokens,
 ) -> UpdateUser {
-    UpdateUser::new(Arc::new(users), Arc::new(hasher), Arc::new(sessions), clock())
+    UpdateUser::new(Arc::new(users), Arc::new(hasher), Arc::new(sessions), admins(), clock())
 }
 
 fn authenticate(
@@ -294,7 +308,7 @@ async fn a_customer_reads_themselves() {
     let user = stored_user(Role::Customer);
     let users = repository_holding(&user);
 
-    let found = GetUser::new(Arc::new(users))
+    let found = GetUser::new(Arc::new(users), admins())
         .execute(&customer(user.id()), user.id())
         .await
         .expect("a user may read themselves");
@@ -308,7 +322,7 @@ async fn an_admin_reads_any_user() {
     let user = stored_user(Role::Customer);
     let users = repository_holding(&user);
 
-    let found = GetUser::new(Arc::new(users))
+    let found = GetUser::new(Arc::new(users), admins())
         .execute(&admin(), user.id())
         .await
         .expect("an admin may read anyone");
@@ -321,8 +335,9 @@ async fn another_customer_is_not_found_without_asking_the_store() {
     let mut users = MockUserRepository::new();
     users.expect_find_by_id().times(0);
 
-    let result =
-        GetUser::new(Arc::new(users)).execute(&customer(UserId::new()), UserId::new()).await;
+    let result = GetUser::new(Arc::new(users), admins())
+        .execute(&customer(UserId::new()), UserId::new())
+        .await;
 
     assert!(matches!(result, Err(GetUserError::NotFound)), "{result:?}");
 }
@@ -332,7 +347,7 @@ async fn reading_a_missing_user_is_not_found() {
     let mut users = MockUserRepository::new();
     users.expect_find_by_id().times(1).returning(|_| Ok(None));
 
-    let result = GetUser::new(Arc::new(users)).execute(&admin(), UserId::new()).await;
+    let result = GetUser::new(Arc::new(users), admins()).execute(&admin(), UserId::new()).await;
 
     assert!(matches!(result, Err(GetUserError::NotFound)), "{result:?}");
 }
@@ -342,7 +357,7 @@ async fn reading_a_user_while_the_store_is_down_is_a_store_error() {
     let mut users = MockUserRepository::new();
     users.expect_find_by_id().times(1).returning(|_| Err(store_down()));
 
-    let result = GetUser::new(Arc::new(users)).execute(&admin(), UserId::new()).await;
+    let result = GetUser::new(Arc::new(users), admins()).execute(&admin(), UserId::new()).await;
 
     assert!(matches!(result, Err(GetUserError::Store(StoreError::Unavailable(_)))), "{result:?}");
 }
@@ -365,7 +380,7 @@ async fn an_admin_gets_a_page_of_users_with_the_next_cursor_encoded() {
         .times(1)
         .returning(move |_| Ok(page.clone()));
 
-    let listed = ListUsers::new(Arc::new(queries))
+    let listed = ListUsers::new(Arc::new(queries), admins())
         .execute(&admin(), ListRequest { limit, cursor: None })
         .await
         .expect("admins list users");
@@ -388,7 +403,7 @@ async fn the_requested_cursor_is_decoded_and_handed_to_the_store() {
     let request =
         ListRequest { limit: PageLimit::default(), cursor: Some(after.encode(list_users::SCOPE)) };
 
-    let listed = ListUsers::new(Arc::new(queries))
+    let listed = ListUsers::new(Arc::new(queries), admins())
         .execute(&admin(), request)
         .await
         .expect("a cursor this list handed out is accepted");
@@ -402,7 +417,7 @@ async fn a_customer_may_not_list_users() {
     let mut queries = MockUserQueries::new();
     queries.expect_list().times(0);
 
-    let result = ListUsers::new(Arc::new(queries))
+    let result = ListUsers::new(Arc::new(queries), admins())
         .execute(&customer(UserId::new()), ListRequest::default())
         .await;
 
@@ -415,7 +430,7 @@ async fn a_garbage_cursor_is_an_invalid_cursor() {
     queries.expect_list().times(0);
     let request = ListRequest { cursor: Some("not-a-cursor".to_owned()), ..ListRequest::default() };
 
-    let result = ListUsers::new(Arc::new(queries)).execute(&admin(), request).await;
+    let result = ListUsers::new(Arc::new(queries), admins()).execute(&admin(), request).await;
 
     assert!(matches!(result, Err(ListUsersError::InvalidCursor(_))), "{result:?}");
 }
@@ -427,7 +442,7 @@ async fn a_cursor_from_another_list_is_an_invalid_cursor() {
     let foreign = Cursor { value: SortValue::None, id: UserId::new().into_uuid() }.encode("orders");
     let request = ListRequest { cursor: Some(foreign), ..ListRequest::default() };
 
-    let result = ListUsers::new(Arc::new(queries)).execute(&admin(), request).await;
+    let result = ListUsers::new(Arc::new(queries), admins()).execute(&admin(), request).await;
 
     assert!(matches!(result, Err(ListUsersError::InvalidCursor(_))), "{result:?}");
 }
@@ -437,7 +452,8 @@ async fn listing_users_while_the_store_is_down_is_a_store_error() {
     let mut queries = MockUserQueries::new();
     queries.expect_list().times(1).returning(|_| Err(store_down()));
 
-    let result = ListUsers::new(Arc::new(queries)).execute(&admin(), ListRequest::default()).await;
+    let result =
+        ListUsers::new(Arc::new(queries), admins()).execute(&admin(), ListRequest::default()).await;
 
     assert!(matches!(result, Err(ListUsersError::Store(StoreError::Unavailable(_)))), "{result:?}");
 }
@@ -1342,7 +1358,7 @@ async fn a_customer_deletes_themselves() {
     let id = UserId::new();
     let users = repository_deleting(id, || Ok(()));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&customer(id), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&customer(id), id).await;
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -1352,7 +1368,7 @@ async fn an_admin_deletes_any_user() {
     let id = UserId::new();
     let users = repository_deleting(id, || Ok(()));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -1362,8 +1378,9 @@ async fn a_customer_deleting_another_customer_is_not_found_without_asking_the_st
     let mut users = MockUserRepository::new();
     users.expect_delete().times(0);
 
-    let result =
-        DeleteUser::new(Arc::new(users)).execute(&customer(UserId::new()), UserId::new()).await;
+    let result = DeleteUser::new(Arc::new(users), admins())
+        .execute(&customer(UserId::new()), UserId::new())
+        .await;
 
     assert!(matches!(result, Err(DeleteUserError::NotFound)), "{result:?}");
 }
@@ -1373,7 +1390,7 @@ async fn deleting_a_user_with_orders_is_refused() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::StillReferenced));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     assert!(matches!(result, Err(DeleteUserError::HasOrders)), "{result:?}");
 }
@@ -1383,7 +1400,7 @@ async fn deleting_the_last_admin_is_refused() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::LastAdmin));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     assert!(matches!(result, Err(DeleteUserError::LastAdmin)), "{result:?}");
 }
@@ -1393,7 +1410,7 @@ async fn a_missing_parent_answer_to_a_delete_is_unexpected() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::MissingParent));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     match result {
         Err(DeleteUserError::Unexpected(error)) => {
@@ -1408,7 +1425,7 @@ async fn deleting_a_missing_user_is_not_found() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::NotFound));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     assert!(matches!(result, Err(DeleteUserError::NotFound)), "{result:?}");
 }
@@ -1418,7 +1435,7 @@ async fn deleting_a_user_while_the_store_is_down_is_a_store_error() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::Store(store_down())));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     assert!(
         matches!(result, Err(DeleteUserError::Store(StoreError::Unavailable(_)))),
@@ -1431,7 +1448,7 @@ async fn a_stale_answer_to_a_delete_is_unexpected() {
     let id = UserId::new();
     let users = repository_deleting(id, || Err(WriteError::Stale));
 
-    let result = DeleteUser::new(Arc::new(users)).execute(&admin(), id).await;
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     match result {
         Err(DeleteUserError::Unexpected(error)) => {

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use orderly_api::metrics::ApiMetrics;
 use orderly_domain::OrderAction;
-use prometheus::{Gauge, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Registers `orderly_build_info{version}`, always 1.
 ///
@@ -64,5 +64,35 @@ impl ExpiryMetrics {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
             self.last_success.set(now.as_secs_f64());
         }
+    }
+}
+
+/// What the settlement job records: how many orders owe their provider work it failed
+/// `SETTLEMENT_ATTEMPTS` times in a row (`payment.needs_attention`), counted in the database at
+/// each run, so every instance reports the same number (ADR 0026).
+#[derive(Clone)]
+pub struct SettlementMetrics {
+    needing_attention: IntGauge,
+}
+
+impl SettlementMetrics {
+    /// Registers `orderly_payments_needing_attention`.
+    ///
+    /// # Errors
+    /// When a series of the same name is already registered.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let needing_attention = IntGauge::new(
+            "orderly_payments_needing_attention",
+            "Orders whose payment work (capture, void, refund, reconciliation) the provider failed \
+             SETTLEMENT_ATTEMPTS times in a row, as counted at the settlement job's last run. \
+             They are still asked for at each run; a person must look.",
+        )?;
+        registry.register(Box::new(needing_attention.clone()))?;
+        Ok(Self { needing_attention })
+    }
+
+    /// The count at this run.
+    pub fn needing_attention(&self, count: u64) {
+        self.needing_attention.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 }

@@ -13,8 +13,8 @@ use orderly_api::{
 };
 use orderly_application::{
     auth::{
-        authenticate::Authenticate, authorize::Authorize, refresh_session::RefreshSession,
-        revoke_token::RevokeToken,
+        admin_check::AdminCheck, authenticate::Authenticate, authorize::Authorize,
+        refresh_session::RefreshSession, revoke_token::RevokeToken,
     },
     orders::{
         expire_orders::ExpireOrders, get_order::GetOrder, list_orders::ListOrders,
@@ -50,7 +50,7 @@ use orderly_infrastructure::{
 use prometheus::Registry;
 
 use crate::{
-    metrics::{ExpiryMetrics, register_build_info},
+    metrics::{ExpiryMetrics, SettlementMetrics, register_build_info},
     settings::{AppEnv, PaymentGateway as GatewayChoice, PaymentSettings, Quota, Settings},
 };
 
@@ -95,14 +95,13 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let users_repo = Arc::new(SeaOrmUserRepository::new(database.clone()));
     // The access-token check reads accounts through a short cache; changes made here drop
-    // their entry at once (ADR 0013).
-    let cached_accounts = Arc::new(CachedAccounts::new(
-        Arc::new(SeaOrmAccounts::new(database.clone())),
-        Duration::from_secs(settings.auth.auth_cache_ttl),
-    ));
+    // their entry at once, and on every instance through Redis (ADRs 0013, 0027).
+    let cached_accounts = Arc::new(account_cache(settings, database)?);
     let accounts: Arc<dyn AccountDirectory> = cached_accounts.clone();
     let users: Arc<dyn UserRepository> =
         Arc::new(ForgettingUsers::new(users_repo.clone(), cached_accounts));
+    // Admin-only use cases confirm the actor's role in the database, not the cache (ADR 0027).
+    let admins = AdminCheck::new(users.clone());
     // GET /products/{id} reads through a cache that every product write drops (ADR 0025).
     let product_cache = product_cache(settings)?;
     product_cache.register_metrics(&registry)?;
@@ -143,15 +142,16 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         Arc::new(payment_gateway(&settings.payment, &registry)?);
     let use_cases = UseCases {
         register_user: RegisterUser::new(users.clone(), hasher.clone(), clock.clone()),
-        get_user: GetUser::new(users.clone()),
-        list_users: ListUsers::new(users_repo),
+        get_user: GetUser::new(users.clone(), admins.clone()),
+        list_users: ListUsers::new(users_repo, admins.clone()),
         update_user: UpdateUser::new(
             users.clone(),
             hasher.clone(),
             refresh_tokens.clone(),
+            admins.clone(),
             clock.clone(),
         ),
-        delete_user: DeleteUser::new(users.clone()),
+        delete_user: DeleteUser::new(users.clone(), admins.clone()),
         authenticate: Authenticate::new(
             users.clone(),
             hasher,
@@ -167,11 +167,11 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             clock.clone(),
         ),
         revoke_token: RevokeToken::new(refresh_tokens, clock.clone()),
-        create_product: CreateProduct::new(products.clone(), clock.clone()),
+        create_product: CreateProduct::new(products.clone(), admins.clone(), clock.clone()),
         get_product: GetProduct::new(product_queries.clone()),
-        list_products: ListProducts::new(products_repo),
-        update_product: UpdateProduct::new(products.clone(), clock.clone()),
-        archive_product: ArchiveProduct::new(products.clone(), clock.clone()),
+        list_products: ListProducts::new(products_repo, admins.clone()),
+        update_product: UpdateProduct::new(products.clone(), admins.clone(), clock.clone()),
+        archive_product: ArchiveProduct::new(products.clone(), admins, clock.clone()),
         place_order: PlaceOrder::new(
             products.clone(),
             orders.clone(),
@@ -206,6 +206,11 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let expire_orders = ExpireOrders::new(orders.clone(), clock.clone());
     let housekeeping = Housekeeping {
         settle_payments: SettlePayments::new(orders, payments, clock.clone()),
+        metrics: settings
+            .telemetry
+            .metrics_enabled
+            .then(|| SettlementMetrics::register(&registry))
+            .transpose()?,
         idempotency,
         idempotency_ttl: seconds(settings.orders.idempotency_ttl),
         clock: clock.clone(),
@@ -258,6 +263,26 @@ fn payment_gateway(
             let breaker = gateway.breaker();
             MeteredPaymentGateway::new(Arc::new(gateway), Some(breaker), registry)?
         }
+    })
+}
+
+/// The account cache of the access-token check: its invalidations travel through Redis when
+/// `REDIS_URL` is set, so that a deletion, a new role, password or e-mail address reaches every
+/// instance at once; without Redis, the other instances follow within `AUTH_CACHE_TTL`.
+///
+/// # Errors
+/// When the Redis URL is invalid.
+fn account_cache(settings: &Settings, database: &Database) -> anyhow::Result<CachedAccounts> {
+    let directory = Arc::new(SeaOrmAccounts::new(database.clone()));
+    let ttl = Duration::from_secs(settings.auth.auth_cache_ttl);
+    Ok(match &settings.redis.redis_url {
+        Some(url) => CachedAccounts::shared(
+            directory,
+            ttl,
+            url,
+            format!("{}:accounts:invalidated", settings.redis.redis_key_prefix),
+        )?,
+        None => CachedAccounts::new(directory, ttl),
     })
 }
 
@@ -558,6 +583,8 @@ async fn warn_about_pending_migrations(database: &Database) {
 /// settlement is version-guarded and idempotent at the provider.
 pub struct Housekeeping {
     settle_payments: SettlePayments,
+    /// The settlement job's gauge; `None` when metrics are off.
+    metrics: Option<SettlementMetrics>,
     idempotency: Arc<dyn IdempotencyStore>,
     idempotency_ttl: TimeDelta,
     clock: Arc<dyn Clock>,
@@ -581,6 +608,13 @@ impl Housekeeping {
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "payment settlement failed; retrying next tick");
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            match self.settle_payments.payments_needing_attention().await {
+                Ok(count) => metrics.needing_attention(count),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"),
+                    "the payments needing attention could not be counted; retrying next tick"),
             }
         }
         match self.idempotency.purge(self.clock.now() - self.idempotency_ttl).await {

@@ -1,12 +1,11 @@
-//! The wire format: request and response bodies, separate from domain types so that the API's
-//! contract never moves with the domain or the database by accident.
+//! The shared parts of the wire format: money, paging, the `Idempotency-Key` header, integers
+//! as JSON Schema reads them, and the machinery of the request schemas (`schema`). Each
+//! resource's own bodies live in its module under `routes/`. Wire types are separate from
+//! domain types so that the API's contract never moves with the domain or the database by
+//! accident.
 
-pub mod auth;
 pub(crate) mod integer;
-pub mod orders;
-pub mod products;
 pub(crate) mod schema;
-pub mod users;
 
 use orderly_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
@@ -55,4 +54,13 @@ pub struct PageQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page; empty or absent for the first page.
     pub cursor: Option<String>,
+}
+
+/// The `Idempotency-Key` request header of the routes that create or move orders (ADR 0023).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    #[serde(rename = "Idempotency-Key")]
+    #[param(schema_with = schema::idempotency_key)]
+    pub idempotency_key: Option<String>,
 }

@@ -1,7 +1,9 @@
 //! The JSON Schemas of request fields, built from the domain's constants and rules so that the
 //! OpenAPI document says exactly what the server accepts: a value the schema allows passes
 //! validation, and a value it refuses is a 400. utoipa's attributes take literals only, hence
-//! these functions (`#[schema(schema_with = ...)]`).
+//! functions (`#[schema(schema_with = ...)]`): here the machinery and the fields every resource
+//! shares (money, paging, `Idempotency-Key`); a resource's own fields beside its bodies, in its
+//! module under `routes/`.
 //!
 //! Text rules are those of the domain's parsers: surrounding white space (`char::is_whitespace`)
 //! is trimmed, what is left must not be blank and must hold no control character (`char::
@@ -9,27 +11,11 @@
 //! invisible formatting character either (`orderly_domain::text::FORMAT_CHARACTER_RANGES`). The
 //! patterns state the same rules; the tests below check them against the parsers.
 
-use orderly_application::{
-    pagination::MAX_PAGE_LIMIT,
-    ports::{IDEMPOTENCY_KEY_MAX_LEN, ProductSort},
-    products::list_products::MAX_QUERY_LEN,
-};
+use orderly_application::{pagination::MAX_PAGE_LIMIT, ports::IDEMPOTENCY_KEY_MAX_LEN};
 use orderly_domain::{
-    Currency,
-    money::MAX_AMOUNT_MINOR,
-    order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
-    product::{DESCRIPTION_MAX_LEN, MAX_STOCK, PRODUCT_NAME_MAX_LEN, SKU_MAX_LEN},
-    text::FORMAT_CHARACTER_RANGES,
-    user::{
-        EMAIL_LOCAL_MAX_LEN, EMAIL_MAX_LEN, PASSWORD_MAX_LEN, PASSWORD_MIN_LEN, USER_NAME_MAX_LEN,
-    },
+    Currency, money::MAX_AMOUNT_MINOR, text::FORMAT_CHARACTER_RANGES, user::EMAIL_LOCAL_MAX_LEN,
 };
-use utoipa::{
-    PartialSchema,
-    openapi::{
-        ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type, schema::SchemaType,
-    },
-};
+use utoipa::openapi::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type, schema::SchemaType};
 
 /// `char::is_whitespace` (Unicode `White_Space`): what `str::trim` removes.
 const WHITE_SPACE: &str =
@@ -75,6 +61,12 @@ fn name_pattern() -> String {
     trimmed(&core_without(Lines::One, &format_characters(), None))
 }
 
+/// A text that may be blank (meaning none); otherwise a text as `text_pattern` has it, at
+/// most `max` characters once trimmed when given.
+pub(crate) fn blank_or_text_pattern(lines: Lines, max: Option<usize>) -> String {
+    trimmed(&format!("(?:{})?", text_core(lines, max)))
+}
+
 /// The trimmed text itself; at most `max` characters when given.
 fn text_core(lines: Lines, max: Option<usize>) -> String {
     core_without(lines, "", max)
@@ -94,7 +86,7 @@ fn core_without(lines: Lines, refused: &str, max: Option<usize>) -> String {
 }
 
 /// A SKU as `Sku::parse` accepts it: letters, digits, `-` and `_`, first a letter or digit.
-fn sku_pattern() -> String {
+pub(crate) fn sku_pattern() -> String {
     trimmed("[A-Za-z0-9][A-Za-z0-9_-]*")
 }
 
@@ -104,14 +96,15 @@ const ATEXT: &str = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-";
 /// An address as `Email::parse` accepts it: `local@domain.tld`, the local part dot-separated
 /// `atext` of at most 64 characters, the domain two or more labels of letters, digits and inner
 /// hyphens, at most 63 characters each.
-fn email_pattern() -> String {
+pub(crate) fn email_pattern() -> String {
     let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
     trimmed(&format!(
         "(?=[^@]{{1,{EMAIL_LOCAL_MAX_LEN}}}@)[{ATEXT}]+(?:\\.[{ATEXT}]+)*@{label}(?:\\.{label})+"
     ))
 }
 
-fn string(nullable: bool) -> ObjectBuilder {
+/// A string schema; with `nullable`, a string or `null`.
+pub(crate) fn string(nullable: bool) -> ObjectBuilder {
     if nullable {
         ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
     } else {
@@ -161,58 +154,6 @@ pub(crate) fn name_text(nullable: bool, max: usize) -> Object {
 const NAME: &str = "Trimmed; not blank; no control characters and no invisible formatting \
                     characters (Unicode `Cf`: zero-width spaces and joiners, bidirectional \
                     marks, overrides and isolates, the soft hyphen, the byte-order mark).";
-const STOCK: &str = "Units in stock.";
-
-fn sku(nullable: bool) -> Object {
-    string(nullable)
-        .min_length(Some(1))
-        .max_length(Some(SKU_MAX_LEN))
-        .pattern(Some(sku_pattern()))
-        .description(Some("Letters, digits, `-` and `_`, starting with a letter or digit; trimmed, stored upper-cased; unique."))
-        .examples(["KB-001"])
-        .build()
-}
-
-/// `sku` of a new product.
-pub(crate) fn new_sku() -> Object {
-    sku(false)
-}
-
-/// `sku` of a product change.
-pub(crate) fn changed_sku() -> Object {
-    sku(true)
-}
-
-/// `name` of a new product.
-pub(crate) fn new_product_name() -> Object {
-    name_text(false, PRODUCT_NAME_MAX_LEN)
-}
-
-/// `name` of a product change.
-pub(crate) fn changed_product_name() -> Object {
-    name_text(true, PRODUCT_NAME_MAX_LEN)
-}
-
-/// `description` of a product: blank or `null` means none; line breaks allowed.
-pub(crate) fn description() -> Object {
-    string(true)
-        .max_length(Some(DESCRIPTION_MAX_LEN))
-        .pattern(Some(trimmed(&format!("(?:{})?", text_core(Lines::Many, None)))))
-        .description(Some(
-            "Trimmed; blank or `null` for none; line breaks allowed, no other control characters.",
-        ))
-        .build()
-}
-
-/// `stock` of a new product.
-pub(crate) fn new_stock() -> Object {
-    integer(false, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
-}
-
-/// `stock` of a product change.
-pub(crate) fn changed_stock() -> Object {
-    integer(true, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
-}
 
 /// `amount` of money, in minor units.
 pub(crate) fn amount() -> Object {
@@ -228,123 +169,11 @@ pub(crate) fn currency() -> Object {
         .build()
 }
 
-fn email(nullable: bool) -> Object {
-    string(nullable)
-        .max_length(Some(EMAIL_MAX_LEN))
-        .pattern(Some(email_pattern()))
-        .description(Some(
-            "An e-mail address (`local@domain.tld`); trimmed, compared case-insensitively, unique.",
-        ))
-        .examples(["ada@example.com"])
-        .build()
-}
-
-/// `email` of a new user.
-pub(crate) fn new_email() -> Object {
-    email(false)
-}
-
-/// `email` of a user change.
-pub(crate) fn changed_email() -> Object {
-    email(true)
-}
-
-fn password(nullable: bool) -> Object {
-    string(nullable)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-        .min_length(Some(PASSWORD_MIN_LEN))
-        .max_length(Some(PASSWORD_MAX_LEN))
-        .description(Some("Any characters; every one counts (not trimmed)."))
-        .build()
-}
-
-/// `password` of a new user.
-pub(crate) fn new_password() -> Object {
-    password(false)
-}
-
-/// `password` of a user change.
-pub(crate) fn changed_password() -> Object {
-    password(true)
-}
-
-/// `current_password` of a user change: checked, never parsed, so only bounded.
-pub(crate) fn current_password() -> Object {
-    string(true)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-        .max_length(Some(PASSWORD_MAX_LEN))
-        .description(Some(
-            "Your password as it is now. Required to change your own `password` or `email` \
-             (403 `REAUTHENTICATION_REQUIRED` when missing or wrong); not needed to change a \
-             name, nor for an admin changing another user's password or e-mail address; \
-             ignored when not needed.",
-        ))
-        .build()
-}
-
-/// `name` of a new user.
-pub(crate) fn new_user_name() -> Object {
-    name_text(false, USER_NAME_MAX_LEN)
-}
-
-/// `name` of a user change.
-pub(crate) fn changed_user_name() -> Object {
-    name_text(true, USER_NAME_MAX_LEN)
-}
-
-/// `quantity` of an order line.
-pub(crate) fn quantity() -> Object {
-    integer(
-        false,
-        KnownFormat::Int32,
-        1,
-        MAX_QUANTITY.into(),
-        "Units of the product; lines for the same product are added up, to the same maximum.",
-    )
-}
-
-/// `items` of a new order: 1 to `MAX_ORDER_LINES` lines.
-pub(crate) fn order_lines() -> utoipa::openapi::Array {
-    ArrayBuilder::new()
-        .items(super::orders::OrderLineRequest::schema())
-        .min_items(Some(1))
-        .max_items(Some(MAX_ORDER_LINES))
-        .build()
-}
-
-/// `reason` of a transition.
-pub(crate) fn reason() -> Object {
-    bounded_text(
-        true,
-        REASON_MAX_LEN,
-        Lines::Many,
-        "Why, for the history. Trimmed; not blank; line breaks allowed, no other control characters.",
-    )
-}
-
-/// `grant_type` of a token request.
-pub(crate) fn grant_type() -> Object {
-    string(false)
-        .enum_values(Some([super::auth::PASSWORD_GRANT, super::auth::REFRESH_TOKEN_GRANT]))
-        .description(Some("`password` (with `username` and `password`) or `refresh_token` (with `refresh_token`)."))
-        .examples(["password"])
-        .build()
-}
-
 /// The `limit` of a page.
 pub(crate) fn page_limit() -> Object {
     let mut limit = integer(false, KnownFormat::Int32, 1, MAX_PAGE_LIMIT.into(), "Items per page.");
     limit.default = Some(orderly_application::pagination::DEFAULT_PAGE_LIMIT.into());
     limit
-}
-
-/// The `sort` of the product list.
-pub(crate) fn product_sort() -> Object {
-    string(false)
-        .enum_values(Some(ProductSort::ALL.iter().map(ProductSort::as_str)))
-        .default(Some(ProductSort::default().as_str().into()))
-        .description(Some("By creation (oldest first), name or price; `-` for descending."))
-        .build()
 }
 
 /// The `Idempotency-Key` header: visible ASCII, no spaces (`IdempotencyKey::parse`).
@@ -363,22 +192,20 @@ pub(crate) fn idempotency_key() -> Object {
         .build()
 }
 
-/// The `q` of the product list: blank means no filter; trimmed, at most `MAX_QUERY_LEN`
-/// characters and no control characters.
-pub(crate) fn product_query() -> Object {
-    string(false)
-        .pattern(Some(trimmed(&format!("(?:{})?", text_core(Lines::One, Some(MAX_QUERY_LEN))))))
-        .description(Some(
-            "Text to find in the name or SKU, case-insensitively; trimmed, blank for none.",
-        ))
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
+    use orderly_application::{ports::ProductSort, products::list_products::MAX_QUERY_LEN};
     use orderly_domain::{Email, ProductDescription, ProductName, Reason, Sku, UserName};
 
     use super::*;
+    use crate::routes::{
+        orders::body::reason,
+        products::{
+            changed_product_name, description, new_product_name, new_sku, product_query,
+            product_sort,
+        },
+        users::{changed_user_name, new_user_name},
+    };
 
     fn pattern_of(object: &Object) -> regex::Regex {
         let pattern = object.pattern.clone().expect("a pattern");

@@ -1,15 +1,128 @@
-//! `/api/v1/auth`: the OAuth2 token endpoint (RFC 6749) and token revocation (RFC 7009).
+//! `/api/v1/auth`, in one module: the OAuth2 token endpoint (RFC 6749) and token revocation
+//! (RFC 7009), their form-encoded bodies, and how the use cases' refusals become problems (with
+//! the OAuth2 `error` members).
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use orderly_application::auth::{TokenPair, authenticate::AuthenticateInput};
+use orderly_application::auth::{
+    TokenPair,
+    authenticate::{AuthenticateError, AuthenticateInput},
+    refresh_session::RefreshSessionError,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{ToSchema, openapi::Object};
 
 use crate::{
-    dto::auth::{PASSWORD_GRANT, REFRESH_TOKEN_GRANT, RevokeRequest, TokenRequest, TokenResponse},
-    errors::oauth_error,
+    dto::schema,
+    errors::{oauth_error, server_busy},
     problem::{ApiError, ErrorCode, Problem},
     rate_limit::{self, Policy},
     state::ApiState,
 };
+
+// ---- Schemas ----
+
+/// `grant_type` of a token request.
+fn grant_type() -> Object {
+    schema::string(false)
+        .enum_values(Some([PASSWORD_GRANT, REFRESH_TOKEN_GRANT]))
+        .description(Some("`password` (with `username` and `password`) or `refresh_token` (with `refresh_token`)."))
+        .examples(["password"])
+        .build()
+}
+
+// ---- Bodies ----
+
+/// `grant_type` of a login with e-mail address and password (RFC 6749 section 4.3).
+pub const PASSWORD_GRANT: &str = "password";
+/// `grant_type` of a refresh (RFC 6749 section 6).
+pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
+
+/// `POST /api/v1/auth/token` (`application/x-www-form-urlencoded`). Unknown parameters, such
+/// as the `client_id` and `scope` that Swagger UI sends, are ignored as RFC 6749 requires.
+#[derive(Clone, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    #[schema(schema_with = grant_type)]
+    pub grant_type: String,
+    /// The e-mail address (password grant).
+    pub username: Option<String>,
+    /// The password (password grant).
+    #[schema(format = "password")]
+    pub password: Option<String>,
+    /// The refresh token (refresh_token grant).
+    pub refresh_token: Option<String>,
+    /// Ignored: Orderly has no scopes.
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest").field("grant_type", &self.grant_type).finish_non_exhaustive()
+    }
+}
+
+/// The RFC 6749 section 5.1 token response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiJ9...", "token_type": "Bearer", "expires_in": 900, "refresh_token": "5f2c..."}))]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Single use: each refresh returns a new one.
+    pub refresh_token: String,
+}
+
+/// `POST /api/v1/auth/revoke` (`application/x-www-form-urlencoded`, RFC 7009).
+#[derive(Clone, Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    /// The refresh token to revoke (with its whole session).
+    pub token: String,
+    /// Ignored hint (`refresh_token`).
+    pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for RevokeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokeRequest").finish_non_exhaustive()
+    }
+}
+
+// ---- Refusals ----
+
+impl From<AuthenticateError> for ApiError {
+    fn from(error: AuthenticateError) -> Self {
+        match error {
+            AuthenticateError::InvalidCredentials => {
+                oauth_error(ErrorCode::InvalidGrant, "invalid_grant", "Invalid e-mail or password.")
+            }
+            AuthenticateError::Busy => server_busy(),
+            AuthenticateError::Store(store) => store.into(),
+            AuthenticateError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<RefreshSessionError> for ApiError {
+    fn from(error: RefreshSessionError) -> Self {
+        match error {
+            RefreshSessionError::InvalidGrant => oauth_error(
+                ErrorCode::InvalidGrant,
+                "invalid_grant",
+                "The refresh token is invalid, expired or revoked.",
+            ),
+            RefreshSessionError::Reused => oauth_error(
+                ErrorCode::InvalidGrant,
+                "invalid_grant",
+                "The refresh token was already used; the session has been revoked. Log in again.",
+            ),
+            RefreshSessionError::Store(store) => store.into(),
+            RefreshSessionError::Unexpected(source) => ApiError::internal(source),
+        }
+    }
+}
+
+// ---- Routes ----
 
 fn token_response(pair: TokenPair) -> HttpResponse {
     HttpResponse::Ok().insert_header((header::PRAGMA, "no-cache")).json(TokenResponse {

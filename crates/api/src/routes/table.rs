@@ -92,15 +92,7 @@ fn all_declared() -> impl IntoIterator<Item = Declared> {
     [
         health::endpoints(),
         problems::endpoints(),
-        declared![
-            users::register,
-            users::list,
-            users::me,
-            users::get,
-            users::update,
-            users::delete,
-            users::orders,
-        ],
+        users::endpoints(),
         auth::endpoints(),
         products::endpoints(),
         reviews::endpoints(),

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use orderly_domain::{Order, PaymentDue, time::TimeDelta};
+use orderly_domain::{Order, Payment, PaymentDue, time::TimeDelta};
 
 use crate::{
     StoreError, WriteError,
@@ -60,6 +60,9 @@ pub struct Settlement {
     orders: Arc<dyn OrderRepository>,
     payments: Arc<dyn PaymentGateway>,
     clock: Arc<dyn Clock>,
+    /// Whether a failure is counted on the payment (the job's settlements; a request's own
+    /// settlement right after its move leaves the counting to the job, adding no write).
+    counts_failures: bool,
 }
 
 impl Settlement {
@@ -69,7 +72,14 @@ impl Settlement {
         payments: Arc<dyn PaymentGateway>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { orders, payments, clock }
+        Self { orders, payments, clock, counts_failures: false }
+    }
+
+    /// The same, counting every failure on the payment (what the background job does).
+    #[must_use]
+    pub fn counting_failures(mut self) -> Self {
+        self.counts_failures = true;
+        self
     }
 
     /// Settles what `order` owes, updating it to what is stored. Never fails: a failure is
@@ -130,7 +140,7 @@ impl Settlement {
                     "the provider had captured the hold this order was to release; refunding it");
                 Answer::CapturedInsteadOfVoid
             }
-            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error))),
+            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error).await)),
         };
         self.record(order, due, answer).await
     }
@@ -155,7 +165,7 @@ impl Settlement {
                 Answer::Reconciled(Some(reference))
             }
             Err(PaymentError::Declined(_)) => Answer::Reconciled(None),
-            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error))),
+            Err(error) => return Ok(Step::Final(self.deferred(order, due, &error).await)),
         };
         self.record(order, due, answer).await
     }
@@ -213,13 +223,46 @@ impl Settlement {
         anyhow::bail!("the order kept changing while its payment was recorded")
     }
 
-    fn deferred(&self, order: &Order, due: PaymentDue, error: &PaymentError) -> Settled {
-        tracing::warn!(
-            order_id = %order.id(),
-            due = due.as_str(),
-            error = %format!("{error:#}"),
-            "the payment provider did not settle; the background job will ask again"
-        );
+    /// The provider failed the work owed: it stays owed for the job, and the failure is counted
+    /// on the payment. Once the count reaches
+    /// [`orderly_domain::order::SETTLEMENT_ATTEMPTS`] the payment needs a person:
+    /// every further failure is an ERROR, and the job's gauge says how many there are.
+    async fn deferred(&self, order: &mut Order, due: PaymentDue, error: &PaymentError) -> Settled {
+        let loaded = order.version();
+        let mut failed = order.clone();
+        let counted = self.counts_failures
+            && failed.record_settlement_failure(self.clock.now()).is_ok()
+            && match self.orders.save_payment(&failed, loaded).await {
+                Ok(()) => true,
+                Err(write) => {
+                    // Another request changed the order meanwhile: it is asked again anyway.
+                    tracing::debug!(order_id = %order.id(), error = %format!("{write:#}"),
+                        "a settlement failure could not be counted");
+                    false
+                }
+            };
+        if counted {
+            *order = failed;
+        }
+        let failures = order.payment().map_or(0, Payment::failures);
+        if order.payment().is_some_and(Payment::needs_attention) {
+            tracing::error!(
+                order_id = %order.id(),
+                due = due.as_str(),
+                failures,
+                error = %format!("{error:#}"),
+                "the payment provider keeps failing work this order owes; a person must look \
+                 (it stays owed and is asked for on every run)"
+            );
+        } else {
+            tracing::warn!(
+                order_id = %order.id(),
+                due = due.as_str(),
+                failures,
+                error = %format!("{error:#}"),
+                "the payment provider did not settle; the background job will ask again"
+            );
+        }
         Settled::Deferred(due)
     }
 }
@@ -248,7 +291,17 @@ impl SettlePayments {
         payments: Arc<dyn PaymentGateway>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { settlement: Settlement::new(orders, payments, clock) }
+        Self { settlement: Settlement::new(orders, payments, clock).counting_failures() }
+    }
+
+    /// How many orders owe their provider work it failed
+    /// [`orderly_domain::order::SETTLEMENT_ATTEMPTS`] times in a row: the gauge operators are
+    /// alerted on.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    pub async fn payments_needing_attention(&self) -> Result<u64, StoreError> {
+        self.settlement.orders.count_payments_needing_attention().await
     }
 
     /// Settles up to `batch` orders whose settlement has been owed for longer than

@@ -91,7 +91,7 @@ pub trait OrderRepository: Send + Sync {
     async fn save_payment(&self, order: &Order, expected_version: u64) -> Result<(), WriteError>;
 
     /// Up to `limit` orders that still owe their payment provider work
-    /// ([`Order::payment_due`]: a capture, a void or a refund), last changed at or before
+    /// ([`Order::payment_due`]: a capture, a void, a refund or a reconciliation), last changed at or before
     /// `changed_before`, least recently changed first.
     ///
     /// # Errors
@@ -101,6 +101,15 @@ pub trait OrderRepository: Send + Sync {
         changed_before: Timestamp,
         limit: u32,
     ) -> Result<Vec<Order>, StoreError>;
+
+    /// How many orders owe their provider work it failed [`SETTLEMENT_ATTEMPTS`] times in a row
+    /// (`Payment::needs_attention`), for the gauge operators are alerted on.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    ///
+    /// [`SETTLEMENT_ATTEMPTS`]: orderly_domain::order::SETTLEMENT_ATTEMPTS
+    async fn count_payments_needing_attention(&self) -> Result<u64, StoreError>;
 
     /// Claims up to `limit` orders still pending payment whose deadline is at or before `now`,
     /// oldest deadline first (ties by id), starting after `after` when given: the expiry job's

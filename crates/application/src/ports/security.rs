@@ -153,7 +153,9 @@ pub struct AccountStatus {
 /// Looks up accounts for the access-token check on every authenticated request, so it must be
 /// cheap: adapters may cache, for at most a few seconds (`AUTH_CACHE_TTL`), which bounds how
 /// long a deletion, demotion or new password takes to reach tokens; an adapter that caches also
-/// drops its entry when the account is changed through it or beside it on the same instance.
+/// drops its entry when the account is changed through it or beside it on the same instance,
+/// and on the other instances when it can tell them (ADR 0027). Admin-only work does not rely
+/// on this port: it re-reads the account (`auth::admin_check`).
 #[mockall::automock]
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {

@@ -1,4 +1,4 @@
-//! Takes a product out of the catalogue (admins only). Orders keep referring to it.
+//! Takes a product out of the catalogue (admins only, as the database has them: ADR 0027). Orders keep referring to it.
 
 use std::sync::Arc;
 
@@ -6,13 +6,15 @@ use orderly_domain::{Actor, ProductId};
 
 use crate::{
     StoreError, WRITE_ATTEMPTS, WriteError,
+    auth::admin_check::AdminCheck,
     ports::{Clock, ProductRepository},
 };
 
 /// Why the product could not be archived.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveProductError {
-    /// Only admins change the catalogue.
+    /// Only admins change the catalogue: the actor is not one as the database has it now (a
+    /// demoted admin, or an account deleted since its token was checked).
     #[error("only administrators may archive products")]
     Forbidden,
     /// No such product.
@@ -50,13 +52,18 @@ impl From<WriteError> for ArchiveProductError {
 #[derive(Clone)]
 pub struct ArchiveProduct {
     products: Arc<dyn ProductRepository>,
+    admins: AdminCheck,
     clock: Arc<dyn Clock>,
 }
 
 impl ArchiveProduct {
     #[must_use]
-    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { products, clock }
+    pub fn new(
+        products: Arc<dyn ProductRepository>,
+        admins: AdminCheck,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { products, admins, clock }
     }
 
     /// Archives the product; archiving an archived product succeeds and changes nothing.
@@ -67,6 +74,7 @@ impl ArchiveProduct {
     /// # Errors
     /// See [`ArchiveProductError`].
     pub async fn execute(&self, actor: &Actor, id: ProductId) -> Result<(), ArchiveProductError> {
+        let actor = self.admins.recheck(actor).await?.ok_or(ArchiveProductError::Forbidden)?;
         if !actor.is_admin() {
             return Err(ArchiveProductError::Forbidden);
         }

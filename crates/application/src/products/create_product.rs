@@ -1,4 +1,4 @@
-//! Adds a product to the catalogue (admins only).
+//! Adds a product to the catalogue (admins only, as the database has them: ADR 0027).
 
 use std::sync::Arc;
 
@@ -6,13 +6,15 @@ use orderly_domain::{Actor, Product, ProductDraft, ProductError};
 
 use crate::{
     StoreError, WriteError,
+    auth::admin_check::AdminCheck,
     ports::{Clock, ProductRepository},
 };
 
 /// Why the product could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateProductError {
-    /// Only admins change the catalogue.
+    /// Only admins change the catalogue: the actor is not one as the database has it now (a
+    /// demoted admin, or an account deleted since its token was checked).
     #[error("only administrators may create products")]
     Forbidden,
     /// The draft breaks a product rule.
@@ -49,13 +51,18 @@ impl From<WriteError> for CreateProductError {
 #[derive(Clone)]
 pub struct CreateProduct {
     products: Arc<dyn ProductRepository>,
+    admins: AdminCheck,
     clock: Arc<dyn Clock>,
 }
 
 impl CreateProduct {
     #[must_use]
-    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { products, clock }
+    pub fn new(
+        products: Arc<dyn ProductRepository>,
+        admins: AdminCheck,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { products, admins, clock }
     }
 
     /// Creates the product and returns it.
@@ -67,6 +74,7 @@ impl CreateProduct {
         actor: &Actor,
         draft: ProductDraft,
     ) -> Result<Product, CreateProductError> {
+        let actor = self.admins.recheck(actor).await?.ok_or(CreateProductError::Forbidden)?;
         if !actor.is_admin() {
             return Err(CreateProductError::Forbidden);
         }

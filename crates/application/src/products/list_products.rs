@@ -6,6 +6,7 @@ use orderly_domain::{Actor, Product};
 
 use crate::{
     StoreError,
+    auth::admin_check::AdminCheck,
     pagination::{InvalidCursor, KeyKind, ListRequest, Listed},
     ports::{ProductFilter, ProductQueries, ProductSort},
 };
@@ -13,10 +14,12 @@ use crate::{
 /// Why the list could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ListProductsError {
-    /// Archived products were asked for without credentials (only admins see them).
+    /// Archived products were asked for without credentials (only admins see them), or by an
+    /// account deleted since its token was checked.
     #[error("listing archived products needs an administrator's access token")]
     Unauthenticated,
-    /// Only admins see archived products.
+    /// Only admins see archived products (as the database has them now: a demoted admin does
+    /// not).
     #[error("only administrators may list archived products")]
     Forbidden,
     /// The search text is longer than [`MAX_QUERY_LEN`] or holds control characters.
@@ -43,15 +46,17 @@ pub fn scope(filter: &ProductFilter) -> String {
 #[derive(Clone)]
 pub struct ListProducts {
     queries: Arc<dyn ProductQueries>,
+    admins: AdminCheck,
 }
 
 impl ListProducts {
     #[must_use]
-    pub fn new(queries: Arc<dyn ProductQueries>) -> Self {
-        Self { queries }
+    pub fn new(queries: Arc<dyn ProductQueries>, admins: AdminCheck) -> Self {
+        Self { queries, admins }
     }
 
-    /// One page of products matching `filter`. `actor` is `None` for anonymous callers.
+    /// One page of products matching `filter`. `actor` is `None` for anonymous callers; archived
+    /// products are listed for admins only, as the database has them now (ADR 0027).
     ///
     /// # Errors
     /// See [`ListProductsError`].
@@ -62,10 +67,11 @@ impl ListProducts {
         request: ListRequest,
     ) -> Result<Listed<Product>, ListProductsError> {
         if filter.include_archived {
-            match actor {
-                None => return Err(ListProductsError::Unauthenticated),
-                Some(actor) if !actor.is_admin() => return Err(ListProductsError::Forbidden),
-                Some(_) => {}
+            let Some(actor) = actor else { return Err(ListProductsError::Unauthenticated) };
+            let actor =
+                self.admins.recheck(actor).await?.ok_or(ListProductsError::Unauthenticated)?;
+            if !actor.is_admin() {
+                return Err(ListProductsError::Forbidden);
             }
         }
         filter.q = filter.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());

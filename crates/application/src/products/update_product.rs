@@ -1,4 +1,4 @@
-//! Changes a product (admins only).
+//! Changes a product (admins only, as the database has them: ADR 0027).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use orderly_domain::{
 
 use crate::{
     StoreError, WRITE_ATTEMPTS, WriteError,
+    auth::admin_check::AdminCheck,
     ports::{Clock, ProductRepository},
 };
 
@@ -27,7 +28,8 @@ pub struct UpdateProductInput {
 /// Why the update failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateProductError {
-    /// Only admins change the catalogue.
+    /// Only admins change the catalogue: the actor is not one as the database has it now (a
+    /// demoted admin, or an account deleted since its token was checked).
     #[error("only administrators may change products")]
     Forbidden,
     /// No such product.
@@ -79,13 +81,18 @@ impl From<WriteError> for UpdateProductError {
 #[derive(Clone)]
 pub struct UpdateProduct {
     products: Arc<dyn ProductRepository>,
+    admins: AdminCheck,
     clock: Arc<dyn Clock>,
 }
 
 impl UpdateProduct {
     #[must_use]
-    pub fn new(products: Arc<dyn ProductRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { products, clock }
+    pub fn new(
+        products: Arc<dyn ProductRepository>,
+        admins: AdminCheck,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { products, admins, clock }
     }
 
     /// Applies the changes and returns the product as stored.
@@ -103,6 +110,7 @@ impl UpdateProduct {
         id: ProductId,
         input: UpdateProductInput,
     ) -> Result<Product, UpdateProductError> {
+        let actor = self.admins.recheck(actor).await?.ok_or(UpdateProductError::Forbidden)?;
         if !actor.is_admin() {
             return Err(UpdateProductError::Forbidden);
         }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, UserId};
 
-use crate::{StoreError, WriteError, ports::UserRepository, users::may_access};
+use crate::{
+    StoreError, WriteError, auth::admin_check::AdminCheck, ports::UserRepository, users::may_access,
+};
 
 /// Why the user could not be deleted.
 #[derive(Debug, thiserror::Error)]
@@ -44,20 +46,23 @@ impl From<WriteError> for DeleteUserError {
 #[derive(Clone)]
 pub struct DeleteUser {
     users: Arc<dyn UserRepository>,
+    admins: AdminCheck,
 }
 
 impl DeleteUser {
     #[must_use]
-    pub fn new(users: Arc<dyn UserRepository>) -> Self {
-        Self { users }
+    pub fn new(users: Arc<dyn UserRepository>, admins: AdminCheck) -> Self {
+        Self { users, admins }
     }
 
-    /// Deletes the user `id`: themselves, or anyone for an admin.
+    /// Deletes the user `id`: themselves, or anyone for an admin (as the database has them
+    /// now, ADR 0027).
     ///
     /// # Errors
     /// See [`DeleteUserError`].
     pub async fn execute(&self, actor: &Actor, id: UserId) -> Result<(), DeleteUserError> {
-        if !may_access(actor, id) {
+        let actor = self.admins.recheck(actor).await?.ok_or(DeleteUserError::NotFound)?;
+        if !may_access(&actor, id) {
             return Err(DeleteUserError::NotFound);
         }
         self.users.delete(id).await?;

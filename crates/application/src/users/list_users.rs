@@ -1,4 +1,4 @@
-//! Lists users: admins only.
+//! Lists users: admins only, as the database has them (ADR 0027).
 
 use std::sync::Arc;
 
@@ -6,6 +6,7 @@ use orderly_domain::{Actor, User};
 
 use crate::{
     StoreError,
+    auth::admin_check::AdminCheck,
     pagination::{InvalidCursor, ListRequest, Listed},
     ports::UserQueries,
 };
@@ -16,7 +17,8 @@ pub const SCOPE: &str = "users";
 /// Why the list could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ListUsersError {
-    /// Only admins list users.
+    /// Only admins list users: the actor is not one as the database has it now (a demoted
+    /// admin, or an account deleted since its token was checked).
     #[error("only administrators may list users")]
     Forbidden,
     /// The cursor is not one this list handed out.
@@ -31,24 +33,27 @@ pub enum ListUsersError {
 #[derive(Clone)]
 pub struct ListUsers {
     queries: Arc<dyn UserQueries>,
+    admins: AdminCheck,
 }
 
 impl ListUsers {
     #[must_use]
-    pub fn new(queries: Arc<dyn UserQueries>) -> Self {
-        Self { queries }
+    pub fn new(queries: Arc<dyn UserQueries>, admins: AdminCheck) -> Self {
+        Self { queries, admins }
     }
 
     /// One page of users in creation order.
     ///
     /// # Errors
-    /// [`ListUsersError::Forbidden`] for non-admins, [`ListUsersError::InvalidCursor`] for a
+    /// [`ListUsersError::Forbidden`] for non-admins (the role the database holds now; also for
+    /// an account deleted since its token was checked), [`ListUsersError::InvalidCursor`] for a
     /// foreign cursor, [`ListUsersError::Store`] when the store fails.
     pub async fn execute(
         &self,
         actor: &Actor,
         request: ListRequest,
     ) -> Result<Listed<User>, ListUsersError> {
+        let actor = self.admins.recheck(actor).await?.ok_or(ListUsersError::Forbidden)?;
         if !actor.is_admin() {
             return Err(ListUsersError::Forbidden);
         }

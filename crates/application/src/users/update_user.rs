@@ -12,6 +12,7 @@ use orderly_domain::{Actor, Email, Password, PasswordHash, Role, User, UserId, U
 
 use crate::{
     StoreError, WRITE_ATTEMPTS, WriteError,
+    auth::admin_check::AdminCheck,
     ports::{Clock, PasswordHasher, RefreshTokens, UserRepository},
     users::may_access,
 };
@@ -141,6 +142,7 @@ pub struct UpdateUser {
     users: Arc<dyn UserRepository>,
     hasher: Arc<dyn PasswordHasher>,
     refresh_tokens: Arc<dyn RefreshTokens>,
+    admins: AdminCheck,
     clock: Arc<dyn Clock>,
 }
 
@@ -150,9 +152,10 @@ impl UpdateUser {
         users: Arc<dyn UserRepository>,
         hasher: Arc<dyn PasswordHasher>,
         refresh_tokens: Arc<dyn RefreshTokens>,
+        admins: AdminCheck,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, hasher, refresh_tokens, clock }
+        Self { users, hasher, refresh_tokens, admins, clock }
     }
 
     /// Applies the changes and returns the user as stored. A new password or a new role ends
@@ -167,7 +170,8 @@ impl UpdateUser {
     /// A new password or e-mail address for the actor's own account is checked against
     /// `current_password` (with the bounded hasher, after the cheaper checks and before the new
     /// password is hashed); it is checked again only if the stored password changed between
-    /// two attempts. See the module documentation for admins.
+    /// two attempts. See the module documentation for admins. An admin's powers (another
+    /// user's account, any role change) are those of the role the database holds now (ADR 0027).
     ///
     /// # Errors
     /// See [`UpdateUserError`]. Nothing is stored on error; only the sessions of a password or
@@ -178,6 +182,7 @@ impl UpdateUser {
         actor: &Actor,
         input: UpdateUserInput,
     ) -> Result<User, UpdateUserError> {
+        let actor = &self.admins.recheck(actor).await?.ok_or(UpdateUserError::NotFound)?;
         if !may_access(actor, input.id) {
             return Err(UpdateUserError::NotFound);
         }

@@ -9,7 +9,9 @@ mod state;
 
 use std::collections::BTreeMap;
 
-pub use payment::{Payment, PaymentChangeError, PaymentDue, PaymentParts, PaymentStatus};
+pub use payment::{
+    Payment, PaymentChangeError, PaymentDue, PaymentParts, PaymentStatus, SETTLEMENT_ATTEMPTS,
+};
 pub use state::{
     Actor, ActorKind, OrderAction, OrderStatus, TransitionError, UnknownName, allowed_actions,
     transition,
@@ -697,6 +699,23 @@ impl Order {
         }
         if let Some(payment) = &mut self.payment {
             payment.moved_to(PaymentStatus::RefundPending, now);
+        }
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Records that the provider failed the work the payment owes once more (unreachable, or
+    /// an answer that settles nothing): the work stays owed, and the count tells when it needs
+    /// a person ([`Payment::needs_attention`]).
+    ///
+    /// # Errors
+    /// [`PaymentChangeError::NothingOwed`] when nothing is owed.
+    pub fn record_settlement_failure(&mut self, now: Timestamp) -> Result<(), PaymentChangeError> {
+        if self.payment_due().is_none() {
+            return Err(self.nothing_owed("settlement"));
+        }
+        if let Some(payment) = &mut self.payment {
+            payment.failed_once_more();
         }
         self.touch(now);
         Ok(())

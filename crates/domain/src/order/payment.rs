@@ -9,6 +9,12 @@ use std::{fmt, str::FromStr};
 use super::{OrderStatus, UnknownName};
 use crate::{Money, time::Timestamp};
 
+/// How many times in a row the provider may fail the work a payment owes (a capture, a void, a
+/// refund, a reconciliation) before the payment needs a person: it is still owed and asked for
+/// on every run of the job, and from then on each failure is an error an operator is alerted to
+/// (`payment.needs_attention`, the `orderly_payments_needing_attention` gauge).
+pub const SETTLEMENT_ATTEMPTS: u32 = 10;
+
 /// Where a payment stands with the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentStatus {
@@ -86,6 +92,8 @@ pub struct Payment {
     /// The attempt a `pending` authorization was asked with: asking again with it is the same
     /// idempotent request.
     attempt: Option<u64>,
+    /// How many times in a row the provider failed the work owed (0 once it is done).
+    failures: u32,
     amount: Money,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -100,6 +108,8 @@ pub struct PaymentParts {
     pub reference: Option<String>,
     /// The attempt a `pending` authorization was asked with.
     pub attempt: Option<u64>,
+    /// How many times in a row the provider failed the work owed.
+    pub failures: u32,
     pub amount: Money,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -109,8 +119,9 @@ impl Payment {
     /// A payment as stored.
     #[must_use]
     pub fn restore(parts: PaymentParts) -> Self {
-        let PaymentParts { status, reference, attempt, amount, created_at, updated_at } = parts;
-        Self { status, reference, attempt, amount, created_at, updated_at }
+        let PaymentParts { status, reference, attempt, failures, amount, created_at, updated_at } =
+            parts;
+        Self { status, reference, attempt, failures, amount, created_at, updated_at }
     }
 
     pub(super) fn new(
@@ -119,7 +130,15 @@ impl Payment {
         amount: Money,
         now: Timestamp,
     ) -> Self {
-        Self { status, reference, attempt: None, amount, created_at: now, updated_at: now }
+        Self {
+            status,
+            reference,
+            attempt: None,
+            failures: 0,
+            amount,
+            created_at: now,
+            updated_at: now,
+        }
     }
 
     /// An authorization about to be asked for with `attempt`, recorded before the call.
@@ -135,7 +154,13 @@ impl Payment {
 
     pub(super) fn moved_to(&mut self, status: PaymentStatus, now: Timestamp) {
         self.status = status;
+        self.failures = 0;
         self.updated_at = now;
+    }
+
+    /// The provider failed the work owed once more.
+    pub(super) fn failed_once_more(&mut self) {
+        self.failures = self.failures.saturating_add(1);
     }
 
     #[must_use]
@@ -151,6 +176,17 @@ impl Payment {
     #[must_use]
     pub fn attempt(&self) -> Option<u64> {
         self.attempt
+    }
+    /// How many times in a row the provider failed the work owed.
+    #[must_use]
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+    /// Whether the provider failed the work owed [`SETTLEMENT_ATTEMPTS`] times in a row: a
+    /// person must look (it is still asked for on every run).
+    #[must_use]
+    pub fn needs_attention(&self) -> bool {
+        self.failures >= SETTLEMENT_ATTEMPTS
     }
     #[must_use]
     pub fn amount(&self) -> Money {

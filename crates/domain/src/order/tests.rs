@@ -446,6 +446,26 @@ fn an_order_that_ends_with_a_pending_authorization_owes_a_reconciliation() {
 }
 
 #[test]
+fn settlement_failures_are_counted_until_the_work_is_done_and_a_bound_asks_for_a_person() {
+    let mut order = paid(owner());
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    assert_eq!(order.payment_due(), Some(PaymentDue::Void));
+    for failed in 1..=SETTLEMENT_ATTEMPTS {
+        let version = order.version();
+        order.record_settlement_failure(now()).expect("a void is owed");
+        let payment = order.payment().expect("a payment");
+        assert_eq!(payment.failures(), failed);
+        assert_eq!(payment.needs_attention(), failed == SETTLEMENT_ATTEMPTS, "after {failed}");
+        assert_eq!(order.version(), version + 1);
+        assert_eq!(order.payment_due(), Some(PaymentDue::Void), "still owed");
+    }
+    order.record_payment_done(PaymentDue::Void, now()).expect("void owed");
+    let payment = order.payment().expect("a payment");
+    assert_eq!((payment.failures(), payment.needs_attention()), (0, false));
+    assert!(order.record_settlement_failure(now()).is_err(), "nothing owed any more");
+}
+
+#[test]
 fn a_declined_capture_fails_the_payment_and_owes_nothing_more() {
     let mut order = paid(owner());
     order.record_capture_declined(now()).expect("capture owed");
@@ -556,6 +576,7 @@ fn a_restored_payment_is_the_one_stored() {
         status: payment.status(),
         reference: payment.reference().map(str::to_owned),
         attempt: payment.attempt(),
+        failures: payment.failures(),
         amount: payment.amount(),
         created_at: payment.created_at(),
         updated_at: payment.updated_at(),
@@ -617,6 +638,7 @@ fn every_move_from_every_status_with_every_payment() {
                         status,
                         reference: Some("pi_1".to_owned()),
                         attempt: None,
+                        failures: 0,
                         amount: template.total(),
                         created_at: now(),
                         updated_at: now(),

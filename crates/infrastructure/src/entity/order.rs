@@ -17,6 +17,8 @@ pub(crate) struct Model {
     pub payment_updated_at: Option<DateTimeUtc>,
     /// The attempt a `pending` authorization was asked with.
     pub payment_attempt: Option<i64>,
+    /// How many times in a row the provider failed the work the payment owes.
+    pub payment_failures: i32,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -186,6 +186,7 @@ fn payment_from_row(row: &order::Model) -> anyhow::Result<Option<Payment>> {
             .payment_attempt
             .map(|attempt| u64::try_from(attempt).context("negative payment attempt"))
             .transpose()?,
+        failures: u32::try_from(row.payment_failures).context("negative payment failures")?,
         amount: money(amount, &row.currency)?,
         created_at,
         updated_at,
@@ -200,6 +201,7 @@ pub(crate) struct PaymentColumns {
     pub(crate) created_at: Option<Timestamp>,
     pub(crate) updated_at: Option<Timestamp>,
     pub(crate) attempt: Option<i64>,
+    pub(crate) failures: i32,
 }
 
 pub(crate) fn payment_columns(order: &Order) -> PaymentColumns {
@@ -211,6 +213,8 @@ pub(crate) fn payment_columns(order: &Order) -> PaymentColumns {
         created_at: payment.map(Payment::created_at),
         updated_at: payment.map(Payment::updated_at),
         attempt: payment.and_then(Payment::attempt).and_then(|attempt| i64::try_from(attempt).ok()),
+        failures: payment
+            .map_or(0, |payment| i32::try_from(payment.failures()).unwrap_or(i32::MAX)),
     }
 }
 
@@ -229,6 +233,7 @@ pub(crate) fn order_row(order: &Order) -> anyhow::Result<order::Model> {
         payment_created_at: payment.created_at,
         payment_updated_at: payment.updated_at,
         payment_attempt: payment.attempt,
+        payment_failures: payment.failures,
         version: version_to_db(order.version())?,
         created_at: order.created_at(),
         updated_at: order.updated_at(),

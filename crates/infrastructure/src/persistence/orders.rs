@@ -14,11 +14,12 @@ use orderly_application::{
 };
 use orderly_domain::{
     Order, OrderId, OrderStatus, OrderTransition, PaymentDue, PaymentStatus, ProductId,
-    time::Timestamp,
+    order::SETTLEMENT_ATTEMPTS, time::Timestamp,
 };
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _, TransactionTrait as _,
+    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _,
+    TransactionTrait as _,
     sea_query::{
         Alias, CommonTableExpression, Condition, Expr, ExprTrait as _, LockBehavior, LockType,
         Query, Values, WithClause,
@@ -283,7 +284,8 @@ fn with_payment(
         .col_expr(order::Column::PaymentAmount, Expr::value(payment.amount))
         .col_expr(order::Column::PaymentCreatedAt, Expr::value(payment.created_at))
         .col_expr(order::Column::PaymentUpdatedAt, Expr::value(payment.updated_at))
-        .col_expr(order::Column::PaymentAttempt, Expr::value(payment.attempt)))
+        .col_expr(order::Column::PaymentAttempt, Expr::value(payment.attempt))
+        .col_expr(order::Column::PaymentFailures, Expr::value(payment.failures)))
 }
 
 /// Records an idempotent response in the effect's transaction; a lost claim fails the write (the
@@ -432,6 +434,16 @@ impl OrderRepository for SeaOrmOrderRepository {
             .map_err(store("finding payments to settle"))?;
         let orders = with_items(conn, rows).await?;
         Ok(orders.into_iter().filter(|order| order.payment_due().is_some()).collect())
+    }
+
+    async fn count_payments_needing_attention(&self) -> Result<u64, StoreError> {
+        let bound = i32::try_from(SETTLEMENT_ATTEMPTS).unwrap_or(i32::MAX);
+        // Failures are reset when the work is done: a count at the bound is work still owed.
+        order::Entity::find()
+            .filter(order::Column::PaymentFailures.gte(bound))
+            .count(self.db.connection())
+            .await
+            .map_err(store("counting payments that need attention"))
     }
 
     async fn claim_overdue(

@@ -1,8 +1,10 @@
 //! Adapters for the non-persistence ports: password hashing, access tokens, the clock, the
-//! payment gateway and rate limiting.
+//! payment gateway and rate limiting; and the per-instance caches (accounts, products) with the
+//! Redis invalidations they share.
 
 mod account_cache;
 mod clock;
+mod invalidation;
 mod password;
 mod payment;
 mod product_cache;

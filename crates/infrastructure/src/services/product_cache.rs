@@ -11,18 +11,18 @@
 //!   emptied whenever the subscription is (re)made, since messages may have been missed.
 //! - Whatever happens to Redis, an entry lives at most the cache's TTL: that is the bound on a
 //!   stale read. With Redis up, the bound is the time a message takes (milliseconds).
+//!
+//! The messages and the subscription are [`Invalidations`], shared with the account cache.
 
 use std::{
     sync::{
-        Arc, Weak,
+        Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use anyhow::Context as _;
 use async_trait::async_trait;
-use futures_util::StreamExt as _;
 use moka::sync::Cache;
 use orderly_application::{
     StoreError,
@@ -31,17 +31,12 @@ use orderly_application::{
 };
 use orderly_domain::{Product, ProductId};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::task::AbortHandle;
 use uuid::Uuid;
 
-/// How long a write waits for its invalidation to reach Redis before it gives up (and leaves
-/// the other instances to the TTL).
-const PUBLISH_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long making the subscription may take before it is tried again.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The pause between two attempts to (re)subscribe.
-const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+use super::invalidation::{Invalidations, Listener, Topic};
+
+/// How the product cache's messages and warnings are named.
+const TOPIC: Topic = Topic { name: "product cache", ttl_setting: "PRODUCT_CACHE_TTL" };
 
 /// How big the cache is and how long its entries live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,25 +71,9 @@ struct Inner {
     /// Whether entries may be served and stored: always without Redis; with Redis, while the
     /// subscription is up.
     serving: AtomicBool,
-    bus: Option<Bus>,
-    /// The subscriber task, stopped with the cache.
-    subscriber: std::sync::Mutex<Option<AbortHandle>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(task) = self.subscriber.get_mut().ok().and_then(Option::take) {
-            task.abort();
-        }
-    }
-}
-
-/// Where invalidations are published.
-struct Bus {
-    publisher: ConnectionManager,
-    channel: String,
-    /// This instance, so that it skips its own messages.
-    origin: String,
+    /// With Redis: where invalidations are published and heard (its subscriber stops with the
+    /// cache).
+    bus: Option<Invalidations>,
 }
 
 impl ProductCache {
@@ -129,19 +108,10 @@ impl ProductCache {
         if settings.ttl.is_zero() {
             return Ok(Self::disabled());
         }
-        let client = redis::Client::open(url).context("invalid Redis URL for the product cache")?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(PUBLISH_TIMEOUT))
-            .set_response_timeout(Some(PUBLISH_TIMEOUT))
-            .set_number_of_retries(1);
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .context("cannot set up the Redis connection for the product cache")?;
-        let bus =
-            Bus { publisher, channel: channel.into(), origin: Uuid::now_v7().simple().to_string() };
+        let bus = Invalidations::new(TOPIC, url, channel)?;
         let inner = Arc::new(Inner::new(settings, Some(bus)));
-        let task = tokio::spawn(subscribe(Arc::downgrade(&inner), client));
-        if let Ok(mut subscriber) = inner.subscriber.lock() {
-            *subscriber = Some(task.abort_handle());
+        if let Some(bus) = &inner.bus {
+            bus.listen(Arc::downgrade(&inner));
         }
         Ok(Self { inner: Some(inner) })
     }
@@ -155,25 +125,8 @@ impl ProductCache {
             return;
         }
         inner.evict(ids, &inner.metrics.local);
-        let Some(bus) = &inner.bus else { return };
-        let message = encode(&bus.origin, ids);
-        let mut publisher = bus.publisher.clone();
-        let published = tokio::time::timeout(
-            PUBLISH_TIMEOUT,
-            redis::cmd("PUBLISH").arg(&bus.channel).arg(message).query_async::<u64>(&mut publisher),
-        )
-        .await;
-        match published {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(
-                error = %error,
-                "could not publish a product cache invalidation; other instances follow within \
-                 PRODUCT_CACHE_TTL"
-            ),
-            Err(_) => tracing::warn!(
-                "publishing a product cache invalidation timed out; other instances follow \
-                 within PRODUCT_CACHE_TTL"
-            ),
+        if let Some(bus) = &inner.bus {
+            bus.publish(ids.iter().map(|id| id.into_uuid())).await;
         }
     }
 
@@ -283,7 +236,7 @@ impl CacheMetrics {
 }
 
 impl Inner {
-    fn new(settings: ProductCacheSettings, bus: Option<Bus>) -> Self {
+    fn new(settings: ProductCacheSettings, bus: Option<Invalidations>) -> Self {
         let metrics = CacheMetrics::new();
         metrics.serving.set(i64::from(bus.is_none()));
         Self {
@@ -295,7 +248,6 @@ impl Inner {
             generation: AtomicU64::new(0),
             serving: AtomicBool::new(bus.is_none()),
             bus,
-            subscriber: std::sync::Mutex::new(None),
         }
     }
 
@@ -317,68 +269,24 @@ impl Inner {
     }
 }
 
-/// `<origin> <id>,<id>,...`
-fn encode(origin: &str, ids: &[ProductId]) -> String {
-    let ids: Vec<String> = ids.iter().map(|id| id.into_uuid().simple().to_string()).collect();
-    format!("{origin} {}", ids.join(","))
-}
-
-/// The ids of a message from another instance; `None` for this instance's own messages.
-/// An id that does not parse empties the whole cache (better too much than too little).
-fn decode(origin: &str, message: &str) -> Option<Result<Vec<ProductId>, ()>> {
-    let (from, ids) = message.split_once(' ').unwrap_or(("", message));
-    if from == origin {
-        return None;
+#[async_trait]
+impl Listener for Inner {
+    async fn subscribed(&self) {
+        self.set_serving(true);
     }
-    Some(
-        ids.split(',')
-            .map(|id| Uuid::parse_str(id).map(ProductId::from_uuid).map_err(|_| ()))
-            .collect(),
-    )
-}
 
-/// Keeps a subscription to the invalidation channel, for as long as the cache lives.
-async fn subscribe(cache: Weak<Inner>, client: redis::Client) {
-    loop {
-        let Some((channel, origin)) = cache.upgrade().and_then(|inner| {
-            inner.bus.as_ref().map(|bus| (bus.channel.clone(), bus.origin.clone()))
-        }) else {
-            return;
-        };
-        let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        match subscribed {
-            Ok(Ok(pubsub)) => {
-                let Some(inner) = cache.upgrade() else { return };
-                inner.set_serving(true);
-                tracing::debug!(%channel, "product cache subscribed to invalidations");
-                drop(inner);
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    let Some(inner) = cache.upgrade() else { return };
-                    let payload: String = message.get_payload().unwrap_or_default();
-                    match decode(&origin, &payload) {
-                        None => {}
-                        Some(Ok(ids)) => inner.evict(&ids, &inner.metrics.remote),
-                        Some(Err(())) => inner.set_serving(true),
-                    }
-                }
-                let Some(inner) = cache.upgrade() else { return };
-                inner.set_serving(false);
-                tracing::warn!(
-                    "product cache lost its Redis subscription; bypassed until it is back"
-                );
+    async fn received(&self, ids: Option<Vec<Uuid>>) {
+        match ids {
+            Some(ids) => {
+                let ids: Vec<ProductId> = ids.into_iter().map(ProductId::from_uuid).collect();
+                self.evict(&ids, &self.metrics.remote);
             }
-            Ok(Err(error)) => {
-                tracing::debug!(error = %error, "product cache cannot subscribe to Redis yet");
-            }
-            Err(_) => tracing::debug!("subscribing the product cache to Redis timed out"),
+            None => self.set_serving(true),
         }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+
+    async fn lost(&self) {
+        self.set_serving(false);
     }
 }
 
@@ -475,14 +383,5 @@ mod tests {
         cache.fill(cache.generation(), &cached);
         assert!(cache.get(cached.id()).is_none());
         assert!(!cache.is_serving());
-    }
-
-    #[test]
-    fn messages_name_their_origin_and_ids() {
-        let ids = [ProductId::new(), ProductId::new()];
-        let message = encode("me", &ids);
-        assert_eq!(decode("me", &message), None);
-        assert_eq!(decode("other", &message), Some(Ok(ids.to_vec())));
-        assert_eq!(decode("other", "x not-a-uuid"), Some(Err(())));
     }
 }

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod account_changes;
 mod auth;
 mod errors;
 mod first_run;

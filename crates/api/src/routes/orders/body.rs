@@ -1,4 +1,5 @@
-//! Orders on the wire.
+//! Orders on the wire: the bodies of `/api/v1/orders` and their schemas, built from the
+//! domain's bounds (`orderly_domain::order`).
 
 use chrono::{DateTime, Utc};
 use orderly_application::orders::{moves::MoveRequest, place_order::PlaceOrderInput};
@@ -8,10 +9,52 @@ use orderly_domain::{
     order::{MAX_ORDER_LINES, MAX_QUANTITY, REASON_MAX_LEN},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, PartialSchema as _, ToSchema,
+    openapi::{Array, ArrayBuilder, KnownFormat, Object},
+};
 
-use super::{MoneyDto, integer, schema};
-use crate::validation::FieldErrors;
+use crate::{
+    dto::{
+        MoneyDto, integer,
+        schema::{self, Lines},
+    },
+    validation::FieldErrors,
+};
+
+// ---- Schemas, from the domain's bounds ----
+
+/// `quantity` of an order line.
+fn quantity() -> Object {
+    schema::integer(
+        false,
+        KnownFormat::Int32,
+        1,
+        MAX_QUANTITY.into(),
+        "Units of the product; lines for the same product are added up, to the same maximum.",
+    )
+}
+
+/// `items` of a new order: 1 to `MAX_ORDER_LINES` lines.
+fn order_lines() -> Array {
+    ArrayBuilder::new()
+        .items(OrderLineRequest::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_ORDER_LINES))
+        .build()
+}
+
+/// `reason` of a transition.
+pub(crate) fn reason() -> Object {
+    schema::bounded_text(
+        true,
+        REASON_MAX_LEN,
+        Lines::Many,
+        "Why, for the history. Trimmed; not blank; line breaks allowed, no other control characters.",
+    )
+}
+
+// ---- Bodies ----
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -111,7 +154,7 @@ pub struct OrderLineRequest {
     /// Units of the product; at most 1000 per product in one order.
     #[garde(range(min = 1, max = MAX_QUANTITY))]
     #[serde(deserialize_with = "integer::required")]
-    #[schema(schema_with = schema::quantity)]
+    #[schema(schema_with = quantity)]
     pub quantity: u32,
 }
 
@@ -121,7 +164,7 @@ pub struct OrderLineRequest {
 #[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
 pub struct CreateOrderRequest {
     #[garde(length(min = 1, max = MAX_ORDER_LINES), dive)]
-    #[schema(schema_with = schema::order_lines)]
+    #[schema(schema_with = order_lines)]
     pub items: Vec<OrderLineRequest>,
 }
 
@@ -151,15 +194,6 @@ impl TryFrom<CreateOrderRequest> for PlaceOrderInput {
     }
 }
 
-/// The `Idempotency-Key` request header of the routes that create or move orders (ADR 0023).
-#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IdempotencyKeyHeader {
-    #[serde(rename = "Idempotency-Key")]
-    #[param(schema_with = schema::idempotency_key)]
-    pub idempotency_key: Option<String>,
-}
-
 /// `POST /api/v1/orders/{id}/transitions`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
@@ -168,7 +202,7 @@ pub struct TransitionRequest {
     #[garde(skip)]
     pub action: RequestedActionDto,
     #[garde(inner(length(chars, min = 1, max = REASON_MAX_LEN)))]
-    #[schema(schema_with = schema::reason)]
+    #[schema(schema_with = reason)]
     pub reason: Option<String>,
 }
 
@@ -263,6 +297,10 @@ pub struct PaymentResponse {
     /// The payment provider's reference (`null` for a declined payment, and while `pending`).
     pub reference: Option<String>,
     pub amount: MoneyDto,
+    /// The provider failed the work this payment still owes (a capture, a void, a refund, or
+    /// finding an authorization whose answer was lost) many times in a row: it is still asked
+    /// for, and operators are alerted to look.
+    pub needs_attention: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -273,6 +311,7 @@ impl From<&Payment> for PaymentResponse {
             status: payment.status().into(),
             reference: payment.reference().map(str::to_owned),
             amount: payment.amount().into(),
+            needs_attention: payment.needs_attention(),
             created_at: payment.created_at(),
             updated_at: payment.updated_at(),
         }

@@ -1,4 +1,9 @@
-//! `/api/v1/orders`: placing orders, reading them, and moving them through the state machine.
+//! `/api/v1/orders`, in one place: placing orders, reading them, and moving them through the
+//! state machine (the routes, here), their bodies and schemas (`body.rs`), and how the use
+//! cases' refusals become problems (`errors.rs`).
+
+pub(crate) mod body;
+mod errors;
 
 use std::sync::Arc;
 
@@ -10,16 +15,16 @@ use orderly_application::{
 };
 use orderly_domain::{Order, OrderAction, OrderId, UserId, Uuid};
 
+pub use self::body::{
+    CreateOrderRequest, OrderActionDto, OrderItemResponse, OrderLineRequest, OrderListQuery,
+    OrderPage, OrderResponse, OrderStatusDto, PaymentResponse, PaymentStatusDto,
+    RequestedActionDto, RequestedMove, TransitionList, TransitionRequest, TransitionResponse,
+    UserOrderListQuery,
+};
 use crate::{
     auth::Authenticated,
     context::RequestId,
-    dto::{
-        PageQuery,
-        orders::{
-            CreateOrderRequest, IdempotencyKeyHeader, OrderListQuery, OrderPage, OrderResponse,
-            RequestedMove, TransitionList, TransitionRequest, TransitionResponse,
-        },
-    },
+    dto::{IdempotencyKeyHeader, PageQuery},
     etag::{etag, if_match},
     idempotency::{self, send, stored},
     problem::{ApiError, Problem},
