@@ -1047,3 +1047,68 @@ async fn a_refused_void_of_a_payment_in_another_state_is_unexpected() {
     let Err(PaymentError::Unexpected(error)) = voided else { panic!("{voided:?}") };
     assert!(format!("{error:#}").contains("processing"), "{error:#}");
 }
+
+/// A provider that reads each request whole, then drops the connection without answering: the
+/// work may be done, the answer is lost. Returns its address and the `Idempotency-Key` of every
+/// request it read.
+async fn dropping_provider() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = format!("http://{}", listener.local_addr().expect("its address"));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&keys);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                // Read until the head and a form body have arrived (bounded by the test's own
+                // time-outs: the client gives up first).
+                while let Ok(read) = socket.read(&mut buffer).await {
+                    if read == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())
+                                    .flatten()
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            let key = head.lines().find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("idempotency-key")
+                                    .then(|| value.trim().to_owned())
+                            });
+                            seen.lock().expect("not poisoned").push(key.unwrap_or_default());
+                            break;
+                        }
+                    }
+                }
+                drop(socket);
+            });
+        }
+    });
+    (address, keys)
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_the_request_is_unavailable_and_retried_with_the_same_key() {
+    let (address, keys) = dropping_provider().await;
+    let gateway = gateway(settings(address));
+    let order = OrderId::new();
+
+    let authorized = gateway.authorize(order, 7, eur(2500)).await;
+
+    let (_, cause) = unavailable(authorized);
+    assert!(cause.contains("after 3 attempt(s)"), "{cause}");
+    let keys = keys.lock().expect("not poisoned").clone();
+    assert_eq!(keys, vec![authorize_key(order, 7); 3], "the same request, three times");
+}

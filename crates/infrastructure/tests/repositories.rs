@@ -19,6 +19,7 @@ use orderly_domain::{
     ProductDraft, ProductId, ProductName, Quantity, Reason, Role, Sku, User, UserId, UserName,
     UserParts,
     money::MAX_AMOUNT_MINOR,
+    order::SETTLEMENT_ATTEMPTS,
     product::MAX_STOCK,
     time::{TimeDelta, Timestamp},
 };
@@ -1129,6 +1130,55 @@ async fn a_payment_taken_after_a_cancellation_is_saved_at_the_expected_version_o
     assert_eq!(order_fields(&shop.stored(&cancelled).await), order_fields(&stored));
 }
 
+async fn a_pending_authorization_and_settlement_failures_round_trip_and_are_counted(db: &Database) {
+    let shop = Shop::new(db);
+    let ada = shop.customer("ada").await;
+    let keyboard = shop.stocked("KB-1", 4999, 10).await;
+    let (mut order, _) = shop.place_due(&ada, &[(&keyboard, 1)], at(100), at(1900)).await;
+
+    // The authorization asked for is stored before the provider answers (ADR 0026).
+    let loaded = order.version();
+    let attempt = order.payment_attempt();
+    order.record_authorization_asked(attempt, at(150)).expect("payable");
+    shop.orders.save_payment(&order, loaded).await.expect("saving the pending payment");
+    let stored = shop.stored(&order).await;
+    let payment = stored.payment().expect("a payment");
+    assert_eq!(
+        (payment.status(), payment.reference(), payment.attempt()),
+        (PaymentStatus::Pending, None, Some(attempt))
+    );
+    assert_eq!(stored.payment_attempt(), attempt, "a retry asks with the same attempt");
+
+    // Cancelled: a reconciliation is owed; each failure of it is counted and kept.
+    shop.apply(&mut order, OrderAction::Cancel, actor(&ada), None, at(200)).await;
+    assert_eq!(order.payment_due(), Some(PaymentDue::Reconcile));
+    assert_eq!(shop.orders.count_payments_needing_attention().await.expect("counted"), 0);
+    for failed in 1..=SETTLEMENT_ATTEMPTS {
+        let loaded = order.version();
+        order.record_settlement_failure(at(300)).expect("owed");
+        shop.orders.save_payment(&order, loaded).await.expect("saving a failure");
+        let stored = shop.stored(&order).await;
+        assert_eq!(stored.payment().map(Payment::failures), Some(failed));
+    }
+    assert!(shop.stored(&order).await.payment().is_some_and(Payment::needs_attention));
+    assert_eq!(shop.orders.count_payments_needing_attention().await.expect("counted"), 1);
+    let owed = shop.orders.find_payments_due(at(400), 10).await.expect("owed payments");
+    assert!(owed.iter().any(|owing| owing.id() == order.id()), "still asked for");
+
+    // Found and voided: nothing is owed, nothing needs a person.
+    let loaded = order.version();
+    order.record_reconciled_authorization(Some("pi_found".to_owned()), at(500)).expect("owed");
+    order.record_payment_done(PaymentDue::Void, at(500)).expect("a void is owed");
+    shop.orders.save_payment(&order, loaded).await.expect("saving the void");
+    let stored = shop.stored(&order).await;
+    let payment = stored.payment().expect("a payment");
+    assert_eq!(
+        (payment.status(), payment.reference(), payment.failures()),
+        (PaymentStatus::Voided, Some("pi_found"), 0)
+    );
+    assert_eq!(shop.orders.count_payments_needing_attention().await.expect("counted"), 0);
+}
+
 async fn cancelling_a_paid_order_gives_stock_back_and_flags_a_refund(db: &Database) {
     let shop = Shop::new(db);
     let ada = shop.customer("ada").await;
@@ -1492,6 +1542,7 @@ async fn revoking_an_unknown_token_is_ok(db: &Database) {
 }
 
 on_both_engines!(
+    a_pending_authorization_and_settlement_failures_round_trip_and_are_counted,
     a_user_round_trips_every_field_through_insert_find_by_id_and_find_by_email,
     registering_a_taken_email_is_a_duplicate_email,
     updating_a_user_at_the_expected_version_writes_every_change,
