@@ -5,6 +5,8 @@
 //! checks both the answer and what reached the ports. The background settlement job has its own
 //! file, `settle_payments.rs`.
 
+mod support;
+
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -34,10 +36,15 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Actor, Currency, Money, Order, OrderAction, OrderError, OrderId, OrderItem, OrderParts,
-    OrderStatus, OrderTransition, Payment, PaymentParts, PaymentStatus, Product, ProductDraft,
-    ProductId, ProductName, ProductSnapshot, Quantity, Reason, Role, Sku, UserId, Uuid,
+    Actor, Money, Order, OrderAction, OrderError, OrderId, OrderItem, OrderParts, OrderStatus,
+    OrderTransition, Payment, PaymentParts, PaymentStatus, Product, ProductId, ProductSnapshot,
+    Reason, UserId, Uuid,
     time::{TimeDelta, Timestamp},
+};
+use support::{
+    PaymentSaves, admin, clock_at, customer, expect_authorization_with, no_payments, now,
+    order_total, price, product, reason, record_payment_saves, record_payment_saves_in, store_down,
+    two_keyboards, units,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -159,36 +166,9 @@ impl From<MoveOrderError> for TransitionOrderError {
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// The instant every mocked clock answers.
-fn now() -> Timestamp {
-    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
-}
-
 /// How long a new order waits for payment in these tests.
 fn payment_timeout() -> TimeDelta {
     TimeDelta::minutes(45)
-}
-
-fn clock_at(instant: Timestamp) -> MockClock {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(instant);
-    clock
-}
-
-fn price(minor: i64, currency: &str) -> Money {
-    Money::new(minor, Currency::parse(currency).expect("an ISO 4217 code"))
-        .expect("an amount in range")
-}
-
-fn product(sku: &str, price: Money) -> Product {
-    let draft = ProductDraft {
-        sku: Sku::parse(sku).expect("a valid SKU"),
-        name: ProductName::parse(sku).expect("a valid name"),
-        description: None,
-        price,
-        stock: 100,
-    };
-    Product::create(draft, now() - TimeDelta::days(10)).expect("a valid draft")
 }
 
 fn archived(mut product: Product) -> Product {
@@ -196,36 +176,11 @@ fn archived(mut product: Product) -> Product {
     product
 }
 
-fn units(count: u32) -> Quantity {
-    Quantity::new(count).expect("a quantity in range")
-}
-
-fn customer(id: UserId) -> Actor {
-    Actor::User { id, role: Role::Customer }
-}
-
-fn admin() -> Actor {
-    Actor::User { id: UserId::new(), role: Role::Admin }
-}
-
-fn store_down() -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("connection refused"))
-}
-
-fn reason(text: &str) -> Reason {
-    Reason::parse(text).expect("a valid reason")
-}
-
 /// The version every stored order in these tests is at.
 const STORED_VERSION: u64 = 3;
 
 /// The provider's reference of the payment stored on the fixture orders that have one.
 const STORED_REFERENCE: &str = "auth_stored";
-
-/// The total of every fixture order: two keyboards at 49.99 EUR.
-fn order_total() -> Money {
-    price(2 * 4999, "EUR")
-}
 
 /// A stored order of `owner` in `status`, without a payment, due in half an hour.
 fn order(owner: UserId, status: OrderStatus) -> Order {
@@ -243,7 +198,7 @@ fn paid_order(owner: UserId, payment: PaymentStatus) -> Order {
     order_with(owner, OrderStatus::Paid, now() - TimeDelta::minutes(30), Some(payment))
 }
 
-/// A stored order of `owner`: two keyboards at 49.99 EUR in `status`, due at `due_at`, with a
+/// A stored order of `owner`: [`two_keyboards`] in `status`, due at `due_at`, with a
 /// payment in `payment` (reference [`STORED_REFERENCE`]) if given.
 fn order_with(
     owner: UserId,
@@ -251,13 +206,11 @@ fn order_with(
     due_at: Timestamp,
     payment: Option<PaymentStatus>,
 ) -> Order {
-    let keyboard = product("KB-001", price(4999, "EUR"));
-    let item = OrderItem::new(ProductSnapshot::from(&keyboard), units(2)).expect("a line in range");
     Order::restore(OrderParts {
         id: OrderId::new(),
         user_id: owner,
         status,
-        items: vec![item],
+        items: vec![two_keyboards()],
         payment_due_at: due_at,
         payment: payment.map(|status| {
             Payment::restore(PaymentParts {
@@ -393,34 +346,6 @@ fn only_save(saves: &Saves) -> Saved {
     let mut saves = saves.lock().expect("the log is not poisoned");
     assert_eq!(saves.len(), 1, "exactly one save was expected: {saves:?}");
     saves.remove(0)
-}
-
-/// Every `save_payment` call, in order: the order written and the version it was guarded by.
-type PaymentSaves = Arc<Mutex<Vec<(Order, u64)>>>;
-
-/// Makes every `save_payment` succeed, `times` times in all, and records the calls.
-fn record_payment_saves(orders: &mut MockOrderRepository, times: usize) -> PaymentSaves {
-    record_payment_saves_in(orders, times, None)
-}
-
-/// As [`record_payment_saves`], the calls taking their place in `sequence` when given.
-fn record_payment_saves_in(
-    orders: &mut MockOrderRepository,
-    times: usize,
-    sequence: Option<&mut Sequence>,
-) -> PaymentSaves {
-    let saves = PaymentSaves::default();
-    let log = Arc::clone(&saves);
-    let expectation = orders.expect_save_payment();
-    expectation.times(times);
-    if let Some(sequence) = sequence {
-        expectation.in_sequence(sequence);
-    }
-    expectation.returning(move |order, expected_version| {
-        log.lock().expect("the log is not poisoned").push((order.clone(), expected_version));
-        Ok(())
-    });
-    saves
 }
 
 /// The one payment save recorded in `saves`.
@@ -1612,15 +1537,6 @@ mod transition_order {
         Idempotent { request: request.clone(), render: Arc::new(rendered) }
     }
 
-    fn no_payments() -> MockPaymentGateway {
-        let mut payments = MockPaymentGateway::new();
-        payments.expect_authorize().never();
-        payments.expect_capture().never();
-        payments.expect_void().never();
-        payments.expect_refund().never();
-        payments
-    }
-
     /// Makes `payments` expect one authorization of `order`'s total, at its version, answering
     /// `answer`.
     fn expect_authorization(
@@ -1630,26 +1546,6 @@ mod transition_order {
         answer: impl FnOnce() -> Result<String, PaymentError> + Send + 'static,
     ) {
         expect_authorization_with(payments, order, order.version(), sequence, answer);
-    }
-
-    /// Makes `payments` expect one authorization of `order`'s total with `attempt`, answering
-    /// `answer`.
-    fn expect_authorization_with(
-        payments: &mut MockPaymentGateway,
-        order: &Order,
-        attempt: u64,
-        sequence: Option<&mut Sequence>,
-        answer: impl FnOnce() -> Result<String, PaymentError> + Send + 'static,
-    ) {
-        let (id, total) = (order.id(), order.total());
-        let expectation = payments.expect_authorize();
-        expectation.times(1).withf(move |order, asked_attempt, amount| {
-            *order == id && *asked_attempt == attempt && *amount == total
-        });
-        if let Some(sequence) = sequence {
-            expectation.in_sequence(sequence);
-        }
-        expectation.return_once(move |_, _, _| answer());
     }
 
     /// A gateway that authorizes `order` once with [`NEW_REFERENCE`], in `sequence` (after the
@@ -1709,6 +1605,8 @@ mod transition_order {
         orders
     }
 
+    /// An unreachable provider with a retry hint, which the caller must receive (the settlement
+    /// tests' unreachable provider gives none, so theirs stays in `settle_payments.rs`).
     fn unavailable() -> PaymentError {
         PaymentError::Unavailable {
             retry_after: Some(Duration::from_secs(30)),

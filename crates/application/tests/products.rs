@@ -1,6 +1,8 @@
 //! Use-case tests for the catalogue: every port is a mockall mock, so each test states exactly
 //! what the use case may ask of the store and what it must answer for each port outcome.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use orderly_application::{
@@ -8,8 +10,7 @@ use orderly_application::{
     auth::admin_check::AdminCheck,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
     ports::{
-        MockClock, MockProductQueries, MockProductRepository, MockUserRepository, ProductFilter,
-        ProductSort,
+        MockProductQueries, MockProductRepository, MockUserRepository, ProductFilter, ProductSort,
     },
     products::{
         archive_product::{ArchiveProduct, ArchiveProductError},
@@ -20,11 +21,12 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Actor, Currency, Email, Money, PasswordHash, Product, ProductDescription, ProductDraft,
-    ProductError, ProductId, ProductName, ProductParts, Role, Sku, User, UserId, UserName,
-    UserParts,
-    product::MAX_STOCK,
-    time::{TimeDelta, Timestamp},
+    Actor, Email, PasswordHash, Product, ProductDescription, ProductDraft, ProductError, ProductId,
+    ProductName, ProductParts, Role, Sku, User, UserId, UserName, UserParts, product::MAX_STOCK,
+};
+use support::{
+    admin, customer, eur, products_holding, store_down,
+    stored_a_month_ago::{clock, created_at, now},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -33,31 +35,6 @@ use orderly_domain::{
 
 /// The version every stored fixture product is at, so a write must expect it.
 const STORED_VERSION: u64 = 3;
-
-/// When the fixture product was created and last changed.
-fn created_at() -> Timestamp {
-    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
-}
-
-/// The time the fixed clock reads: well after the fixture product was last changed.
-fn now() -> Timestamp {
-    created_at() + TimeDelta::days(30)
-}
-
-/// A clock stuck at [`now`].
-fn clock() -> MockClock {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    clock
-}
-
-fn admin() -> Actor {
-    Actor::User { id: UserId::new(), role: Role::Admin }
-}
-
-fn customer() -> Actor {
-    Actor::User { id: UserId::new(), role: Role::Customer }
-}
 
 /// The check of admins against a database where every admin who acts is still one (what
 /// happens when they are not is in `tests/privileged.rs`).
@@ -77,11 +54,6 @@ fn admins() -> AdminCheck {
         })))
     });
     AdminCheck::new(Arc::new(accounts))
-}
-
-fn eur(amount_minor: i64) -> Money {
-    Money::new(amount_minor, Currency::parse("EUR").expect("EUR is a currency"))
-        .expect("a valid amount")
 }
 
 fn sku(raw: &str) -> Sku {
@@ -133,25 +105,12 @@ fn archived_product() -> Product {
     Product::restore(ProductParts { archived: true, ..stored_parts() })
 }
 
-/// A repository whose `find_by_id` answers `product` for its id, once.
-fn repository_holding(product: &Product) -> MockProductRepository {
-    let mut products = MockProductRepository::new();
-    let id = product.id();
-    let found = product.clone();
-    products
-        .expect_find_by_id()
-        .withf(move |asked| *asked == id)
-        .times(1)
-        .returning(move |_| Ok(Some(found.clone())));
-    products
-}
-
 /// A repository holding `product` whose `update` answers `outcome` once.
 fn repository_updating(
     product: &Product,
     outcome: impl FnOnce() -> Result<(), WriteError> + Send + 'static,
 ) -> MockProductRepository {
-    let mut products = repository_holding(product);
+    let mut products = products_holding(product);
     products.expect_update().times(1).return_once(move |_, _| outcome());
     products
 }
@@ -209,13 +168,8 @@ fn empty_repository() -> MockProductRepository {
 /// A repository whose reads fail.
 fn unreachable_repository() -> MockProductRepository {
     let mut products = MockProductRepository::new();
-    products.expect_find_by_id().times(1).returning(|_| Err(outage()));
+    products.expect_find_by_id().times(1).returning(|_| Err(store_down()));
     products
-}
-
-/// A store that cannot be reached.
-fn outage() -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("connection refused"))
 }
 
 fn create_use_case(products: MockProductRepository) -> CreateProduct {
@@ -309,7 +263,7 @@ mod creating {
         let mut products = MockProductRepository::new();
         products.expect_insert().never();
 
-        let result = create_use_case(products).execute(&customer(), draft()).await;
+        let result = create_use_case(products).execute(&customer(UserId::new()), draft()).await;
 
         assert!(matches!(result, Err(CreateProductError::Forbidden)), "{result:?}");
     }
@@ -352,7 +306,7 @@ mod creating {
     #[tokio::test]
     async fn a_store_failure_is_reported_as_a_store_error() {
         let mut products = MockProductRepository::new();
-        products.expect_insert().times(1).returning(|_| Err(WriteError::Store(outage())));
+        products.expect_insert().times(1).returning(|_| Err(WriteError::Store(store_down())));
 
         let result = create_use_case(products).execute(&admin(), draft()).await;
 
@@ -417,7 +371,7 @@ mod getting {
 
     #[tokio::test]
     async fn a_store_failure_is_reported_as_a_store_error() {
-        let result = get_use_case(|| Err(outage())).execute(ProductId::new()).await;
+        let result = get_use_case(|| Err(store_down())).execute(ProductId::new()).await;
 
         assert!(
             matches!(result, Err(GetProductError::Store(StoreError::Unavailable(_)))),
@@ -586,7 +540,7 @@ mod listing {
 
         let result = list_use_case(queries)
             .execute(
-                Some(&customer()),
+                Some(&customer(UserId::new())),
                 ProductFilter { include_archived: true, ..ProductFilter::default() },
                 ListRequest::default(),
             )
@@ -631,7 +585,7 @@ mod listing {
     #[tokio::test]
     async fn a_store_failure_is_reported_as_a_store_error() {
         let mut queries = MockProductQueries::new();
-        queries.expect_list().times(1).returning(|_, _| Err(outage()));
+        queries.expect_list().times(1).returning(|_, _| Err(store_down()));
 
         let result = list_use_case(queries)
             .execute(None, ProductFilter::default(), ListRequest::default())
@@ -659,7 +613,7 @@ mod updating {
     async fn an_admin_changes_every_field_and_the_write_expects_the_loaded_version() {
         let stored = stored_product();
         let id = stored.id();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products
             .expect_update()
             .withf(move |product: &Product, expected_version: &u64| {
@@ -702,7 +656,7 @@ mod updating {
     #[tokio::test]
     async fn one_change_increments_the_version_by_one() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products
             .expect_update()
             .withf(|product: &Product, expected_version: &u64| {
@@ -722,7 +676,7 @@ mod updating {
     #[tokio::test]
     async fn a_description_can_be_replaced() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products
             .expect_update()
             .withf(|product: &Product, _| {
@@ -749,7 +703,7 @@ mod updating {
     #[tokio::test]
     async fn an_update_that_changes_nothing_is_not_written() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products.expect_update().never();
 
         let unchanged = update_use_case(products)
@@ -776,7 +730,7 @@ mod updating {
     #[tokio::test]
     async fn an_empty_update_returns_the_product_without_writing() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products.expect_update().never();
 
         let unchanged = update_use_case(products)
@@ -794,7 +748,7 @@ mod updating {
         products.expect_update().never();
 
         let result = update_use_case(products)
-            .execute(&customer(), ProductId::new(), rename_to_mouse())
+            .execute(&customer(UserId::new()), ProductId::new(), rename_to_mouse())
             .await;
 
         assert!(matches!(result, Err(UpdateProductError::Forbidden)), "{result:?}");
@@ -814,7 +768,7 @@ mod updating {
     #[tokio::test]
     async fn an_outdated_expected_version_is_a_version_mismatch_and_nothing_is_written() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products.expect_update().never();
 
         let result = update_use_case(products)
@@ -841,7 +795,7 @@ mod updating {
     #[tokio::test]
     async fn stock_above_the_maximum_is_invalid_and_nothing_is_written() {
         let stored = stored_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products.expect_update().never();
 
         let result = update_use_case(products)
@@ -1005,7 +959,7 @@ mod updating {
     #[tokio::test]
     async fn a_store_failure_while_writing_is_a_store_error() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Store(outage())));
+        let products = repository_updating(&stored, || Err(WriteError::Store(store_down())));
 
         let result =
             update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
@@ -1028,7 +982,7 @@ mod archiving {
     async fn an_admin_archives_a_product_at_the_next_version() {
         let stored = stored_product();
         let id = stored.id();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products
             .expect_update()
             .withf(move |product: &Product, expected_version: &u64| {
@@ -1049,7 +1003,7 @@ mod archiving {
     #[tokio::test]
     async fn archiving_an_archived_product_succeeds_without_writing() {
         let stored = archived_product();
-        let mut products = repository_holding(&stored);
+        let mut products = products_holding(&stored);
         products.expect_update().never();
 
         let result = archive_use_case(products).execute(&admin(), stored.id()).await;
@@ -1063,7 +1017,8 @@ mod archiving {
         products.expect_find_by_id().never();
         products.expect_update().never();
 
-        let result = archive_use_case(products).execute(&customer(), ProductId::new()).await;
+        let result =
+            archive_use_case(products).execute(&customer(UserId::new()), ProductId::new()).await;
 
         assert!(matches!(result, Err(ArchiveProductError::Forbidden)), "{result:?}");
     }
@@ -1134,7 +1089,7 @@ mod archiving {
     #[tokio::test]
     async fn a_store_failure_while_writing_is_a_store_error() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Store(outage())));
+        let products = repository_updating(&stored, || Err(WriteError::Store(store_down())));
 
         let result = archive_use_case(products).execute(&admin(), stored.id()).await;
 

@@ -2,12 +2,14 @@
 //! what the use case may ask of the store (`never()` where a port must not be reached) and what
 //! it must answer for each port outcome.
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 
 use orderly_application::{
     StoreError, WRITE_ATTEMPTS,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
-    ports::{MockClock, MockProductQueries, MockProductRepository, MockUserRepository},
+    ports::{MockProductQueries, MockProductRepository, MockUserRepository},
     reviews::{
         delete_review::{DeleteReview, DeleteReviewError},
         get_review::{GetReview, GetReviewError},
@@ -20,10 +22,13 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Actor, Currency, Email, Money, PasswordHash, Product, ProductId, ProductName, ProductParts,
-    ProductRating, Rating, RatingDelta, Reason, Review, ReviewAuthor, ReviewBody, ReviewDraft,
-    ReviewId, ReviewParts, ReviewTitle, Role, Sku, User, UserId, UserName, UserParts,
-    time::{TimeDelta, Timestamp},
+    Actor, Email, PasswordHash, Product, ProductId, ProductName, ProductParts, ProductRating,
+    Rating, RatingDelta, Reason, Review, ReviewAuthor, ReviewBody, ReviewDraft, ReviewId,
+    ReviewParts, ReviewTitle, Role, Sku, User, UserId, UserName, UserParts,
+};
+use support::{
+    admin, customer, eur, products_holding, reason, store_down,
+    stored_a_month_ago::{clock, created_at, now},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -36,34 +41,9 @@ const STORED_VERSION: u64 = 3;
 /// The stars of every stored fixture review.
 const STORED_STARS: i64 = 4;
 
-/// When the fixture review was written and last changed.
-fn created_at() -> Timestamp {
-    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
-}
-
-/// The time the fixed clock reads: well after the fixture review was last changed.
-fn now() -> Timestamp {
-    created_at() + TimeDelta::days(30)
-}
-
-/// A clock stuck at [`now`].
-fn clock() -> MockClock {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    clock
-}
-
-fn customer(id: UserId) -> Actor {
-    Actor::User { id, role: Role::Customer }
-}
-
 /// A customer who wrote none of the fixture reviews.
 fn another_customer() -> Actor {
     customer(UserId::new())
-}
-
-fn admin() -> Actor {
-    Actor::User { id: UserId::new(), role: Role::Admin }
 }
 
 fn rating(stars: i64) -> Rating {
@@ -78,17 +58,8 @@ fn body(raw: &str) -> ReviewBody {
     ReviewBody::parse(raw).expect("a valid body")
 }
 
-fn reason(raw: &str) -> Reason {
-    Reason::parse(raw).expect("a valid reason")
-}
-
 fn user_name(raw: &str) -> UserName {
     UserName::parse(raw).expect("a valid name")
-}
-
-/// A store that cannot be reached.
-fn outage() -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("connection refused"))
 }
 
 /// An active product as the repository would return it.
@@ -98,8 +69,7 @@ fn stored_product() -> Product {
         sku: Sku::parse("KB-001").expect("a valid SKU"),
         name: ProductName::parse("Keyboard").expect("a valid name"),
         description: None,
-        price: Money::new(4999, Currency::parse("EUR").expect("EUR is a currency"))
-            .expect("a valid amount"),
+        price: eur(4999),
         stock: 12,
         archived: false,
         rating: ProductRating::default(),
@@ -239,18 +209,6 @@ mod writing {
 
     fn draft() -> ReviewDraft {
         ReviewDraft { rating: rating(5), title: title("Great"), body: body("Typing is a joy.") }
-    }
-
-    /// A product repository that holds `product`, asked once.
-    fn products_holding(product: &Product) -> MockProductRepository {
-        let mut products = MockProductRepository::new();
-        let (id, found) = (product.id(), product.clone());
-        products
-            .expect_find_by_id()
-            .withf(move |asked| *asked == id)
-            .times(1)
-            .returning(move |_| Ok(Some(found.clone())));
-        products
     }
 
     /// A user repository that holds the account `id`, asked once.
@@ -467,10 +425,11 @@ mod writing {
         let product = stored_product();
         let customer_id = UserId::new();
 
-        let result =
-            purchase_then_insert(customer_id, &product, || Err(ReviewWriteError::Store(outage())))
-                .execute(&customer(customer_id), product.id(), draft())
-                .await;
+        let result = purchase_then_insert(customer_id, &product, || {
+            Err(ReviewWriteError::Store(store_down()))
+        })
+        .execute(&customer(customer_id), product.id(), draft())
+        .await;
 
         assert!(
             matches!(result, Err(WriteReviewError::Store(StoreError::Unavailable(_)))),
@@ -482,7 +441,7 @@ mod writing {
     async fn a_store_failure_while_checking_the_purchase_is_a_store_error() {
         let product = stored_product();
         let mut reviews = MockReviewRepository::new();
-        reviews.expect_has_received().times(1).returning(|_, _| Err(outage()));
+        reviews.expect_has_received().times(1).returning(|_, _| Err(store_down()));
         reviews.expect_insert().never();
 
         let result = use_case(reviews, products_holding(&product), MockUserRepository::new())
@@ -593,7 +552,7 @@ mod getting {
     #[tokio::test]
     async fn a_store_failure_is_a_store_error() {
         let mut reviews = MockReviewRepository::new();
-        reviews.expect_find_by_id().times(1).returning(|_| Err(outage()));
+        reviews.expect_find_by_id().times(1).returning(|_| Err(store_down()));
 
         let result = get_use_case(reviews).execute(None, ReviewId::new()).await;
 
@@ -785,7 +744,7 @@ mod listing {
     async fn a_store_failure_is_a_store_error() {
         let product = ProductId::new();
         let mut reviews = MockReviewQueries::new();
-        reviews.expect_list().times(1).returning(|_, _, _| Err(outage()));
+        reviews.expect_list().times(1).returning(|_, _, _| Err(store_down()));
 
         let result = use_case(reviews, products_knowing(product))
             .execute(product, ReviewFilter::default(), ListRequest::default())
@@ -1136,7 +1095,7 @@ mod updating {
         reviews
             .expect_update()
             .times(1)
-            .returning(|_, _, _| Err(ReviewWriteError::Store(outage())));
+            .returning(|_, _, _| Err(ReviewWriteError::Store(store_down())));
 
         let result =
             update_use_case(reviews).execute(&customer(author.id), stored.id(), rate_two()).await;
@@ -1278,7 +1237,7 @@ mod deleting {
     async fn a_store_failure_while_deleting_is_a_store_error() {
         let stored = Review::restore(stored_parts(&author()));
         let mut reviews = repository_holding(&stored);
-        reviews.expect_delete().times(1).returning(|_| Err(ReviewWriteError::Store(outage())));
+        reviews.expect_delete().times(1).returning(|_| Err(ReviewWriteError::Store(store_down())));
 
         let result = delete_use_case(reviews).execute(&admin(), stored.id()).await;
 

@@ -1,6 +1,8 @@
 //! The access-token check (`auth::authorize`) and the bounded password hashing as the use cases
 //! see them, with mocked ports.
 
+mod support;
+
 use std::sync::Arc;
 
 use orderly_application::{
@@ -16,13 +18,12 @@ use orderly_application::{
     users::register_user::{RegisterUser, RegisterUserError, RegisterUserInput},
 };
 use orderly_domain::{Actor, Email, Password, Role, UserId, UserName, time::DateTime};
+use support::{clock_at, store_down};
 
+/// A clock stuck at the instant the other auth tests' clocks read (`users_and_auth.rs`,
+/// `privileged.rs`), not the orders' `support::now`.
 fn clock() -> Arc<MockClock> {
-    let mut clock = MockClock::new();
-    clock
-        .expect_now()
-        .returning(|| DateTime::from_timestamp(1_750_000_000, 0).expect("a representable instant"));
-    Arc::new(clock)
+    Arc::new(clock_at(DateTime::from_timestamp(1_750_000_000, 0).expect("a representable instant")))
 }
 
 /// Tokens that verify as `claims` (or not at all).
@@ -86,7 +87,7 @@ async fn an_invalid_token_never_reaches_the_directory() {
 async fn a_directory_failure_is_a_store_error_not_a_refusal() {
     let authorize = Authorize::new(
         tokens(Some(claims(Role::Customer, 0))),
-        directory(|| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused")))),
+        directory(|| Err(store_down())),
         clock(),
     );
     assert!(matches!(

@@ -2,30 +2,28 @@
 //! by its mockall twin. The settlement a request does right after its move is exercised through
 //! `pay_order` and `move_order` in `orders.rs`.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 
 use mockall::Sequence;
 use orderly_application::{
     StoreError, WriteError,
     orders::settle_payments::{SETTLEMENT_GRACE, SettlePayments, SettlementReport},
-    ports::{MockClock, MockOrderRepository, MockPaymentGateway, PaymentError},
+    ports::{MockOrderRepository, MockPaymentGateway, PaymentError},
 };
 use orderly_domain::{
-    Actor, Currency, Money, Order, OrderAction, OrderId, OrderItem, OrderParts, OrderStatus,
-    Payment, PaymentDue, PaymentParts, PaymentStatus, Product, ProductDraft, ProductName,
-    ProductSnapshot, Quantity, Role, Sku, UserId,
-    order::SETTLEMENT_ATTEMPTS,
-    time::{TimeDelta, Timestamp},
+    Actor, Order, OrderAction, OrderId, OrderParts, OrderStatus, Payment, PaymentDue, PaymentParts,
+    PaymentStatus, Role, UserId, order::SETTLEMENT_ATTEMPTS, time::TimeDelta,
+};
+use support::{
+    PaymentSaves, clock, expect_authorization_with, no_payments, now, order_total,
+    record_payment_saves, record_payment_saves_in, store_down, two_keyboards,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
-
-/// The instant every mocked clock answers.
-fn now() -> Timestamp {
-    Timestamp::UNIX_EPOCH + TimeDelta::days(20_000)
-}
 
 /// The version every stored order in these tests is at.
 const STORED_VERSION: u64 = 3;
@@ -44,10 +42,6 @@ const FOUND: &str = "auth_found";
 
 /// How many orders the job is asked to settle in one run.
 const BATCH: u32 = 25;
-
-fn total() -> Money {
-    Money::new(2 * 4999, Currency::parse("EUR").expect("an ISO 4217 code")).expect("in range")
-}
 
 /// A stored order in `status` (two keyboards at 49.99 EUR) whose payment for its total is in
 /// `payment`, with `reference`, last changed a minute before the grace period.
@@ -69,33 +63,19 @@ fn stored_order(
     reference: Option<&str>,
     attempt: Option<u64>,
 ) -> Order {
-    let draft = ProductDraft {
-        sku: Sku::parse("KB-001").expect("a valid SKU"),
-        name: ProductName::parse("Keyboard").expect("a valid name"),
-        description: None,
-        price: Money::new(4999, Currency::parse("EUR").expect("an ISO 4217 code"))
-            .expect("in range"),
-        stock: 100,
-    };
-    let keyboard = Product::create(draft, now() - TimeDelta::days(10)).expect("a valid draft");
-    let item = OrderItem::new(
-        ProductSnapshot::from(&keyboard),
-        Quantity::new(2).expect("a quantity in range"),
-    )
-    .expect("a line in range");
     let changed = now() - SETTLEMENT_GRACE - TimeDelta::minutes(1);
     Order::restore(OrderParts {
         id: OrderId::new(),
         user_id: UserId::new(),
         status,
-        items: vec![item],
+        items: vec![two_keyboards()],
         payment_due_at: now() - TimeDelta::hours(1),
         payment: Some(Payment::restore(PaymentParts {
             status: payment,
             reference: reference.map(str::to_owned),
             attempt,
             failures: 0,
-            amount: total(),
+            amount: order_total(),
             created_at: changed,
             updated_at: changed,
         })),
@@ -110,16 +90,12 @@ fn owing(status: OrderStatus, payment: PaymentStatus) -> Order {
     order_paying(status, payment, Some(REFERENCE))
 }
 
-fn clock() -> MockClock {
-    let mut clock = MockClock::new();
-    clock.expect_now().return_const(now());
-    clock
-}
-
 fn settle_payments(orders: MockOrderRepository, payments: MockPaymentGateway) -> SettlePayments {
     SettlePayments::new(Arc::new(orders), Arc::new(payments), Arc::new(clock()))
 }
 
+/// An unreachable provider without a retry hint (the one in `orders.rs` gives one, which its
+/// callers must receive).
 fn unavailable() -> PaymentError {
     PaymentError::unavailable(anyhow::anyhow!("connection reset"))
 }
@@ -135,29 +111,6 @@ fn orders_owing(owed: Vec<Order>) -> MockOrderRepository {
         })
         .return_once(move |_, _| Ok(owed));
     orders
-}
-
-/// Every `save_payment` call: the order written and the version it was guarded by.
-type PaymentSaves = Arc<Mutex<Vec<(Order, u64)>>>;
-
-/// Makes `times` `save_payment` calls succeed and records them, in `sequence` when given.
-fn record_payment_saves(
-    orders: &mut MockOrderRepository,
-    times: usize,
-    sequence: Option<&mut Sequence>,
-) -> PaymentSaves {
-    let saves = PaymentSaves::default();
-    let log = Arc::clone(&saves);
-    let expectation = orders.expect_save_payment();
-    expectation.times(times);
-    if let Some(sequence) = sequence {
-        expectation.in_sequence(sequence);
-    }
-    expectation.returning(move |order, expected_version| {
-        log.lock().expect("the log is not poisoned").push((order.clone(), expected_version));
-        Ok(())
-    });
-    saves
 }
 
 fn saved(saves: &PaymentSaves) -> Vec<(OrderId, PaymentStatus, u64, u64)> {
@@ -178,22 +131,13 @@ fn failures_counted(saves: &PaymentSaves) -> Vec<u32> {
     saves.iter().map(|(order, _)| order.payment().expect("a payment").failures()).collect()
 }
 
-fn never_asking_the_provider() -> MockPaymentGateway {
-    let mut payments = MockPaymentGateway::new();
-    payments.expect_authorize().never();
-    payments.expect_capture().never();
-    payments.expect_void().never();
-    payments.expect_refund().never();
-    payments
-}
-
 // ---------------------------------------------------------------------------------------------
 // The job
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn the_job_asks_for_settlements_owed_since_before_the_grace_period_in_its_batch() {
-    let report = settle_payments(orders_owing(vec![]), never_asking_the_provider())
+    let report = settle_payments(orders_owing(vec![]), no_payments())
         .execute(BATCH)
         .await
         .expect("the run succeeds");
@@ -218,7 +162,7 @@ async fn a_held_payment_of_a_paid_order_is_captured_then_recorded() {
         })
         .returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![paid]);
-    let saves = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+    let saves = record_payment_saves_in(&mut orders, 1, Some(&mut sequence));
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -247,7 +191,7 @@ async fn a_held_payment_of_a_cancelled_or_expired_order_is_voided_then_recorded(
         payments.expect_capture().never();
         payments.expect_refund().never();
         let mut orders = orders_owing(vec![ended]);
-        let saves = record_payment_saves(&mut orders, 1, None);
+        let saves = record_payment_saves(&mut orders, 1);
 
         let report =
             settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -276,7 +220,7 @@ async fn a_captured_payment_of_a_cancelled_order_is_refunded_then_recorded() {
     payments.expect_void().never();
     payments.expect_capture().never();
     let mut orders = orders_owing(vec![cancelled]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -302,7 +246,7 @@ async fn a_void_refused_because_the_hold_was_captured_becomes_a_refund_at_once()
             .withf(move |order, reference| *order == id && reference == REFERENCE)
             .returning(|_, _| Err(PaymentError::AlreadyCaptured));
         let mut orders = orders_owing(vec![ended]);
-        let saves = record_payment_saves(&mut orders, 2, None);
+        let saves = record_payment_saves(&mut orders, 2);
         payments
             .expect_refund()
             .times(1)
@@ -335,7 +279,7 @@ async fn a_refund_that_fails_after_a_refused_void_stays_owed_as_a_refund() {
     payments.expect_void().times(1).returning(|_, _| Err(PaymentError::AlreadyCaptured));
     payments.expect_refund().times(1).returning(|_, _, _| Err(unavailable()));
     let mut orders = orders_owing(vec![cancelled]);
-    let saves = record_payment_saves(&mut orders, 2, None);
+    let saves = record_payment_saves(&mut orders, 2);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -358,7 +302,7 @@ async fn a_provider_that_cannot_be_reached_leaves_the_work_owed_for_the_next_run
     let paid = owing(OrderStatus::Paid, PaymentStatus::Authorized);
     let id = paid.id();
     let mut orders = orders_owing(vec![paid]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -380,7 +324,7 @@ async fn an_unexpected_provider_answer_leaves_the_work_owed_too() {
         .returning(|_, _, _| Err(PaymentError::Unexpected(anyhow::anyhow!("HTTP 400"))));
     let mut orders =
         orders_owing(vec![owing(OrderStatus::Cancelled, PaymentStatus::RefundPending)]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -398,7 +342,7 @@ async fn a_capture_the_provider_declines_records_the_payment_as_failed() {
         .times(1)
         .returning(|_, _, _| Err(PaymentError::Declined("authorization expired".into())));
     let mut orders = orders_owing(vec![paid]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -419,7 +363,7 @@ async fn a_void_the_provider_declines_is_not_recorded_but_left_owed() {
         .times(1)
         .returning(|_, _| Err(PaymentError::Declined("unknown authorization".into())));
     let mut orders = orders_owing(vec![owing(OrderStatus::Expired, PaymentStatus::Authorized)]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -440,7 +384,7 @@ async fn one_settlement_failing_does_not_stop_the_others() {
     payments.expect_void().times(1).returning(|_, _| Err(unavailable()));
     payments.expect_refund().times(1).returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![paid, expired, cancelled]);
-    let saves = record_payment_saves(&mut orders, 3, None);
+    let saves = record_payment_saves(&mut orders, 3);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -486,7 +430,7 @@ async fn an_order_changed_while_settling_is_read_again_and_recorded_at_its_new_v
         .in_sequence(&mut sequence)
         .withf(move |asked| *asked == id)
         .return_once(move |_| Ok(Some(shipped)));
-    let saves = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+    let saves = record_payment_saves_in(&mut orders, 1, Some(&mut sequence));
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -536,10 +480,8 @@ async fn a_held_payment_without_a_provider_reference_is_never_sent_to_the_provid
         orders_owing(vec![order_paying(OrderStatus::Paid, PaymentStatus::Authorized, None)]);
     orders.expect_save_payment().never();
 
-    let report = settle_payments(orders, never_asking_the_provider())
-        .execute(BATCH)
-        .await
-        .expect("the run succeeds");
+    let report =
+        settle_payments(orders, no_payments()).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport { settled: 0, deferred: 1, declined: 0 });
 }
@@ -547,12 +489,9 @@ async fn a_held_payment_without_a_provider_reference_is_never_sent_to_the_provid
 #[tokio::test]
 async fn a_store_failure_while_finding_owed_payments_fails_the_run() {
     let mut orders = MockOrderRepository::new();
-    orders
-        .expect_find_payments_due()
-        .times(1)
-        .returning(|_, _| Err(StoreError::Unavailable(anyhow::anyhow!("connection refused"))));
+    orders.expect_find_payments_due().times(1).returning(|_, _| Err(store_down()));
 
-    let result = settle_payments(orders, never_asking_the_provider()).execute(BATCH).await;
+    let result = settle_payments(orders, no_payments()).execute(BATCH).await;
 
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
 }
@@ -583,15 +522,7 @@ fn expect_authorization_asked_again(
     sequence: Option<&mut Sequence>,
     answer: impl FnOnce() -> Result<String, PaymentError> + Send + 'static,
 ) {
-    let (id, amount) = (order.id(), order.total());
-    let expectation = payments.expect_authorize();
-    expectation.times(1).withf(move |order, attempt, asked| {
-        *order == id && *attempt == ATTEMPT && *asked == amount
-    });
-    if let Some(sequence) = sequence {
-        expectation.in_sequence(sequence);
-    }
-    expectation.return_once(move |_, _, _| answer());
+    expect_authorization_with(payments, order, ATTEMPT, sequence, answer);
 }
 
 #[tokio::test]
@@ -605,14 +536,14 @@ async fn a_pending_authorization_the_provider_finds_is_recorded_then_voided() {
             Ok(FOUND.to_owned())
         });
         let mut orders = orders_owing(vec![ended]);
-        let found = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+        let found = record_payment_saves_in(&mut orders, 1, Some(&mut sequence));
         payments
             .expect_void()
             .times(1)
             .in_sequence(&mut sequence)
             .withf(move |order, reference| *order == id && reference == FOUND)
             .returning(|_, _| Ok(()));
-        let voided = record_payment_saves(&mut orders, 1, Some(&mut sequence));
+        let voided = record_payment_saves_in(&mut orders, 1, Some(&mut sequence));
         payments.expect_capture().never();
         payments.expect_refund().never();
 
@@ -654,7 +585,7 @@ async fn a_pending_authorization_the_provider_declines_is_recorded_failed_and_no
         payments.expect_capture().never();
         payments.expect_refund().never();
         let mut orders = orders_owing(vec![ended]);
-        let saves = record_payment_saves(&mut orders, 1, None);
+        let saves = record_payment_saves(&mut orders, 1);
 
         let report =
             settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -681,7 +612,7 @@ async fn a_pending_authorization_the_provider_cannot_be_asked_about_stays_owed()
         payments.expect_capture().never();
         payments.expect_refund().never();
         let mut orders = orders_owing(vec![ended]);
-        let saves = record_payment_saves(&mut orders, 1, None);
+        let saves = record_payment_saves(&mut orders, 1);
 
         let report =
             settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -703,7 +634,7 @@ async fn a_found_authorization_the_provider_cannot_void_now_stays_owed_as_a_void
     payments.expect_capture().never();
     payments.expect_refund().never();
     let mut orders = orders_owing(vec![cancelled]);
-    let saves = record_payment_saves(&mut orders, 2, None);
+    let saves = record_payment_saves(&mut orders, 2);
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
 
@@ -733,7 +664,7 @@ async fn a_payment_the_provider_keeps_failing_needs_attention_after_the_bound_an
     let mut payments = MockPaymentGateway::new();
     payments.expect_refund().times(1).returning(|_, _, _| Err(unavailable()));
     let mut orders = orders_owing(vec![cancelled]);
-    let saves = record_payment_saves(&mut orders, 1, None);
+    let saves = record_payment_saves(&mut orders, 1);
     orders.expect_count_payments_needing_attention().times(1).returning(|| Ok(1));
     let job = settle_payments(orders, payments);
 
@@ -757,10 +688,8 @@ async fn a_pending_payment_of_an_order_still_pending_payment_is_left_to_the_cust
     orders.expect_save_payment().never();
     orders.expect_find_by_id().never();
 
-    let report = settle_payments(orders, never_asking_the_provider())
-        .execute(BATCH)
-        .await
-        .expect("the run succeeds");
+    let report =
+        settle_payments(orders, no_payments()).execute(BATCH).await.expect("the run succeeds");
 
     assert_eq!(report, SettlementReport::default());
 }
