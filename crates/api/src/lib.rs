@@ -24,6 +24,7 @@ pub mod rate_limit;
 // the `responses(...)` of each `#[utoipa::path]`, not in `# Errors` sections.
 #[allow(clippy::missing_errors_doc)]
 pub mod routes;
+pub mod stalls;
 mod state;
 pub mod swagger;
 pub mod trace;
@@ -186,12 +187,14 @@ pub fn app(
             .service(resource!("/swagger-ui", get => swagger_redirect));
     }
     // Middleware, innermost first: rate limits, then the size limits (an oversized head is
-    // refused before it costs any quota), then CORS (preflights are answered before any limit,
+    // refused before it costs any quota), then the body deadline (ADR 0028: a body that stalls
+    // is a 408 before any handler waits on it), then CORS (preflights are answered before any limit,
     // and every refusal carries the CORS headers a browser needs to read it), then the security
     // headers, then the request context that completes every problem, then compression.
     app.default_service(web::to(route_not_found))
         .wrap(from_fn(rate_limit::limit))
         .wrap(from_fn(limits::check))
+        .wrap(from_fn(stalls::bound))
         .wrap(cors(&settings))
         .wrap(
             DefaultHeaders::new()

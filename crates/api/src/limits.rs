@@ -96,7 +96,7 @@ mod tests {
             max_uri_length: 100,
             max_header_count: 4,
             max_header_bytes: 200,
-            ..ApiSettings::default()
+            ..ApiSettings::for_tests()
         }
     }
 

@@ -92,6 +92,8 @@ catalogue! {
         "No route matches this path. The API lives under `/api/v1`; see `/api-docs/openapi.json`."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method-not-allowed", "Method not allowed",
         "The route exists but not with this method. The `Allow` header lists the methods it accepts."),
+    RequestTimeout => (REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "request-timeout", "Request timeout",
+        "The request body did not arrive in time: the whole body must arrive within `CLIENT_REQUEST_TIMEOUT` of the request head (`timeout_seconds` gives it). Nothing was done and the connection is closed; send the request again on a new connection, with its body at once."),
     EmailTaken => (CONFLICT, "EMAIL_TAKEN", "email-taken", "E-mail address taken",
         "Another user already has this e-mail address (addresses are compared case-insensitively)."),
     SkuTaken => (CONFLICT, "SKU_TAKEN", "sku-taken", "SKU taken",

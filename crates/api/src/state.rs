@@ -96,15 +96,19 @@ pub struct ApiSettings {
     pub serve_metrics: bool,
 }
 
-impl Default for ApiSettings {
-    fn default() -> Self {
+impl ApiSettings {
+    /// Settings for this crate's tests. Test values, not defaults: the HTTP layer has none of
+    /// its own; the composition root builds these from the server's settings, which state
+    /// every default once.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
         Self {
             enable_swagger_ui: true,
             cors_allowed_origins: Vec::new(),
-            body_limit: 64 * 1024,
-            max_uri_length: 8 * 1024,
-            max_header_count: 64,
-            max_header_bytes: 16 * 1024,
+            body_limit: 1024,
+            max_uri_length: 1024,
+            max_header_count: 16,
+            max_header_bytes: 1024,
             serve_metrics: true,
         }
     }

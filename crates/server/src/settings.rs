@@ -4,8 +4,9 @@
 //!
 //! **One place per setting.** Settings are grouped by concern ([`ServerSettings`],
 //! [`DatabaseSettings`], ...). Each leaf field is one environment variable, named as the field
-//! upper-cased (`database_url` is `DATABASE_URL`); its rule is its `#[garde]` attribute and its
-//! default is in its group's `defaults`. Nothing else lists settings: the environment mapping,
+//! upper-cased (`database_url` is `DATABASE_URL`), after its group's name in the groups of
+//! [`PREFIXED_GROUPS`] (`payment.api_url` is `PAYMENT_API_URL`); its rule is its `#[garde]`
+//! attribute and its default is in its group's `defaults`. Nothing else lists settings: the environment mapping,
 //! the per-variable type checks, `orderly config check` and the redaction of secrets are derived
 //! from the structure (ADR 0014). Adding a setting is adding a field and its default.
 
@@ -84,7 +85,7 @@ choices! {
         /// In-process simulation: approves charges up to a limit (ADR 0010).
         Simulated = "simulated",
         /// A Stripe-shaped REST provider at `PAYMENT_API_URL`, with time-outs, retries and
-        /// a circuit breaker (ADR 0024).
+        /// a circuit breaker (ADR 0022).
         Http = "http",
     }
 }
@@ -140,6 +141,24 @@ impl From<Quota> for String {
 
 /// The smallest accepted `JWT_SECRET`, in bytes.
 pub const JWT_SECRET_MIN_BYTES: usize = 32;
+
+/// The groups whose every variable begins with the group's name, which their fields leave out:
+/// `rate_limit.orders` is `RATE_LIMIT_ORDERS` (ADR 0014, amended). In the other groups the
+/// field is the variable (`database.auto_migrate` is `AUTO_MIGRATE`).
+pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment"];
+
+/// The variable of a leaf, from its path in the settings tree (`payment.api_url`, or garde's
+/// `server.trusted_proxies[1]`): its field upper-cased, after its group's name in a group of
+/// [`PREFIXED_GROUPS`].
+fn variable(path: &str) -> String {
+    let (group, field) = path.rsplit_once('.').unwrap_or(("", path));
+    let group = group.rsplit('.').next().unwrap_or(group);
+    if PREFIXED_GROUPS.contains(&group) {
+        format!("{group}_{field}").to_uppercase()
+    } else {
+        field.to_uppercase()
+    }
+}
 
 /// Every setting, grouped by concern (see the module docs).
 #[derive(Clone, Deserialize, Serialize, Validate)]
@@ -294,6 +313,18 @@ impl DatabaseSettings {
             auto_migrate: env != AppEnv::Production,
         }
     }
+
+    /// The database adapter's settings: the one conversion of this group (SQLite's busy
+    /// timeout is no setting; the adapter states it).
+    #[must_use]
+    pub fn adapter(&self) -> orderly_infrastructure::DatabaseSettings {
+        orderly_infrastructure::DatabaseSettings {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_secs(self.database_acquire_timeout),
+            sqlite_busy_timeout: orderly_infrastructure::DatabaseSettings::SQLITE_BUSY_TIMEOUT,
+        }
+    }
 }
 
 /// Authentication: tokens, password hashing, and how fast account changes reach tokens.
@@ -344,28 +375,29 @@ impl AuthSettings {
     }
 }
 
-/// Rate limits (GCRA; see `docs/operations.md`). Quotas are `requests/window`.
+/// Rate limits (GCRA; see `docs/operations.md`). Quotas are `requests/window`. Prefixed: the
+/// variables are `RATE_LIMIT_` and the field (`orders` is `RATE_LIMIT_ORDERS`).
 #[derive(Debug, Clone, Deserialize, Serialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Turn every limit on or off.
     #[garde(skip)]
-    pub rate_limit_enabled: bool,
+    pub enabled: bool,
     /// Anonymous requests, per client address, on every route.
     #[garde(skip)]
-    pub rate_limit_anonymous: Quota,
+    pub anonymous: Quota,
     /// `POST /auth/token` and `POST /users`, per client address.
     #[garde(skip)]
-    pub rate_limit_auth_per_ip: Quota,
+    pub auth_per_ip: Quota,
     /// `POST /auth/token` and `POST /users`, per account (the e-mail address).
     #[garde(skip)]
-    pub rate_limit_auth_per_account: Quota,
+    pub auth_per_account: Quota,
     /// Authenticated requests, per user.
     #[garde(skip)]
-    pub rate_limit_authenticated: Quota,
+    pub authenticated: Quota,
     /// `POST /orders`, per user (on top of the per-user limit).
     #[garde(skip)]
-    pub rate_limit_orders: Quota,
+    pub orders: Quota,
 }
 
 impl RateLimitSettings {
@@ -375,12 +407,12 @@ impl RateLimitSettings {
             window: Duration::from_secs(minutes * 60),
         };
         Self {
-            rate_limit_enabled: true,
-            rate_limit_anonymous: quota(300, 1),
-            rate_limit_auth_per_ip: quota(20, 1),
-            rate_limit_auth_per_account: quota(5, 1),
-            rate_limit_authenticated: quota(600, 1),
-            rate_limit_orders: quota(30, 1),
+            enabled: true,
+            anonymous: quota(300, 1),
+            auth_per_ip: quota(20, 1),
+            auth_per_account: quota(5, 1),
+            authenticated: quota(600, 1),
+            orders: quota(30, 1),
         }
     }
 }
@@ -446,61 +478,62 @@ impl CatalogueSettings {
     }
 }
 
-/// Payments.
+/// Payments. Prefixed: the variables are `PAYMENT_` and the field (`api_url` is
+/// `PAYMENT_API_URL`).
 #[derive(Debug, Clone, Deserialize, Serialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentSettings {
     /// The gateway adapter.
     #[garde(skip)]
-    pub payment_gateway: PaymentGateway,
+    pub gateway: PaymentGateway,
     /// The simulated gateway declines charges above this many minor units.
     #[garde(custom(at_least(0)))]
-    pub payment_simulated_decline_above: i64,
+    pub simulated_decline_above: i64,
     /// The provider's base URL (`https://api.stripe.com`; required with `PAYMENT_GATEWAY=http`).
     #[garde(inner(custom(check_http_url)))]
-    pub payment_api_url: Option<String>,
+    pub api_url: Option<String>,
     /// The provider's secret API key, sent as a bearer token (required with
     /// `PAYMENT_GATEWAY=http`).
     #[garde(skip)]
     #[serde(serialize_with = "redacted_secret")]
-    pub payment_api_key: Option<SecretString>,
+    pub api_key: Option<SecretString>,
     /// Milliseconds to open a connection to the provider.
     #[garde(custom(between(10, 60_000)))]
-    pub payment_connect_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
     /// Milliseconds one attempt may take, request sent to answer read.
     #[garde(custom(between(10, 60_000)))]
-    pub payment_attempt_timeout_ms: u64,
+    pub attempt_timeout_ms: u64,
     /// Milliseconds one call may take, every retry and backoff included.
     #[garde(custom(between(10, 120_000)))]
-    pub payment_call_timeout_ms: u64,
+    pub call_timeout_ms: u64,
     /// Attempts per call, the first included (1: no retry).
     #[garde(custom(between(1, 10)))]
-    pub payment_max_attempts: u32,
+    pub max_attempts: u32,
     /// Milliseconds before the first retry; the wait doubles at each retry, plus jitter.
     #[garde(custom(between(1, 60_000)))]
-    pub payment_retry_base_delay_ms: u64,
+    pub retry_base_delay_ms: u64,
     /// Consecutive failed calls that open the circuit breaker.
     #[garde(custom(between(1, 1_000)))]
-    pub payment_breaker_threshold: u32,
+    pub breaker_threshold: u32,
     /// Seconds an open circuit breaker refuses calls before it lets a probe through.
     #[garde(custom(between(1, 3_600)))]
-    pub payment_breaker_cool_down: u64,
+    pub breaker_cool_down: u64,
 }
 
 impl PaymentSettings {
     fn defaults(_: AppEnv) -> Self {
         Self {
-            payment_gateway: PaymentGateway::Simulated,
-            payment_simulated_decline_above: 100_000_000,
-            payment_api_url: None,
-            payment_api_key: None,
-            payment_connect_timeout_ms: 1_000,
-            payment_attempt_timeout_ms: 3_000,
-            payment_call_timeout_ms: 8_000,
-            payment_max_attempts: 3,
-            payment_retry_base_delay_ms: 100,
-            payment_breaker_threshold: 5,
-            payment_breaker_cool_down: 30,
+            gateway: PaymentGateway::Simulated,
+            simulated_decline_above: 100_000_000,
+            api_url: None,
+            api_key: None,
+            connect_timeout_ms: 1_000,
+            attempt_timeout_ms: 3_000,
+            call_timeout_ms: 8_000,
+            max_attempts: 3,
+            retry_base_delay_ms: 100,
+            breaker_threshold: 5,
+            breaker_cool_down: 30,
         }
     }
 }
@@ -704,11 +737,10 @@ fn leaves(tree: &serde_json::Value) -> Vec<(Leaf, serde_json::Value)> {
                 }
             }
             leaf => {
-                let name = prefix.rsplit('.').next().unwrap_or(prefix);
                 out.push((
                     Leaf {
                         path: prefix.to_owned(),
-                        variable: name.to_uppercase(),
+                        variable: variable(prefix),
                         list: leaf.is_array(),
                     },
                     leaf.clone(),
@@ -917,12 +949,8 @@ impl Settings {
             Ok(()) => Vec::new(),
             Err(report) => report
                 .iter()
-                .map(|(path, error)| {
-                    let path = path.to_string();
-                    // `server.trusted_proxies[1]` is TRUSTED_PROXIES[1].
-                    let leaf = path.split('.').next_back().unwrap_or(&path);
-                    format!("{}: {error}", leaf.to_uppercase())
-                })
+                // `server.trusted_proxies[1]` is TRUSTED_PROXIES[1].
+                .map(|(path, error)| format!("{}: {error}", variable(&path.to_string())))
                 .collect(),
         };
         if self.app_env == AppEnv::Production {
@@ -936,11 +964,11 @@ impl Settings {
                 Some(_) => {}
             }
         }
-        if self.payment.payment_gateway == PaymentGateway::Http {
-            if self.payment.payment_api_url.is_none() {
+        if self.payment.gateway == PaymentGateway::Http {
+            if self.payment.api_url.is_none() {
                 problems.push("PAYMENT_API_URL: required with PAYMENT_GATEWAY=http".to_owned());
             }
-            if self.payment.payment_api_key.is_none() {
+            if self.payment.api_key.is_none() {
                 problems.push("PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned());
             }
         }
@@ -1017,18 +1045,18 @@ impl Settings {
             Some(SecretString::from("test-secret-that-is-long-enough-0123456789"));
         settings.auth.refresh_token_ttl = 3600;
         settings.orders.order_expiry_interval = 0;
-        settings.payment.payment_simulated_decline_above = 1_000_000;
+        settings.payment.simulated_decline_above = 1_000_000;
         let generous = Quota {
             requests: NonZeroU32::new(100_000).unwrap_or(NonZeroU32::MAX),
             window: Duration::from_secs(60),
         };
         let limits = &mut settings.rate_limit;
         for quota in [
-            &mut limits.rate_limit_anonymous,
-            &mut limits.rate_limit_auth_per_ip,
-            &mut limits.rate_limit_auth_per_account,
-            &mut limits.rate_limit_authenticated,
-            &mut limits.rate_limit_orders,
+            &mut limits.anonymous,
+            &mut limits.auth_per_ip,
+            &mut limits.auth_per_account,
+            &mut limits.authenticated,
+            &mut limits.orders,
         ] {
             *quota = generous;
         }
@@ -1058,7 +1086,7 @@ mod tests {
         let settings = load(&[]).expect("valid");
         assert_eq!(settings.app_env, AppEnv::Development);
         assert_eq!(settings.server.port, 3000);
-        assert!(settings.rate_limit.rate_limit_enabled, "limits are on by default");
+        assert!(settings.rate_limit.enabled, "limits are on by default");
     }
 
     #[test]
@@ -1073,6 +1101,30 @@ mod tests {
         for expected in ["APP_ENV", "HOST", "PORT", "DATABASE_URL", "JWT_SECRET", "REDIS_URL"] {
             assert!(names.iter().any(|name| name == expected), "{expected} missing");
         }
+    }
+
+    #[test]
+    fn a_prefixed_group_names_its_variables_after_itself() {
+        let tree = serde_json::to_value(Settings::defaults(AppEnv::Development)).expect("json");
+        let leaves = leaves(&tree);
+        for group in PREFIXED_GROUPS {
+            let prefix = format!("{}_", group.to_uppercase());
+            let members: Vec<&Leaf> = leaves
+                .iter()
+                .map(|(leaf, _)| leaf)
+                .filter(|leaf| leaf.path.starts_with(&format!("{group}.")))
+                .collect();
+            assert!(!members.is_empty(), "{group} is not a group");
+            for leaf in members {
+                assert!(leaf.variable.starts_with(&prefix), "{leaf:?}");
+                assert!(!leaf.path.contains(&format!(".{group}_")), "{leaf:?} stutters");
+            }
+        }
+        assert_eq!(variable("payment.api_url"), "PAYMENT_API_URL");
+        assert_eq!(variable("rate_limit.orders"), "RATE_LIMIT_ORDERS");
+        assert_eq!(variable("database.auto_migrate"), "AUTO_MIGRATE");
+        assert_eq!(variable("server.trusted_proxies[1]"), "TRUSTED_PROXIES[1]");
+        assert_eq!(variable("app_env"), "APP_ENV");
     }
 
     #[test]
@@ -1113,8 +1165,8 @@ mod tests {
             ["https://a.example".to_owned(), "https://b.example".to_owned()]
         );
         assert_eq!(settings.server.trusted_proxies.len(), 2);
-        assert_eq!(settings.rate_limit.rate_limit_orders.requests.get(), 10);
-        assert_eq!(settings.rate_limit.rate_limit_orders.window, Duration::from_secs(30));
+        assert_eq!(settings.rate_limit.orders.requests.get(), 10);
+        assert_eq!(settings.rate_limit.orders.window, Duration::from_secs(30));
         assert_eq!(settings.log.log_format, LogFormat::Json);
         assert_eq!(settings.redis.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
     }
@@ -1194,8 +1246,8 @@ mod tests {
             ("PAYMENT_BREAKER_THRESHOLD", "3"),
         ])
         .expect("valid");
-        assert_eq!(settings.payment.payment_gateway, PaymentGateway::Http);
-        assert_eq!(settings.payment.payment_breaker_threshold, 3);
+        assert_eq!(settings.payment.gateway, PaymentGateway::Http);
+        assert_eq!(settings.payment.breaker_threshold, 3);
         let described = format!("{:?}", settings.describe());
         assert!(described.contains("PAYMENT_API_KEY"), "{described}");
         assert!(!described.contains("swordfish"), "{described}");

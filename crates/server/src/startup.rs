@@ -38,7 +38,7 @@ use orderly_application::{
 };
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
-    Database, DatabaseSettings, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
+    Database, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
     SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository, SeaOrmUserRepository,
     services::{
         Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits,
@@ -63,10 +63,7 @@ fn seconds(value: u64) -> TimeDelta {
 /// # Errors
 /// When the URL is invalid or the SQLite directory cannot be created.
 pub async fn connect(settings: &Settings) -> anyhow::Result<Database> {
-    let mut database = DatabaseSettings::new(settings.database.database_url.clone());
-    database.max_connections = settings.database.database_max_connections;
-    database.acquire_timeout = settings.acquire_timeout();
-    Database::connect(&database).await
+    Database::connect(&settings.database.adapter()).await
 }
 
 /// Every use case, wired to its adapters.
@@ -236,29 +233,29 @@ fn payment_gateway(
     registry: &Registry,
 ) -> anyhow::Result<MeteredPaymentGateway> {
     let millis = Duration::from_millis;
-    Ok(match settings.payment_gateway {
+    Ok(match settings.gateway {
         GatewayChoice::Simulated => MeteredPaymentGateway::new(
-            Arc::new(SimulatedPaymentGateway::new(settings.payment_simulated_decline_above)),
+            Arc::new(SimulatedPaymentGateway::new(settings.simulated_decline_above)),
             None,
             registry,
         )?,
         GatewayChoice::Http => {
             let gateway = HttpPaymentGateway::new(HttpGatewaySettings {
                 base_url: settings
-                    .payment_api_url
+                    .api_url
                     .clone()
                     .context("PAYMENT_API_URL is required with PAYMENT_GATEWAY=http")?,
                 api_key: settings
-                    .payment_api_key
+                    .api_key
                     .clone()
                     .context("PAYMENT_API_KEY is required with PAYMENT_GATEWAY=http")?,
-                connect_timeout: millis(settings.payment_connect_timeout_ms),
-                attempt_timeout: millis(settings.payment_attempt_timeout_ms),
-                call_timeout: millis(settings.payment_call_timeout_ms),
-                max_attempts: settings.payment_max_attempts,
-                retry_base_delay: millis(settings.payment_retry_base_delay_ms),
-                breaker_threshold: settings.payment_breaker_threshold,
-                breaker_cool_down: Duration::from_secs(settings.payment_breaker_cool_down),
+                connect_timeout: millis(settings.connect_timeout_ms),
+                attempt_timeout: millis(settings.attempt_timeout_ms),
+                call_timeout: millis(settings.call_timeout_ms),
+                max_attempts: settings.max_attempts,
+                retry_base_delay: millis(settings.retry_base_delay_ms),
+                breaker_threshold: settings.breaker_threshold,
+                breaker_cool_down: Duration::from_secs(settings.breaker_cool_down),
             })?;
             let breaker = gateway.breaker();
             MeteredPaymentGateway::new(Arc::new(gateway), Some(breaker), registry)?
@@ -324,23 +321,26 @@ pub async fn rate_limiter(settings: &Settings) -> anyhow::Result<Arc<dyn RateLim
 fn rate_limit_policies(settings: &Settings) -> RateLimitPolicies {
     let limits = &settings.rate_limit;
     let policy = |name: &str, quota: Quota| {
-        limits.rate_limit_enabled.then(|| RateLimitPolicy {
+        limits.enabled.then(|| RateLimitPolicy {
             name: name.to_owned(),
             quota: quota.requests,
             window: quota.window,
         })
     };
     RateLimitPolicies {
-        anonymous: policy("anonymous", limits.rate_limit_anonymous),
-        authenticated: policy("authenticated", limits.rate_limit_authenticated),
-        auth_per_ip: policy("auth-ip", limits.rate_limit_auth_per_ip),
-        auth_per_account: policy("auth-account", limits.rate_limit_auth_per_account),
-        orders: policy("orders", limits.rate_limit_orders),
+        anonymous: policy("anonymous", limits.anonymous),
+        authenticated: policy("authenticated", limits.authenticated),
+        auth_per_ip: policy("auth-ip", limits.auth_per_ip),
+        auth_per_account: policy("auth-account", limits.auth_per_account),
+        orders: policy("orders", limits.orders),
     }
 }
 
-/// Readiness: the database's answer to a ping (required), and Redis's (reported; without it
-/// rate limits fall back to per-instance limits, so the instance still serves).
+/// Readiness: the database's answer to a ping (required), and the last known health of Redis
+/// (reported; without it rate limits fall back to per-instance limits and the caches are
+/// bypassed, so the instance still serves). Redis is not asked per call: its health is what the
+/// Redis users of the instance last found, a `PING` of a subscription at most 100 ms ago, or
+/// one `PING` per second when nothing else reported (ADR 0029).
 struct Dependencies {
     database: Database,
     rate_limits: RateLimits,
@@ -359,7 +359,9 @@ impl Readiness for Dependencies {
         let mut checks = vec![DependencyStatus { name: "database", healthy, required: true }];
         if let Some(healthy) = self.rate_limits.store_healthy().await {
             if !healthy {
-                tracing::warn!("readiness: Redis does not answer; rate limits are per instance");
+                tracing::warn!(
+                    "readiness: Redis fails or hangs; rate limits are per instance, caches bypassed"
+                );
             }
             checks.push(DependencyStatus { name: "redis", healthy, required: false });
         }
@@ -462,7 +464,12 @@ impl Application {
                 settings.server.client_disconnect_timeout,
             ))
             .keep_alive(Duration::from_secs(settings.server.keep_alive))
-            .max_connections(settings.server.max_connections_per_worker);
+            .max_connections(settings.server.max_connections_per_worker)
+            // Request bodies and later heads get deadlines too (ADR 0028).
+            .on_connect(orderly_api::stalls::on_connect(orderly_api::stalls::StallLimits::new(
+                Duration::from_secs(settings.server.client_request_timeout),
+                Duration::from_secs(settings.server.keep_alive),
+            )));
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

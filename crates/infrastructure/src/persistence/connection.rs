@@ -16,7 +16,9 @@ use super::{
     location::{self, ConnectionError, Location},
 };
 
-/// How to reach the database.
+/// How to reach the database, and the pool. No defaults here: the server's settings state them
+/// (`DATABASE_MAX_CONNECTIONS`, `DATABASE_ACQUIRE_TIMEOUT`, crates/server/src/settings.rs) and
+/// convert their group into this once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
     /// `postgres://user@host:5432/db` or `sqlite://path/to/file.db?mode=rwc`.
@@ -26,19 +28,28 @@ pub struct DatabaseSettings {
     /// How long a request waits for a pooled connection (and a new connection for its
     /// handshake) before failing with "database unavailable".
     pub acquire_timeout: Duration,
-    /// How long SQLite waits on a locked database before giving up (`busy_timeout`).
+    /// How long SQLite waits on a locked database before giving up (`busy_timeout`), and a
+    /// write transaction for the instance's writer permit; normally
+    /// [`DatabaseSettings::SQLITE_BUSY_TIMEOUT`].
     pub sqlite_busy_timeout: Duration,
 }
 
 impl DatabaseSettings {
-    /// Settings with the defaults for everything but the URL.
+    /// SQLite's busy timeout. Not a setting: this is the one place its value is stated (the
+    /// server passes it on; tests may shorten it).
+    pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Settings for tests: `url`, a pool of ten connections that waits three seconds for one,
+    /// and [`DatabaseSettings::SQLITE_BUSY_TIMEOUT`]. Test values, not defaults: the server's
+    /// defaults are its settings' own.
+    #[cfg(any(test, feature = "testing"))]
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
-            sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Self::SQLITE_BUSY_TIMEOUT,
         }
     }
 }

@@ -5,12 +5,13 @@
 //!
 //! - A change stored through [`ForgettingUsers`] drops the account's entry on this instance at
 //!   once and, with Redis, on every other instance through one `PUBLISH` on
-//!   `<prefix>:accounts:invalidated` that the write awaits ([`Invalidations`], shared with the
-//!   product cache).
+//!   `<prefix>:accounts:invalidated` that the write awaits for at most 300 ms, and not at all
+//!   while Redis is unhealthy ([`Invalidations`], shared with the product cache).
 //! - A read that raced a change does not put what it read in the cache: a generation counter,
 //!   moved by every invalidation, is checked around the database read (the read is then
 //!   answered but not kept) and after the insertion (the entry is taken out again).
-//! - With Redis, entries are served only while this instance's subscription is up (otherwise
+//! - With Redis, entries are served only while this instance's subscription is up and proved
+//!   live by a `PING` answered less than 250 ms ago, and Redis is healthy (ADR 0029; otherwise
 //!   every check reads the database); the cache is emptied whenever the subscription is made or
 //!   lost, since messages may have been missed.
 //! - Whatever happens to Redis, an entry lives at most `ttl` (`AUTH_CACHE_TTL`): the bound on a
@@ -124,7 +125,7 @@ impl CachedAccounts {
     /// Whether cached answers are served now (with Redis: while subscribed).
     #[must_use]
     pub fn is_serving(&self) -> bool {
-        self.cache.as_ref().is_some_and(|entries| entries.serving.load(Ordering::SeqCst))
+        self.cache.as_ref().is_some_and(|entries| entries.serves())
     }
 }
 
@@ -136,6 +137,13 @@ impl Entries {
             serving: AtomicBool::new(bus.is_none()),
             bus,
         }
+    }
+
+    /// Whether entries may be served now: without Redis, always; with Redis, while subscribed
+    /// and the subscription is live (its last `PING` answered within
+    /// [`super::invalidation::LIVENESS`], Redis healthy).
+    fn serves(&self) -> bool {
+        self.serving.load(Ordering::SeqCst) && self.bus.as_ref().is_none_or(Invalidations::is_live)
     }
 
     async fn evict(&self, ids: &[UserId]) {
@@ -228,7 +236,7 @@ impl UserRepository for ForgettingUsers {
 impl AccountDirectory for CachedAccounts {
     async fn status(&self, id: UserId) -> Result<Option<AccountStatus>, StoreError> {
         let Some(entries) = &self.cache else { return self.inner.status(id).await };
-        if !entries.serving.load(Ordering::SeqCst) {
+        if !entries.serves() {
             return self.inner.status(id).await;
         }
         let before = entries.generation.load(Ordering::SeqCst);

@@ -3,12 +3,16 @@
 //!
 //! - Every write that changes a product (an update, a reservation or release of stock) drops the
 //!   product's entry once its transaction has ended, on this instance at once and, with Redis,
-//!   on every other instance through one `PUBLISH` that the write awaits.
+//!   on every other instance through one `PUBLISH` that the write awaits (at most 300 ms, and
+//!   not at all while Redis is unhealthy).
 //! - A read that raced a write does not put what it read in the cache: a generation counter,
 //!   moved by every invalidation, is read before the database read and checked after the
 //!   insertion (the entry is taken out again when it moved).
-//! - With Redis, entries are served only while this instance's subscription is up; it is
-//!   emptied whenever the subscription is (re)made, since messages may have been missed.
+//! - With Redis, entries are served only while this instance's subscription is up and proved
+//!   live by a `PING` answered less than 250 ms ago, and Redis is healthy (ADR 0029: a Redis
+//!   that hangs is a Redis that is down); it is emptied whenever the subscription is (re)made,
+//!   since messages may have been missed. While it is not served, every read goes to the
+//!   database.
 //! - Whatever happens to Redis, an entry lives at most the cache's TTL: that is the bound on a
 //!   stale read. With Redis up, the bound is the time a message takes (milliseconds).
 //!
@@ -133,7 +137,7 @@ impl ProductCache {
     /// Whether entries are served now (for tests and readiness of the cache).
     #[must_use]
     pub fn is_serving(&self) -> bool {
-        self.inner.as_ref().is_some_and(|inner| inner.serving.load(Ordering::SeqCst))
+        self.inner.as_ref().is_some_and(|inner| inner.serves())
     }
 
     /// Registers the cache's series in `registry` (nothing when the cache is off):
@@ -152,7 +156,7 @@ impl ProductCache {
     /// The cached product, when there is one and the cache serves (counted).
     fn get(&self, id: ProductId) -> Option<Product> {
         let inner = self.inner.as_ref()?;
-        if !inner.serving.load(Ordering::SeqCst) {
+        if !inner.serves() {
             inner.metrics.bypass.inc();
             return None;
         }
@@ -169,9 +173,7 @@ impl ProductCache {
     /// Stores `product`, read at `generation`, unless an invalidation came in between.
     fn fill(&self, generation: u64, product: &Product) {
         let Some(inner) = &self.inner else { return };
-        if !inner.serving.load(Ordering::SeqCst)
-            || inner.generation.load(Ordering::SeqCst) != generation
-        {
+        if !inner.serves() || inner.generation.load(Ordering::SeqCst) != generation {
             return;
         }
         inner.entries.insert(product.id(), product.clone());
@@ -219,7 +221,7 @@ impl CacheMetrics {
         let serving = IntGauge::new(
             "orderly_product_cache_serving",
             "1 while the product cache answers reads, 0 while it is bypassed (Redis \
-             subscription down).",
+             subscription down or not live, Redis unhealthy).",
         )
         .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
         Self {
@@ -249,6 +251,16 @@ impl Inner {
             serving: AtomicBool::new(bus.is_none()),
             bus,
         }
+    }
+
+    /// Whether entries may be served now: without Redis, always; with Redis, while subscribed
+    /// and the subscription is live (its last `PING` answered within
+    /// [`super::invalidation::LIVENESS`], Redis healthy). Keeps the serving gauge in step.
+    fn serves(&self) -> bool {
+        let serves = self.serving.load(Ordering::SeqCst)
+            && self.bus.as_ref().is_none_or(Invalidations::is_live);
+        self.metrics.serving.set(i64::from(serves));
+        serves
     }
 
     fn evict(&self, ids: &[ProductId], origin: &IntCounter) {

@@ -20,6 +20,8 @@ use governor::{
 use orderly_application::ports::{RateLimitDecision, RateLimitPolicy, RateLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::invalidation::RedisHealth;
+
 /// The key prefix `RedisRateLimiter` is meant to run with outside tests.
 pub const DEFAULT_KEY_PREFIX: &str = "orderly:rl";
 
@@ -27,12 +29,16 @@ pub const DEFAULT_KEY_PREFIX: &str = "orderly:rl";
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How long each attempt to connect to Redis may take.
-const CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long Redis may take to answer one command.
-const RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
+const CONNECTION_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long Redis may take to answer one command. Not shorter than the caches' liveness window
+/// (ADR 0029): a timeout here marks Redis unhealthy for every Redis user of the process.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(300);
 /// The most a request ever waits on Redis, whatever the connection is doing (connecting, loading
 /// the script after a `NOSCRIPT`, a server that accepts connections but never answers).
-const REDIS_BUDGET: Duration = Duration::from_millis(600);
+const REDIS_BUDGET: Duration = Duration::from_millis(400);
+/// How old the last known health of Redis may be before readiness asks Redis itself (at most
+/// once per this period, however often it is asked).
+const HEALTH_FRESH_FOR: Duration = Duration::from_secs(1);
 /// After a Redis failure, checks go straight to the in-process store for this long.
 const BACKOFF: Duration = Duration::from_secs(1);
 /// Redis failures are logged at most once per this period; the log line counts the others.
@@ -174,10 +180,11 @@ impl RateLimiter for InMemoryRateLimiter {
 
 /// A rate limiter whose counts live in Redis, shared by every instance of the service.
 ///
-/// Never fails a check (ADR 0012): when Redis errs or takes longer than 600 ms, the check is
-/// counted by an embedded `InMemoryRateLimiter` instead (limits then hold per instance), the
-/// failure is logged at most every five seconds, and Redis is left alone for one second before
-/// the next check tries it again.
+/// Never fails a check (ADR 0012): when Redis errs or takes longer than 400 ms (300 ms for an
+/// answer), the check is counted by an embedded `InMemoryRateLimiter` instead (limits then hold
+/// per instance), the failure is logged at most every five seconds, and Redis is left alone for
+/// one second before the next check tries it again, and for as long as the other Redis users of
+/// the process find it failing (ADR 0029).
 #[derive(Debug)]
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
@@ -187,6 +194,10 @@ pub struct RedisRateLimiter {
     redis_retry: Cooldown,
     failure_log: Cooldown,
     unlogged_failures: AtomicU64,
+    /// The health of Redis shared with the caches of this process (ADR 0029).
+    health: Arc<RedisHealth>,
+    /// Throttles readiness's own `PING`s to one per [`HEALTH_FRESH_FOR`].
+    probe: Cooldown,
 }
 
 impl RedisRateLimiter {
@@ -194,7 +205,7 @@ impl RedisRateLimiter {
     /// `<prefix>:<policy name>:<key>` ([`DEFAULT_KEY_PREFIX`] outside tests).
     ///
     /// Redis need not be up: the connection is made lazily and remade in the background after a
-    /// failure. `connect` tries it once, for at most 600 ms, so that the first request does not
+    /// failure. `connect` tries it once, for at most 400 ms, so that the first request does not
     /// pay for connecting; if that fails it logs the failure and the limiter starts on its
     /// fallback.
     ///
@@ -212,6 +223,7 @@ impl RedisRateLimiter {
             .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .context("cannot set up the Redis connection for the rate limiter")?;
+        let health = RedisHealth::of(url);
         let limiter = Self {
             connection,
             script: redis::Script::new(GCRA_SCRIPT),
@@ -220,7 +232,10 @@ impl RedisRateLimiter {
             redis_retry: Cooldown::new(),
             failure_log: Cooldown::new(),
             unlogged_failures: AtomicU64::new(0),
+            health,
+            probe: Cooldown::new(),
         };
+        limiter.probe.restart(HEALTH_FRESH_FOR);
         if let Err(error) = limiter.ping().await {
             limiter.record_failure(&error);
         }
@@ -251,7 +266,18 @@ impl RedisRateLimiter {
 
     async fn ping(&self) -> anyhow::Result<()> {
         let mut connection = self.connection.clone();
-        within_budget(redis::cmd("PING").query_async::<()>(&mut connection)).await
+        let answered = within_budget(redis::cmd("PING").query_async::<()>(&mut connection)).await;
+        self.health.report(answered.is_ok());
+        answered
+    }
+
+    /// Whether a check should ask Redis: not during the back-off after its own failure, nor
+    /// while another Redis user of this process has just found Redis failing or hanging (then
+    /// requests do not wait on it at all).
+    fn redis_worth_asking(&self) -> bool {
+        self.redis_retry.is_over()
+            && (self.health.is_healthy()
+                || self.health.reported_ago().is_none_or(|ago| ago >= BACKOFF))
     }
 
     fn record_failure(&self, error: &anyhow::Error) {
@@ -271,17 +297,31 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     async fn check(&self, policy: &RateLimitPolicy, key: &str) -> RateLimitDecision {
-        if self.redis_retry.is_over() {
+        if self.redis_worth_asking() {
             match self.check_in_redis(policy, key).await {
-                Ok(decision) => return decision,
-                Err(error) => self.record_failure(&error),
+                Ok(decision) => {
+                    self.health.report(true);
+                    return decision;
+                }
+                Err(error) => {
+                    self.health.report(false);
+                    self.record_failure(&error);
+                }
             }
         }
         self.fallback.decide(policy, key)
     }
 
+    /// The last known health of Redis, as any Redis user of this process last found it (ADR
+    /// 0029): no round trip per call, so that a flood of scrapes does not become a flood of
+    /// `PING`s. When nothing reported for [`HEALTH_FRESH_FOR`], one caller per period asks Redis
+    /// (for at most 400 ms).
     async fn store_healthy(&self) -> Option<bool> {
-        Some(self.ping().await.is_ok())
+        let stale = self.health.reported_ago().is_none_or(|ago| ago >= HEALTH_FRESH_FOR);
+        if stale && self.probe.try_restart(HEALTH_FRESH_FOR) {
+            return Some(self.ping().await.is_ok());
+        }
+        Some(self.health.is_healthy())
     }
 }
 

@@ -21,6 +21,8 @@ mod payments;
 mod product_cache;
 mod products;
 mod rate_limits;
+mod redis_hang;
 mod reviews;
 mod sessions;
+mod stalls;
 mod users;

@@ -305,8 +305,7 @@ async fn the_pool_the_hashing_gate_and_the_build_are_exported(app: TestApp) {
 async fn refusals_are_counted_by_policy_and_scrapes_are_never_limited(app: TestApp) {
     let limited = app
         .another_instance(|settings| {
-            settings.rate_limit.rate_limit_anonymous =
-                Quota::try_from("2/1m".to_owned()).expect("a quota");
+            settings.rate_limit.anonymous = Quota::try_from("2/1m".to_owned()).expect("a quota");
         })
         .await;
     for _ in 0..2 {

@@ -29,15 +29,15 @@ async fn app_paying_through(db: TestDatabase, provider: &MockServer) -> TestApp 
     let url = provider.uri();
     spawn_app_with(db, move |settings| {
         let payment = &mut settings.payment;
-        payment.payment_gateway = PaymentGateway::Http;
-        payment.payment_api_url = Some(url);
-        payment.payment_api_key = Some(SecretString::from("sk_test_orderly"));
-        payment.payment_attempt_timeout_ms = 500;
-        payment.payment_call_timeout_ms = 2_000;
-        payment.payment_max_attempts = 2;
-        payment.payment_retry_base_delay_ms = 10;
-        payment.payment_breaker_threshold = 2;
-        payment.payment_breaker_cool_down = COOL_DOWN_SECONDS;
+        payment.gateway = PaymentGateway::Http;
+        payment.api_url = Some(url);
+        payment.api_key = Some(SecretString::from("sk_test_orderly"));
+        payment.attempt_timeout_ms = 500;
+        payment.call_timeout_ms = 2_000;
+        payment.max_attempts = 2;
+        payment.retry_base_delay_ms = 10;
+        payment.breaker_threshold = 2;
+        payment.breaker_cool_down = COOL_DOWN_SECONDS;
     })
     .await
 }

@@ -42,7 +42,7 @@ async fn products_as(app: &TestApp, forwarded_for: Option<&str>) -> Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_requests_carry_the_policy_headers_and_the_excess_is_a_429_problem() {
-    let app = app(|settings| settings.rate_limit.rate_limit_anonymous = quota(3, 60)).await;
+    let app = app(|settings| settings.rate_limit.anonymous = quota(3, 60)).await;
 
     for remaining in [2, 1, 0] {
         let response = products_as(&app, None).await;
@@ -95,7 +95,7 @@ async fn anonymous_requests_carry_the_policy_headers_and_the_excess_is_a_429_pro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticated_requests_are_limited_per_user_not_per_address() {
-    let app = app(|settings| settings.rate_limit.rate_limit_authenticated = quota(2, 60)).await;
+    let app = app(|settings| settings.rate_limit.authenticated = quota(2, 60)).await;
     let ada = app.customer("Ada").await;
     let bob = app.customer("Bob").await;
 
@@ -117,7 +117,7 @@ async fn authenticated_requests_are_limited_per_user_not_per_address() {
 async fn logins_are_limited_per_account_whatever_the_address() {
     let app = app(|settings| {
         settings.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
-        settings.rate_limit.rate_limit_auth_per_account = quota(3, 60);
+        settings.rate_limit.auth_per_account = quota(3, 60);
     })
     .await;
     let ada = app.customer("Ada").await;
@@ -153,7 +153,7 @@ async fn logins_are_limited_per_account_whatever_the_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn current_password_guesses_are_limited_per_account() {
-    let app = app(|settings| settings.rate_limit.rate_limit_auth_per_account = quota(3, 60)).await;
+    let app = app(|settings| settings.rate_limit.auth_per_account = quota(3, 60)).await;
     let ada = app.customer("Ada").await;
     let guess =
         |current: &str| json!({"password": "a brand new passphrase", "current_password": current});
@@ -179,7 +179,7 @@ async fn current_password_guesses_are_limited_per_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_and_registrations_are_limited_per_address() {
-    let app = app(|settings| settings.rate_limit.rate_limit_auth_per_ip = quota(3, 60)).await;
+    let app = app(|settings| settings.rate_limit.auth_per_ip = quota(3, 60)).await;
     for n in 0..3 {
         let email = format!("spray-{n}@example.com");
         let response = app.login(&email, "Summer2026!").await;
@@ -203,7 +203,7 @@ async fn logins_and_registrations_are_limited_per_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placing_orders_has_a_tighter_limit_per_user() {
-    let app = app(|settings| settings.rate_limit.rate_limit_orders = quota(1, 60)).await;
+    let app = app(|settings| settings.rate_limit.orders = quota(1, 60)).await;
     let admin = app.admin().await;
     let ada = app.customer("Ada").await;
     let product = app.product(&admin, "RL-1", 500, 10).await;
@@ -224,7 +224,7 @@ async fn placing_orders_has_a_tighter_limit_per_user() {
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let behind_proxy = app(|settings| {
         settings.server.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
-        settings.rate_limit.rate_limit_anonymous = quota(1, 60);
+        settings.rate_limit.anonymous = quota(1, 60);
     })
     .await;
     assert_eq!(products_as(&behind_proxy, Some("198.51.100.1")).await.status(), StatusCode::OK);
@@ -238,7 +238,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         "another client behind the proxy has a budget of its own"
     );
 
-    let exposed = app(|settings| settings.rate_limit.rate_limit_anonymous = quota(1, 60)).await;
+    let exposed = app(|settings| settings.rate_limit.anonymous = quota(1, 60)).await;
     assert_eq!(products_as(&exposed, Some("198.51.100.1")).await.status(), StatusCode::OK);
     assert_eq!(
         products_as(&exposed, Some("198.51.100.2")).await.status(),
@@ -253,7 +253,7 @@ async fn two_instances_sharing_redis_hold_one_limit() {
     let first = app(|settings| {
         settings.redis.redis_url = Some(test_redis_url());
         settings.redis.redis_key_prefix.clone_from(&prefix);
-        settings.rate_limit.rate_limit_anonymous = quota(3, 60);
+        settings.rate_limit.anonymous = quota(3, 60);
     })
     .await;
     let second = first.another_instance(|_| {}).await;
@@ -278,7 +278,7 @@ async fn an_unreachable_redis_falls_back_to_limits_per_instance_without_errors()
     let app = app(|settings| {
         settings.redis.redis_url = Some("redis://127.0.0.1:1".to_owned());
         settings.redis.redis_key_prefix = redis_prefix();
-        settings.rate_limit.rate_limit_anonymous = quota(2, 60);
+        settings.rate_limit.anonymous = quota(2, 60);
     })
     .await;
     let started = std::time::Instant::now();
