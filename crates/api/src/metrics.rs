@@ -6,7 +6,8 @@
 //!   stay few whatever clients send.
 //! - Business events the API answers: orders placed, order moves by action, rate-limit
 //!   refusals by policy, idempotent replays.
-//! - `orderly_dependency_up`: each readiness check, run when Prometheus scrapes.
+//! - `orderly_dependency_up`: each dependency's last known health (asked again at most once a
+//!   second, whatever the scrape rate).
 //!
 //! The registry is the application instance's own (the composition root makes it and the
 //! adapters add their series to it), so two instances in one process never mix their counts.
@@ -112,7 +113,7 @@ impl ApiMetrics {
         let dependency_up = IntGaugeVec::new(
             Opts::new(
                 "orderly_dependency_up",
-                "1 when the dependency answered its readiness check at the last scrape, 0 when not.",
+                "1 when the dependency answered its last health check (at most a second old), 0 when not.",
             ),
             &["dependency"],
         )?;
@@ -200,7 +201,7 @@ impl ApiMetrics {
     /// connection of the check's own ping (a pool takes a connection back a moment later).
     async fn scrape(&self, readiness: &dyn Readiness) -> prometheus::Result<String> {
         let mut families = self.registry.gather();
-        for dependency in readiness.check().await {
+        for dependency in readiness.last_known().await {
             self.dependency_up
                 .with_label_values(&[dependency.name])
                 .set(i64::from(dependency.healthy));

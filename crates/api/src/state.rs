@@ -40,8 +40,14 @@ pub struct DependencyStatus {
 /// Checks the service's dependencies for `GET /ready`.
 #[async_trait]
 pub trait Readiness: Send + Sync {
-    /// The state of every dependency.
+    /// The state of every dependency, asked now (`/ready`).
     async fn check(&self) -> Vec<DependencyStatus>;
+
+    /// The state of every dependency as last known, asked again only when that is older than
+    /// a second (`/metrics`: a scrape flood costs the dependencies nothing).
+    async fn last_known(&self) -> Vec<DependencyStatus> {
+        self.check().await
+    }
 
     /// The migrations this binary needs and the database has not applied (empty: the schema
     /// is current). Asked only when every required dependency answers; a failure to find out

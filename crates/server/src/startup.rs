@@ -344,18 +344,60 @@ fn rate_limit_policies(settings: &Settings) -> RateLimitPolicies {
 struct Dependencies {
     database: Database,
     rate_limits: RateLimits,
+    /// The database's last known health: `/metrics` reads it, so a scrape flood pings at most
+    /// once a second.
+    database_health: KnownHealth,
 }
 
-#[async_trait]
-impl Readiness for Dependencies {
-    async fn check(&self) -> Vec<DependencyStatus> {
-        let healthy = match self.database.ping().await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "readiness: the database does not answer");
-                false
+/// How old a known database health `/metrics` accepts before it pings again.
+const KNOWN_HEALTH_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A health answer, kept: asked again only when older than the caller accepts; concurrent askers
+/// wait for the one probe under way and share its answer.
+#[derive(Default)]
+struct KnownHealth {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+impl KnownHealth {
+    async fn get(
+        &self,
+        max_age: std::time::Duration,
+        probe: impl std::future::Future<Output = bool>,
+    ) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, healthy)) = *last
+            && at.elapsed() < max_age
+        {
+            return healthy;
+        }
+        let healthy = probe.await;
+        *last = Some((std::time::Instant::now(), healthy));
+        healthy
+    }
+}
+
+impl Dependencies {
+    fn new(database: Database, rate_limits: RateLimits) -> Self {
+        Self { database, rate_limits, database_health: KnownHealth::default() }
+    }
+
+    /// Whether the database answers, pinging it unless a ping younger than `max_age` said.
+    async fn database_healthy(&self, max_age: std::time::Duration) -> bool {
+        let ping = async {
+            match self.database.ping().await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "readiness: the database does not answer");
+                    false
+                }
             }
         };
+        self.database_health.get(max_age, ping).await
+    }
+
+    async fn statuses(&self, max_age: std::time::Duration) -> Vec<DependencyStatus> {
+        let healthy = self.database_healthy(max_age).await;
         let mut checks = vec![DependencyStatus { name: "database", healthy, required: true }];
         if let Some(healthy) = self.rate_limits.store_healthy().await {
             if !healthy {
@@ -366,6 +408,17 @@ impl Readiness for Dependencies {
             checks.push(DependencyStatus { name: "redis", healthy, required: false });
         }
         checks
+    }
+}
+
+#[async_trait]
+impl Readiness for Dependencies {
+    async fn check(&self) -> Vec<DependencyStatus> {
+        self.statuses(std::time::Duration::ZERO).await
+    }
+
+    async fn last_known(&self) -> Vec<DependencyStatus> {
+        self.statuses(KNOWN_HEALTH_MAX_AGE).await
     }
 
     async fn pending_migrations(&self) -> Vec<String> {
@@ -433,10 +486,7 @@ impl Application {
             use_cases: Arc::new(use_cases),
             access_tokens,
             clock,
-            readiness: Arc::new(Dependencies {
-                database: database.clone(),
-                rate_limits: rate_limits.clone(),
-            }),
+            readiness: Arc::new(Dependencies::new(database.clone(), rate_limits.clone())),
             rate_limits,
             metrics: metrics.clone(),
             settings: ApiSettings {
@@ -689,5 +739,42 @@ async fn run_background(
         if pending.is_ok() {
             housekeeping.run_once().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
+
+    use super::KnownHealth;
+
+    #[tokio::test]
+    async fn a_known_health_is_asked_again_only_when_older_than_the_caller_accepts() {
+        let health = KnownHealth::default();
+        let probes = AtomicUsize::new(0);
+        // Counts the probes that run (a probe not awaited never pings).
+        let probe = |answer: bool| {
+            let probes = &probes;
+            async move {
+                probes.fetch_add(1, Ordering::SeqCst);
+                answer
+            }
+        };
+
+        for _ in 0..100 {
+            assert!(health.get(Duration::from_secs(60), probe(true)).await);
+        }
+        assert_eq!(probes.load(Ordering::SeqCst), 1, "a flood of scrapes probes once");
+
+        assert!(!health.get(Duration::ZERO, probe(false)).await, "a fresh ask probes");
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
+        assert!(
+            !health.get(Duration::from_secs(60), probe(true)).await,
+            "the last answer is what is known"
+        );
+        assert_eq!(probes.load(Ordering::SeqCst), 2);
     }
 }
