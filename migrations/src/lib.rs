@@ -20,6 +20,7 @@ mod m20261204_000010_create_reviews;
 mod m20261204_000011_add_payment_attempt;
 mod m20261204_000012_strip_format_characters_from_names;
 mod m20261204_000013_add_payment_failures;
+mod m20261204_000014_idempotency_opaque_replay;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_add_payment_attempt::Migration),
             Box::new(m20261204_000012_strip_format_characters_from_names::Migration),
             Box::new(m20261204_000013_add_payment_failures::Migration),
+            Box::new(m20261204_000014_idempotency_opaque_replay::Migration),
         ]
     }
 }

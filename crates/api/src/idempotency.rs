@@ -1,17 +1,18 @@
 //! The `Idempotency-Key` request header (draft-ietf-httpapi-idempotency-key-header) on the
 //! routes that create or move orders: reading the key, fingerprinting the request, and sending a
 //! response (new or replayed) from its stored form, so that a replay is byte for byte the first
-//! response (ADR 0023).
+//! response (ADR 0023). The stored form is this layer's: a JSON envelope of status, `Location`,
+//! `ETag` and body, which the application and the store keep as an opaque [`Replay`].
 
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder,
     http::{StatusCode, header},
 };
 use orderly_application::ports::{
-    IdempotencyKey, IdempotentRequest, InvalidIdempotencyKey, StoredResponse,
+    IdempotencyKey, IdempotentRequest, InvalidIdempotencyKey, Replay,
 };
 use orderly_domain::{Actor, rule};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::problem::{ApiError, FieldError};
@@ -62,24 +63,47 @@ pub(crate) fn request<T: Serialize>(
     Ok(Some(IdempotentRequest { user_id, key, fingerprint: hex::encode(digest.finalize()) }))
 }
 
+/// A response as first sent, in the envelope a [`Replay`] carries.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    /// The HTTP status code.
+    status: u16,
+    /// The `Location` header, if any.
+    location: Option<String>,
+    /// The `ETag` header, if any.
+    etag: Option<String>,
+    /// The body (JSON), as sent.
+    body: String,
+}
+
 /// A JSON response in its stored form.
 pub(crate) fn stored<T: Serialize>(
     status: StatusCode,
     location: Option<String>,
     etag: Option<String>,
     body: &T,
-) -> StoredResponse {
-    StoredResponse {
+) -> Replay {
+    let envelope = Envelope {
         status: status.as_u16(),
         location,
         etag,
         // Serializing a response DTO cannot fail: no maps with non-string keys, no custom code.
         body: serde_json::to_string(body).unwrap_or_default(),
-    }
+    };
+    // Nor can serializing the envelope of strings and a number.
+    Replay::new(serde_json::to_string(&envelope).unwrap_or_default())
 }
 
 /// Sends a stored response; `replayed` adds `Idempotent-Replayed: true`.
-pub(crate) fn send(response: &StoredResponse, replayed: bool) -> HttpResponse {
+///
+/// # Errors
+/// A 500 problem when the stored form is not an envelope this layer wrote.
+pub(crate) fn send(replay: &Replay, replayed: bool) -> Result<HttpResponse, ApiError> {
+    let response: Envelope = serde_json::from_str(replay.as_str()).map_err(|error| {
+        ApiError::internal(
+            anyhow::Error::new(error).context("reading a stored idempotent response"),
+        )
+    })?;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
     let mut builder = HttpResponseBuilder::new(status);
     builder.content_type("application/json");
@@ -92,5 +116,33 @@ pub(crate) fn send(response: &StoredResponse, replayed: bool) -> HttpResponse {
     if replayed {
         builder.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
-    builder.body(response.body.clone())
+    Ok(builder.body(response.body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_response_is_sent_again_as_it_was() {
+        let replay = stored(
+            StatusCode::CREATED,
+            Some("/api/v1/orders/1".to_owned()),
+            Some("\"3\"".to_owned()),
+            &serde_json::json!({"id": 1}),
+        );
+        let response = send(&replay, true).expect("an envelope this layer wrote");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(
+            response.headers().get(header::LOCATION).expect("a Location"),
+            "/api/v1/orders/1"
+        );
+        assert_eq!(response.headers().get(header::ETAG).expect("an ETag"), "\"3\"");
+        assert_eq!(response.headers().get(IDEMPOTENT_REPLAYED).expect("the replay mark"), "true");
+    }
+
+    #[test]
+    fn an_unreadable_stored_response_is_an_internal_error() {
+        assert!(send(&Replay::new("not an envelope"), false).is_err());
+    }
 }

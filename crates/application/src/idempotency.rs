@@ -1,16 +1,23 @@
-//! Running a use case at most once per idempotency key (ADR 0023): claim the key, run the effect
-//! with its response recorded in the effect's transaction, release the key when the effect
-//! failed.
+//! Running a use case at most once per idempotency key (ADR 0023), as a decorator around its
+//! effect: [`Keys::run`] claims the key (or answers with the first response's replay), runs the
+//! effect with a [`Receipt`] that the effect's repository save records in its transaction,
+//! releases the key when the effect failed, and records the final replay when the effect went on
+//! after its commit. Use cases never claim, release or update a key themselves.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use crate::{
     StoreError,
-    ports::{Claim, Clock, Completion, IdempotencyStore, IdempotentRequest, Lease, StoredResponse},
+    ports::{Claim, Clock, Completion, IdempotencyStore, IdempotentRequest, Lease, Replay},
 };
 
-/// How a use case's result becomes the response recorded for replays.
-pub type Render<T> = Arc<dyn Fn(&T) -> StoredResponse + Send + Sync>;
+/// How a use case's result becomes what a replay sends again (the caller's own form: the
+/// application never reads it).
+pub type Render<T> = Arc<dyn Fn(&T) -> Replay + Send + Sync>;
 
 /// An idempotency key with the request it came with, and how to render the result.
 #[derive(Clone)]
@@ -30,8 +37,8 @@ impl<T> fmt::Debug for Idempotent<T> {
 pub enum Outcome<T> {
     /// The effect happened now.
     Done(T),
-    /// The key was used before for the same request: its first response.
-    Replayed(StoredResponse),
+    /// The key was used before for the same request: its first response, as recorded.
+    Replayed(Replay),
 }
 
 impl<T> Outcome<T> {
@@ -58,33 +65,58 @@ pub enum IdempotencyRefusal {
     Reused,
 }
 
-/// What claiming gave: go ahead (holding the claim, if a key was sent) or replay.
-#[derive(Debug)]
-pub(crate) enum Begin<T> {
-    Proceed(Option<Claimed<T>>),
-    Replay(StoredResponse),
-}
+/// A claimed key, handed to the effect: the effect passes [`Receipt::completion`] of its result
+/// to its repository's save, which records it in the effect's transaction. Cloning shares it.
+pub(crate) struct Receipt<T>(Arc<Held<T>>);
 
-/// A claimed key: what the effect's transaction records.
-#[derive(Debug)]
-pub(crate) struct Claimed<T> {
+struct Held<T> {
     idempotent: Idempotent<T>,
     lease: Lease,
+    clock: Arc<dyn Clock>,
+    /// The last replay handed to a save: what the effect's transaction recorded, if it committed.
+    recorded: Mutex<Option<Replay>>,
 }
 
-impl<T> Claimed<T> {
-    /// The record to write with the effect whose result is `value`.
-    pub(crate) fn completion(&self, value: &T, clock: &dyn Clock) -> Completion {
-        Completion {
-            request: self.idempotent.request.clone(),
-            lease: self.lease,
-            response: (self.idempotent.render)(value),
-            at: clock.now(),
-        }
+impl<T> Clone for Receipt<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
     }
 }
 
-/// Claims and releases keys for the use cases that accept them.
+impl<T> fmt::Debug for Receipt<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receipt")
+            .field("request", &self.0.idempotent.request)
+            .field("lease", &self.0.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Receipt<T> {
+    /// The record to write with the effect whose result is `value`.
+    pub(crate) fn completion(&self, value: &T) -> Completion {
+        let completion = self.render(value);
+        if let Ok(mut recorded) = self.0.recorded.lock() {
+            *recorded = Some(completion.response.clone());
+        }
+        completion
+    }
+
+    fn render(&self, value: &T) -> Completion {
+        Completion {
+            request: self.0.idempotent.request.clone(),
+            lease: self.0.lease,
+            response: (self.0.idempotent.render)(value),
+            at: self.0.clock.now(),
+        }
+    }
+
+    fn recorded(&self) -> Option<Replay> {
+        self.0.recorded.lock().ok().and_then(|recorded| recorded.clone())
+    }
+}
+
+/// Runs effects under idempotency keys: the decorator of the use cases that accept them.
 #[derive(Clone)]
 pub(crate) struct Keys {
     store: Arc<dyn IdempotencyStore>,
@@ -96,37 +128,80 @@ impl Keys {
         Self { store, clock }
     }
 
-    /// Claims the key, if one was sent.
-    pub(crate) async fn begin<T>(
+    /// Runs `effect` at most once for `idempotent`'s key (every time when no key was sent).
+    ///
+    /// The key is claimed first: a key used before for the same request answers with its first
+    /// response ([`Outcome::Replayed`]) without running the effect. The effect gets the claim's
+    /// [`Receipt`] to record with its result. When the effect fails, the key is released (so a
+    /// retry runs afresh); when its result renders otherwise than what its transaction recorded
+    /// (it went on after the commit), the final rendering replaces the recorded one.
+    ///
+    /// # Errors
+    /// [`IdempotencyRefusal`] when the key is in use or was used for another request,
+    /// [`StoreError`] when claiming fails, or the effect's error.
+    pub(crate) async fn run<T, E, Fut>(
         &self,
         idempotent: Option<Idempotent<T>>,
-    ) -> Result<Result<Begin<T>, IdempotencyRefusal>, StoreError> {
-        let Some(idempotent) = idempotent else { return Ok(Ok(Begin::Proceed(None))) };
-        Ok(match self.store.claim(&idempotent.request, self.clock.now()).await? {
-            Claim::Started(lease) => Ok(Begin::Proceed(Some(Claimed { idempotent, lease }))),
-            Claim::Replay(response) => Ok(Begin::Replay(response)),
-            Claim::InFlight { retry_after } => Err(IdempotencyRefusal::InUse { retry_after }),
-            Claim::Mismatch => Err(IdempotencyRefusal::Reused),
-        })
+        effect: impl FnOnce(Option<Receipt<T>>) -> Fut,
+    ) -> Result<Outcome<T>, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+        E: From<IdempotencyRefusal> + From<StoreError>,
+    {
+        let receipt = match idempotent {
+            None => None,
+            Some(idempotent) => {
+                match self.store.claim(&idempotent.request, self.clock.now()).await? {
+                    Claim::Started(lease) => Some(Receipt(Arc::new(Held {
+                        idempotent,
+                        lease,
+                        clock: Arc::clone(&self.clock),
+                        recorded: Mutex::new(None),
+                    }))),
+                    Claim::Replay(replay) => return Ok(Outcome::Replayed(replay)),
+                    Claim::InFlight { retry_after } => {
+                        return Err(IdempotencyRefusal::InUse { retry_after }.into());
+                    }
+                    Claim::Mismatch => return Err(IdempotencyRefusal::Reused.into()),
+                }
+            }
+        };
+        let result = effect(receipt.clone()).await;
+        if let Some(receipt) = &receipt {
+            match &result {
+                Ok(value) => self.record_final(receipt, value).await,
+                Err(_) => self.release(receipt).await,
+            }
+        }
+        result.map(Outcome::Done)
     }
 
     /// Gives the key back after the effect failed, so a retry may use it. Best effort: a key
     /// not released is freed when its lease lapses.
-    pub(crate) async fn release<T>(&self, claimed: Option<&Claimed<T>>) {
-        let Some(claimed) = claimed else { return };
-        if let Err(error) = self.store.release(&claimed.idempotent.request, claimed.lease).await {
+    async fn release<T>(&self, receipt: &Receipt<T>) {
+        let held = &receipt.0;
+        if let Err(error) = self.store.release(&held.idempotent.request, held.lease).await {
             tracing::warn!(error = %format!("{error:#}"),
                 "an idempotency key could not be released; it frees itself when its lease lapses");
         }
     }
 
-    /// Records what was finally sent for a key whose effect was already recorded.
-    pub(crate) async fn update<T>(&self, claimed: Option<&Claimed<T>>, value: &T) {
-        let Some(claimed) = claimed else { return };
-        let completion = claimed.completion(value, self.clock.as_ref());
-        if let Err(error) = self.store.update_response(&completion).await {
-            tracing::warn!(error = %format!("{error:#}"),
-                "the final response of an idempotent request could not be recorded; a replay shows the state at its commit");
+    /// Records what is finally sent for a key whose effect was recorded, when it differs from
+    /// what was recorded with the effect. Best effort: a replay then shows the state at the
+    /// commit.
+    async fn record_final<T>(&self, receipt: &Receipt<T>, value: &T) {
+        let completion = receipt.render(value);
+        match receipt.recorded() {
+            Some(recorded) if recorded == completion.response => {}
+            Some(_) => {
+                if let Err(error) = self.store.update_response(&completion).await {
+                    tracing::warn!(error = %format!("{error:#}"),
+                        "the final response of an idempotent request could not be recorded; a replay shows the state at its commit");
+                }
+            }
+            None => tracing::error!(
+                "an idempotent effect succeeded without recording its response; its key frees itself when its lease lapses"
+            ),
         }
     }
 }

@@ -32,7 +32,7 @@ use orderly_application::{
         Claim, Completion, IdempotencyKey, IdempotentRequest, Lease, MockClock,
         MockIdempotencyStore, MockOrderQueries, MockOrderRepository, MockOverdueClaim,
         MockPaymentGateway, MockProductRepository, OrderFilter, OverdueBatch, OverdueCursor,
-        PaymentError, PlaceOrderFailure, StoredResponse, UnreadableOrder,
+        PaymentError, PlaceOrderFailure, Replay, UnreadableOrder,
     },
 };
 use orderly_domain::{
@@ -473,13 +473,8 @@ fn expect_release(keys: &mut MockIdempotencyStore, request: &IdempotentRequest) 
 }
 
 /// A response as the HTTP layer would have recorded it.
-fn stored_response(status: u16, body: &str) -> StoredResponse {
-    StoredResponse {
-        status,
-        location: Some("/orders/somewhere".to_owned()),
-        etag: Some("\"1\"".to_owned()),
-        body: body.to_owned(),
-    }
+fn stored_response(status: u16, body: &str) -> Replay {
+    Replay::new(format!("{status} /orders/somewhere \"1\" {body}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,13 +503,14 @@ mod place_order {
     }
 
     /// The response recorded for a placed order: what a replay sends again.
-    fn created(order: &Order) -> StoredResponse {
-        StoredResponse {
-            status: 201,
-            location: Some(format!("/orders/{}", order.id())),
-            etag: Some(format!("\"{}\"", order.version())),
-            body: format!("{} {}", order.status(), order.total().amount_minor()),
-        }
+    fn created(order: &Order) -> Replay {
+        Replay::new(format!(
+            "201 /orders/{} \"{}\" {} {}",
+            order.id(),
+            order.version(),
+            order.status(),
+            order.total().amount_minor()
+        ))
     }
 
     /// `request` as the HTTP layer hands it to the use case, rendering with [`created`].
@@ -1518,19 +1514,15 @@ mod transition_order {
     }
 
     /// The response recorded for a move: what a replay sends again.
-    fn rendered(moved: &Moved) -> StoredResponse {
+    fn rendered(moved: &Moved) -> Replay {
         let (order, entry) = moved;
-        StoredResponse {
-            status: 200,
-            location: None,
-            etag: Some(format!("\"{}\"", order.version())),
-            body: format!(
-                "{} by {} with a payment {}",
-                order.status(),
-                entry.action,
-                order.payment().map_or("none", |payment| payment.status().as_str())
-            ),
-        }
+        Replay::new(format!(
+            "200 \"{}\" {} by {} with a payment {}",
+            order.version(),
+            order.status(),
+            entry.action,
+            order.payment().map_or("none", |payment| payment.status().as_str())
+        ))
     }
 
     fn idempotent(request: &IdempotentRequest) -> Idempotent<Moved> {

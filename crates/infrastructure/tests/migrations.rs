@@ -2,7 +2,8 @@
 //! of names stored before they refused invisible formatting characters.
 
 use orderly_application::ports::{
-    OrderRepository as _, ProductRepository as _, UserRepository as _,
+    Claim, IdempotencyKey, IdempotencyStore as _, IdempotentRequest, OrderRepository as _,
+    ProductRepository as _, UserRepository as _,
 };
 use orderly_domain::{
     Currency, Email, Money, Order, OrderLines, PasswordHash, Product, ProductDraft, ProductName,
@@ -10,10 +11,10 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Database, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmUserRepository,
-    on_both_engines, testing::TestDatabase,
+    Database, SeaOrmIdempotencyStore, SeaOrmOrderRepository, SeaOrmProductRepository,
+    SeaOrmUserRepository, on_both_engines, testing::TestDatabase,
 };
-use sea_orm::ConnectionTrait as _;
+use sea_orm::{ConnectionTrait as _, Statement};
 
 async fn migrations_round_trip_up_down_to_zero_and_up_again(db: &Database) {
     let applied =
@@ -132,5 +133,93 @@ async fn names_stored_before_the_format_rule_read_again_after_the_migration(test
 async fn names_stored_before_the_format_rule_read_again_after_the_migration_on_both_engines() {
     for test_db in TestDatabase::all().await {
         names_stored_before_the_format_rule_read_again_after_the_migration(test_db).await;
+    }
+}
+
+/// The migration that turns the recorded responses of idempotency keys into opaque replays.
+const OPAQUE_REPLAY: &str = "m20261204_000014_idempotency_opaque_replay";
+
+/// Steps `db` down to just before `migration`.
+async fn down_to_before(db: &Database, migration: &str) {
+    let status = db.migration_status().await.expect("status");
+    let position =
+        status.iter().position(|(name, _)| name == migration).expect("the migration is listed");
+    let steps = u32::try_from(status.len() - position).expect("a few steps");
+    db.migrate_down(Some(steps)).await.expect("down to before the migration");
+}
+
+/// A response recorded in the columns of old (status, `Location`, `ETag`, body) becomes one
+/// envelope the store hands back as the replay, and `down` puts it back in its columns.
+async fn idempotent_responses_recorded_before_opaque_replays_replay_after_the_migration(
+    test_db: TestDatabase,
+) {
+    let db = test_db.database();
+    let ada = customer("ada@example.com", "Ada");
+    SeaOrmUserRepository::new(db.clone()).insert(&ada).await.expect("inserting ada");
+    let store = SeaOrmIdempotencyStore::new(db.clone());
+    let request = IdempotentRequest {
+        user_id: ada.id(),
+        key: IdempotencyKey::parse("key-1").expect("a key"),
+        fingerprint: "f".repeat(64),
+    };
+    assert!(matches!(store.claim(&request, at(0)).await, Ok(Claim::Started(_))));
+
+    down_to_before(db, OPAQUE_REPLAY).await;
+    let raw = sea_orm::Database::connect(test_db.url()).await.expect("a second connection");
+    raw.execute_unprepared(
+        "UPDATE idempotency_records SET response_status = 201, \
+         response_location = '/api/v1/orders/1', response_etag = '\"2\"', \
+         response_body = '{\"id\":\"it''s\"}', completed_at = created_at \
+         WHERE idempotency_key = 'key-1'",
+    )
+    .await
+    .expect("recording a response the old way");
+    db.migrate_up(None).await.expect("up again");
+
+    let Ok(Claim::Replay(replay)) = store.claim(&request, at(1)).await else {
+        panic!("the key replays its recorded response");
+    };
+    let envelope: serde_json::Value =
+        serde_json::from_str(replay.as_str()).expect("the replay is a JSON envelope");
+    assert_eq!(
+        envelope,
+        serde_json::json!({
+            "status": 201,
+            "location": "/api/v1/orders/1",
+            "etag": "\"2\"",
+            "body": "{\"id\":\"it's\"}",
+        })
+    );
+
+    db.migrate_down(Some(1)).await.expect("one step down");
+    let row = raw
+        .query_one_raw(Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT response_status, response_location, response_etag, response_body \
+             FROM idempotency_records WHERE idempotency_key = 'key-1'",
+        ))
+        .await
+        .expect("reading the record")
+        .expect("the record exists");
+    let columns = (
+        row.try_get::<i16>("", "response_status").expect("a status"),
+        row.try_get::<String>("", "response_location").expect("a location"),
+        row.try_get::<String>("", "response_etag").expect("an ETag"),
+        row.try_get::<String>("", "response_body").expect("a body"),
+    );
+    assert_eq!(
+        columns,
+        (201, "/api/v1/orders/1".to_owned(), "\"2\"".to_owned(), "{\"id\":\"it's\"}".to_owned())
+    );
+    raw.close().await.expect("closing");
+    db.migrate_up(None).await.expect("up again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotent_responses_recorded_before_opaque_replays_replay_after_the_migration_on_both_engines()
+ {
+    for test_db in TestDatabase::all().await {
+        idempotent_responses_recorded_before_opaque_replays_replay_after_the_migration(test_db)
+            .await;
     }
 }

@@ -9,7 +9,7 @@ use orderly_domain::{Actor, OrderAction, OrderStatus, TransitionError};
 
 use crate::{
     StoreError,
-    idempotency::{Begin, IdempotencyRefusal, Keys, Outcome},
+    idempotency::{IdempotencyRefusal, Keys, Outcome, Receipt},
     orders::{
         moves::{self, MoveRequest, Moved, common_refusals},
         settle_payments::Settlement,
@@ -121,41 +121,30 @@ impl MoveOrder {
         action: OrderAction,
         mut request: MoveRequest,
     ) -> Result<Outcome<Moved>, MoveOrderError> {
-        let claimed = match self.keys.begin(request.idempotency.take()).await?? {
-            Begin::Replay(response) => return Ok(Outcome::Replayed(response)),
-            Begin::Proceed(claimed) => claimed,
-        };
-        let result: Result<Moved, MoveOrderError> = async {
-            let mut order =
-                moves::load(&self.orders, actor, request.id, request.expected_version).await?;
-            let loaded = order.version();
-            let mut entry = order.apply(action, actor, request.reason, self.clock.now())?;
-            entry.request_id = request.request_id;
-            let completion = claimed.as_ref().map(|claimed| {
-                claimed.completion(&(order.clone(), entry.clone()), self.clock.as_ref())
-            });
-            match self.orders.save_transition(&order, &entry, loaded, completion).await {
-                Ok(()) => Ok(moves::settle_stored(
-                    &self.settlement,
-                    &self.keys,
-                    claimed.as_ref(),
-                    order,
-                    entry,
-                )
-                .await),
-                Err(crate::WriteError::Stale) => {
-                    Err(self.lost_race(request.id, request.expected_version).await)
-                }
-                Err(other) => Err(other.into()),
+        let idempotency = request.idempotency.take();
+        self.keys.run(idempotency, |receipt| self.apply(actor, action, request, receipt)).await
+    }
+
+    /// The effect: stores the move with `receipt`'s record (when a key was sent), then settles.
+    async fn apply(
+        &self,
+        actor: &Actor,
+        action: OrderAction,
+        request: MoveRequest,
+        receipt: Option<Receipt<Moved>>,
+    ) -> Result<Moved, MoveOrderError> {
+        let mut order =
+            moves::load(&self.orders, actor, request.id, request.expected_version).await?;
+        let loaded = order.version();
+        let mut entry = order.apply(action, actor, request.reason, self.clock.now())?;
+        entry.request_id = request.request_id;
+        let completion = receipt.map(|receipt| receipt.completion(&(order.clone(), entry.clone())));
+        match self.orders.save_transition(&order, &entry, loaded, completion).await {
+            Ok(()) => Ok(moves::settle_stored(&self.settlement, order, entry).await),
+            Err(crate::WriteError::Stale) => {
+                Err(self.lost_race(request.id, request.expected_version).await)
             }
-        }
-        .await;
-        match result {
-            Ok(moved) => Ok(Outcome::Done(moved)),
-            Err(error) => {
-                self.keys.release(claimed.as_ref()).await;
-                Err(error)
-            }
+            Err(other) => Err(other.into()),
         }
     }
 

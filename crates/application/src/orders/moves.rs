@@ -7,7 +7,7 @@ use orderly_domain::{Actor, Order, OrderId, OrderTransition, Reason};
 
 use crate::{
     StoreError,
-    idempotency::{Claimed, Idempotent, Keys},
+    idempotency::Idempotent,
     orders::{find_visible, settle_payments::Settlement},
     ports::OrderRepository,
 };
@@ -61,22 +61,15 @@ pub(crate) async fn load(
 }
 
 /// A stored move: asks the provider for what the order owes now (a capture, a refund, a void;
-/// a failure stays owed for the job) and, when that moved the order on, records what the
-/// client is finally sent for its key.
+/// a failure stays owed for the job). What the client is finally sent for its key is recorded
+/// by the idempotency decorator ([`Keys::run`](crate::idempotency::Keys::run)).
 pub(crate) async fn settle_stored(
     settlement: &Settlement,
-    keys: &Keys,
-    claimed: Option<&Claimed<Moved>>,
     mut order: Order,
     entry: OrderTransition,
 ) -> Moved {
-    let saved = order.version();
     settlement.settle(&mut order).await;
-    let moved = (order, entry);
-    if moved.0.version() != saved {
-        keys.update(claimed, &moved).await;
-    }
-    moved
+    (order, entry)
 }
 
 /// The refusals every move shares, for each use case's error enum.

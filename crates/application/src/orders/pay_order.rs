@@ -7,7 +7,7 @@ use orderly_domain::{Actor, Order, OrderAction, OrderId, OrderStatus, Transition
 
 use crate::{
     StoreError, WriteError,
-    idempotency::{Begin, Claimed, IdempotencyRefusal, Keys, Outcome},
+    idempotency::{IdempotencyRefusal, Keys, Outcome, Receipt},
     orders::{
         moves::{self, MoveRequest, Moved, common_refusals},
         settle_payments::{Settled, Settlement},
@@ -171,24 +171,17 @@ impl PayOrder {
         actor: &Actor,
         mut request: MoveRequest,
     ) -> Result<Outcome<Moved>, PayOrderError> {
-        let claimed = match self.keys.begin(request.idempotency.take()).await?? {
-            Begin::Replay(response) => return Ok(Outcome::Replayed(response)),
-            Begin::Proceed(claimed) => claimed,
-        };
-        match self.run(actor, request, claimed.as_ref()).await {
-            Ok(moved) => Ok(Outcome::Done(moved)),
-            Err(error) => {
-                self.keys.release(claimed.as_ref()).await;
-                Err(error)
-            }
-        }
+        let idempotency = request.idempotency.take();
+        self.keys.run(idempotency, |receipt| self.pay(actor, request, receipt)).await
     }
 
-    async fn run(
+    /// The effect: authorizes, stores the move with `receipt`'s record (when a key was sent),
+    /// then settles.
+    async fn pay(
         &self,
         actor: &Actor,
         request: MoveRequest,
-        claimed: Option<&Claimed<Moved>>,
+        receipt: Option<Receipt<Moved>>,
     ) -> Result<Moved, PayOrderError> {
         let mut order =
             moves::load(&self.orders, actor, request.id, request.expected_version).await?;
@@ -206,13 +199,9 @@ impl PayOrder {
             }
         };
         entry.request_id = request.request_id;
-        let completion = claimed.map(|claimed| {
-            claimed.completion(&(order.clone(), entry.clone()), self.clock.as_ref())
-        });
+        let completion = receipt.map(|receipt| receipt.completion(&(order.clone(), entry.clone())));
         match self.orders.save_transition(&order, &entry, loaded, completion).await {
-            Ok(()) => {
-                Ok(moves::settle_stored(&self.settlement, &self.keys, claimed, order, entry).await)
-            }
+            Ok(()) => Ok(moves::settle_stored(&self.settlement, order, entry).await),
             Err(WriteError::Stale) => {
                 Err(self.after_lost_race(&order, request.expected_version, reference).await)
             }

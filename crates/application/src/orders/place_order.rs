@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use orderly_domain::{Actor, Order, OrderError, OrderLines, ProductId, Quantity, time::TimeDelta};
+use orderly_domain::{
+    Actor, Order, OrderError, OrderLines, ProductId, Quantity, UserId, time::TimeDelta,
+};
 
 use crate::{
     StoreError,
-    idempotency::{Begin, IdempotencyRefusal, Idempotent, Keys, Outcome},
+    idempotency::{IdempotencyRefusal, Idempotent, Keys, Outcome, Receipt},
     ports::{Clock, IdempotencyStore, OrderRepository, PlaceOrderFailure, ProductRepository},
 };
 
@@ -124,29 +126,28 @@ impl PlaceOrder {
         input: PlaceOrderInput,
     ) -> Result<Outcome<Order>, PlaceOrderError> {
         let user_id = actor.user_id().ok_or(PlaceOrderError::Forbidden)?;
-        let lines = OrderLines::new(input.lines)?;
-        let claimed = match self.keys.begin(input.idempotency).await?? {
-            Begin::Replay(response) => return Ok(Outcome::Replayed(response)),
-            Begin::Proceed(claimed) => claimed,
-        };
-        let placing = async {
-            let ids: Vec<ProductId> = lines.product_ids().collect();
-            let products = self.products.find_many(&ids).await?;
-            let now = self.clock.now();
-            let (order, mut placed) =
-                Order::place(user_id, &lines, &products, now, now + self.payment_timeout)?;
-            placed.request_id = input.request_id;
-            let completion =
-                claimed.as_ref().map(|claimed| claimed.completion(&order, self.clock.as_ref()));
-            self.orders.place(&order, &placed, completion).await?;
-            Ok::<_, PlaceOrderError>(order)
-        };
-        match placing.await {
-            Ok(order) => Ok(Outcome::Done(order)),
-            Err(error) => {
-                self.keys.release(claimed.as_ref()).await;
-                Err(error)
-            }
-        }
+        let PlaceOrderInput { lines, request_id, idempotency } = input;
+        let lines = OrderLines::new(lines)?;
+        self.keys.run(idempotency, |receipt| self.place(user_id, lines, request_id, receipt)).await
+    }
+
+    /// The effect: prices the lines and has the repository reserve and store the order, with
+    /// `receipt`'s record when a key was sent.
+    async fn place(
+        &self,
+        user_id: UserId,
+        lines: OrderLines,
+        request_id: Option<String>,
+        receipt: Option<Receipt<Order>>,
+    ) -> Result<Order, PlaceOrderError> {
+        let ids: Vec<ProductId> = lines.product_ids().collect();
+        let products = self.products.find_many(&ids).await?;
+        let now = self.clock.now();
+        let (order, mut placed) =
+            Order::place(user_id, &lines, &products, now, now + self.payment_timeout)?;
+        placed.request_id = request_id;
+        let completion = receipt.map(|receipt| receipt.completion(&order));
+        self.orders.place(&order, &placed, completion).await?;
+        Ok(order)
     }
 }

@@ -74,17 +74,27 @@ pub struct IdempotentRequest {
     pub fingerprint: String,
 }
 
-/// A response as first sent, to be sent again on a replay.
+/// What a replay sends again, recorded with the effect: the first response in a form only the
+/// layer that made it reads (the HTTP layer keeps status, headers and body in it). Opaque here:
+/// the application stores it and hands it back, and never looks inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    /// The HTTP status code.
-    pub status: u16,
-    /// The `Location` header, if any.
-    pub location: Option<String>,
-    /// The `ETag` header, if any.
-    pub etag: Option<String>,
-    /// The body (JSON).
-    pub body: String,
+pub struct Replay(String);
+
+impl Replay {
+    #[must_use]
+    pub fn new(payload: impl Into<String>) -> Self {
+        Self(payload.into())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    #[must_use]
+    pub fn into_inner(self) -> String {
+        self.0
+    }
 }
 
 /// Proof of a claim: only its holder completes or releases the key.
@@ -96,7 +106,8 @@ pub struct Lease(pub orderly_domain::Uuid);
 pub struct Completion {
     pub request: IdempotentRequest,
     pub lease: Lease,
-    pub response: StoredResponse,
+    /// What a replay sends again.
+    pub response: Replay,
     /// When the effect happened.
     pub at: Timestamp,
 }
@@ -107,7 +118,7 @@ pub enum Claim {
     /// The key is new (or its earlier claim was abandoned): go ahead, holding this lease.
     Started(Lease),
     /// The key was used for this same request, which succeeded: send its response again.
-    Replay(StoredResponse),
+    Replay(Replay),
     /// The key is held by the same request still running: try again later.
     InFlight {
         /// When the running request's claim lapses at the latest.
@@ -136,7 +147,7 @@ pub trait IdempotencyStore: Send + Sync {
     /// [`StoreError`] when the store fails.
     async fn release(&self, request: &IdempotentRequest, lease: Lease) -> Result<(), StoreError>;
 
-    /// Replaces the response recorded for a completed key by what was finally sent (a request
+    /// Replaces the replay recorded for a completed key by what was finally sent (a request
     /// that went on after its effect was committed, such as a capture after a payment). Does
     /// nothing when the lease is no longer held.
     ///

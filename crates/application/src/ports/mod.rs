@@ -16,7 +16,7 @@ pub use clock::{Clock, MockClock};
 pub use idempotency::{
     Claim, Completion, IDEMPOTENCY_KEY_MAX_LEN, IDEMPOTENCY_LEASE, IdempotencyKey,
     IdempotencyStore, IdempotentRequest, InvalidIdempotencyKey, Lease, MockIdempotencyStore,
-    StoredResponse,
+    Replay,
 };
 pub use orders::{
     MockOrderQueries, MockOrderRepository, MockOverdueClaim, OrderFilter, OrderQueries,

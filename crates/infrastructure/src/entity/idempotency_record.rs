@@ -8,10 +8,8 @@ pub(crate) struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub idempotency_key: String,
     pub request_fingerprint: String,
-    pub response_status: Option<i16>,
+    /// The replay, opaque: the HTTP layer's record of the first response.
     pub response_body: Option<String>,
-    pub response_location: Option<String>,
-    pub response_etag: Option<String>,
     pub lease: Option<Uuid>,
     pub locked_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -1,5 +1,6 @@
-//! Idempotency records in SeaORM (ADR 0023). A claim is a row holding a lease; the response is
-//! written by [`complete`] inside the transaction of the effect, only while the lease is held.
+//! Idempotency records in SeaORM (ADR 0023). A claim is a row holding a lease; the replay (opaque
+//! here, kept in `response_body`) is written by [`complete`] inside the transaction of the
+//! effect, only while the lease is held.
 
 use std::time::Duration;
 
@@ -7,8 +8,7 @@ use async_trait::async_trait;
 use orderly_application::{
     StoreError,
     ports::{
-        Claim, Completion, IDEMPOTENCY_LEASE, IdempotencyStore, IdempotentRequest, Lease,
-        StoredResponse,
+        Claim, Completion, IDEMPOTENCY_LEASE, IdempotencyStore, IdempotentRequest, Lease, Replay,
     },
 };
 use orderly_domain::{Uuid, time::Timestamp};
@@ -46,16 +46,11 @@ fn this_record(request: &IdempotentRequest) -> sea_orm::Condition {
         .add(Column::IdempotencyKey.eq(request.key.as_str()))
 }
 
-fn stored_response(row: &record::Model) -> Option<StoredResponse> {
-    Some(StoredResponse {
-        status: u16::try_from(row.response_status?).ok()?,
-        location: row.response_location.clone(),
-        etag: row.response_etag.clone(),
-        body: row.response_body.clone()?,
-    })
+fn stored_replay(row: &record::Model) -> Option<Replay> {
+    row.response_body.clone().map(Replay::new)
 }
 
-/// Writes `completion`'s response in the caller's transaction. Returns false when the claim
+/// Writes `completion`'s replay in the caller's transaction. Returns false when the claim
 /// was lost (taken over after its lease lapsed, or released): the caller must then roll back.
 ///
 /// # Errors
@@ -64,12 +59,8 @@ pub(crate) async fn complete(
     tx: &impl ConnectionTrait,
     completion: &Completion,
 ) -> Result<bool, StoreError> {
-    let response = &completion.response;
     let result = record::Entity::update_many()
-        .col_expr(Column::ResponseStatus, Expr::value(i16::try_from(response.status).unwrap_or(0)))
-        .col_expr(Column::ResponseBody, Expr::value(response.body.clone()))
-        .col_expr(Column::ResponseLocation, Expr::value(response.location.clone()))
-        .col_expr(Column::ResponseEtag, Expr::value(response.etag.clone()))
+        .col_expr(Column::ResponseBody, Expr::value(completion.response.as_str()))
         .col_expr(Column::CompletedAt, Expr::value(Some(completion.at)))
         .col_expr(Column::LockedUntil, Expr::value(None::<Timestamp>))
         .filter(this_record(&completion.request))
@@ -119,10 +110,7 @@ impl IdempotencyStore for SeaOrmIdempotencyStore {
             user_id: Set(request.user_id.into_uuid()),
             idempotency_key: Set(request.key.as_str().to_owned()),
             request_fingerprint: Set(request.fingerprint.clone()),
-            response_status: Set(None),
             response_body: Set(None),
-            response_location: Set(None),
-            response_etag: Set(None),
             lease: Set(Some(lease.0)),
             locked_until: Set(Some(now + IDEMPOTENCY_LEASE)),
             created_at: Set(now),
@@ -153,7 +141,7 @@ impl IdempotencyStore for SeaOrmIdempotencyStore {
             return Ok(Claim::Mismatch);
         }
         if existing.completed_at.is_some() {
-            return stored_response(&existing).map(Claim::Replay).ok_or_else(|| {
+            return stored_replay(&existing).map(Claim::Replay).ok_or_else(|| {
                 StoreError::Unexpected(anyhow::anyhow!(
                     "a completed idempotency record has no response"
                 ))
@@ -178,11 +166,8 @@ impl IdempotencyStore for SeaOrmIdempotencyStore {
     }
 
     async fn update_response(&self, completion: &Completion) -> Result<(), StoreError> {
-        let response = &completion.response;
         record::Entity::update_many()
-            .col_expr(Column::ResponseBody, Expr::value(response.body.clone()))
-            .col_expr(Column::ResponseLocation, Expr::value(response.location.clone()))
-            .col_expr(Column::ResponseEtag, Expr::value(response.etag.clone()))
+            .col_expr(Column::ResponseBody, Expr::value(completion.response.as_str()))
             .filter(this_record(&completion.request))
             .filter(Column::Lease.eq(completion.lease.0))
             .exec(self.db.connection())

@@ -80,7 +80,7 @@ pub async fn place(
     input.idempotency =
         idempotent.map(|request| Idempotent { request, render: Arc::clone(&render) });
     let outcome = state.use_cases.place_order.execute(&actor, input).await?;
-    Ok(respond(&state, outcome, &render, |metrics, _| metrics.order_placed()))
+    respond(&state, outcome, &render, |metrics, _| metrics.order_placed())
 }
 
 /// The response to an outcome: the new result rendered and counted, or the replayed response.
@@ -89,7 +89,7 @@ fn respond<T>(
     outcome: Outcome<T>,
     render: &Render<T>,
     count: impl FnOnce(&crate::metrics::ApiMetrics, &T),
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     match outcome {
         Outcome::Done(value) => {
             if let Some(metrics) = &state.metrics {
@@ -222,9 +222,7 @@ pub async fn transition(
         OrderAction::Pay => state.use_cases.pay_order.execute(&auth.0, input).await?,
         action => state.use_cases.move_order.execute(&auth.0, action, input).await?,
     };
-    Ok(respond(&state, outcome, &render, |metrics, (_, entry)| {
-        metrics.orders_moved(entry.action, 1)
-    }))
+    respond(&state, outcome, &render, |metrics, (_, entry)| metrics.orders_moved(entry.action, 1))
 }
 
 /// An order's history, oldest first: every status change with who made it and why.
