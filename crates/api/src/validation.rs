@@ -2,86 +2,104 @@
 //! its DTO (beside its routes, in `routes/`), which reports every invalid field at once in a
 //! [`FieldErrors`]:
 //!
-//! 1. the garde rules of the DTO: the bounds the OpenAPI schema states (lengths, ranges), written
-//!    with the domain's constants and checked on the value as sent;
-//! 2. then the domain's parsers (`Sku::parse`, `ProductName::parse`...), which own the rules.
+//! 1. the garde rules of the DTO, each one of the validators below: the bounds the OpenAPI
+//!    schema states on the value as sent (the raw length, before trimming: [`chars`],
+//!    [`elements`], [`within`]), written with the domain's constants, then the domain's parser
+//!    of the field ([`parsed_by`]);
+//! 2. then the domain's parsers again, in the `TryFrom` impl, which keep the parsed values.
 //!
 //! Each field error's `code` names the rule that failed: for a domain refusal it comes from the
-//! error type ([`RuleError::code`]), for a garde refusal from the garde rule that produced it.
-//! A field is reported once, by the first check that refuses it.
+//! error type ([`RuleError::code`]), for a bound from the domain's [`rule`] constants. The
+//! validators hand it to [`FieldErrors::check`] beside garde's message, so no message is ever
+//! read to recover it. A field is reported once, by the first check that refuses it.
 
-use std::{borrow::Cow, cell::RefCell, collections::HashMap, fmt::Display};
+use std::fmt::Display;
 
 use garde::{
     Validate,
-    i18n::{DefaultI18n, I18n, with_i18n},
+    i18n::{DefaultI18n, I18n},
 };
 use orderly_domain::{RuleError, rule};
 
 use crate::problem::{ApiError, FieldError};
 
-/// garde's English messages, each remembered with the code of the rule that produced it, so that
-/// the report's errors become field errors without parsing their text.
-struct Recording<'a>(&'a RefCell<HashMap<String, &'static str>>);
+/// Which check refused a field: the bounds of a value as sent come before its parser, so that
+/// the bounds of every field are listed before the parsers' refusals, as when the parsers ran
+/// only after garde.
+#[derive(Clone, Copy)]
+enum Check {
+    Bound,
+    Parser,
+}
 
-impl Recording<'_> {
-    fn record(&self, code: &'static str, message: Cow<'static, str>) -> Cow<'static, str> {
-        self.0.borrow_mut().insert(message.to_string(), code);
-        message
+impl Check {
+    /// Ends the code of a refusal made by this check, before its message: no code holds it.
+    const fn code_end(self) -> char {
+        match self {
+            Self::Bound => '\u{1e}',
+            Self::Parser => '\u{1f}',
+        }
+    }
+
+    /// A garde error that carries the code of the rule that failed.
+    fn refusal(self, code: &'static str, message: impl Display) -> garde::Error {
+        garde::Error::new(format!("{code}{}{message}", self.code_end()))
+    }
+
+    /// The check, code and message of a refusal made by [`Check::refusal`].
+    fn read(message: &str) -> Option<(Self, &str, &str)> {
+        [Self::Bound, Self::Parser].into_iter().find_map(|check| {
+            let (code, message) = message.split_once(check.code_end())?;
+            Some((check, code, message))
+        })
     }
 }
 
-impl I18n for Recording<'_> {
-    fn length_lower_than(&self, min: usize) -> Cow<'static, str> {
-        self.record(rule::LENGTH, DefaultI18n.length_lower_than(min))
+/// garde custom validator: the field must be accepted by the domain's `parse`, whose error
+/// gives the code and the message (`#[garde(custom(parsed_by(Sku::parse)))]`).
+pub(crate) fn parsed_by<V, T, E>(
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> impl Fn(&V, &()) -> garde::Result
+where
+    V: AsRef<str> + ?Sized,
+    E: RuleError,
+{
+    move |value, ()| parse(value.as_ref()).map(drop).map_err(|e| Check::Parser.refusal(e.code(), e))
+}
+
+/// garde custom validator: `min` to `max` characters as sent, before the parser trims.
+pub(crate) fn chars<V: AsRef<str> + ?Sized>(
+    min: usize,
+    max: usize,
+) -> impl Fn(&V, &()) -> garde::Result {
+    move |value, ()| count(value.as_ref().chars().count(), min, max)
+}
+
+/// garde custom validator: a list of `min` to `max` elements.
+pub(crate) fn elements<T>(min: usize, max: usize) -> impl Fn(&Vec<T>, &()) -> garde::Result {
+    move |value, ()| count(value.len(), min, max)
+}
+
+fn count(length: usize, min: usize, max: usize) -> garde::Result {
+    if length < min {
+        Err(Check::Bound.refusal(rule::LENGTH, DefaultI18n.length_lower_than(min)))
+    } else if length > max {
+        Err(Check::Bound.refusal(rule::LENGTH, DefaultI18n.length_greater_than(max)))
+    } else {
+        Ok(())
     }
-    fn length_greater_than(&self, max: usize) -> Cow<'static, str> {
-        self.record(rule::LENGTH, DefaultI18n.length_greater_than(max))
-    }
-    fn range_lower_than(&self, min: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::RANGE, DefaultI18n.range_lower_than(min))
-    }
-    fn range_greater_than(&self, max: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::RANGE, DefaultI18n.range_greater_than(max))
-    }
-    fn credit_card_invalid(&self, reason: garde::i18n::InvalidCreditCard) -> Cow<'static, str> {
-        self.record("credit_card", DefaultI18n.credit_card_invalid(reason))
-    }
-    fn url_invalid(&self, reason: garde::i18n::InvalidUrl) -> Cow<'static, str> {
-        self.record("url", DefaultI18n.url_invalid(reason))
-    }
-    fn phone_number_invalid(&self, reason: garde::i18n::InvalidPhoneNumber) -> Cow<'static, str> {
-        self.record("phone_number", DefaultI18n.phone_number_invalid(reason))
-    }
-    fn email_invalid(&self, reason: garde::i18n::InvalidEmail) -> Cow<'static, str> {
-        self.record(rule::EMAIL, DefaultI18n.email_invalid(reason))
-    }
-    fn pattern_no_match(&self, pattern: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.pattern_no_match(pattern))
-    }
-    fn contains_missing(&self, pattern: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.contains_missing(pattern))
-    }
-    fn prefix_missing(&self, pattern: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.prefix_missing(pattern))
-    }
-    fn suffix_missing(&self, pattern: &dyn Display) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.suffix_missing(pattern))
-    }
-    fn ip_invalid(&self, kind: garde::rules::ip::IpKind) -> Cow<'static, str> {
-        self.record("ip", DefaultI18n.ip_invalid(kind))
-    }
-    fn matches_field_mismatch(&self, field: &dyn Display) -> Cow<'static, str> {
-        self.record("matches", DefaultI18n.matches_field_mismatch(field))
-    }
-    fn ascii_invalid(&self) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.ascii_invalid())
-    }
-    fn alphanumeric_invalid(&self) -> Cow<'static, str> {
-        self.record(rule::PATTERN, DefaultI18n.alphanumeric_invalid())
-    }
-    fn required_not_set(&self) -> Cow<'static, str> {
-        self.record("required", DefaultI18n.required_not_set())
+}
+
+/// garde custom validator: a number from `min` to `max`.
+pub(crate) fn within<N: PartialOrd + Display>(min: N, max: N) -> impl Fn(&N, &()) -> garde::Result {
+    move |value, ()| {
+        if *value < min {
+            Err(Check::Bound.refusal(rule::RANGE, DefaultI18n.range_lower_than(&min)))
+        } else if *value > max {
+            Err(Check::Bound.refusal(rule::RANGE, DefaultI18n.range_greater_than(&max)))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -94,14 +112,24 @@ pub struct FieldErrors {
 impl FieldErrors {
     /// Runs the garde rules of `value`, keeping every failure with the code of its rule.
     pub(crate) fn check<T: Validate<Context = ()>>(value: &T) -> Self {
-        let codes = RefCell::new(HashMap::new());
         let mut fields = Self::default();
-        if let Err(report) = with_i18n(Recording(&codes), || value.validate()) {
-            let codes = codes.borrow();
+        let mut parsed = Self::default();
+        if let Err(report) = value.validate() {
             for (path, error) in report.iter() {
-                let code = codes.get(error.message()).copied().unwrap_or("invalid");
-                fields.push(FieldError::new(path.to_string(), code, error.message()));
+                let (check, code, message) = Check::read(error.message()).unwrap_or((
+                    Check::Bound,
+                    "invalid",
+                    error.message(),
+                ));
+                let found = match check {
+                    Check::Bound => &mut fields,
+                    Check::Parser => &mut parsed,
+                };
+                found.push(FieldError::new(path.to_string(), code, message));
             }
+        }
+        for error in parsed.errors {
+            fields.push(error);
         }
         fields
     }
@@ -160,9 +188,17 @@ mod tests {
 
     #[derive(garde::Validate)]
     struct Sample {
-        #[garde(length(chars, min = 1, max = 3))]
+        #[garde(custom(chars(1, 3)))]
         name: String,
-        #[garde(range(min = 1, max = 10))]
+        #[garde(custom(within(1, 10)))]
+        quantity: u32,
+    }
+
+    #[derive(garde::Validate)]
+    struct Parsed {
+        #[garde(custom(chars(0, 80)), custom(parsed_by(Sku::parse)))]
+        sku: String,
+        #[garde(custom(within(1, 10)))]
         quantity: u32,
     }
 
@@ -176,10 +212,22 @@ mod tests {
         let codes = codes(&fields);
         assert!(codes.contains(&("name", "length")), "{codes:?}");
         assert!(codes.contains(&("quantity", "range")), "{codes:?}");
-        assert!(fields.errors().iter().all(|e| !e.message.contains('|')));
+        assert!(fields.errors().iter().all(|e| !e.message.contains(['\u{1e}', '\u{1f}'])));
         let problem = ApiError::from(fields).problem();
         assert_eq!(problem.status, 400);
         assert_eq!(problem.errors.len(), 2);
+    }
+
+    #[test]
+    fn a_parser_run_by_garde_reports_its_error_type_after_every_bound() {
+        let fields = FieldErrors::check(&Parsed { sku: "no spaces".into(), quantity: 0 });
+        assert_eq!(codes(&fields), [("quantity", "range"), ("sku", "pattern")]);
+        let refusal = Sku::parse("no spaces").expect_err("invalid").to_string();
+        assert_eq!(fields.errors()[1].message, refusal);
+        assert_eq!(fields.errors()[0].message, DefaultI18n.range_lower_than(&1));
+
+        let fields = FieldErrors::check(&Parsed { sku: "x".repeat(81), quantity: 1 });
+        assert_eq!(codes(&fields), [("sku", "length")], "the bound, once");
     }
 
     #[test]

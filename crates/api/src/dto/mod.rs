@@ -11,7 +11,7 @@ use orderly_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::validation::FieldErrors;
+use crate::validation::{FieldErrors, parsed_by, within};
 
 /// An amount of money: integer minor units (cents for EUR) and an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, garde::Validate)]
@@ -19,12 +19,12 @@ use crate::validation::FieldErrors;
 #[schema(example = json!({"amount": 1999, "currency": "EUR"}))]
 pub struct MoneyDto {
     /// Minor units (cents for EUR), never negative.
-    #[garde(range(min = 0, max = orderly_domain::money::MAX_AMOUNT_MINOR))]
+    #[garde(custom(within(0, orderly_domain::money::MAX_AMOUNT_MINOR)))]
     #[serde(deserialize_with = "integer::required")]
     #[schema(schema_with = schema::amount)]
     pub amount: i64,
     /// ISO 4217 code, upper case.
-    #[garde(skip)]
+    #[garde(custom(parsed_by(Currency::parse)))]
     #[schema(schema_with = schema::currency)]
     pub currency: String,
 }

@@ -17,7 +17,8 @@ use orderly_application::{
     },
 };
 use orderly_domain::{
-    Product, ProductDescription, ProductDraft, ProductId, ProductName, RuleError as _, Sku, Uuid,
+    InvalidDescription, Product, ProductDescription, ProductDraft, ProductId, ProductName,
+    RuleError as _, Sku, Uuid,
     product::{DESCRIPTION_MAX_LEN, MAX_STOCK, PRODUCT_NAME_MAX_LEN, SKU_MAX_LEN},
 };
 use serde::{Deserialize, Deserializer, Serialize};
@@ -37,7 +38,7 @@ use crate::{
     problem::{ApiError, ErrorCode, FieldError, Problem},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
-    validation::FieldErrors,
+    validation::{FieldErrors, chars, parsed_by, within},
 };
 
 // ---- Schemas, from the domain's bounds ----
@@ -122,30 +123,35 @@ pub(crate) fn product_query() -> Object {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"sku": "KB-001", "name": "Mechanical keyboard", "description": "Tactile switches", "price": {"amount": 8999, "currency": "EUR"}, "stock": 25}))]
 pub struct CreateProductRequest {
-    #[garde(length(chars, min = 1, max = SKU_MAX_LEN))]
+    #[garde(custom(chars(1, SKU_MAX_LEN)), custom(parsed_by(Sku::parse)))]
     #[schema(schema_with = new_sku)]
     pub sku: String,
-    #[garde(length(chars, min = 1, max = PRODUCT_NAME_MAX_LEN))]
+    #[garde(custom(chars(1, PRODUCT_NAME_MAX_LEN)), custom(parsed_by(ProductName::parse)))]
     #[schema(schema_with = new_product_name)]
     pub name: String,
-    #[garde(inner(length(chars, max = DESCRIPTION_MAX_LEN)))]
+    #[garde(inner(custom(chars(0, DESCRIPTION_MAX_LEN)), custom(parsed_by(description_text))))]
     #[schema(schema_with = description)]
     pub description: Option<String>,
     #[garde(dive)]
     pub price: MoneyDto,
-    #[garde(range(max = MAX_STOCK))]
+    #[garde(custom(within(0, MAX_STOCK)))]
     #[serde(deserialize_with = "integer::required")]
     #[schema(schema_with = new_stock)]
     pub stock: u32,
 }
 
 /// A description as sent: blank is none.
+fn description_text(raw: &str) -> Result<Option<ProductDescription>, InvalidDescription> {
+    if raw.trim().is_empty() { Ok(None) } else { ProductDescription::parse(raw).map(Some) }
+}
+
+/// A description as sent, or none when absent.
 fn parse_description(
     fields: &mut FieldErrors,
     raw: Option<&str>,
 ) -> Option<Option<ProductDescription>> {
-    match raw.filter(|raw| !raw.trim().is_empty()) {
-        Some(raw) => fields.parse("description", ProductDescription::parse(raw)).map(Some),
+    match raw {
+        Some(raw) => fields.parse("description", description_text(raw)),
         None => Some(None),
     }
 }
@@ -186,19 +192,22 @@ where
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"price": {"amount": 7999, "currency": "EUR"}, "stock": 40}))]
 pub struct UpdateProductRequest {
-    #[garde(inner(length(chars, min = 1, max = SKU_MAX_LEN)))]
+    #[garde(inner(custom(chars(1, SKU_MAX_LEN)), custom(parsed_by(Sku::parse))))]
     #[schema(schema_with = changed_sku)]
     pub sku: Option<String>,
-    #[garde(inner(length(chars, min = 1, max = PRODUCT_NAME_MAX_LEN)))]
+    #[garde(inner(custom(chars(1, PRODUCT_NAME_MAX_LEN)), custom(parsed_by(ProductName::parse))))]
     #[schema(schema_with = changed_product_name)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[garde(inner(inner(length(chars, max = DESCRIPTION_MAX_LEN))))]
+    #[garde(inner(inner(
+        custom(chars(0, DESCRIPTION_MAX_LEN)),
+        custom(parsed_by(description_text))
+    )))]
     #[schema(schema_with = description)]
     pub description: Option<Option<String>>,
     #[garde(dive)]
     pub price: Option<MoneyDto>,
-    #[garde(inner(range(max = MAX_STOCK)))]
+    #[garde(inner(custom(within(0, MAX_STOCK))))]
     #[serde(default, deserialize_with = "integer::optional")]
     #[schema(schema_with = changed_stock)]
     pub stock: Option<u32>,

@@ -34,7 +34,7 @@ use crate::{
     rate_limit::{self, Policy},
     routes::{created, list_request, page_response, resource},
     state::ApiState,
-    validation::FieldErrors,
+    validation::{FieldErrors, chars, parsed_by},
 };
 
 // ---- Schemas, from the domain's bounds ----
@@ -133,18 +133,23 @@ impl From<RoleDto> for orderly_domain::Role {
     }
 }
 
+/// A password as sent: the parser owns the text it keeps.
+fn parse_password(raw: &str) -> Result<Password, orderly_domain::InvalidPassword> {
+    Password::parse(raw.to_owned())
+}
+
 /// `POST /api/v1/users`: sign up as a customer.
 #[derive(Clone, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
 pub struct RegisterUserRequest {
-    #[garde(length(chars, max = EMAIL_MAX_LEN))]
+    #[garde(custom(chars(0, EMAIL_MAX_LEN)), custom(parsed_by(Email::parse)))]
     #[schema(schema_with = new_email)]
     pub email: String,
-    #[garde(length(chars, min = PASSWORD_MIN_LEN, max = PASSWORD_MAX_LEN))]
+    #[garde(custom(chars(PASSWORD_MIN_LEN, PASSWORD_MAX_LEN)), custom(parsed_by(parse_password)))]
     #[schema(schema_with = new_password)]
     pub password: String,
-    #[garde(length(chars, min = 1, max = USER_NAME_MAX_LEN))]
+    #[garde(custom(chars(1, USER_NAME_MAX_LEN)), custom(parsed_by(UserName::parse)))]
     #[schema(schema_with = new_user_name)]
     pub name: String,
 }
@@ -185,13 +190,16 @@ impl TryFrom<RegisterUserRequest> for RegisterUserInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ada King"}))]
 pub struct UpdateUserRequest {
-    #[garde(inner(length(chars, max = EMAIL_MAX_LEN)))]
+    #[garde(inner(custom(chars(0, EMAIL_MAX_LEN)), custom(parsed_by(Email::parse))))]
     #[schema(schema_with = changed_email)]
     pub email: Option<String>,
-    #[garde(inner(length(chars, min = 1, max = USER_NAME_MAX_LEN)))]
+    #[garde(inner(custom(chars(1, USER_NAME_MAX_LEN)), custom(parsed_by(UserName::parse))))]
     #[schema(schema_with = changed_user_name)]
     pub name: Option<String>,
-    #[garde(inner(length(chars, min = PASSWORD_MIN_LEN, max = PASSWORD_MAX_LEN)))]
+    #[garde(inner(
+        custom(chars(PASSWORD_MIN_LEN, PASSWORD_MAX_LEN)),
+        custom(parsed_by(parse_password))
+    ))]
     #[schema(schema_with = changed_password)]
     pub password: Option<String>,
     #[garde(skip)]
@@ -199,7 +207,7 @@ pub struct UpdateUserRequest {
     /// Your password as it is now: required to change your own `password` or `email` (403
     /// `REAUTHENTICATION_REQUIRED` without it or when it is wrong); not needed for a name, or
     /// for an admin changing another user; ignored when not needed.
-    #[garde(inner(length(chars, max = PASSWORD_MAX_LEN)))]
+    #[garde(inner(custom(chars(0, PASSWORD_MAX_LEN))))]
     #[schema(schema_with = current_password)]
     pub current_password: Option<String>,
 }

@@ -19,7 +19,7 @@ use crate::{
         MoneyDto, integer,
         schema::{self, Lines},
     },
-    validation::FieldErrors,
+    validation::{FieldErrors, chars, elements, parsed_by, within},
 };
 
 // ---- Schemas, from the domain's bounds ----
@@ -152,7 +152,7 @@ pub struct OrderLineRequest {
     #[garde(skip)]
     pub product_id: orderly_domain::Uuid,
     /// Units of the product; at most 1000 per product in one order.
-    #[garde(range(min = 1, max = MAX_QUANTITY))]
+    #[garde(custom(within(1, MAX_QUANTITY)))]
     #[serde(deserialize_with = "integer::required")]
     #[schema(schema_with = quantity)]
     pub quantity: u32,
@@ -163,7 +163,7 @@ pub struct OrderLineRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
 pub struct CreateOrderRequest {
-    #[garde(length(min = 1, max = MAX_ORDER_LINES), dive)]
+    #[garde(custom(elements(1, MAX_ORDER_LINES)), dive)]
     #[schema(schema_with = order_lines)]
     pub items: Vec<OrderLineRequest>,
 }
@@ -201,7 +201,7 @@ impl TryFrom<CreateOrderRequest> for PlaceOrderInput {
 pub struct TransitionRequest {
     #[garde(skip)]
     pub action: RequestedActionDto,
-    #[garde(inner(length(chars, min = 1, max = REASON_MAX_LEN)))]
+    #[garde(inner(custom(chars(1, REASON_MAX_LEN)), custom(parsed_by(Reason::parse))))]
     #[schema(schema_with = reason)]
     pub reason: Option<String>,
 }
