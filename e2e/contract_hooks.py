@@ -7,6 +7,12 @@ of a `POST /api/v1/orders` gets one of the products the script created (CONTRACT
 a different one per line. Only well-formed ids are replaced: a line whose `product_id` is not a
 UUID was generated to be refused, and stays as it is.
 
+An order's products must all be priced in one currency, another relation between values (in the
+stateful phase, products a generated `POST /api/v1/products` created reach a generated order
+through the document's links). So a product created with a currency the server knows is created
+in EUR, the currency of the script's products; an unknown currency was generated to be refused,
+and stays as it is.
+
 An `Idempotency-Key` names one request: the server rightly refuses the same key with another body
 (422 IDEMPOTENCY_KEY_REUSED), and generated cases share the few keys the generator makes up. So a
 well-formed key becomes a fresh one per call, as a client makes a new key per new request; a
@@ -19,6 +25,7 @@ import uuid
 import schemathesis
 
 PRODUCTS = [p for p in os.environ.get("CONTRACT_PRODUCT_IDS", "").split(",") if p]
+CURRENCIES = {c for c in os.environ.get("CONTRACT_CURRENCIES", "").split(",") if c}
 
 
 def _is_uuid(value):
@@ -41,6 +48,12 @@ def before_call(ctx, case, **kwargs):
     for name in list(headers):
         if name.lower() == "idempotency-key" and _is_key(headers[name]):
             headers[name] = str(uuid.uuid4())
+    if case.method.upper() == "POST" and case.path == "/api/v1/products":
+        price = case.body.get("price") if isinstance(case.body, dict) else None
+        currency = price.get("currency") if isinstance(price, dict) else None
+        if isinstance(currency, str) and currency in CURRENCIES:
+            price["currency"] = "EUR"
+        return
     if not PRODUCTS or case.method.upper() != "POST" or case.path != "/api/v1/orders":
         return
     body = case.body
