@@ -142,26 +142,11 @@ impl MoveOrder {
         match self.orders.save_transition(&order, &entry, loaded, completion).await {
             Ok(()) => Ok(moves::settle_stored(&self.settlement, order, entry).await),
             Err(crate::WriteError::Stale) => {
-                Err(self.lost_race(request.id, request.expected_version).await)
+                Err(moves::lost_race(&self.orders, request.id, request.expected_version)
+                    .await
+                    .into())
             }
             Err(other) => Err(other.into()),
-        }
-    }
-
-    /// Another request moved the order between loading and saving: a client that sent
-    /// `If-Match` is told its version is no longer current, with the current one (HTTP 412).
-    async fn lost_race(
-        &self,
-        id: orderly_domain::OrderId,
-        expected_version: Option<u64>,
-    ) -> MoveOrderError {
-        let Some(expected) = expected_version else { return MoveOrderError::Conflict };
-        match self.orders.find_by_id(id).await {
-            Ok(Some(current)) => {
-                MoveOrderError::VersionMismatch { expected, current: current.version() }
-            }
-            Ok(None) => MoveOrderError::NotFound,
-            Err(error) => error.into(),
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct MoveRequest {
     pub idempotency: Option<Idempotent<Moved>>,
 }
 
-/// Why an order could not be loaded for a move.
+/// Why a move was refused for the order's state in the store, whichever move it was.
 pub(crate) enum LoadRefusal {
     /// No such order, or another customer's.
     NotFound,
@@ -37,6 +37,8 @@ pub(crate) enum LoadRefusal {
         expected: u64,
         current: u64,
     },
+    /// Another request changed the order at the same moment (no `If-Match` was sent).
+    Conflict,
     Store(StoreError),
 }
 
@@ -57,6 +59,22 @@ pub(crate) async fn load(
     match expected_version.filter(|expected| *expected != order.version()) {
         Some(expected) => Err(LoadRefusal::VersionMismatch { expected, current: order.version() }),
         None => Ok(order),
+    }
+}
+
+/// A version-guarded write of order `id` lost to another writer: a client that sent `If-Match`
+/// is told its version is no longer current, with the current one (HTTP 412); any other gets a
+/// conflict.
+pub(crate) async fn lost_race(
+    orders: &Arc<dyn OrderRepository>,
+    id: OrderId,
+    expected_version: Option<u64>,
+) -> LoadRefusal {
+    let Some(expected) = expected_version else { return LoadRefusal::Conflict };
+    match orders.find_by_id(id).await {
+        Ok(Some(current)) => LoadRefusal::VersionMismatch { expected, current: current.version() },
+        Ok(None) => LoadRefusal::NotFound,
+        Err(error) => error.into(),
     }
 }
 
@@ -82,6 +100,7 @@ macro_rules! common_refusals {
                     $crate::orders::moves::LoadRefusal::VersionMismatch { expected, current } => {
                         Self::VersionMismatch { expected, current }
                     }
+                    $crate::orders::moves::LoadRefusal::Conflict => Self::Conflict,
                     $crate::orders::moves::LoadRefusal::Store(store) => Self::Store(store),
                 }
             }

@@ -238,15 +238,9 @@ impl PayOrder {
                 *order = asked;
                 Ok(())
             }
-            Err(WriteError::Stale) => match expected_version {
-                Some(expected) => match self.orders.find_by_id(order.id()).await? {
-                    Some(current) => {
-                        Err(PayOrderError::VersionMismatch { expected, current: current.version() })
-                    }
-                    None => Err(PayOrderError::NotFound),
-                },
-                None => Err(PayOrderError::Conflict),
-            },
+            Err(WriteError::Stale) => {
+                Err(moves::lost_race(&self.orders, order.id(), expected_version).await.into())
+            }
             Err(other) => Err(other.into()),
         }
     }
