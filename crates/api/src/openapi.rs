@@ -16,7 +16,7 @@ use utoipa::{
 
 use crate::{
     problem::{ErrorCode, FieldError, Problem},
-    routes::table::endpoints,
+    routes::table::{V1, endpoints},
 };
 
 /// Where the document is served.
@@ -75,9 +75,9 @@ impl Modify for SecuritySchemes {
             "oauth2",
             SecurityScheme::OAuth2(OAuth2::with_description(
                 [Flow::Password(Password::with_refresh_url(
-                    "/api/v1/auth/token",
+                    format!("{V1}/auth/token"),
                     Scopes::new(),
-                    "/api/v1/auth/token",
+                    format!("{V1}/auth/token"),
                 ))],
                 "Log in with your e-mail address as the username.",
             )),

@@ -147,7 +147,7 @@ fn missing(parameter: &str) -> ApiError {
 /// `grant_type=refresh_token` with `refresh_token`. Refresh tokens are single use: each refresh
 /// returns a new one, and presenting a used one again revokes the whole session.
 #[utoipa::path(
-    post, path = "/api/v1/auth/token", operation_id = "issueToken", tag = "auth",
+    post, path = "/auth/token", operation_id = "issueToken", tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (RFC 6749 section 5.1)", body = TokenResponse),
@@ -190,7 +190,7 @@ pub async fn token(
 ///
 /// Always answers 200, also for an unknown token (RFC 7009 section 2.2).
 #[utoipa::path(
-    post, path = "/api/v1/auth/revoke", operation_id = "revokeToken", tag = "auth",
+    post, path = "/auth/revoke", operation_id = "revokeToken", tag = "auth",
     request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "Revoked (or unknown)"))
 )]

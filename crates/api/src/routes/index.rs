@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, http::header, web};
 use serde::Serialize;
 
-use crate::state::ApiState;
+use crate::{routes::table::V1, state::ApiState};
 
 /// Where the JSON index points.
 #[derive(Debug, Serialize)]
@@ -17,7 +17,7 @@ pub struct IndexResponse {
     /// The server's version.
     pub version: &'static str,
     /// Named links, relative to this server.
-    pub links: BTreeMap<&'static str, &'static str>,
+    pub links: BTreeMap<&'static str, String>,
 }
 
 /// `GET /`: a temporary redirect to `/swagger-ui/` when Swagger UI is enabled (temporary,
@@ -30,12 +30,12 @@ pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
             .finish();
     }
     let links = BTreeMap::from([
-        ("openapi", "/api-docs/openapi.json"),
-        ("health", "/health"),
-        ("ready", "/ready"),
-        ("products", "/api/v1/products"),
-        ("register", "/api/v1/users"),
-        ("token", "/api/v1/auth/token"),
+        ("openapi", "/api-docs/openapi.json".to_owned()),
+        ("health", "/health".to_owned()),
+        ("ready", "/ready".to_owned()),
+        ("products", format!("{V1}/products")),
+        ("register", format!("{V1}/users")),
+        ("token", format!("{V1}/auth/token")),
     ]);
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(IndexResponse {
         service: "orderly",

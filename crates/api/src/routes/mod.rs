@@ -71,10 +71,15 @@ pub(crate) fn resource<T: Serialize>(
     HttpResponse::Ok().insert_header((header::ETAG, etag(version))).json(body)
 }
 
-/// `201 Created` with `Location` and `ETag`.
-pub(crate) fn created<T: Serialize>(location: String, version: u64, body: &T) -> HttpResponse {
+/// `201 Created` with `ETag` and `Location`: `path` below the version `request` came in on.
+pub(crate) fn created<T: Serialize>(
+    request: &HttpRequest,
+    path: std::fmt::Arguments<'_>,
+    version: u64,
+    body: &T,
+) -> HttpResponse {
     HttpResponseBuilder::new(StatusCode::CREATED)
-        .insert_header((header::LOCATION, location))
+        .insert_header((header::LOCATION, format!("{}{path}", table::prefix_of(request.path()))))
         .insert_header((header::ETAG, etag(version)))
         .json(body)
 }

@@ -396,7 +396,7 @@ impl From<ArchiveProductError> for ApiError {
 
 /// List products, filtered and sorted.
 #[utoipa::path(
-    get, path = "/api/v1/products", operation_id = "listProducts", tag = "products",
+    get, path = "/products", operation_id = "listProducts", tag = "products",
     params(PageQuery, ProductListQuery),
     security((), ("bearer" = []), ("oauth2" = [])),
     responses(
@@ -440,7 +440,7 @@ pub async fn list(
 
 /// One product, archived or not.
 #[utoipa::path(
-    get, path = "/api/v1/products/{id}", operation_id = "getProduct", tag = "products",
+    get, path = "/products/{id}", operation_id = "getProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id")),
     responses(
         (status = 200, description = "The product", body = ProductResponse, headers(("ETag" = String))),
@@ -459,7 +459,7 @@ pub async fn get(
 
 /// Add a product (admins).
 #[utoipa::path(
-    post, path = "/api/v1/products", operation_id = "createProduct", tag = "products",
+    post, path = "/products", operation_id = "createProduct", tag = "products",
     request_body = CreateProductRequest,
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -472,13 +472,15 @@ pub async fn get(
 )]
 pub async fn create(
     state: web::Data<ApiState>,
+    request: HttpRequest,
     auth: Authenticated,
     body: web::Json<CreateProductRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let draft = ProductDraft::try_from(body.into_inner())?;
     let product = state.use_cases.create_product.execute(&auth.0, draft).await?;
     Ok(created(
-        format!("/api/v1/products/{}", product.id()),
+        &request,
+        format_args!("/products/{}", product.id()),
         product.version(),
         &ProductResponse::from(&product),
     ))
@@ -488,7 +490,7 @@ pub async fn create(
 /// the product changed since you read it). Without it, your change is applied to the current
 /// product, even while orders reserve its stock.
 #[utoipa::path(
-    patch, path = "/api/v1/products/{id}", operation_id = "updateProduct", tag = "products",
+    patch, path = "/products/{id}", operation_id = "updateProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = UpdateProductRequest,
@@ -520,7 +522,7 @@ pub async fn update(
 
 /// Archive a product (admins): it leaves the catalogue, orders keep referring to it.
 #[utoipa::path(
-    delete, path = "/api/v1/products/{id}", operation_id = "archiveProduct", tag = "products",
+    delete, path = "/products/{id}", operation_id = "archiveProduct", tag = "products",
     params(("id" = Uuid, Path, description = "The product's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

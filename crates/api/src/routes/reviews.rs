@@ -312,7 +312,7 @@ impl From<DeleteReviewError> for ApiError {
 
 /// Review a product you received (one review per product).
 #[utoipa::path(
-    post, path = "/api/v1/products/{id}/reviews", operation_id = "writeReview", tag = "reviews",
+    post, path = "/products/{id}/reviews", operation_id = "writeReview", tag = "reviews",
     params(("id" = Uuid, Path, description = "The product's id")),
     request_body = WriteReviewRequest,
     security(("bearer" = []), ("oauth2" = [])),
@@ -327,6 +327,7 @@ impl From<DeleteReviewError> for ApiError {
 )]
 pub async fn write(
     state: web::Data<ApiState>,
+    request: HttpRequest,
     auth: Authenticated,
     id: web::Path<Uuid>,
     body: web::Json<WriteReviewRequest>,
@@ -335,7 +336,8 @@ pub async fn write(
     let review =
         state.use_cases.reviews.write.execute(&auth.0, ProductId::from_uuid(*id), draft).await?;
     Ok(created(
-        format!("/api/v1/reviews/{}", review.id()),
+        &request,
+        format_args!("/reviews/{}", review.id()),
         review.version(),
         &ReviewResponse::from(&review),
     ))
@@ -343,7 +345,7 @@ pub async fn write(
 
 /// A product's visible reviews, newest first unless sorted otherwise.
 #[utoipa::path(
-    get, path = "/api/v1/products/{id}/reviews", operation_id = "listProductReviews", tag = "reviews",
+    get, path = "/products/{id}/reviews", operation_id = "listProductReviews", tag = "reviews",
     params(("id" = Uuid, Path, description = "The product's id"), PageQuery, ReviewListQuery),
     responses(
         (status = 200, description = "One page of reviews", body = ReviewPage,
@@ -384,7 +386,7 @@ pub async fn list(
 
 /// One review: a visible one for anyone, a hidden one for its author and admins.
 #[utoipa::path(
-    get, path = "/api/v1/reviews/{id}", operation_id = "getReview", tag = "reviews",
+    get, path = "/reviews/{id}", operation_id = "getReview", tag = "reviews",
     params(("id" = Uuid, Path, description = "The review's id")),
     security((), ("bearer" = []), ("oauth2" = [])),
     responses(
@@ -407,7 +409,7 @@ pub async fn get(
 /// Change a review: its author changes the rating, title or body; an admin hides or shows it.
 /// Send `If-Match` to avoid overwriting a concurrent change.
 #[utoipa::path(
-    patch, path = "/api/v1/reviews/{id}", operation_id = "updateReview", tag = "reviews",
+    patch, path = "/reviews/{id}", operation_id = "updateReview", tag = "reviews",
     params(("id" = Uuid, Path, description = "The review's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = UpdateReviewRequest,
@@ -437,7 +439,7 @@ pub async fn update(
 
 /// Delete a review (its author, or an admin); the product's rating no longer counts it.
 #[utoipa::path(
-    delete, path = "/api/v1/reviews/{id}", operation_id = "deleteReview", tag = "reviews",
+    delete, path = "/reviews/{id}", operation_id = "deleteReview", tag = "reviews",
     params(("id" = Uuid, Path, description = "The review's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

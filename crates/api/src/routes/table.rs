@@ -34,7 +34,8 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// The path template, the same for the router and for OpenAPI (`/api/v1/orders/{id}`).
+    /// The path template with its version prefix, the same for the router and for OpenAPI
+    /// (`/api/v1/orders/{id}`).
     #[must_use]
     pub fn path(&self) -> &str {
         &self.path
@@ -87,19 +88,34 @@ impl Declared {
     }
 }
 
-/// Every resource's operations, in routing order.
-fn all_declared() -> impl IntoIterator<Item = Declared> {
+/// The path prefix of version 1 of the API, the one place it is written: a handler's annotation
+/// names its path below the prefix (`/orders/{id}`), and the table puts it in front.
+pub const V1: &str = "/api/v1";
+
+/// The API prefix of `path` (`/api/v1` for `/api/v1/orders`), or `""` outside the versions, for
+/// the paths an answer names (`Location`, links) in the version the request came in on.
+#[must_use]
+pub fn prefix_of(path: &str) -> &'static str {
+    [V1].into_iter()
+        .find(|prefix| {
+            path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .unwrap_or("")
+}
+
+/// Every resource's operations, in routing order, each with the prefix it is served under.
+fn all_declared() -> impl IntoIterator<Item = (&'static str, Declared)> {
     [
-        health::endpoints(),
-        problems::endpoints(),
-        users::endpoints(),
-        auth::endpoints(),
-        products::endpoints(),
-        reviews::endpoints(),
-        orders::endpoints(),
+        ("", health::endpoints()),
+        ("", problems::endpoints()),
+        (V1, users::endpoints()),
+        (V1, auth::endpoints()),
+        (V1, products::endpoints()),
+        (V1, reviews::endpoints()),
+        (V1, orders::endpoints()),
     ]
     .into_iter()
-    .flatten()
+    .flat_map(|(prefix, declared)| declared.into_iter().map(move |one| (prefix, one)))
 }
 
 fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
@@ -120,8 +136,12 @@ fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
 static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
     all_declared()
         .into_iter()
-        .map(|declared| {
-            let document = (declared.document)();
+        .map(|(prefix, declared)| {
+            let mut document = (declared.document)();
+            document.paths.paths = std::mem::take(&mut document.paths.paths)
+                .into_iter()
+                .map(|(path, item)| (format!("{prefix}{path}"), item))
+                .collect();
             let found: Vec<(String, Method)> = document
                 .paths
                 .paths
@@ -227,6 +247,14 @@ mod tests {
     }
 
     #[test]
+    fn the_prefix_of_a_path_is_its_version_or_nothing() {
+        assert_eq!(prefix_of("/api/v1/orders/1"), V1);
+        assert_eq!(prefix_of("/api/v1"), V1);
+        assert_eq!(prefix_of("/api/v10/orders"), "");
+        assert_eq!(prefix_of("/health"), "");
+    }
+
+    #[test]
     fn each_method_of_a_path_belongs_to_one_operation() {
         for (i, a) in endpoints().iter().enumerate() {
             for b in &endpoints()[i + 1..] {
@@ -242,6 +270,7 @@ mod tests {
             [Method::GET, Method::HEAD, Method::PATCH, Method::DELETE]
         );
         assert_eq!(allowed_methods("/api/v1/auth/token"), [Method::POST]);
+        assert_eq!(allowed_methods("/health"), [Method::GET, Method::HEAD]);
         for endpoint in endpoints() {
             assert!(allowed_methods(endpoint.path()).contains(endpoint.method()));
         }

@@ -392,7 +392,7 @@ impl From<DeleteUserError> for ApiError {
 /// Anyone may register; the account always gets the `customer` role (admins are made with
 /// `orderly admin create`). Log in afterwards at `POST /api/v1/auth/token`.
 #[utoipa::path(
-    post, path = "/api/v1/users", operation_id = "registerUser", tag = "users",
+    post, path = "/users", operation_id = "registerUser", tag = "users",
     request_body = RegisterUserRequest,
     responses(
         (status = 201, description = "The new user", body = UserResponse,
@@ -412,12 +412,17 @@ pub async fn register(
     rate_limit::enforce(&request, Policy::AuthPerAccount, None, Some(&body.email)).await?;
     let input = RegisterUserInput::try_from(body)?;
     let user = state.use_cases.register_user.execute(input).await?;
-    Ok(created(format!("/api/v1/users/{}", user.id()), user.version(), &UserResponse::from(&user)))
+    Ok(created(
+        &request,
+        format_args!("/users/{}", user.id()),
+        user.version(),
+        &UserResponse::from(&user),
+    ))
 }
 
 /// The logged-in user.
 #[utoipa::path(
-    get, path = "/api/v1/users/me", operation_id = "getCurrentUser", tag = "users",
+    get, path = "/users/me", operation_id = "getCurrentUser", tag = "users",
     security(("bearer" = []), ("oauth2" = [])),
     responses(
         (status = 200, description = "The caller", body = UserResponse, headers(("ETag" = String))),
@@ -440,7 +445,7 @@ pub async fn me(
 
 /// List users (admins).
 #[utoipa::path(
-    get, path = "/api/v1/users", operation_id = "listUsers", tag = "users",
+    get, path = "/users", operation_id = "listUsers", tag = "users",
     params(PageQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -466,7 +471,7 @@ pub async fn list(
 
 /// One user: yourself, or anyone for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/users/{id}", operation_id = "getUser", tag = "users",
+    get, path = "/users/{id}", operation_id = "getUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -496,7 +501,7 @@ pub async fn get(
 /// Send `If-Match` with the ETag you read to make sure you do not overwrite someone else's change
 /// (412 when it did change). Without it, your change is applied to the current user.
 #[utoipa::path(
-    patch, path = "/api/v1/users/{id}", operation_id = "updateUser", tag = "users",
+    patch, path = "/users/{id}", operation_id = "updateUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read")),
     request_body = UpdateUserRequest,
@@ -535,7 +540,7 @@ pub async fn update(
 /// Delete a user without orders: yourself, or anyone for an admin. The last admin cannot be
 /// deleted.
 #[utoipa::path(
-    delete, path = "/api/v1/users/{id}", operation_id = "deleteUser", tag = "users",
+    delete, path = "/users/{id}", operation_id = "deleteUser", tag = "users",
     params(("id" = Uuid, Path, description = "The user's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -555,7 +560,7 @@ pub async fn delete(
 
 /// A user's orders, newest first: yours, or anyone's for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/users/{id}/orders", operation_id = "listUserOrders", tag = "orders",
+    get, path = "/users/{id}/orders", operation_id = "listUserOrders", tag = "orders",
     params(("id" = Uuid, Path, description = "The user's id"), PageQuery, UserOrderListQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(

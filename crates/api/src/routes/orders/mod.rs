@@ -29,7 +29,7 @@ use crate::{
     idempotency::{self, send, stored},
     problem::{ApiError, Problem},
     rate_limit::{self, Policy},
-    routes::{list_request, page_response, resource},
+    routes::{list_request, page_response, resource, table::prefix_of},
     state::ApiState,
 };
 
@@ -43,7 +43,7 @@ fn request_id(request: &HttpRequest) -> Option<String> {
 /// Stock is reserved at once (an order never oversells); the order then waits for payment
 /// until `payment_due_at`, after which it expires and the stock is released.
 #[utoipa::path(
-    post, path = "/api/v1/orders", operation_id = "placeOrder", tag = "orders",
+    post, path = "/orders", operation_id = "placeOrder", tag = "orders",
     params(IdempotencyKeyHeader),
     request_body = CreateOrderRequest,
     security(("bearer" = []), ("oauth2" = [])),
@@ -69,10 +69,11 @@ pub async fn place(
     let mut input = PlaceOrderInput::try_from(body)?;
     input.request_id = request_id(&request);
     let clock = state.clock.clone();
+    let prefix = prefix_of(request.path());
     let render: Render<Order> = Arc::new(move |order: &Order| {
         stored(
             StatusCode::CREATED,
-            Some(format!("/api/v1/orders/{}", order.id())),
+            Some(format!("{prefix}/orders/{}", order.id())),
             Some(etag(order.version())),
             &OrderResponse::new(order, &actor, clock.now()),
         )
@@ -108,7 +109,7 @@ fn respond<T>(
 
 /// List orders, newest first: your own, or (admins) everyone's, filtered by status and user.
 #[utoipa::path(
-    get, path = "/api/v1/orders", operation_id = "listOrders", tag = "orders",
+    get, path = "/orders", operation_id = "listOrders", tag = "orders",
     params(PageQuery, OrderListQuery),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -143,7 +144,7 @@ pub async fn list(
 
 /// One order with its items: yours, or any for an admin.
 #[utoipa::path(
-    get, path = "/api/v1/orders/{id}", operation_id = "getOrder", tag = "orders",
+    get, path = "/orders/{id}", operation_id = "getOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
@@ -173,7 +174,7 @@ pub async fn get(
 /// | ship | paid | an admin |
 /// | deliver | shipped | an admin |
 #[utoipa::path(
-    post, path = "/api/v1/orders/{id}/transitions", operation_id = "transitionOrder", tag = "orders",
+    post, path = "/orders/{id}/transitions", operation_id = "transitionOrder", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag you last read"),
         IdempotencyKeyHeader),
@@ -207,10 +208,11 @@ pub async fn transition(
     // section 13.2.1): a malformed body is a 400 whatever If-Match says.
     let (action, mut input) =
         requested.into_request(OrderId::from_uuid(*id), if_match(&request)?, request_id(&request));
-    let render: Render<Moved> = Arc::new(|(order, entry): &Moved| {
+    let prefix = prefix_of(request.path());
+    let render: Render<Moved> = Arc::new(move |(order, entry): &Moved| {
         stored(
             StatusCode::CREATED,
-            Some(format!("/api/v1/orders/{}/transitions", order.id())),
+            Some(format!("{prefix}/orders/{}/transitions", order.id())),
             Some(etag(order.version())),
             &TransitionResponse::from(entry),
         )
@@ -227,7 +229,7 @@ pub async fn transition(
 
 /// An order's history, oldest first: every status change with who made it and why.
 #[utoipa::path(
-    get, path = "/api/v1/orders/{id}/transitions", operation_id = "listOrderTransitions", tag = "orders",
+    get, path = "/orders/{id}/transitions", operation_id = "listOrderTransitions", tag = "orders",
     params(("id" = Uuid, Path, description = "The order's id")),
     security(("bearer" = []), ("oauth2" = [])),
     responses(
