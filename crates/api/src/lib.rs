@@ -105,8 +105,13 @@ async fn swagger_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/swagger-ui/")).finish()
 }
 
-async fn openapi_document() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json())
+/// `GET /api-docs/{version}/openapi.json`, and the first version's at its older address.
+async fn openapi_document(request: HttpRequest) -> HttpResponse {
+    let version = routes::table::Version::ALL
+        .into_iter()
+        .find(|version| request.path() == openapi::document_path(*version))
+        .unwrap_or(routes::table::Version::V1);
+    HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json(version))
 }
 
 fn cors(settings: &ApiSettings) -> Cors {
@@ -168,6 +173,9 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .configure(routes::table::configure);
     app = app.service(resource!(openapi::DOCUMENT_PATH, get => openapi_document));
+    for version in routes::table::Version::ALL {
+        app = app.service(resource!(openapi::document_path(version), get => openapi_document));
+    }
     if serve_metrics {
         app = app.service(resource!(metrics::PATH, get => metrics::serve));
     }

@@ -16,28 +16,45 @@ use utoipa::{
 
 use crate::{
     problem::{ErrorCode, FieldError, Problem},
-    routes::table::{V1, endpoints},
+    routes::table::{Version, endpoints},
 };
 
-/// Where the document is served.
+/// Where the first version's document was served before there were two, kept for existing links.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
 
-/// The API's OpenAPI document.
+/// Where the document of `version` is served: `/api-docs/v1/openapi.json`.
+#[must_use]
+pub const fn document_path(version: Version) -> &'static str {
+    match version {
+        Version::V1 => "/api-docs/v1/openapi.json",
+        Version::V2 => "/api-docs/v2/openapi.json",
+    }
+}
+
+/// What the document of `version` says first.
+fn description(version: Version) -> String {
+    let prefix = version.prefix();
+    let lists = match version {
+        Version::V1 => "Lists use cursor pagination: pass `next_cursor` back as `cursor`.",
+        Version::V2 => {
+            "Lists carry their page links in the body: follow `next` while `has_more` is true."
+        }
+    };
+    format!(
+        "Users, a product catalogue, and orders that move through an explicit state machine.\n\n\
+        Authenticate with the OAuth2 password flow (`POST {prefix}/auth/token`; the Authorize button \
+        does it for you), then send `Authorization: Bearer <access_token>`. Every error is an RFC 9457 \
+        `application/problem+json` body with a stable `code`; `GET` its `type` for a description.\n\n\
+        {lists} Single resources carry an \
+        `ETag`; send it back as `If-Match` on changes, or `If-None-Match` on reads."
+    )
+}
+
+/// What every version's document shares; [`document`] adds the version's operations.
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "Orderly API",
-        version = "1.0.0",
-        description = "Users, a product catalogue, and orders that move through an explicit state machine.\n\n\
-            Authenticate with the OAuth2 password flow (`POST /api/v1/auth/token`; the Authorize button \
-            does it for you), then send `Authorization: Bearer <access_token>`. Every error is an RFC 9457 \
-            `application/problem+json` body with a stable `code`; `GET` its `type` for a description.\n\n\
-            Lists use cursor pagination: pass `next_cursor` back as `cursor`. Single resources carry an \
-            `ETag`; send it back as `If-Match` on changes, or `If-None-Match` on reads.",
-        license(name = "MIT OR Apache-2.0")
-    ),
+    info(title = "Orderly API", license(name = "MIT OR Apache-2.0")),
     components(schemas(Problem, FieldError)),
-    modifiers(&Endpoints, &SecuritySchemes, &CommonResponses),
     tags(
         (name = "users", description = "Registration and accounts"),
         (name = "auth", description = "OAuth2 tokens"),
@@ -47,23 +64,34 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "operations", description = "Health and problem descriptions"),
     )
 )]
-pub struct ApiDoc;
+struct Shared;
 
-/// The paths: every operation of the route table, with the schemas it refers to.
-struct Endpoints;
-
-impl Modify for Endpoints {
-    fn modify(&self, openapi: &mut Document) {
-        for endpoint in endpoints() {
+/// The OpenAPI document of `version`: its operations from the route table, with the schemas
+/// they refer to, and the operations outside the versions (`/health`).
+#[must_use]
+pub fn document(version: Version) -> Document {
+    let mut openapi = Shared::openapi();
+    openapi.info.version = match version {
+        Version::V1 => "1.0.0",
+        Version::V2 => "2.0.0",
+    }
+    .to_owned();
+    openapi.info.description = Some(description(version));
+    for endpoint in endpoints() {
+        if endpoint.version().is_none_or(|served| served == version) {
             openapi.merge(endpoint.document().clone());
         }
     }
+    SecuritySchemes(version).modify(&mut openapi);
+    CommonResponses.modify(&mut openapi);
+    openapi
 }
 
-struct SecuritySchemes;
+struct SecuritySchemes(Version);
 
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut Document) {
+        let token_url = format!("{}/auth/token", self.0.prefix());
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -75,9 +103,9 @@ impl Modify for SecuritySchemes {
             "oauth2",
             SecurityScheme::OAuth2(OAuth2::with_description(
                 [Flow::Password(Password::with_refresh_url(
-                    format!("{V1}/auth/token"),
+                    token_url.clone(),
                     Scopes::new(),
-                    format!("{V1}/auth/token"),
+                    token_url,
                 ))],
                 "Log in with your e-mail address as the username.",
             )),
@@ -285,16 +313,21 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The document as pretty JSON, as committed in `docs/openapi.json`.
+/// The document of `version` as pretty JSON, as committed in `docs/openapi-<version>.json`.
 ///
 /// # Panics
 /// Never: the document is plain data.
 #[must_use]
-pub fn openapi_json() -> String {
-    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+pub fn openapi_json(version: Version) -> &'static str {
+    static JSON: std::sync::LazyLock<Vec<(Version, String)>> = std::sync::LazyLock::new(|| {
+        Version::ALL
+            .into_iter()
+            .map(|version| {
+                (version, document(version).to_pretty_json().expect("the document serializes"))
+            })
+            .collect()
     });
-    JSON.clone()
+    JSON.iter().find(|(of, _)| *of == version).map_or("", |(_, json)| json)
 }
 
 #[cfg(test)]
@@ -328,60 +361,64 @@ mod tests {
 
     #[test]
     fn every_operation_has_its_own_camel_case_operation_id() {
-        let document = ApiDoc::openapi();
-        let mut seen: HashMap<String, String> = HashMap::new();
-        for (method, path, operation) in operations(&document) {
-            let id = operation.operation_id.clone().unwrap_or_default();
-            assert!(!id.is_empty(), "{method} {path} has no operationId");
-            assert!(
-                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
-                "{method} {path}: operationId `{id}` is not lowerCamelCase"
-            );
-            let this = format!("{method} {path}");
-            if let Some(other) = seen.insert(id.clone(), this.clone()) {
-                panic!("operationId `{id}` is used by {other} and by {this}");
+        for version in Version::ALL {
+            let document = super::document(version);
+            let mut seen: HashMap<String, String> = HashMap::new();
+            for (method, path, operation) in operations(&document) {
+                let id = operation.operation_id.clone().unwrap_or_default();
+                assert!(!id.is_empty(), "{method} {path} has no operationId");
+                assert!(
+                    id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{method} {path}: operationId `{id}` is not lowerCamelCase"
+                );
+                let this = format!("{method} {path}");
+                if let Some(other) = seen.insert(id.clone(), this.clone()) {
+                    panic!("operationId `{id}` is used by {other} and by {this}");
+                }
             }
         }
     }
 
     #[test]
     fn every_problem_response_shows_examples_of_codes_with_its_status() {
-        let document = ApiDoc::openapi();
-        for (method, path, operation) in operations(&document) {
-            for (status, response) in &operation.responses.responses {
-                let RefOr::T(response) = response else { continue };
-                let what = format!("{method} {path} {status}");
-                // A typo in a code would silently drop it from the examples. (Names in
-                // backticks are settings and headers, not codes.)
-                let prose: String =
-                    response.description.split('`').step_by(2).collect::<Vec<_>>().join(" ");
-                for word in prose.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {
-                    assert!(
-                        !(word.contains('_') && word.chars().any(|c| c.is_ascii_uppercase()))
-                            || ErrorCode::ALL.iter().any(|c| c.as_str() == word),
-                        "{what} names `{word}`, which is not in the catalogue"
-                    );
-                }
-                if !status.starts_with('4') && !status.starts_with('5') {
-                    continue;
-                }
-                let content = match response.content.get(crate::problem::PROBLEM_JSON) {
-                    Some(RefOr::T(content)) => content,
-                    _ => panic!("{what} is not a problem response"),
-                };
-                assert!(!content.examples.is_empty(), "{what} has no example");
-                for (name, example) in &content.examples {
-                    let RefOr::T(example) = example else { panic!("{what}: inline examples") };
-                    let value = example.value.clone().unwrap_or_default();
-                    let code = ErrorCode::ALL
-                        .iter()
-                        .find(|code| code.as_str() == name)
-                        .unwrap_or_else(|| panic!("{what}: `{name}` is not a code"));
-                    assert_eq!(value["code"], code.as_str(), "{what}");
-                    assert_eq!(value["status"].to_string(), *status, "{what}: {name}");
-                    assert_eq!(value["type"], code.type_uri(), "{what}");
-                    assert_eq!(value["instance"], example_instance(&path), "{what}");
+        for version in Version::ALL {
+            let document = super::document(version);
+            for (method, path, operation) in operations(&document) {
+                for (status, response) in &operation.responses.responses {
+                    let RefOr::T(response) = response else { continue };
+                    let what = format!("{method} {path} {status}");
+                    // A typo in a code would silently drop it from the examples. (Names in
+                    // backticks are settings and headers, not codes.)
+                    let prose: String =
+                        response.description.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+                    for word in prose.split(|c: char| !(c.is_ascii_uppercase() || c == '_')) {
+                        assert!(
+                            !(word.contains('_') && word.chars().any(|c| c.is_ascii_uppercase()))
+                                || ErrorCode::ALL.iter().any(|c| c.as_str() == word),
+                            "{what} names `{word}`, which is not in the catalogue"
+                        );
+                    }
+                    if !status.starts_with('4') && !status.starts_with('5') {
+                        continue;
+                    }
+                    let content = match response.content.get(crate::problem::PROBLEM_JSON) {
+                        Some(RefOr::T(content)) => content,
+                        _ => panic!("{what} is not a problem response"),
+                    };
+                    assert!(!content.examples.is_empty(), "{what} has no example");
+                    for (name, example) in &content.examples {
+                        let RefOr::T(example) = example else { panic!("{what}: inline examples") };
+                        let value = example.value.clone().unwrap_or_default();
+                        let code = ErrorCode::ALL
+                            .iter()
+                            .find(|code| code.as_str() == name)
+                            .unwrap_or_else(|| panic!("{what}: `{name}` is not a code"));
+                        assert_eq!(value["code"], code.as_str(), "{what}");
+                        assert_eq!(value["status"].to_string(), *status, "{what}: {name}");
+                        assert_eq!(value["type"], code.type_uri(), "{what}");
+                        assert_eq!(value["instance"], example_instance(&path), "{what}");
+                    }
                 }
             }
         }
@@ -389,7 +426,7 @@ mod tests {
 
     #[test]
     fn a_route_documents_only_the_problems_it_can_give() {
-        let document = ApiDoc::openapi();
+        let document = super::document(Version::V1);
         let item = |path: &str| document.paths.paths.get(path).expect(path).clone();
         let health = item("/health").get.expect("GET /health");
         assert!(
@@ -414,15 +451,20 @@ mod tests {
 
     #[test]
     fn the_document_has_exactly_the_operations_of_the_route_table() {
-        let document = ApiDoc::openapi();
-        let mut documented: Vec<String> = operations(&document)
-            .into_iter()
-            .map(|(method, path, _)| format!("{} {path}", method.to_uppercase()))
-            .collect();
-        let mut routed: Vec<String> =
-            endpoints().iter().map(|e| format!("{} {}", e.method(), e.path())).collect();
-        documented.sort();
-        routed.sort();
-        assert_eq!(documented, routed);
+        for version in Version::ALL {
+            let document = super::document(version);
+            let mut documented: Vec<String> = operations(&document)
+                .into_iter()
+                .map(|(method, path, _)| format!("{} {path}", method.to_uppercase()))
+                .collect();
+            let mut routed: Vec<String> = endpoints()
+                .iter()
+                .filter(|e| e.version().is_none_or(|served| served == version))
+                .map(|e| format!("{} {}", e.method(), e.path()))
+                .collect();
+            documented.sort();
+            routed.sort();
+            assert_eq!(documented, routed);
+        }
     }
 }

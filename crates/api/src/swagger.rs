@@ -1,6 +1,6 @@
 //! Swagger UI, from the vendored assets, set up for Orderly.
 //!
-//! - The document is the one served at `/api-docs/openapi.json`.
+//! - A selector offers each version's document (`/api-docs/v2/openapi.json` first).
 //! - Authorization persists across reloads (`persistAuthorization`: the browser's local storage).
 //! - The Authorize dialog asks only for what the OAuth2 password flow needs, the username (an
 //!   e-mail address) and the password: Orderly has no OAuth clients, so the `client_id` and
@@ -10,9 +10,9 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, http::header};
-use utoipa_swagger_ui::{Config, SwaggerUi};
+use utoipa_swagger_ui::{Config, SwaggerUi, Url};
 
-use crate::openapi::DOCUMENT_PATH;
+use crate::{openapi::document_path, routes::table::Version};
 
 /// The mount point of Swagger UI.
 pub const PATH: &str = "/swagger-ui/";
@@ -27,11 +27,21 @@ const PASSWORD_FLOW_ONLY: &str = "
 }
 ";
 
+/// The documents the version selector offers, newest first (and shown first).
+fn documents() -> Vec<Url<'static>> {
+    Version::ALL
+        .into_iter()
+        .rev()
+        .enumerate()
+        .map(|(i, version)| Url::with_primary(version.name(), document_path(version), i == 0))
+        .collect()
+}
+
 /// The Swagger UI service.
 #[must_use]
 pub fn service() -> SwaggerUi {
     SwaggerUi::new(format!("{PATH}{{_:.*}}"))
-        .config(Config::new([DOCUMENT_PATH]).persist_authorization(true))
+        .config(Config::new(documents()).persist_authorization(true))
 }
 
 /// `GET /swagger-ui/index.css`: Swagger UI's page stylesheet, plus [`PASSWORD_FLOW_ONLY`].

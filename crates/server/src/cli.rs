@@ -4,6 +4,7 @@ use std::io::BufRead as _;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use orderly_api::routes::table::Version;
 use orderly_application::users::register_user::{RegisterUserError, RegisterUserInput};
 use orderly_domain::{Email, Password, Role, UserName};
 
@@ -37,8 +38,12 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Print the OpenAPI document (JSON) to stdout.
-    Openapi,
+    /// Print the OpenAPI document (JSON) of one version of the API to stdout.
+    Openapi {
+        /// The version: v1 or v2.
+        #[arg(default_value = "v1", value_parser = api_version)]
+        version: Version,
+    },
     /// Administer users.
     Admin {
         #[command(subcommand)]
@@ -155,14 +160,22 @@ async fn ensure_migrated(database: &Database, settings: &Settings) -> anyhow::Re
     Ok(())
 }
 
+/// A version of the API by its name (`v1`).
+fn api_version(name: &str) -> Result<Version, String> {
+    Version::ALL.into_iter().find(|version| version.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = Version::ALL.iter().map(|version| version.name()).collect();
+        format!("no API version `{name}` (there are {})", names.join(", "))
+    })
+}
+
 /// Runs the command line.
 ///
 /// # Errors
 /// Whatever the command fails with; `main` prints it and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Openapi => {
-            println!("{}", orderly_api::openapi::openapi_json());
+        Command::Openapi { version } => {
+            println!("{}", orderly_api::openapi::openapi_json(version));
             Ok(())
         }
         Command::Config { action: ConfigAction::Check } => {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, http::header, web};
 use serde::Serialize;
 
-use crate::{routes::table::V1, state::ApiState};
+use crate::{routes::table::Version, state::ApiState};
+
+/// The version the index points to.
+const LATEST: Version = Version::V1;
 
 /// Where the JSON index points.
 #[derive(Debug, Serialize)]
@@ -30,12 +33,12 @@ pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
             .finish();
     }
     let links = BTreeMap::from([
-        ("openapi", "/api-docs/openapi.json".to_owned()),
+        ("openapi", crate::openapi::document_path(LATEST).to_owned()),
         ("health", "/health".to_owned()),
         ("ready", "/ready".to_owned()),
-        ("products", format!("{V1}/products")),
-        ("register", format!("{V1}/users")),
-        ("token", format!("{V1}/auth/token")),
+        ("products", format!("{}/products", LATEST.prefix())),
+        ("register", format!("{}/users", LATEST.prefix())),
+        ("token", format!("{}/auth/token", LATEST.prefix())),
     ]);
     HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(IndexResponse {
         service: "orderly",

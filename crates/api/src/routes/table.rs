@@ -20,6 +20,7 @@ use super::{auth, health, method_not_allowed, orders, problems, products, review
 pub struct Endpoint {
     path: String,
     method: Method,
+    version: Option<Version>,
     document: OpenApi,
     route: fn() -> actix_web::Route,
 }
@@ -45,6 +46,12 @@ impl Endpoint {
     #[must_use]
     pub fn method(&self) -> &Method {
         &self.method
+    }
+
+    /// The version it is served under; `None` outside the versions (`/health`).
+    #[must_use]
+    pub fn version(&self) -> Option<Version> {
+        self.version
     }
 
     /// The one-operation OpenAPI document of this endpoint, with the schemas it refers to.
@@ -88,34 +95,71 @@ impl Declared {
     }
 }
 
-/// The path prefix of version 1 of the API, the one place it is written: a handler's annotation
-/// names its path below the prefix (`/orders/{id}`), and the table puts it in front.
-pub const V1: &str = "/api/v1";
+/// A version of the API, served under its own path prefix (ADR 0030).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `/api/v1`.
+    V1,
+    /// `/api/v2`.
+    V2,
+}
+
+impl Version {
+    /// Every version, oldest first.
+    pub const ALL: [Self; 2] = [Self::V1, Self::V2];
+
+    /// Its name in paths and documents: `v1`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+
+    /// Its path prefix, the one place it is written: a handler's annotation names its path
+    /// below the prefix (`/orders/{id}`), and the table puts the prefix in front.
+    #[must_use]
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::V1 => "/api/v1",
+            Self::V2 => "/api/v2",
+        }
+    }
+
+    /// The version `path` is under, if any.
+    #[must_use]
+    pub fn of(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|version| {
+            path.strip_prefix(version.prefix())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+}
 
 /// The API prefix of `path` (`/api/v1` for `/api/v1/orders`), or `""` outside the versions, for
 /// the paths an answer names (`Location`, links) in the version the request came in on.
 #[must_use]
 pub fn prefix_of(path: &str) -> &'static str {
-    [V1].into_iter()
-        .find(|prefix| {
-            path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
-        .unwrap_or("")
+    Version::of(path).map_or("", Version::prefix)
 }
 
-/// Every resource's operations, in routing order, each with the prefix it is served under.
-fn all_declared() -> impl IntoIterator<Item = (&'static str, Declared)> {
+/// Every resource's operations, in routing order, each with the version it is served under
+/// (`None`: outside the versions, in every version's document).
+fn all_declared() -> impl IntoIterator<Item = (Option<Version>, Declared)> {
+    use Version::{V1, V2};
     [
-        ("", health::endpoints()),
-        ("", problems::endpoints()),
-        (V1, users::endpoints()),
-        (V1, auth::endpoints()),
-        (V1, products::endpoints()),
-        (V1, reviews::endpoints()),
-        (V1, orders::endpoints()),
+        (None, health::endpoints()),
+        (None, problems::endpoints()),
+        (Some(V1), users::endpoints()),
+        (Some(V1), auth::endpoints()),
+        (Some(V1), products::endpoints()),
+        (Some(V1), reviews::endpoints()),
+        (Some(V1), orders::endpoints()),
+        (Some(V2), auth::endpoints()),
     ]
     .into_iter()
-    .flat_map(|(prefix, declared)| declared.into_iter().map(move |one| (prefix, one)))
+    .flat_map(|(version, declared)| declared.into_iter().map(move |one| (version, one)))
 }
 
 fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
@@ -136,7 +180,8 @@ fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
 static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
     all_declared()
         .into_iter()
-        .map(|(prefix, declared)| {
+        .map(|(version, declared)| {
+            let prefix = version.map_or("", Version::prefix);
             let mut document = (declared.document)();
             document.paths.paths = std::mem::take(&mut document.paths.paths)
                 .into_iter()
@@ -150,7 +195,7 @@ static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
                 .collect();
             let [(path, method)] = <[_; 1]>::try_from(found)
                 .expect("an annotation declares one operation: one path and one method");
-            Endpoint { path, method, document, route: declared.route }
+            Endpoint { path, method, version, document, route: declared.route }
         })
         .collect()
 });
@@ -248,8 +293,9 @@ mod tests {
 
     #[test]
     fn the_prefix_of_a_path_is_its_version_or_nothing() {
-        assert_eq!(prefix_of("/api/v1/orders/1"), V1);
-        assert_eq!(prefix_of("/api/v1"), V1);
+        assert_eq!(prefix_of("/api/v1/orders/1"), "/api/v1");
+        assert_eq!(prefix_of("/api/v2/orders/1"), "/api/v2");
+        assert_eq!(prefix_of("/api/v1"), "/api/v1");
         assert_eq!(prefix_of("/api/v10/orders"), "");
         assert_eq!(prefix_of("/health"), "");
     }
