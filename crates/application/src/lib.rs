@@ -17,4 +17,4 @@ pub mod products;
 pub mod reviews;
 pub mod users;
 
-pub use error::{StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError};
+pub use error::{StoreError, WRITE_ATTEMPTS};

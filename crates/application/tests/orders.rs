@@ -14,7 +14,7 @@ use std::{
 
 use mockall::Sequence;
 use orderly_application::{
-    StoreError, UniqueKey, WriteError,
+    StoreError,
     idempotency::{IdempotencyRefusal, Idempotent, Outcome},
     orders::{
         expire_orders::{EXPIRY_BATCH, ExpireOrders, ExpiryReport},
@@ -31,8 +31,8 @@ use orderly_application::{
     ports::{
         Claim, Completion, IdempotencyKey, IdempotentRequest, Lease, MockClock,
         MockIdempotencyStore, MockOrderQueries, MockOrderRepository, MockOverdueClaim,
-        MockPaymentGateway, MockProductRepository, OrderFilter, OverdueBatch, OverdueCursor,
-        PaymentError, PlaceOrderFailure, Replay, UnreadableOrder,
+        MockPaymentGateway, MockProductRepository, OrderFilter, OrderWriteError, OverdueBatch,
+        OverdueCursor, PaymentError, PlaceOrderFailure, Replay, UnreadableOrder,
     },
 };
 use orderly_domain::{
@@ -1591,7 +1591,7 @@ mod transition_order {
 
     fn saving_fails_with(
         mut orders: MockOrderRepository,
-        error: impl FnOnce() -> WriteError + Send + 'static,
+        error: impl FnOnce() -> OrderWriteError + Send + 'static,
     ) -> MockOrderRepository {
         orders.expect_save_transition().times(1).return_once(move |_, _, _, _| Err(error()));
         orders
@@ -1794,7 +1794,7 @@ mod transition_order {
             .expect_save_payment()
             .times(1)
             .in_sequence(&mut sequence)
-            .returning(|_, _| Err(WriteError::Stale));
+            .returning(|_, _| Err(OrderWriteError::Stale));
 
         let result = transition_order(orders, payments)
             .execute(&customer(owner), input(&pending, OrderAction::Pay))
@@ -1952,7 +1952,7 @@ mod transition_order {
         orders
             .expect_save_payment()
             .times(1)
-            .returning(|_, _| Err(WriteError::Store(store_down())));
+            .returning(|_, _| Err(OrderWriteError::Store(store_down())));
         let payments = authorizing_then_capturing(&pending, &mut sequence, || Ok(()));
 
         let outcome = transition_order(orders, payments)
@@ -1992,7 +1992,7 @@ mod transition_order {
         let id = pending.id();
         let mut sequence = Sequence::new();
         let orders =
-            saving_fails_with(orders_paying(&pending, &mut sequence), || WriteError::NotFound);
+            saving_fails_with(orders_paying(&pending, &mut sequence), || OrderWriteError::NotFound);
         let mut payments = MockPaymentGateway::new();
         expect_authorization(&mut payments, &pending, Some(&mut sequence), || {
             Ok(NEW_REFERENCE.to_owned())
@@ -2156,7 +2156,7 @@ mod transition_order {
                 order.payment().map(Payment::status) == Some(PaymentStatus::Pending)
                     && *expected_version == STORED_VERSION
             })
-            .returning(|_, _| Err(WriteError::Stale));
+            .returning(|_, _| Err(OrderWriteError::Stale));
 
         let result = transition_order(orders, no_payments())
             .execute(&customer(owner), input(&pending, OrderAction::Pay))
@@ -2186,7 +2186,7 @@ mod transition_order {
                 order.payment().map(Payment::status) == Some(PaymentStatus::Pending)
                     && *expected_version == STORED_VERSION
             })
-            .returning(|_, _| Err(WriteError::Stale));
+            .returning(|_, _| Err(OrderWriteError::Stale));
         let request = TransitionOrderInput {
             expected_version: Some(STORED_VERSION),
             ..input(&pending, OrderAction::Pay)
@@ -2683,7 +2683,7 @@ mod transition_order {
     #[tokio::test]
     async fn an_order_moved_concurrently_is_a_conflict() {
         let paid = paid_order(UserId::new(), PaymentStatus::Captured);
-        let orders = saving_fails_with(orders_holding(&paid), || WriteError::Stale);
+        let orders = saving_fails_with(orders_holding(&paid), || OrderWriteError::Stale);
 
         let result = transition_order(orders, no_payments())
             .execute(&admin(), input(&paid, OrderAction::Ship))
@@ -2702,7 +2702,10 @@ mod transition_order {
         let mut orders = MockOrderRepository::new();
         let mut answers = vec![paid.clone(), shipped].into_iter();
         orders.expect_find_by_id().times(2).returning(move |_| Ok(answers.next()));
-        orders.expect_save_transition().times(1).returning(|_, _, _, _| Err(WriteError::Stale));
+        orders
+            .expect_save_transition()
+            .times(1)
+            .returning(|_, _, _, _| Err(OrderWriteError::Stale));
         let request = TransitionOrderInput {
             expected_version: Some(STORED_VERSION),
             ..input(&paid, OrderAction::Ship)
@@ -2723,7 +2726,7 @@ mod transition_order {
     #[tokio::test]
     async fn an_order_deleted_before_the_save_is_not_found() {
         let paid = paid_order(UserId::new(), PaymentStatus::Captured);
-        let orders = saving_fails_with(orders_holding(&paid), || WriteError::NotFound);
+        let orders = saving_fails_with(orders_holding(&paid), || OrderWriteError::NotFound);
 
         let result = transition_order(orders, no_payments())
             .execute(&admin(), input(&paid, OrderAction::Ship))
@@ -2735,7 +2738,8 @@ mod transition_order {
     #[tokio::test]
     async fn a_store_failure_while_saving_a_transition_is_a_store_error() {
         let paid = paid_order(UserId::new(), PaymentStatus::Captured);
-        let orders = saving_fails_with(orders_holding(&paid), || WriteError::Store(store_down()));
+        let orders =
+            saving_fails_with(orders_holding(&paid), || OrderWriteError::Store(store_down()));
 
         let result = transition_order(orders, no_payments())
             .execute(&admin(), input(&paid, OrderAction::Ship))
@@ -2745,19 +2749,6 @@ mod transition_order {
             matches!(result, Err(TransitionOrderError::Store(StoreError::Unavailable(_)))),
             "{result:?}"
         );
-    }
-
-    #[tokio::test]
-    async fn a_duplicate_key_while_saving_a_transition_is_unexpected() {
-        let paid = paid_order(UserId::new(), PaymentStatus::Captured);
-        let orders =
-            saving_fails_with(orders_holding(&paid), || WriteError::Duplicate(UniqueKey::Email));
-
-        let result = transition_order(orders, no_payments())
-            .execute(&admin(), input(&paid, OrderAction::Ship))
-            .await;
-
-        assert!(matches!(result, Err(TransitionOrderError::Unexpected(_))), "{result:?}");
     }
 
     // --- idempotency keys ------------------------------------------------------------------
@@ -2983,7 +2974,7 @@ mod expire_orders {
     fn claim_answering(
         steps: &Steps,
         expiries: &Expiries,
-        answer: impl Fn(&Order) -> Result<(), WriteError> + Send + 'static,
+        answer: impl Fn(&Order) -> Result<(), OrderWriteError> + Send + 'static,
     ) -> MockOverdueClaim {
         let mut claim = MockOverdueClaim::new();
         let (log, saved) = (Arc::clone(steps), Arc::clone(expiries));
@@ -3111,7 +3102,7 @@ mod expire_orders {
             vec![Ok(taken.clone()), Ok(free.clone())],
             Some(cursor_after(&free)),
             claim_answering(&steps, &expiries, move |order| {
-                if order.id() == taken_id { Err(WriteError::Stale) } else { Ok(()) }
+                if order.id() == taken_id { Err(OrderWriteError::Stale) } else { Ok(()) }
             }),
         );
 
@@ -3140,7 +3131,7 @@ mod expire_orders {
             (None, EXPIRY_BATCH),
             vec![Ok(gone.clone())],
             Some(cursor_after(&gone)),
-            claim_answering(&steps, &expiries, |_| Err(WriteError::NotFound)),
+            claim_answering(&steps, &expiries, |_| Err(OrderWriteError::NotFound)),
         );
 
         let report = expire_orders(orders).execute().await.expect("the run succeeds");
@@ -3294,7 +3285,7 @@ mod expire_orders {
             (None, 2),
             vec![Err(unreadable()), Ok(taken)],
             Some(end),
-            claim_answering(&steps, &expiries, |_| Err(WriteError::Stale)),
+            claim_answering(&steps, &expiries, |_| Err(OrderWriteError::Stale)),
         );
         expect_batch(
             &mut orders,
@@ -3376,7 +3367,7 @@ mod expire_orders {
         claim
             .expect_save_expiry()
             .times(1)
-            .returning(|_, _, _| Err(WriteError::Store(store_down())));
+            .returning(|_, _, _| Err(OrderWriteError::Store(store_down())));
         claim.expect_commit().never();
         let mut orders = MockOrderRepository::new();
         expect_batch(
@@ -3413,36 +3404,6 @@ mod expire_orders {
         let result = expire_orders(orders).execute().await;
 
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-    }
-
-    #[tokio::test]
-    async fn a_unique_key_foreign_key_or_last_admin_error_while_saving_is_unexpected() {
-        let answers: [fn() -> WriteError; 4] = [
-            || WriteError::Duplicate(UniqueKey::Sku),
-            || WriteError::StillReferenced,
-            || WriteError::MissingParent,
-            || WriteError::LastAdmin,
-        ];
-        for answer in answers {
-            let order = overdue(UserId::new());
-            let steps = Steps::default();
-            let mut claim = MockOverdueClaim::new();
-            claim.expect_save_expiry().times(1).returning(move |_, _, _| Err(answer()));
-            claim.expect_commit().never();
-            let mut orders = MockOrderRepository::new();
-            expect_batch(
-                &mut orders,
-                &steps,
-                (None, EXPIRY_BATCH),
-                vec![Ok(order.clone())],
-                Some(cursor_after(&order)),
-                claim,
-            );
-
-            let result = expire_orders(orders).execute().await;
-
-            assert!(matches!(result, Err(StoreError::Unexpected(_))), "{result:?}");
-        }
     }
 }
 
@@ -3513,7 +3474,7 @@ mod paid_too_late {
             .expect_save_transition()
             .times(1)
             .withf(|order, _, _, _| order.status() == OrderStatus::Paid)
-            .returning(|_, _, _, _| Err(WriteError::Stale));
+            .returning(|_, _, _, _| Err(OrderWriteError::Stale));
         orders
     }
 
@@ -3618,7 +3579,7 @@ mod paid_too_late {
             .expect_save_payment()
             .times(1)
             .in_sequence(&mut sequence)
-            .returning(|_, _| Err(WriteError::Store(store_down())));
+            .returning(|_, _| Err(OrderWriteError::Store(store_down())));
         expect_void_of_late(&mut payments, &pending, Some(&mut sequence), || Ok(()));
 
         let result = use_case(orders, payments).execute(&customer(owner), pay(&pending)).await;

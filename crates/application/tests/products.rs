@@ -6,11 +6,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use orderly_application::{
-    StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
+    StoreError, WRITE_ATTEMPTS,
     auth::admin_check::AdminCheck,
     pagination::{Cursor, InvalidCursor, ListRequest, Page, PageLimit, SortValue},
     ports::{
         MockProductQueries, MockProductRepository, MockUserRepository, ProductFilter, ProductSort,
+        ProductWriteError,
     },
     products::{
         archive_product::{ArchiveProduct, ArchiveProductError},
@@ -108,7 +109,7 @@ fn archived_product() -> Product {
 /// A repository holding `product` whose `update` answers `outcome` once.
 fn repository_updating(
     product: &Product,
-    outcome: impl FnOnce() -> Result<(), WriteError> + Send + 'static,
+    outcome: impl FnOnce() -> Result<(), ProductWriteError> + Send + 'static,
 ) -> MockProductRepository {
     let mut products = products_holding(product);
     products.expect_update().times(1).return_once(move |_, _| outcome());
@@ -153,7 +154,7 @@ fn updates_answering(products: &mut MockProductRepository, stale: usize, ok: boo
             product.is_archived(),
         ));
         calls += 1;
-        if calls <= stale { Err(WriteError::Stale) } else { Ok(()) }
+        if calls <= stale { Err(ProductWriteError::Stale) } else { Ok(()) }
     });
     writes
 }
@@ -296,7 +297,7 @@ mod creating {
     #[tokio::test]
     async fn a_sku_that_is_already_taken_is_a_duplicate_sku() {
         let mut products = MockProductRepository::new();
-        products.expect_insert().times(1).returning(|_| Err(WriteError::Duplicate(UniqueKey::Sku)));
+        products.expect_insert().times(1).returning(|_| Err(ProductWriteError::SkuTaken));
 
         let result = create_use_case(products).execute(&admin(), draft()).await;
 
@@ -306,7 +307,10 @@ mod creating {
     #[tokio::test]
     async fn a_store_failure_is_reported_as_a_store_error() {
         let mut products = MockProductRepository::new();
-        products.expect_insert().times(1).returning(|_| Err(WriteError::Store(store_down())));
+        products
+            .expect_insert()
+            .times(1)
+            .returning(|_| Err(ProductWriteError::Store(store_down())));
 
         let result = create_use_case(products).execute(&admin(), draft()).await;
 
@@ -319,7 +323,7 @@ mod creating {
     #[tokio::test]
     async fn an_insert_answering_not_found_breaks_the_port_contract_and_is_unexpected() {
         let mut products = MockProductRepository::new();
-        products.expect_insert().times(1).returning(|_| Err(WriteError::NotFound));
+        products.expect_insert().times(1).returning(|_| Err(ProductWriteError::NotFound));
 
         let result = create_use_case(products).execute(&admin(), draft()).await;
 
@@ -883,7 +887,7 @@ mod updating {
             reads += 1;
             Ok((reads == 1).then(|| found.clone()))
         });
-        products.expect_update().times(1).returning(|_, _| Err(WriteError::Stale));
+        products.expect_update().times(1).returning(|_, _| Err(ProductWriteError::Stale));
 
         let result = update_use_case(products)
             .execute(
@@ -899,7 +903,7 @@ mod updating {
     #[tokio::test]
     async fn a_sku_taken_by_another_product_is_a_duplicate_sku() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Duplicate(UniqueKey::Sku)));
+        let products = repository_updating(&stored, || Err(ProductWriteError::SkuTaken));
 
         let result = update_use_case(products)
             .execute(
@@ -915,31 +919,12 @@ mod updating {
     #[tokio::test]
     async fn a_product_deleted_before_the_write_is_not_found() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::NotFound));
+        let products = repository_updating(&stored, || Err(ProductWriteError::NotFound));
 
         let result =
             update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
 
         assert!(matches!(result, Err(UpdateProductError::NotFound)), "{result:?}");
-    }
-
-    #[tokio::test]
-    async fn an_update_answering_a_foreign_key_or_last_admin_breaks_the_port_contract_and_is_unexpected()
-     {
-        let answers: [fn() -> WriteError; 3] = [
-            || WriteError::StillReferenced,
-            || WriteError::MissingParent,
-            || WriteError::LastAdmin,
-        ];
-        for answer in answers {
-            let stored = stored_product();
-            let products = repository_updating(&stored, move || Err(answer()));
-
-            let result =
-                update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
-
-            assert!(matches!(result, Err(UpdateProductError::Unexpected(_))), "{result:?}");
-        }
     }
 
     #[tokio::test]
@@ -959,7 +944,7 @@ mod updating {
     #[tokio::test]
     async fn a_store_failure_while_writing_is_a_store_error() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Store(store_down())));
+        let products = repository_updating(&stored, || Err(ProductWriteError::Store(store_down())));
 
         let result =
             update_use_case(products).execute(&admin(), stored.id(), rename_to_mouse()).await;
@@ -1066,7 +1051,7 @@ mod archiving {
     #[tokio::test]
     async fn a_product_deleted_before_the_write_is_not_found() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::NotFound));
+        let products = repository_updating(&stored, || Err(ProductWriteError::NotFound));
 
         let result = archive_use_case(products).execute(&admin(), stored.id()).await;
 
@@ -1089,7 +1074,7 @@ mod archiving {
     #[tokio::test]
     async fn a_store_failure_while_writing_is_a_store_error() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Store(store_down())));
+        let products = repository_updating(&stored, || Err(ProductWriteError::Store(store_down())));
 
         let result = archive_use_case(products).execute(&admin(), stored.id()).await;
 
@@ -1102,7 +1087,7 @@ mod archiving {
     #[tokio::test]
     async fn an_update_answering_duplicate_breaks_the_port_contract_and_is_unexpected() {
         let stored = stored_product();
-        let products = repository_updating(&stored, || Err(WriteError::Duplicate(UniqueKey::Sku)));
+        let products = repository_updating(&stored, || Err(ProductWriteError::SkuTaken));
 
         let result = archive_use_case(products).execute(&admin(), stored.id()).await;
 

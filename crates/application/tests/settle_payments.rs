@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use mockall::Sequence;
 use orderly_application::{
-    StoreError, WriteError,
+    StoreError,
     orders::settle_payments::{SETTLEMENT_GRACE, SettlePayments, SettlementReport},
-    ports::{MockOrderRepository, MockPaymentGateway, PaymentError},
+    ports::{MockOrderRepository, MockPaymentGateway, OrderWriteError, PaymentError},
 };
 use orderly_domain::{
     Actor, Order, OrderAction, OrderId, OrderParts, OrderStatus, Payment, PaymentDue, PaymentParts,
@@ -423,7 +423,7 @@ async fn an_order_changed_while_settling_is_read_again_and_recorded_at_its_new_v
         .times(1)
         .in_sequence(&mut sequence)
         .withf(|_, expected_version| *expected_version == STORED_VERSION)
-        .returning(|_, _| Err(WriteError::Stale));
+        .returning(|_, _| Err(OrderWriteError::Stale));
     orders
         .expect_find_by_id()
         .times(1)
@@ -451,7 +451,7 @@ async fn a_settlement_another_instance_recorded_first_is_not_recorded_twice() {
     let mut payments = MockPaymentGateway::new();
     payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![paid]);
-    orders.expect_save_payment().times(1).returning(|_, _| Err(WriteError::Stale));
+    orders.expect_save_payment().times(1).returning(|_, _| Err(OrderWriteError::Stale));
     orders.expect_find_by_id().times(1).return_once(move |_| Ok(Some(recorded)));
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -466,7 +466,7 @@ async fn an_order_that_keeps_changing_is_left_owed_for_the_next_run() {
     let mut payments = MockPaymentGateway::new();
     payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![paid]);
-    orders.expect_save_payment().times(3).returning(|_, _| Err(WriteError::Stale));
+    orders.expect_save_payment().times(3).returning(|_, _| Err(OrderWriteError::Stale));
     orders.expect_find_by_id().times(3).returning(move |_| Ok(Some(reread.clone())));
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");
@@ -502,7 +502,7 @@ async fn a_settlement_that_cannot_be_recorded_is_counted_as_still_owed() {
     payments.expect_capture().times(1).returning(|_, _, _| Ok(()));
     let mut orders = orders_owing(vec![owing(OrderStatus::Paid, PaymentStatus::Authorized)]);
     orders.expect_save_payment().times(1).returning(|_, _| {
-        Err(WriteError::Store(StoreError::Unavailable(anyhow::anyhow!("connection lost"))))
+        Err(OrderWriteError::Store(StoreError::Unavailable(anyhow::anyhow!("connection lost"))))
     });
 
     let report = settle_payments(orders, payments).execute(BATCH).await.expect("the run succeeds");

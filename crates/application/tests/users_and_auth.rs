@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use orderly_application::{
-    StoreError, UniqueKey, WRITE_ATTEMPTS, WriteError,
+    StoreError, WRITE_ATTEMPTS,
     auth::{
         TokenPair,
         admin_check::AdminCheck,
@@ -18,7 +18,8 @@ use orderly_application::{
     pagination::{Cursor, ListRequest, Page, PageLimit, PageRequest, SortValue},
     ports::{
         AccessToken, Claims, HashError, MockAccessTokens, MockClock, MockPasswordHasher,
-        MockRefreshTokens, MockUserQueries, MockUserRepository, RefreshTokenError,
+        MockRefreshTokens, MockUserQueries, MockUserRepository, RefreshTokenError, UserReferrer,
+        UserWriteError,
     },
     users::{
         delete_user::{DeleteUser, DeleteUserError},
@@ -240,7 +241,7 @@ async fn registering_with_a_taken_email_is_a_duplicate() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_hash().returning(|_| Ok(PasswordHash::new("$argon2id$fresh".to_owned())));
     let mut users = MockUserRepository::new();
-    users.expect_insert().times(1).returning(|_| Err(WriteError::Duplicate(UniqueKey::Email)));
+    users.expect_insert().times(1).returning(|_| Err(UserWriteError::EmailTaken));
 
     let result = register_user(users, hasher).execute(registration(Role::Customer)).await;
 
@@ -252,7 +253,7 @@ async fn registering_while_the_store_is_down_is_a_store_error() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_hash().returning(|_| Ok(PasswordHash::new("$argon2id$fresh".to_owned())));
     let mut users = MockUserRepository::new();
-    users.expect_insert().times(1).returning(|_| Err(WriteError::Store(store_down())));
+    users.expect_insert().times(1).returning(|_| Err(UserWriteError::Store(store_down())));
 
     let result = register_user(users, hasher).execute(registration(Role::Customer)).await;
 
@@ -287,13 +288,13 @@ async fn a_stale_answer_to_an_insert_is_unexpected() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_hash().returning(|_| Ok(PasswordHash::new("$argon2id$fresh".to_owned())));
     let mut users = MockUserRepository::new();
-    users.expect_insert().times(1).returning(|_| Err(WriteError::Stale));
+    users.expect_insert().times(1).returning(|_| Err(UserWriteError::Stale));
 
     let result = register_user(users, hasher).execute(registration(Role::Customer)).await;
 
     match result {
         Err(RegisterUserError::Unexpected(error)) => {
-            assert!(matches!(error.downcast_ref::<WriteError>(), Some(WriteError::Stale)));
+            assert!(matches!(error.downcast_ref::<UserWriteError>(), Some(UserWriteError::Stale)));
         }
         other => panic!("expected Unexpected, got {other:?}"),
     }
@@ -787,7 +788,11 @@ fn repository_moving_on(user: &User, reads: usize) -> MockUserRepository {
 type Writes = Arc<Mutex<Vec<(u64, u64, String)>>>;
 
 /// Expects `update` once per answer, in order, recording what each call was given.
-fn updates_answering(users: &mut MockUserRepository, answers: Vec<WriteError>, ok: bool) -> Writes {
+fn updates_answering(
+    users: &mut MockUserRepository,
+    answers: Vec<UserWriteError>,
+    ok: bool,
+) -> Writes {
     let writes = Writes::default();
     let recorded = Arc::clone(&writes);
     let mut answers = answers.into_iter();
@@ -805,7 +810,7 @@ fn updates_answering(users: &mut MockUserRepository, answers: Vec<WriteError>, o
 async fn without_if_match_a_concurrent_change_makes_the_update_re_read_and_re_apply() {
     let user = stored_user(Role::Customer);
     let mut users = repository_moving_on(&user, 2);
-    let writes = updates_answering(&mut users, vec![WriteError::Stale], true);
+    let writes = updates_answering(&mut users, vec![UserWriteError::Stale], true);
     let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
 
     let updated = update_user(users, MockPasswordHasher::new())
@@ -830,7 +835,7 @@ async fn without_if_match_an_update_gives_up_with_a_conflict_after_the_bounded_a
     let mut users = repository_moving_on(&user, WRITE_ATTEMPTS);
     let writes = updates_answering(
         &mut users,
-        (0..WRITE_ATTEMPTS).map(|_| WriteError::Stale).collect(),
+        (0..WRITE_ATTEMPTS).map(|_| UserWriteError::Stale).collect(),
         false,
     );
     let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
@@ -848,7 +853,7 @@ async fn with_if_match_a_write_that_loses_the_race_is_a_version_mismatch_naming_
     let user = stored_user(Role::Customer);
     // Read at the client's version, then (after the lost write) at the winner's.
     let mut users = repository_moving_on(&user, 2);
-    let writes = updates_answering(&mut users, vec![WriteError::Stale], false);
+    let writes = updates_answering(&mut users, vec![UserWriteError::Stale], false);
     let input = UpdateUserInput {
         expected_version: Some(STORED_VERSION),
         name: Some(name("Ada Lovelace")),
@@ -883,7 +888,7 @@ async fn a_new_password_is_hashed_and_the_sessions_ended_once_across_retries() {
         .times(3)
         .returning(move |_, _| {
             attempts += 1;
-            if attempts < 3 { Err(WriteError::Stale) } else { Ok(()) }
+            if attempts < 3 { Err(UserWriteError::Stale) } else { Ok(()) }
         });
     let input = UpdateUserInput {
         password: Some(password("a brand new passphrase")),
@@ -908,7 +913,7 @@ async fn demoting_the_last_admin_is_refused() {
         .expect_update()
         .withf(|user, _| user.role() == Role::Customer)
         .times(1)
-        .returning(|_, _| Err(WriteError::LastAdmin));
+        .returning(|_, _| Err(UserWriteError::LastAdmin));
     let input = UpdateUserInput { role: Some(Role::Customer), ..no_changes(user.id()) };
 
     let result = update_user(users, MockPasswordHasher::new()).execute(&admin(), input).await;
@@ -920,7 +925,7 @@ async fn demoting_the_last_admin_is_refused() {
 async fn taking_another_users_email_is_a_duplicate() {
     let user = stored_user(Role::Customer);
     let mut users = repository_holding(&user);
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::Duplicate(UniqueKey::Email)));
+    users.expect_update().times(1).returning(|_, _| Err(UserWriteError::EmailTaken));
     let input = UpdateUserInput {
         email: Some(email("grace@example.com")),
         current_password: current(PASSWORD),
@@ -950,7 +955,7 @@ async fn updating_a_missing_user_is_not_found() {
 async fn a_user_deleted_during_the_update_is_not_found() {
     let user = stored_user(Role::Customer);
     let mut users = repository_holding(&user);
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::NotFound));
+    users.expect_update().times(1).returning(|_, _| Err(UserWriteError::NotFound));
     let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
 
     let result =
@@ -1013,7 +1018,7 @@ async fn loading_a_user_to_update_while_the_store_is_down_is_a_store_error() {
 async fn writing_an_update_while_the_store_is_down_is_a_store_error() {
     let user = stored_user(Role::Customer);
     let mut users = repository_holding(&user);
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::Store(store_down())));
+    users.expect_update().times(1).returning(|_, _| Err(UserWriteError::Store(store_down())));
     let input = UpdateUserInput { name: Some(name("Ada Lovelace")), ..no_changes(user.id()) };
 
     let result =
@@ -1026,9 +1031,11 @@ async fn writing_an_update_while_the_store_is_down_is_a_store_error() {
 }
 
 #[tokio::test]
-async fn a_foreign_key_answer_to_an_update_is_unexpected() {
-    let answers: [fn() -> WriteError; 2] =
-        [|| WriteError::StillReferenced, || WriteError::MissingParent];
+async fn a_still_referenced_answer_to_an_update_is_unexpected() {
+    let answers: [fn() -> UserWriteError; 2] = [
+        || UserWriteError::StillReferenced(UserReferrer::Orders),
+        || UserWriteError::StillReferenced(UserReferrer::Unrecognised),
+    ];
     for answer in answers {
         let user = stored_user(Role::Customer);
         let mut users = repository_holding(&user);
@@ -1041,11 +1048,8 @@ async fn a_foreign_key_answer_to_an_update_is_unexpected() {
 
         match result {
             Err(UpdateUserError::Unexpected(error)) => {
-                let cause = error.downcast_ref::<WriteError>();
-                assert!(
-                    matches!(cause, Some(WriteError::StillReferenced | WriteError::MissingParent)),
-                    "{cause:?}"
-                );
+                let cause = error.downcast_ref::<UserWriteError>();
+                assert!(matches!(cause, Some(UserWriteError::StillReferenced(_))), "{cause:?}");
             }
             other => panic!("expected Unexpected, got {other:?}"),
         }
@@ -1323,7 +1327,7 @@ async fn a_password_changed_between_two_attempts_is_verified_again() {
         changed.change_password(PasswordHash::new("$argon2id$theirs".to_owned()), now());
         Ok(Some(changed))
     });
-    users.expect_update().times(1).returning(|_, _| Err(WriteError::Stale));
+    users.expect_update().times(1).returning(|_, _| Err(UserWriteError::Stale));
     let mut hasher = hasher_verifying_stored_hash(true);
     hasher
         .expect_verify()
@@ -1347,7 +1351,10 @@ async fn a_password_changed_between_two_attempts_is_verified_again() {
 // delete_user
 // ---------------------------------------------------------------------------------------------
 
-fn repository_deleting(id: UserId, answer: fn() -> Result<(), WriteError>) -> MockUserRepository {
+fn repository_deleting(
+    id: UserId,
+    answer: fn() -> Result<(), UserWriteError>,
+) -> MockUserRepository {
     let mut users = MockUserRepository::new();
     users.expect_delete().withf(move |asked| *asked == id).times(1).returning(move |_| answer());
     users
@@ -1388,7 +1395,8 @@ async fn a_customer_deleting_another_customer_is_not_found_without_asking_the_st
 #[tokio::test]
 async fn deleting_a_user_with_orders_is_refused() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::StillReferenced));
+    let users =
+        repository_deleting(id, || Err(UserWriteError::StillReferenced(UserReferrer::Orders)));
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
@@ -1398,7 +1406,7 @@ async fn deleting_a_user_with_orders_is_refused() {
 #[tokio::test]
 async fn deleting_the_last_admin_is_refused() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::LastAdmin));
+    let users = repository_deleting(id, || Err(UserWriteError::LastAdmin));
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
@@ -1406,15 +1414,37 @@ async fn deleting_the_last_admin_is_refused() {
 }
 
 #[tokio::test]
-async fn a_missing_parent_answer_to_a_delete_is_unexpected() {
+async fn deleting_a_user_kept_by_records_other_than_orders_is_unexpected_not_has_orders() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::MissingParent));
+    let users = repository_deleting(id, || {
+        Err(UserWriteError::StillReferenced(UserReferrer::Unrecognised))
+    });
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     match result {
         Err(DeleteUserError::Unexpected(error)) => {
-            assert!(matches!(error.downcast_ref::<WriteError>(), Some(WriteError::MissingParent)));
+            let cause = error.downcast_ref::<UserWriteError>();
+            assert!(
+                matches!(cause, Some(UserWriteError::StillReferenced(UserReferrer::Unrecognised))),
+                "{cause:?}"
+            );
+        }
+        other => panic!("expected Unexpected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_email_taken_answer_to_a_delete_is_unexpected() {
+    let id = UserId::new();
+    let users = repository_deleting(id, || Err(UserWriteError::EmailTaken));
+
+    let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
+
+    match result {
+        Err(DeleteUserError::Unexpected(error)) => {
+            let cause = error.downcast_ref::<UserWriteError>();
+            assert!(matches!(cause, Some(UserWriteError::EmailTaken)), "{cause:?}");
         }
         other => panic!("expected Unexpected, got {other:?}"),
     }
@@ -1423,7 +1453,7 @@ async fn a_missing_parent_answer_to_a_delete_is_unexpected() {
 #[tokio::test]
 async fn deleting_a_missing_user_is_not_found() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::NotFound));
+    let users = repository_deleting(id, || Err(UserWriteError::NotFound));
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
@@ -1433,7 +1463,7 @@ async fn deleting_a_missing_user_is_not_found() {
 #[tokio::test]
 async fn deleting_a_user_while_the_store_is_down_is_a_store_error() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::Store(store_down())));
+    let users = repository_deleting(id, || Err(UserWriteError::Store(store_down())));
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
@@ -1446,13 +1476,13 @@ async fn deleting_a_user_while_the_store_is_down_is_a_store_error() {
 #[tokio::test]
 async fn a_stale_answer_to_a_delete_is_unexpected() {
     let id = UserId::new();
-    let users = repository_deleting(id, || Err(WriteError::Stale));
+    let users = repository_deleting(id, || Err(UserWriteError::Stale));
 
     let result = DeleteUser::new(Arc::new(users), admins()).execute(&admin(), id).await;
 
     match result {
         Err(DeleteUserError::Unexpected(error)) => {
-            assert!(matches!(error.downcast_ref::<WriteError>(), Some(WriteError::Stale)));
+            assert!(matches!(error.downcast_ref::<UserWriteError>(), Some(UserWriteError::Stale)));
         }
         other => panic!("expected Unexpected, got {other:?}"),
     }

@@ -8,12 +8,11 @@
 use std::collections::HashSet;
 
 use orderly_application::{
-    WriteError,
     pagination::{PageLimit, PageRequest},
     ports::{
-        OrderFilter, OrderQueries as _, OrderRepository as _, PlaceOrderFailure,
-        ProductRepository as _, RefreshTokenError, RefreshTokens as _, UserQueries as _,
-        UserRepository as _,
+        OrderFilter, OrderQueries as _, OrderRepository as _, OrderWriteError, PlaceOrderFailure,
+        ProductRepository as _, ProductWriteError, RefreshTokenError, RefreshTokens as _,
+        UserQueries as _, UserRepository as _, UserWriteError,
     },
 };
 use orderly_domain::{
@@ -89,12 +88,35 @@ async fn joined<T: Send + 'static>(tasks: Vec<JoinHandle<T>>) -> Vec<T> {
         .collect()
 }
 
+/// A repository's write error, which says whether the write lost to another writer.
+trait WriteRefusal: std::fmt::Debug {
+    fn is_stale(&self) -> bool;
+}
+
+impl WriteRefusal for UserWriteError {
+    fn is_stale(&self) -> bool {
+        matches!(self, Self::Stale)
+    }
+}
+
+impl WriteRefusal for ProductWriteError {
+    fn is_stale(&self) -> bool {
+        matches!(self, Self::Stale)
+    }
+}
+
+impl WriteRefusal for OrderWriteError {
+    fn is_stale(&self) -> bool {
+        matches!(self, Self::Stale)
+    }
+}
+
 /// Of two results of racing writes, checks that exactly one is `Ok` and the other `Stale`, and
 /// says which won: `true` for the first.
-fn exactly_one_wins(first: &Result<(), WriteError>, second: &Result<(), WriteError>) -> bool {
+fn exactly_one_wins<E: WriteRefusal>(first: &Result<(), E>, second: &Result<(), E>) -> bool {
     match (first, second) {
-        (Ok(()), Err(WriteError::Stale)) => true,
-        (Err(WriteError::Stale), Ok(())) => false,
+        (Ok(()), Err(error)) if error.is_stale() => true,
+        (Err(error), Ok(())) if error.is_stale() => false,
         other => panic!("expected exactly one Ok and one Stale, got {other:?}"),
     }
 }
@@ -385,7 +407,7 @@ async fn remove(
     users: SeaOrmUserRepository,
     target: User,
     removal: Removal,
-) -> Result<(), WriteError> {
+) -> Result<(), UserWriteError> {
     match removal {
         Removal::Delete => users.delete(target.id()).await,
         Removal::Demote => {
@@ -418,8 +440,8 @@ async fn race_two_admin_removals(db: &Database, removals: impl Fn(u32) -> [Remov
         let results = joined(tasks).await;
 
         let left = match (&results[0], &results[1]) {
-            (Ok(()), Err(WriteError::LastAdmin)) => &pair[1],
-            (Err(WriteError::LastAdmin), Ok(())) => &pair[0],
+            (Ok(()), Err(UserWriteError::LastAdmin)) => &pair[1],
+            (Err(UserWriteError::LastAdmin), Ok(())) => &pair[0],
             other => panic!("round {round}: expected one removal and one LastAdmin, got {other:?}"),
         };
         assert_eq!(

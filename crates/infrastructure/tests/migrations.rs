@@ -1,5 +1,6 @@
 //! The schema's migrations: up, down to zero and up again, on both engines; the data migration
-//! of names stored before they refused invisible formatting characters.
+//! of names stored before they refused invisible formatting characters; the references that keep
+//! a user from being deleted, which the user adapter must be able to name.
 
 use orderly_application::ports::{
     Claim, IdempotencyKey, IdempotencyStore as _, IdempotentRequest, OrderRepository as _,
@@ -11,7 +12,7 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Database, SeaOrmIdempotencyStore, SeaOrmOrderRepository, SeaOrmProductRepository,
+    Database, Engine, SeaOrmIdempotencyStore, SeaOrmOrderRepository, SeaOrmProductRepository,
     SeaOrmUserRepository, on_both_engines, testing::TestDatabase,
 };
 use sea_orm::{ConnectionTrait as _, Statement};
@@ -37,6 +38,46 @@ async fn migrations_round_trip_up_down_to_zero_and_up_again(db: &Database) {
 }
 
 on_both_engines!(migrations_round_trip_up_down_to_zero_and_up_again);
+
+/// The tables whose foreign key to `users` refuses a user's delete (`RESTRICT` or `NO ACTION`):
+/// the only ones that can make a delete `StillReferenced`. `SeaOrmUserRepository` names each by
+/// asking it for rows of the user (`referrer_of` in `persistence/users.rs`); when this list
+/// grows, give the new table a `UserReferrer` variant and its question there, then add it here.
+async fn the_only_references_that_keep_a_user_from_being_deleted_are_orders(test_db: TestDatabase) {
+    let sql = match test_db.database().engine() {
+        Engine::Postgres => {
+            "SELECT conrelid::regclass::text AS referrer FROM pg_constraint \
+             WHERE contype = 'f' AND confrelid = 'users'::regclass AND confdeltype IN ('r', 'a') \
+             ORDER BY 1"
+        }
+        Engine::Sqlite => {
+            "SELECT m.name AS referrer FROM sqlite_master AS m \
+             JOIN pragma_foreign_key_list(m.name) AS f \
+             WHERE m.type = 'table' AND f.\"table\" = 'users' \
+             AND f.on_delete IN ('RESTRICT', 'NO ACTION') ORDER BY 1"
+        }
+    };
+    let raw = sea_orm::Database::connect(test_db.url()).await.expect("a second connection");
+    let rows = raw
+        .query_all_raw(Statement::from_string(raw.get_database_backend(), sql))
+        .await
+        .expect("listing the references to users");
+    raw.close().await.expect("closing");
+    let referrers: Vec<String> =
+        rows.iter().map(|row| row.try_get("", "referrer").expect("a table name")).collect();
+    assert_eq!(
+        referrers,
+        ["orders"],
+        "every restricting reference to users needs its UserReferrer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_only_references_that_keep_a_user_from_being_deleted_are_orders_on_both_engines() {
+    for test_db in TestDatabase::all().await {
+        the_only_references_that_keep_a_user_from_being_deleted_are_orders(test_db).await;
+    }
+}
 
 /// The migration that strips invisible formatting characters from the names stored before
 /// names refused them.

@@ -5,12 +5,12 @@
 //! precision PostgreSQL keeps, so round-tripped values compare exactly on both engines.
 
 use orderly_application::{
-    UniqueKey, WriteError,
     pagination::{Page, PageLimit, PageRequest},
     ports::{
-        OrderFilter, OrderQueries as _, OrderRepository as _, OverdueCursor, PlaceOrderFailure,
-        ProductFilter, ProductQueries as _, ProductRepository as _, ProductSort, RefreshTokenError,
-        RefreshTokens as _, UserQueries as _, UserRepository as _,
+        OrderFilter, OrderQueries as _, OrderRepository as _, OrderWriteError, OverdueCursor,
+        PlaceOrderFailure, ProductFilter, ProductQueries as _, ProductRepository as _, ProductSort,
+        ProductWriteError, RefreshTokenError, RefreshTokens as _, UserQueries as _, UserReferrer,
+        UserRepository as _, UserWriteError,
     },
 };
 use orderly_domain::{
@@ -24,9 +24,10 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Database, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens,
-    SeaOrmUserRepository, on_both_engines,
+    Database, Engine, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens,
+    SeaOrmUserRepository, on_both_engines, testing::TestDatabase,
 };
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -353,7 +354,7 @@ async fn registering_a_taken_email_is_a_duplicate_email(db: &Database) {
     // The same address in other letters: e-mails are normalised, so it is the same address.
     let impostor = user("ADA@Example.com", "Impostor", Role::Admin, at(1));
     let result = users.insert(&impostor).await;
-    assert!(matches!(result, Err(WriteError::Duplicate(UniqueKey::Email))), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::EmailTaken)), "{result:?}");
 
     assert!(users.find_by_id(impostor.id()).await.expect("reading").is_none());
     let stored = users.find_by_email(&email("ada@example.com")).await.expect("reading");
@@ -393,10 +394,10 @@ async fn updating_a_user_at_a_stale_version_is_stale_and_writes_nothing(db: &Dat
     let mut second = ada.clone();
     second.rename(UserName::parse("Second").expect("a valid name"), at(20));
     let result = users.update(&second, 1).await;
-    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::Stale)), "{result:?}");
     // A version from the future is just as stale.
     let result = users.update(&second, 7).await;
-    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::Stale)), "{result:?}");
 
     let stored = users.find_by_id(ada.id()).await.expect("reading").expect("still there");
     assert_eq!(user_fields(&stored), user_fields(&first));
@@ -407,7 +408,7 @@ async fn updating_a_missing_user_is_not_found(db: &Database) {
     let mut ghost = user("ghost@example.com", "Ghost", Role::Customer, at(0));
     ghost.rename(UserName::parse("Casper").expect("a valid name"), at(1));
     let result = users.update(&ghost, 1).await;
-    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::NotFound)), "{result:?}");
     assert!(users.find_by_id(ghost.id()).await.expect("reading").is_none());
 }
 
@@ -421,7 +422,7 @@ async fn updating_a_user_to_a_taken_email_is_a_duplicate_email(db: &Database) {
     let mut changed = bob.clone();
     changed.change_email(email("ada@example.com"), at(10));
     let result = users.update(&changed, 1).await;
-    assert!(matches!(result, Err(WriteError::Duplicate(UniqueKey::Email))), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::EmailTaken)), "{result:?}");
 
     let stored = users.find_by_id(bob.id()).await.expect("reading").expect("bob");
     assert_eq!(user_fields(&stored), user_fields(&bob));
@@ -452,10 +453,12 @@ async fn deleting_a_user_removes_them_and_their_refresh_tokens(db: &Database) {
 async fn deleting_a_missing_user_is_not_found(db: &Database) {
     let users = SeaOrmUserRepository::new(db.clone());
     let result = users.delete(UserId::new()).await;
-    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::NotFound)), "{result:?}");
 }
 
-async fn deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing(db: &Database) {
+async fn deleting_a_user_with_an_order_is_still_referenced_by_orders_and_changes_nothing(
+    db: &Database,
+) {
     let shop = Shop::new(db);
     let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::days(30));
     let ada = shop.customer("ada").await;
@@ -464,13 +467,89 @@ async fn deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing(d
     let token = tokens.issue(ada.id(), at(10)).await.expect("issuing");
 
     let result = shop.users.delete(ada.id()).await;
-    assert!(matches!(result, Err(WriteError::StillReferenced)), "{result:?}");
+    assert!(
+        matches!(result, Err(UserWriteError::StillReferenced(UserReferrer::Orders))),
+        "{result:?}"
+    );
 
     assert!(shop.users.find_by_id(ada.id()).await.expect("reading").is_some());
     assert_eq!(shop.stored(&order).await.user_id(), ada.id());
     // The refresh tokens deleted before the refusal came back with the rollback.
     let (owner, _) = tokens.rotate(&token, at(20)).await.expect("the token survived");
     assert_eq!(owner, ada.id());
+}
+
+/// A table the user adapter does not know of whose foreign key to `users` restricts deletes, as
+/// a later migration (or an operator) could add: `user_notes`, one row for each user in `names`.
+async fn restrict_users_by_notes(test_db: &TestDatabase, names: &[&str]) -> DatabaseConnection {
+    let raw = sea_orm::Database::connect(test_db.url()).await.expect("a second connection");
+    let user_id = match test_db.database().engine() {
+        Engine::Postgres => "user_id uuid",
+        // No declared type: the column keeps the users' ids exactly as they are stored.
+        Engine::Sqlite => "user_id",
+    };
+    raw.execute_unprepared(&format!(
+        "CREATE TABLE user_notes ({user_id} NOT NULL REFERENCES users (id) ON DELETE RESTRICT)"
+    ))
+    .await
+    .expect("creating the notes");
+    for name in names {
+        raw.execute_unprepared(&format!(
+            "INSERT INTO user_notes (user_id) SELECT id FROM users WHERE email = '{name}@example.com'"
+        ))
+        .await
+        .expect("writing a note");
+    }
+    raw
+}
+
+/// A reference the adapter does not know of is never reported as orders, on either engine: the
+/// delete is refused with an unrecognised referrer, and nothing is deleted. A user who also has
+/// orders is still said to have orders.
+async fn deleting_a_user_kept_by_a_table_the_adapter_does_not_know_is_unrecognised_not_orders(
+    test_db: TestDatabase,
+) {
+    let db = test_db.database();
+    let shop = Shop::new(db);
+    let tokens = SeaOrmRefreshTokens::new(db.clone(), TimeDelta::days(30));
+    let ada = shop.customer("ada").await;
+    let bob = shop.customer("bob").await;
+    let keyboard = shop.stocked("KB-1", 4999, 5).await;
+    shop.place(&bob, &[(&keyboard, 1)], at(10)).await;
+    let token = tokens.issue(ada.id(), at(10)).await.expect("issuing");
+    let raw = restrict_users_by_notes(&test_db, &["ada", "bob"]).await;
+
+    let result = shop.users.delete(ada.id()).await;
+    assert!(
+        matches!(result, Err(UserWriteError::StillReferenced(UserReferrer::Unrecognised))),
+        "{result:?}"
+    );
+    assert!(shop.users.find_by_id(ada.id()).await.expect("reading").is_some());
+    let (owner, _) = tokens.rotate(&token, at(20)).await.expect("the token survived");
+    assert_eq!(owner, ada.id());
+
+    let result = shop.users.delete(bob.id()).await;
+    assert!(
+        matches!(result, Err(UserWriteError::StillReferenced(UserReferrer::Orders))),
+        "{result:?}"
+    );
+
+    // Without the note, the same delete goes through.
+    raw.execute_unprepared("DELETE FROM user_notes").await.expect("deleting the notes");
+    raw.close().await.expect("closing");
+    shop.users.delete(ada.id()).await.expect("deleting ada");
+    assert!(shop.users.find_by_id(ada.id()).await.expect("reading").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_user_kept_by_a_table_the_adapter_does_not_know_is_unrecognised_not_orders_on_both_engines()
+ {
+    for test_db in TestDatabase::all().await {
+        deleting_a_user_kept_by_a_table_the_adapter_does_not_know_is_unrecognised_not_orders(
+            test_db,
+        )
+        .await;
+    }
 }
 
 /// The ids of the stored admins, in id order.
@@ -489,7 +568,7 @@ async fn deleting_the_only_admin_is_refused_and_changes_nothing(db: &Database) {
     let token = tokens.issue(root.id(), at(10)).await.expect("issuing");
 
     let result = users.delete(root.id()).await;
-    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::LastAdmin)), "{result:?}");
 
     let stored = users.find_by_id(root.id()).await.expect("reading").expect("still there");
     assert_eq!(user_fields(&stored), user_fields(&root));
@@ -506,7 +585,7 @@ async fn demoting_the_only_admin_is_refused_and_changes_nothing(db: &Database) {
     demoted.change_role(Role::Customer, at(10));
     demoted.rename(UserName::parse("Former Root").expect("a valid name"), at(10));
     let result = users.update(&demoted, 1).await;
-    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::LastAdmin)), "{result:?}");
 
     let stored = users.find_by_id(root.id()).await.expect("reading").expect("still there");
     assert_eq!(user_fields(&stored), user_fields(&root), "not even the name changed");
@@ -532,11 +611,11 @@ async fn of_two_admins_one_may_be_deleted_and_the_other_then_neither_deleted_nor
     assert_eq!(admin_ids(&users).await, [second.id()]);
 
     let result = users.delete(second.id()).await;
-    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::LastAdmin)), "{result:?}");
     let mut demoted = second.clone();
     demoted.change_role(Role::Customer, at(10));
     let result = users.update(&demoted, 1).await;
-    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::LastAdmin)), "{result:?}");
     assert_eq!(admin_ids(&users).await, [second.id()]);
 
     // Customers come and go as before.
@@ -558,7 +637,7 @@ async fn of_two_admins_one_may_be_demoted_and_the_other_then_not(db: &Database) 
     let mut demoted = second.clone();
     demoted.change_role(Role::Customer, at(10));
     let result = users.update(&demoted, 1).await;
-    assert!(matches!(result, Err(WriteError::LastAdmin)), "{result:?}");
+    assert!(matches!(result, Err(UserWriteError::LastAdmin)), "{result:?}");
     // A demoted admin is a customer like any other: deleting them is no admin's business.
     users.delete(first.id()).await.expect("deleting the former admin");
     assert_eq!(admin_ids(&users).await, [second.id()]);
@@ -654,7 +733,7 @@ async fn inserting_a_taken_sku_is_a_duplicate_sku(db: &Database) {
 
     let copy = product("kb-001", "Another keyboard", 999, 1, at(1));
     let result = products.insert(&copy).await;
-    assert!(matches!(result, Err(WriteError::Duplicate(UniqueKey::Sku))), "{result:?}");
+    assert!(matches!(result, Err(ProductWriteError::SkuTaken)), "{result:?}");
     assert!(products.find_by_id(copy.id()).await.expect("reading").is_none());
 }
 
@@ -697,7 +776,7 @@ async fn updating_a_product_at_a_stale_version_is_stale_and_writes_nothing(db: &
     let mut second = keyboard.clone();
     second.rename(ProductName::parse("Renamed").expect("a valid name"), at(20));
     let result = products.update(&second, 1).await;
-    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    assert!(matches!(result, Err(ProductWriteError::Stale)), "{result:?}");
 
     let stored = products.find_by_id(keyboard.id()).await.expect("reading").expect("found");
     assert_eq!(product_fields(&stored), product_fields(&first));
@@ -708,7 +787,7 @@ async fn updating_a_missing_product_is_not_found(db: &Database) {
     let mut ghost = product("GHOST", "Ghost", 100, 1, at(0));
     ghost.reprice(eur(200), at(1));
     let result = products.update(&ghost, 1).await;
-    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(ProductWriteError::NotFound)), "{result:?}");
     assert!(products.find_by_id(ghost.id()).await.expect("reading").is_none());
 }
 
@@ -722,7 +801,7 @@ async fn updating_a_product_to_a_taken_sku_is_a_duplicate_sku(db: &Database) {
     let mut changed = mouse.clone();
     changed.change_sku(Sku::parse("KB-001").expect("a valid SKU"), at(10));
     let result = products.update(&changed, 1).await;
-    assert!(matches!(result, Err(WriteError::Duplicate(UniqueKey::Sku))), "{result:?}");
+    assert!(matches!(result, Err(ProductWriteError::SkuTaken)), "{result:?}");
     let stored = products.find_by_id(mouse.id()).await.expect("reading").expect("found");
     assert_eq!(product_fields(&stored), product_fields(&mouse));
 }
@@ -1123,10 +1202,10 @@ async fn a_payment_taken_after_a_cancellation_is_saved_at_the_expected_version_o
 
     // Saved again at the version it was loaded with: another writer won, nothing is written.
     let result = shop.orders.save_payment(&cancelled, before).await;
-    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    assert!(matches!(result, Err(OrderWriteError::Stale)), "{result:?}");
     let (ghost, _) = new_order(&ada, &[(&keyboard, 1)], at(300), at(1900));
     let result = shop.orders.save_payment(&ghost, 1).await;
-    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(OrderWriteError::NotFound)), "{result:?}");
     assert_eq!(order_fields(&shop.stored(&cancelled).await), order_fields(&stored));
 }
 
@@ -1234,7 +1313,7 @@ async fn a_transition_at_a_stale_version_is_stale_and_writes_nothing(db: &Databa
     let cancel =
         late.apply(OrderAction::Cancel, &actor(&ada), None, at(300)).expect("legal when loaded");
     let result = shop.orders.save_transition(&late, &cancel, 1, None).await;
-    assert!(matches!(result, Err(WriteError::Stale)), "{result:?}");
+    assert!(matches!(result, Err(OrderWriteError::Stale)), "{result:?}");
 
     let stored = shop.stored(&order).await;
     assert_eq!(order_fields(&stored), order_fields(&order));
@@ -1251,7 +1330,7 @@ async fn a_transition_of_a_missing_order_is_not_found(db: &Database) {
     let cancel = order.apply(OrderAction::Cancel, &actor(&ada), None, at(200)).expect("legal");
 
     let result = shop.orders.save_transition(&order, &cancel, 1, None).await;
-    assert!(matches!(result, Err(WriteError::NotFound)), "{result:?}");
+    assert!(matches!(result, Err(OrderWriteError::NotFound)), "{result:?}");
     assert!(shop.history(&order).await.is_empty());
     assert_eq!(shop.stock_of(&keyboard).await, (10, 1), "no stock released for a missing order");
 }
@@ -1343,7 +1422,7 @@ async fn expiries_saved_through_a_claim_are_written_at_its_commit_and_a_stale_on
     // Saved at a version the row does not have: stale, and the claim goes on.
     let entry = orders[1].apply(OrderAction::Expire, &Actor::System, None, at(30)).expect("legal");
     let stale = batch.claim.save_expiry(&orders[1], &entry, expected + 5).await;
-    assert!(matches!(stale, Err(WriteError::Stale)), "{stale:?}");
+    assert!(matches!(stale, Err(OrderWriteError::Stale)), "{stale:?}");
     batch.claim.commit().await.expect("committing");
 
     assert_eq!(shop.stored(&first).await.status(), OrderStatus::Expired);
@@ -1588,7 +1667,7 @@ on_both_engines!(
     an_expired_refresh_token_is_invalid,
     revoking_a_token_invalidates_every_token_of_its_family_only,
     revoking_an_unknown_token_is_ok,
-    deleting_a_user_with_an_order_is_still_referenced_and_changes_nothing,
+    deleting_a_user_with_an_order_is_still_referenced_by_orders_and_changes_nothing,
     a_payment_taken_after_a_cancellation_is_saved_at_the_expected_version_only,
     the_search_ignores_the_case_of_letters_beyond_ascii,
 );

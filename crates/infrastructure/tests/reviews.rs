@@ -7,9 +7,8 @@
 //! precision PostgreSQL keeps, so round-tripped values compare exactly on both engines.
 
 use orderly_application::{
-    WriteError,
     pagination::{Cursor, Page, PageLimit, PageRequest},
-    ports::{OrderRepository as _, ProductRepository as _, UserRepository as _},
+    ports::{OrderRepository as _, ProductRepository as _, UserRepository as _, UserWriteError},
     reviews::ports::{
         ReviewFilter, ReviewQueries as _, ReviewRepository as _, ReviewSort, ReviewWriteError,
     },
@@ -766,7 +765,9 @@ async fn deleting_an_author_keeps_their_reviews_without_an_author_listed_and_cou
 
     match shop.users.delete(ada.id()).await {
         Ok(()) => {}
-        Err(WriteError::StillReferenced) => panic!("a review kept its author from being deleted"),
+        Err(UserWriteError::StillReferenced(referrer)) => {
+            panic!("a review kept its author from being deleted ({referrer:?})")
+        }
         Err(error) => panic!("deleting the author: {error:?}"),
     }
     assert!(shop.users.find_by_id(ada.id()).await.expect("reading").is_none());

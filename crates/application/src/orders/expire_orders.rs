@@ -8,8 +8,8 @@ use std::sync::Arc;
 use orderly_domain::{Actor, OrderAction};
 
 use crate::{
-    StoreError, WriteError,
-    ports::{Clock, OrderRepository, OverdueCursor},
+    StoreError,
+    ports::{Clock, OrderRepository, OrderWriteError, OverdueCursor},
 };
 
 /// How many overdue orders one claim (one transaction) takes.
@@ -85,21 +85,11 @@ impl ExpireOrders {
                 };
                 match batch.claim.save_expiry(&order, &entry, loaded).await {
                     Ok(()) => expired += 1,
-                    Err(reason @ (WriteError::Stale | WriteError::NotFound)) => {
+                    Err(reason @ (OrderWriteError::Stale | OrderWriteError::NotFound)) => {
                         tracing::info!(order_id = %order.id(), reason = %reason, "order not expired");
                         report.skipped += 1;
                     }
-                    Err(WriteError::Store(error)) => return Err(error),
-                    Err(
-                        other @ (WriteError::Duplicate(_)
-                        | WriteError::StillReferenced
-                        | WriteError::MissingParent
-                        | WriteError::LastAdmin),
-                    ) => {
-                        return Err(StoreError::Unexpected(
-                            anyhow::Error::new(other).context("expiring an order"),
-                        ));
-                    }
+                    Err(OrderWriteError::Store(error)) => return Err(error),
                 }
             }
             batch.claim.commit().await?;

@@ -141,7 +141,7 @@ impl MoveOrder {
         let completion = receipt.map(|receipt| receipt.completion(&(order.clone(), entry.clone())));
         match self.orders.save_transition(&order, &entry, loaded, completion).await {
             Ok(()) => Ok(moves::settle_stored(&self.settlement, order, entry).await),
-            Err(crate::WriteError::Stale) => {
+            Err(crate::ports::OrderWriteError::Stale) => {
                 Err(moves::lost_race(&self.orders, request.id, request.expected_version)
                     .await
                     .into())

@@ -106,19 +106,13 @@ macro_rules! common_refusals {
             }
         }
 
-        impl From<$crate::WriteError> for $error {
-            fn from(error: $crate::WriteError) -> Self {
-                use $crate::WriteError;
+        impl From<$crate::ports::OrderWriteError> for $error {
+            fn from(error: $crate::ports::OrderWriteError) -> Self {
+                use $crate::ports::OrderWriteError;
                 match error {
-                    WriteError::NotFound => Self::NotFound,
-                    WriteError::Stale => Self::Conflict,
-                    WriteError::Store(store) => Self::Store(store),
-                    other @ (WriteError::Duplicate(_)
-                    | WriteError::StillReferenced
-                    | WriteError::MissingParent
-                    | WriteError::LastAdmin) => {
-                        Self::Unexpected(anyhow::Error::new(other).context("saving a transition"))
-                    }
+                    OrderWriteError::NotFound => Self::NotFound,
+                    OrderWriteError::Stale => Self::Conflict,
+                    OrderWriteError::Store(store) => Self::Store(store),
                 }
             }
         }

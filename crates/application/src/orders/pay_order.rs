@@ -6,13 +6,15 @@ use std::sync::Arc;
 use orderly_domain::{Actor, Order, OrderAction, OrderId, OrderStatus, TransitionError};
 
 use crate::{
-    StoreError, WriteError,
+    StoreError,
     idempotency::{IdempotencyRefusal, Keys, Outcome, Receipt},
     orders::{
         moves::{self, MoveRequest, Moved, common_refusals},
         settle_payments::{Settled, Settlement},
     },
-    ports::{Clock, IdempotencyStore, OrderRepository, PaymentError, PaymentGateway},
+    ports::{
+        Clock, IdempotencyStore, OrderRepository, OrderWriteError, PaymentError, PaymentGateway,
+    },
 };
 
 /// Why the order was not paid.
@@ -202,10 +204,10 @@ impl PayOrder {
         let completion = receipt.map(|receipt| receipt.completion(&(order.clone(), entry.clone())));
         match self.orders.save_transition(&order, &entry, loaded, completion).await {
             Ok(()) => Ok(moves::settle_stored(&self.settlement, order, entry).await),
-            Err(WriteError::Stale) => {
+            Err(OrderWriteError::Stale) => {
                 Err(self.after_lost_race(&order, request.expected_version, reference).await)
             }
-            Err(WriteError::NotFound) => {
+            Err(OrderWriteError::NotFound) => {
                 // The order is gone: the authorization was recorded nowhere.
                 self.release(order.id(), &reference).await;
                 Err(PayOrderError::NotFound)
@@ -238,7 +240,7 @@ impl PayOrder {
                 *order = asked;
                 Ok(())
             }
-            Err(WriteError::Stale) => {
+            Err(OrderWriteError::Stale) => {
                 Err(moves::lost_race(&self.orders, order.id(), expected_version).await.into())
             }
             Err(other) => Err(other.into()),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use orderly_domain::{Order, Payment, PaymentDue, time::TimeDelta};
 
 use crate::{
-    StoreError, WriteError,
-    ports::{Clock, OrderRepository, PaymentError, PaymentGateway},
+    StoreError,
+    ports::{Clock, OrderRepository, OrderWriteError, PaymentError, PaymentGateway},
 };
 
 /// How many times a settlement re-reads the order when a concurrent change moved its version
@@ -209,7 +209,7 @@ impl Settlement {
                         Answer::CapturedInsteadOfVoid | Answer::Reconciled(Some(_)) => Step::Again,
                     });
                 }
-                Err(WriteError::Stale) => {
+                Err(OrderWriteError::Stale) => {
                     current = self
                         .orders
                         .find_by_id(id)

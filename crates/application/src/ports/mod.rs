@@ -20,12 +20,13 @@ pub use idempotency::{
 };
 pub use orders::{
     MockOrderQueries, MockOrderRepository, MockOverdueClaim, OrderFilter, OrderQueries,
-    OrderRepository, OverdueBatch, OverdueClaim, OverdueCursor, PlaceOrderFailure, UnreadableOrder,
+    OrderRepository, OrderWriteError, OverdueBatch, OverdueClaim, OverdueCursor, PlaceOrderFailure,
+    UnreadableOrder,
 };
 pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway};
 pub use products::{
     MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
-    ProductSort, UnknownSort,
+    ProductSort, ProductWriteError, UnknownSort,
 };
 pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{
@@ -33,4 +34,6 @@ pub use security::{
     MockAccessTokens, MockAccountDirectory, MockPasswordHasher, MockRefreshTokens, PasswordHasher,
     RefreshTokenError, RefreshTokens,
 };
-pub use users::{MockUserQueries, MockUserRepository, UserQueries, UserRepository};
+pub use users::{
+    MockUserQueries, MockUserRepository, UserQueries, UserReferrer, UserRepository, UserWriteError,
+};

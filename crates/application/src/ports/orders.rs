@@ -4,10 +4,27 @@ use orderly_domain::{
 };
 
 use crate::{
-    StoreError, WriteError,
+    StoreError,
     pagination::{Page, PageRequest},
     ports::Completion,
 };
+
+/// Why the store refused to write a placed order (placing one has its own
+/// [`PlaceOrderFailure`]). Orders are never deleted and a write does not change what they refer
+/// to: it can only find the order gone or moved on.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderWriteError {
+    /// There is no such order.
+    #[error("the order does not exist")]
+    NotFound,
+    /// The order changed since it was read (its version or status moved on): another request
+    /// won.
+    #[error("the order was changed by someone else")]
+    Stale,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Why the store refused to place an order.
 #[derive(Debug, thiserror::Error)]
@@ -71,24 +88,28 @@ pub trait OrderRepository: Send + Sync {
     /// held).
     ///
     /// # Errors
-    /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version or
-    /// status moved on (another request won), [`WriteError::Store`] otherwise, with
-    /// [`StoreError::Contention`] when the idempotency claim was lost.
+    /// [`OrderWriteError::NotFound`] when the order is gone, [`OrderWriteError::Stale`] when its
+    /// version or status moved on (another request won), [`OrderWriteError::Store`] otherwise,
+    /// with [`StoreError::Contention`] when the idempotency claim was lost.
     async fn save_transition(
         &self,
         order: &Order,
         entry: &OrderTransition,
         expected_version: u64,
         completion: Option<Completion>,
-    ) -> Result<(), WriteError>;
+    ) -> Result<(), OrderWriteError>;
 
     /// Writes the order's payment, version and update time, only if the stored row still has
     /// `expected_version` (its status is not changed by this call).
     ///
     /// # Errors
-    /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version
-    /// moved on, [`WriteError::Store`] otherwise.
-    async fn save_payment(&self, order: &Order, expected_version: u64) -> Result<(), WriteError>;
+    /// [`OrderWriteError::NotFound`] when the order is gone, [`OrderWriteError::Stale`] when its
+    /// version moved on, [`OrderWriteError::Store`] otherwise.
+    async fn save_payment(
+        &self,
+        order: &Order,
+        expected_version: u64,
+    ) -> Result<(), OrderWriteError>;
 
     /// Up to `limit` orders that still owe their payment provider work
     /// ([`Order::payment_due`]: a capture, a void, a refund or a reconciliation), last changed at or before
@@ -182,15 +203,15 @@ pub trait OverdueClaim: Send {
     /// claim locks nothing (SQLite) and against requests that wrote before the claim.
     ///
     /// # Errors
-    /// [`WriteError::NotFound`] when the order is gone, [`WriteError::Stale`] when its version or
-    /// status moved on, [`WriteError::Store`] otherwise; on any error nothing of this order is
-    /// written and the claim stays usable for the others.
+    /// [`OrderWriteError::NotFound`] when the order is gone, [`OrderWriteError::Stale`] when its
+    /// version or status moved on, [`OrderWriteError::Store`] otherwise; on any error nothing of
+    /// this order is written and the claim stays usable for the others.
     async fn save_expiry(
         &mut self,
         order: &Order,
         entry: &OrderTransition,
         expected_version: u64,
-    ) -> Result<(), WriteError>;
+    ) -> Result<(), OrderWriteError>;
 
     /// Writes every expiry saved through the claim and releases the claimed orders.
     ///

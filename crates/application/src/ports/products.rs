@@ -2,9 +2,27 @@ use async_trait::async_trait;
 use orderly_domain::{Product, ProductId};
 
 use crate::{
-    StoreError, WriteError,
+    StoreError,
     pagination::{Page, PageRequest},
 };
+
+/// Why the store refused to write a product. Products are archived, never deleted, and refer to
+/// nothing: a write can only collide on its SKU or lose to another writer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductWriteError {
+    /// Another product has this SKU.
+    #[error("the SKU is taken")]
+    SkuTaken,
+    /// There is no such product.
+    #[error("the product does not exist")]
+    NotFound,
+    /// The product changed since it was read (its version moved on): reload and retry.
+    #[error("the product was changed by someone else")]
+    Stale,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Stores [`Product`] aggregates.
 #[mockall::automock]
@@ -13,9 +31,9 @@ pub trait ProductRepository: Send + Sync {
     /// Stores a new product.
     ///
     /// # Errors
-    /// [`WriteError::Duplicate`] with `UniqueKey::Sku` when the SKU is taken;
-    /// [`WriteError::Store`] when the store fails.
-    async fn insert(&self, product: &Product) -> Result<(), WriteError>;
+    /// [`ProductWriteError::SkuTaken`] when the SKU is taken; [`ProductWriteError::Store`] when
+    /// the store fails.
+    async fn insert(&self, product: &Product) -> Result<(), ProductWriteError>;
 
     /// The product with this id, archived or not.
     ///
@@ -34,10 +52,14 @@ pub trait ProductRepository: Send + Sync {
     /// product).
     ///
     /// # Errors
-    /// [`WriteError::NotFound`] when the product is gone, [`WriteError::Stale`] when its version
-    /// moved on, [`WriteError::Duplicate`] when the new SKU is taken, [`WriteError::Store`]
-    /// otherwise.
-    async fn update(&self, product: &Product, expected_version: u64) -> Result<(), WriteError>;
+    /// [`ProductWriteError::NotFound`] when the product is gone, [`ProductWriteError::Stale`]
+    /// when its version moved on, [`ProductWriteError::SkuTaken`] when the new SKU is taken,
+    /// [`ProductWriteError::Store`] otherwise.
+    async fn update(
+        &self,
+        product: &Product,
+        expected_version: u64,
+    ) -> Result<(), ProductWriteError>;
 }
 
 /// How a product list is ordered. Ties are broken by id, so every order is total.

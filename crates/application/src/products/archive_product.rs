@@ -5,9 +5,9 @@ use std::sync::Arc;
 use orderly_domain::{Actor, ProductId};
 
 use crate::{
-    StoreError, WRITE_ATTEMPTS, WriteError,
+    StoreError, WRITE_ATTEMPTS,
     auth::admin_check::AdminCheck,
-    ports::{Clock, ProductRepository},
+    ports::{Clock, ProductRepository, ProductWriteError},
 };
 
 /// Why the product could not be archived.
@@ -32,16 +32,14 @@ pub enum ArchiveProductError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<WriteError> for ArchiveProductError {
-    fn from(error: WriteError) -> Self {
+impl From<ProductWriteError> for ArchiveProductError {
+    fn from(error: ProductWriteError) -> Self {
         match error {
-            WriteError::NotFound => Self::NotFound,
-            WriteError::Stale => Self::Conflict,
-            WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::Duplicate(_)
-            | WriteError::StillReferenced
-            | WriteError::MissingParent
-            | WriteError::LastAdmin) => {
+            ProductWriteError::NotFound => Self::NotFound,
+            ProductWriteError::Stale => Self::Conflict,
+            ProductWriteError::Store(store) => Self::Store(store),
+            // Archiving writes the SKU the product already has.
+            other @ ProductWriteError::SkuTaken => {
                 Self::Unexpected(anyhow::Error::new(other).context("archiving a product"))
             }
         }
@@ -89,7 +87,7 @@ impl ArchiveProduct {
             }
             match self.products.update(&product, loaded).await {
                 Ok(()) => return Ok(()),
-                Err(WriteError::Stale) if attempt < WRITE_ATTEMPTS => attempt += 1,
+                Err(ProductWriteError::Stale) if attempt < WRITE_ATTEMPTS => attempt += 1,
                 Err(other) => return Err(other.into()),
             }
         }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use orderly_domain::{Actor, Product, ProductDraft, ProductError};
 
 use crate::{
-    StoreError, WriteError,
+    StoreError,
     auth::admin_check::AdminCheck,
-    ports::{Clock, ProductRepository},
+    ports::{Clock, ProductRepository, ProductWriteError},
 };
 
 /// Why the product could not be created.
@@ -31,16 +31,13 @@ pub enum CreateProductError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<WriteError> for CreateProductError {
-    fn from(error: WriteError) -> Self {
+impl From<ProductWriteError> for CreateProductError {
+    fn from(error: ProductWriteError) -> Self {
         match error {
-            WriteError::Duplicate(_) => Self::DuplicateSku,
-            WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::NotFound
-            | WriteError::Stale
-            | WriteError::StillReferenced
-            | WriteError::MissingParent
-            | WriteError::LastAdmin) => {
+            ProductWriteError::SkuTaken => Self::DuplicateSku,
+            ProductWriteError::Store(store) => Self::Store(store),
+            // An insert touches no existing product.
+            other @ (ProductWriteError::NotFound | ProductWriteError::Stale) => {
                 Self::Unexpected(anyhow::Error::new(other).context("inserting a product"))
             }
         }

@@ -7,9 +7,9 @@ use orderly_domain::{
 };
 
 use crate::{
-    StoreError, WRITE_ATTEMPTS, WriteError,
+    StoreError, WRITE_ATTEMPTS,
     auth::admin_check::AdminCheck,
-    ports::{Clock, ProductRepository},
+    ports::{Clock, ProductRepository, ProductWriteError},
 };
 
 /// What to change; `None` leaves a field as it is.
@@ -61,18 +61,13 @@ pub enum UpdateProductError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<WriteError> for UpdateProductError {
-    fn from(error: WriteError) -> Self {
+impl From<ProductWriteError> for UpdateProductError {
+    fn from(error: ProductWriteError) -> Self {
         match error {
-            WriteError::NotFound => Self::NotFound,
-            WriteError::Stale => Self::Conflict,
-            WriteError::Duplicate(_) => Self::DuplicateSku,
-            WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::StillReferenced
-            | WriteError::MissingParent
-            | WriteError::LastAdmin) => {
-                Self::Unexpected(anyhow::Error::new(other).context("updating a product"))
-            }
+            ProductWriteError::NotFound => Self::NotFound,
+            ProductWriteError::Stale => Self::Conflict,
+            ProductWriteError::SkuTaken => Self::DuplicateSku,
+            ProductWriteError::Store(store) => Self::Store(store),
         }
     }
 }
@@ -143,7 +138,7 @@ impl UpdateProduct {
             }
             match self.products.update(&product, loaded).await {
                 Ok(()) => return Ok(product),
-                Err(WriteError::Stale) => match input.expected_version {
+                Err(ProductWriteError::Stale) => match input.expected_version {
                     Some(expected) => return Err(self.version_mismatch(id, expected).await),
                     None if attempt < WRITE_ATTEMPTS => attempt += 1,
                     None => return Err(UpdateProductError::Conflict),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use orderly_domain::{Email, Password, Role, User, UserName};
 
 use crate::{
-    StoreError, WriteError,
-    ports::{Clock, PasswordHasher, UserRepository},
+    StoreError,
+    ports::{Clock, PasswordHasher, UserRepository, UserWriteError},
 };
 
 /// Who to register.
@@ -45,16 +45,16 @@ impl From<crate::ports::HashError> for RegisterUserError {
     }
 }
 
-impl From<WriteError> for RegisterUserError {
-    fn from(error: WriteError) -> Self {
+impl From<UserWriteError> for RegisterUserError {
+    fn from(error: UserWriteError) -> Self {
         match error {
-            WriteError::Duplicate(_) => Self::DuplicateEmail,
-            WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::NotFound
-            | WriteError::Stale
-            | WriteError::StillReferenced
-            | WriteError::MissingParent
-            | WriteError::LastAdmin) => {
+            UserWriteError::EmailTaken => Self::DuplicateEmail,
+            UserWriteError::Store(store) => Self::Store(store),
+            // An insert touches no existing user: none of these can answer it.
+            other @ (UserWriteError::NotFound
+            | UserWriteError::Stale
+            | UserWriteError::LastAdmin
+            | UserWriteError::StillReferenced(_)) => {
                 Self::Unexpected(anyhow::Error::new(other).context("inserting a new user"))
             }
         }

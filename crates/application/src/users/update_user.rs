@@ -11,9 +11,9 @@ use std::{fmt, sync::Arc};
 use orderly_domain::{Actor, Email, Password, PasswordHash, Role, User, UserId, UserName};
 
 use crate::{
-    StoreError, WRITE_ATTEMPTS, WriteError,
+    StoreError, WRITE_ATTEMPTS,
     auth::admin_check::AdminCheck,
-    ports::{Clock, PasswordHasher, RefreshTokens, UserRepository},
+    ports::{Clock, PasswordHasher, RefreshTokens, UserRepository, UserWriteError},
     users::may_access,
 };
 
@@ -121,15 +121,16 @@ impl From<crate::ports::HashError> for UpdateUserError {
     }
 }
 
-impl From<WriteError> for UpdateUserError {
-    fn from(error: WriteError) -> Self {
+impl From<UserWriteError> for UpdateUserError {
+    fn from(error: UserWriteError) -> Self {
         match error {
-            WriteError::NotFound => Self::NotFound,
-            WriteError::Stale => Self::Conflict,
-            WriteError::Duplicate(_) => Self::DuplicateEmail,
-            WriteError::LastAdmin => Self::LastAdmin,
-            WriteError::Store(store) => Self::Store(store),
-            other @ (WriteError::StillReferenced | WriteError::MissingParent) => {
+            UserWriteError::NotFound => Self::NotFound,
+            UserWriteError::Stale => Self::Conflict,
+            UserWriteError::EmailTaken => Self::DuplicateEmail,
+            UserWriteError::LastAdmin => Self::LastAdmin,
+            UserWriteError::Store(store) => Self::Store(store),
+            // Only a delete is refused for what references the user.
+            other @ UserWriteError::StillReferenced(_) => {
                 Self::Unexpected(anyhow::Error::new(other).context("updating a user"))
             }
         }
@@ -244,7 +245,7 @@ impl UpdateUser {
             }
             match self.users.update(&user, loaded).await {
                 Ok(()) => return Ok(user),
-                Err(WriteError::Stale) => match input.expected_version {
+                Err(UserWriteError::Stale) => match input.expected_version {
                     Some(expected) => return Err(self.version_mismatch(input.id, expected).await),
                     None if attempt < WRITE_ATTEMPTS => attempt += 1,
                     None => return Err(UpdateUserError::Conflict),

@@ -1,11 +1,22 @@
 //! Translation of database errors into the ports' error variants.
+//!
+//! [`classify`] tells a constraint violation from a store failure; each repository then gives a
+//! violation the meaning its port's error enum has for the write it was doing (a unique
+//! violation is a taken e-mail address for a user and a taken SKU for a product; a foreign key
+//! refusing a delete is the row still being referenced, and the user repository finds out by
+//! what).
 
-use orderly_application::{StoreError, UniqueKey, WriteError};
+use orderly_application::StoreError;
 use sea_orm::{DbErr, RuntimeErr, SqlErr, sqlx};
 
 /// What a database error means for the caller.
 pub(crate) enum Failure {
+    /// A unique constraint refused the write.
     UniqueViolation,
+    /// A foreign key refused the write: an insert or update naming a parent that does not exist,
+    /// or a delete of a row other rows still reference. Neither engine's error is read for which
+    /// key it was (SQLite's message does not say): a repository that must tell asks the
+    /// database.
     ForeignKeyViolation,
     Store(StoreError),
 }
@@ -23,26 +34,6 @@ pub(crate) fn classify(error: DbErr, context: &'static str) -> Failure {
         return Failure::ForeignKeyViolation;
     }
     Failure::Store(store_error(error, context))
-}
-
-/// What a refused write was doing, which decides what a foreign-key violation means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteKind {
-    /// An insert or update: the row names a parent that does not exist.
-    Store,
-    /// A delete: other rows still reference the row.
-    Delete,
-}
-
-/// The port's [`WriteError`] for a classified failure of a write of `kind`, where a unique
-/// violation means `key` is taken.
-pub(crate) fn write_error(failure: Failure, kind: WriteKind, key: UniqueKey) -> WriteError {
-    match (failure, kind) {
-        (Failure::UniqueViolation, _) => WriteError::Duplicate(key),
-        (Failure::ForeignKeyViolation, WriteKind::Store) => WriteError::MissingParent,
-        (Failure::ForeignKeyViolation, WriteKind::Delete) => WriteError::StillReferenced,
-        (Failure::Store(store), _) => WriteError::Store(store),
-    }
 }
 
 /// Translates an error that has no data-level meaning.
@@ -116,30 +107,5 @@ fn kind_of_sqlx(error: &sqlx::Error) -> Kind {
             _ => Kind::Other,
         },
         _ => Kind::Other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_foreign_key_refusing_a_delete_means_the_row_is_still_referenced() {
-        let error = write_error(Failure::ForeignKeyViolation, WriteKind::Delete, UniqueKey::Email);
-        assert!(matches!(error, WriteError::StillReferenced), "{error:?}");
-    }
-
-    #[test]
-    fn a_foreign_key_refusing_an_insert_or_update_means_a_missing_parent() {
-        let error = write_error(Failure::ForeignKeyViolation, WriteKind::Store, UniqueKey::Sku);
-        assert!(matches!(error, WriteError::MissingParent), "{error:?}");
-    }
-
-    #[test]
-    fn a_unique_violation_names_the_key_whatever_the_write() {
-        for kind in [WriteKind::Store, WriteKind::Delete] {
-            let error = write_error(Failure::UniqueViolation, kind, UniqueKey::Sku);
-            assert!(matches!(error, WriteError::Duplicate(UniqueKey::Sku)), "{error:?}");
-        }
     }
 }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use orderly_application::{
-    StoreError, WriteError,
+    StoreError,
     pagination::{Cursor, Page, PageRequest, SortValue},
     ports::{
-        Completion, OrderFilter, OrderQueries, OrderRepository, OverdueBatch, OverdueClaim,
-        OverdueCursor, PlaceOrderFailure, UnreadableOrder,
+        Completion, OrderFilter, OrderQueries, OrderRepository, OrderWriteError, OverdueBatch,
+        OverdueClaim, OverdueCursor, PlaceOrderFailure, UnreadableOrder,
     },
 };
 use orderly_domain::{
@@ -305,11 +305,13 @@ async fn record_completion(
 }
 
 /// Why a conditional update of an order touched no row: it is gone, or it moved on.
-async fn refused(tx: &DatabaseTransaction, id: OrderId) -> WriteError {
+async fn refused(tx: &DatabaseTransaction, id: OrderId) -> OrderWriteError {
     match order::Entity::find_by_id(id.into_uuid()).one(tx).await {
-        Ok(Some(_)) => WriteError::Stale,
-        Ok(None) => WriteError::NotFound,
-        Err(error) => WriteError::Store(store("checking an order after a refused update")(error)),
+        Ok(Some(_)) => OrderWriteError::Stale,
+        Ok(None) => OrderWriteError::NotFound,
+        Err(error) => {
+            OrderWriteError::Store(store("checking an order after a refused update")(error))
+        }
     }
 }
 
@@ -320,7 +322,7 @@ async fn write_transition(
     order: &Order,
     entry: &OrderTransition,
     expected_version: u64,
-) -> Result<(), WriteError> {
+) -> Result<(), OrderWriteError> {
     let from = entry.from.ok_or_else(|| {
         StoreError::Unexpected(anyhow::anyhow!("a transition without a from status"))
     })?;
@@ -385,7 +387,7 @@ impl OrderRepository for SeaOrmOrderRepository {
         entry: &OrderTransition,
         expected_version: u64,
         completion: Option<Completion>,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), OrderWriteError> {
         let tx = self.db.begin_write().await.map_err(store("starting a transition"))?;
         write_transition(&tx, order, entry, expected_version).await?;
         record_completion(&tx, completion.as_ref()).await?;
@@ -397,7 +399,11 @@ impl OrderRepository for SeaOrmOrderRepository {
         Ok(())
     }
 
-    async fn save_payment(&self, order: &Order, expected_version: u64) -> Result<(), WriteError> {
+    async fn save_payment(
+        &self,
+        order: &Order,
+        expected_version: u64,
+    ) -> Result<(), OrderWriteError> {
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting to record a payment"))?;
         let result = with_payment(order::Entity::update_many(), order)?
@@ -508,7 +514,7 @@ impl OverdueClaim for Claim {
         order: &Order,
         entry: &OrderTransition,
         expected_version: u64,
-    ) -> Result<(), WriteError> {
+    ) -> Result<(), OrderWriteError> {
         // A savepoint: a failed order is rolled back alone, and the claim stays usable.
         let savepoint = self.tx()?.begin().await.map_err(store("starting an expiry"))?;
         write_transition(&savepoint, order, entry, expected_version).await?;

@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use async_trait::async_trait;
 use orderly_application::{
-    StoreError, UniqueKey, WriteError,
+    StoreError,
     pagination::{Cursor, Page, PageRequest, SortValue},
-    ports::{ProductFilter, ProductQueries, ProductRepository, ProductSort},
+    ports::{ProductFilter, ProductQueries, ProductRepository, ProductSort, ProductWriteError},
 };
 use orderly_domain::{Product, ProductId};
 use sea_orm::{
@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::{
     Database,
-    error::{self, Failure, WriteKind, classify, store},
+    error::{Failure, classify, store},
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
 };
@@ -42,9 +42,16 @@ impl SeaOrmProductRepository {
     }
 }
 
-/// A refused insert or update of a product (products are archived, never deleted).
-fn write_error(failure: Failure) -> WriteError {
-    error::write_error(failure, WriteKind::Store, UniqueKey::Sku)
+/// A refused insert or update of a product. Products are archived, never deleted, and have no
+/// foreign key: only their SKU can collide.
+fn write_error(failure: Failure) -> ProductWriteError {
+    match failure {
+        Failure::UniqueViolation => ProductWriteError::SkuTaken,
+        Failure::ForeignKeyViolation => ProductWriteError::Store(StoreError::Unexpected(
+            anyhow::anyhow!("a foreign key refused a product write, yet products refer to nothing"),
+        )),
+        Failure::Store(store) => ProductWriteError::Store(store),
+    }
 }
 
 pub(crate) fn to_product(row: product::Readable) -> Result<Product, StoreError> {
@@ -53,7 +60,7 @@ pub(crate) fn to_product(row: product::Readable) -> Result<Product, StoreError> 
 
 #[async_trait]
 impl ProductRepository for SeaOrmProductRepository {
-    async fn insert(&self, product: &Product) -> Result<(), WriteError> {
+    async fn insert(&self, product: &Product) -> Result<(), ProductWriteError> {
         let row = product_row(product).map_err(StoreError::Unexpected)?;
         product::Entity::insert(row.into_active_model())
             .exec_without_returning(self.db.connection())
@@ -84,7 +91,11 @@ impl ProductRepository for SeaOrmProductRepository {
         rows.into_iter().map(to_product).collect()
     }
 
-    async fn update(&self, product: &Product, expected_version: u64) -> Result<(), WriteError> {
+    async fn update(
+        &self,
+        product: &Product,
+        expected_version: u64,
+    ) -> Result<(), ProductWriteError> {
         let row = product_row(product).map_err(StoreError::Unexpected)?;
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
         let result = product::Entity::update_many()
@@ -111,7 +122,7 @@ impl ProductRepository for SeaOrmProductRepository {
             .one(self.db.connection())
             .await
             .map_err(store("checking a product after a refused update"))?;
-        Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound })
+        Err(if exists.is_some() { ProductWriteError::Stale } else { ProductWriteError::NotFound })
     }
 }
 
@@ -182,6 +193,18 @@ impl ProductQueries for SeaOrmProductRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unique_violation_is_a_taken_sku() {
+        let error = write_error(Failure::UniqueViolation);
+        assert!(matches!(error, ProductWriteError::SkuTaken), "{error:?}");
+    }
+
+    #[test]
+    fn a_foreign_key_violation_is_unexpected_as_products_refer_to_nothing() {
+        let error = write_error(Failure::ForeignKeyViolation);
+        assert!(matches!(error, ProductWriteError::Store(StoreError::Unexpected(_))), "{error:?}");
+    }
 
     #[test]
     fn like_wildcards_in_the_query_are_taken_literally() {

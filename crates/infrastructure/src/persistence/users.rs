@@ -1,25 +1,36 @@
 //! Users in SeaORM.
+//!
+//! A delete refused by a foreign key is reported with what refused it
+//! ([`UserWriteError::StillReferenced`]). Neither engine's error is read for that (SQLite's
+//! message names no constraint, and the same code must answer the same on both): the delete is
+//! made inside a savepoint, and when a foreign key refuses it the savepoint is rolled back and
+//! the same transaction asks each referrer the adapter knows whether it holds rows of the user
+//! (`referrer_of`). On PostgreSQL (read committed) that question sees the rows that refused
+//! the delete, a concurrent insert included; on SQLite the transaction holds the write lock, so
+//! nothing changed in between. A refusal none of them explains is
+//! [`UserReferrer::Unrecognised`]; `tests/migrations.rs` checks that the schema's restricting
+//! foreign keys to `users` are the ones `referrer_of` asks.
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use orderly_application::{
-    StoreError, UniqueKey, WriteError,
+    StoreError,
     pagination::{Cursor, Page, PageRequest, SortValue},
-    ports::{UserQueries, UserRepository},
+    ports::{UserQueries, UserReferrer, UserRepository, UserWriteError},
 };
 use orderly_domain::{Email, Role, User, UserId, Uuid};
 use sea_orm::{
     ColumnTrait as _, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
-    QueryFilter as _, QueryOrder as _, QuerySelect as _, sea_query::Expr,
+    QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _, sea_query::Expr,
 };
 
 use super::{
     Database,
-    error::{self, Failure, WriteKind, classify, store},
+    error::{Failure, classify, store},
     keyset::{self, Direction},
     mapping::{user_row, version_to_db},
 };
-use crate::entity::{refresh_token, user};
+use crate::entity::{order, refresh_token, user};
 
 /// [`UserRepository`] and [`UserQueries`] on SeaORM.
 #[derive(Debug, Clone)]
@@ -34,8 +45,36 @@ impl SeaOrmUserRepository {
     }
 }
 
-fn write_error(failure: Failure, kind: WriteKind) -> WriteError {
-    error::write_error(failure, kind, UniqueKey::Email)
+/// A refused insert or update of a user: users refer to nothing, so only their e-mail address
+/// can collide.
+fn write_error(failure: Failure) -> UserWriteError {
+    match failure {
+        Failure::UniqueViolation => UserWriteError::EmailTaken,
+        Failure::ForeignKeyViolation => UserWriteError::Store(StoreError::Unexpected(
+            anyhow::anyhow!("a foreign key refused a user write, yet users refer to nothing"),
+        )),
+        Failure::Store(store) => UserWriteError::Store(store),
+    }
+}
+
+/// What keeps the user `id` from being deleted, asked after a foreign key refused the delete:
+/// the first referrer holding a row of the user, or [`UserReferrer::Unrecognised`] when none
+/// does. A new table whose foreign key to `users` restricts deletes gets its
+/// [`UserReferrer`] and its question here.
+async fn referrer_of(tx: &DatabaseTransaction, id: Uuid) -> Result<UserReferrer, StoreError> {
+    let order = order::Entity::find()
+        .select_only()
+        .column(order::Column::Id)
+        .filter(order::Column::UserId.eq(id))
+        .limit(1)
+        .into_tuple::<Uuid>()
+        .one(tx)
+        .await
+        .map_err(store("looking for a user's orders"))?;
+    if order.is_some() {
+        return Ok(UserReferrer::Orders);
+    }
+    Ok(UserReferrer::Unrecognised)
 }
 
 /// Whether removing the admin role from the user `id` (deleting them, or with `expected` the
@@ -95,12 +134,12 @@ fn to_user(row: user::Model) -> Result<User, StoreError> {
 
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
-    async fn insert(&self, user: &User) -> Result<(), WriteError> {
+    async fn insert(&self, user: &User) -> Result<(), UserWriteError> {
         let row = user_row(user).map_err(StoreError::Unexpected)?;
         user::Entity::insert(row.into_active_model())
             .exec_without_returning(self.db.connection())
             .await
-            .map_err(|error| write_error(classify(error, "inserting a user"), WriteKind::Store))?;
+            .map_err(|error| write_error(classify(error, "inserting a user")))?;
         Ok(())
     }
 
@@ -121,12 +160,12 @@ impl UserRepository for SeaOrmUserRepository {
         row.map(to_user).transpose()
     }
 
-    async fn update(&self, user: &User, expected_version: u64) -> Result<(), WriteError> {
+    async fn update(&self, user: &User, expected_version: u64) -> Result<(), UserWriteError> {
         let row = user_row(user).map_err(StoreError::Unexpected)?;
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting to update a user"))?;
         if user.role() != Role::Admin && is_the_last_admin(&tx, row.id, Some(expected)).await? {
-            return Err(WriteError::LastAdmin);
+            return Err(UserWriteError::LastAdmin);
         }
         let result = user::Entity::update_many()
             .col_expr(user::Column::Email, Expr::value(row.email))
@@ -140,7 +179,7 @@ impl UserRepository for SeaOrmUserRepository {
             .filter(user::Column::Version.eq(expected))
             .exec(&*tx)
             .await
-            .map_err(|error| write_error(classify(error, "updating a user"), WriteKind::Store))?;
+            .map_err(|error| write_error(classify(error, "updating a user")))?;
         if result.rows_affected == 1 {
             tx.commit().await.map_err(store("committing a user update"))?;
             return Ok(());
@@ -149,27 +188,43 @@ impl UserRepository for SeaOrmUserRepository {
             .one(&*tx)
             .await
             .map_err(store("checking a user after a refused update"))?;
-        Err(if exists.is_some() { WriteError::Stale } else { WriteError::NotFound })
+        Err(if exists.is_some() { UserWriteError::Stale } else { UserWriteError::NotFound })
     }
 
-    async fn delete(&self, id: UserId) -> Result<(), WriteError> {
+    async fn delete(&self, id: UserId) -> Result<(), UserWriteError> {
+        let id = id.into_uuid();
         let tx = self.db.begin_write().await.map_err(store("starting to delete a user"))?;
-        if is_the_last_admin(&tx, id.into_uuid(), None).await? {
-            return Err(WriteError::LastAdmin);
+        if is_the_last_admin(&tx, id, None).await? {
+            return Err(UserWriteError::LastAdmin);
         }
         refresh_token::Entity::delete_many()
-            .filter(refresh_token::Column::UserId.eq(id.into_uuid()))
+            .filter(refresh_token::Column::UserId.eq(id))
             .exec(&*tx)
             .await
-            .map_err(|error| {
-                write_error(classify(error, "deleting a user's tokens"), WriteKind::Delete)
-            })?;
-        let result = user::Entity::delete_by_id(id.into_uuid())
-            .exec(&*tx)
-            .await
-            .map_err(|error| write_error(classify(error, "deleting a user"), WriteKind::Delete))?;
+            .map_err(store("deleting a user's tokens"))?;
+        // A savepoint, so that the transaction can still ask what refused the delete (a failed
+        // statement aborts a PostgreSQL transaction up to its last savepoint).
+        let deleting = tx.begin().await.map_err(store("starting to delete a user"))?;
+        let result = match user::Entity::delete_by_id(id).exec(&deleting).await {
+            Ok(result) => {
+                deleting.commit().await.map_err(store("releasing a user deletion's savepoint"))?;
+                result
+            }
+            Err(error) => {
+                deleting.rollback().await.map_err(store("undoing a refused user deletion"))?;
+                return Err(match classify(error, "deleting a user") {
+                    Failure::ForeignKeyViolation => {
+                        UserWriteError::StillReferenced(referrer_of(&tx, id).await?)
+                    }
+                    Failure::UniqueViolation => UserWriteError::Store(StoreError::Unexpected(
+                        anyhow::anyhow!("a unique constraint refused deleting a user"),
+                    )),
+                    Failure::Store(store) => UserWriteError::Store(store),
+                });
+            }
+        };
         if result.rows_affected == 0 {
-            return Err(WriteError::NotFound);
+            return Err(UserWriteError::NotFound);
         }
         tx.commit().await.map_err(store("committing a user deletion"))?;
         Ok(())
@@ -192,5 +247,22 @@ impl UserQueries for SeaOrmUserRepository {
             value: SortValue::None,
             id: user.id().into_uuid(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_violation_is_a_taken_email_address() {
+        let error = write_error(Failure::UniqueViolation);
+        assert!(matches!(error, UserWriteError::EmailTaken), "{error:?}");
+    }
+
+    #[test]
+    fn a_foreign_key_refusing_an_insert_or_update_is_unexpected_as_users_refer_to_nothing() {
+        let error = write_error(Failure::ForeignKeyViolation);
+        assert!(matches!(error, UserWriteError::Store(StoreError::Unexpected(_))), "{error:?}");
     }
 }

@@ -29,8 +29,8 @@ use std::{
 use async_trait::async_trait;
 use moka::future::Cache;
 use orderly_application::{
-    StoreError, WriteError,
-    ports::{AccountDirectory, AccountStatus, UserRepository},
+    StoreError,
+    ports::{AccountDirectory, AccountStatus, UserRepository, UserWriteError},
 };
 use orderly_domain::{Email, User, UserId};
 use uuid::Uuid;
@@ -207,7 +207,7 @@ impl ForgettingUsers {
 
 #[async_trait]
 impl UserRepository for ForgettingUsers {
-    async fn insert(&self, user: &User) -> Result<(), WriteError> {
+    async fn insert(&self, user: &User) -> Result<(), UserWriteError> {
         self.users.insert(user).await
     }
 
@@ -219,13 +219,13 @@ impl UserRepository for ForgettingUsers {
         self.users.find_by_email(email).await
     }
 
-    async fn update(&self, user: &User, expected_version: u64) -> Result<(), WriteError> {
+    async fn update(&self, user: &User, expected_version: u64) -> Result<(), UserWriteError> {
         self.users.update(user, expected_version).await?;
         self.accounts.forget(user.id()).await;
         Ok(())
     }
 
-    async fn delete(&self, id: UserId) -> Result<(), WriteError> {
+    async fn delete(&self, id: UserId) -> Result<(), UserWriteError> {
         self.users.delete(id).await?;
         self.accounts.forget(id).await;
         Ok(())
