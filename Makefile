@@ -17,15 +17,16 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 .PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
-	coverage-tools migrate-up migrate-down migrate-status migrate-fresh openapi e2e contract bench clean
+	coverage-tools migrate-up migrate-down migrate-status migrate-fresh db-create config-check \
+	openapi e2e contract bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
-run: ## Run the server (`orderly serve`) with the configuration from the environment / .env
+run: ## Run the server (the `serve` command) with the configuration from the environment / .env
 	$(ORDERLY) serve
 
-demo: ## First run: load demo data (`orderly seed`: an admin, ~20 products; prints the password once), then serve
+demo: ## First run: load demo data (the `seed` command: an admin, ~20 products; prints the password once), then serve
 	$(ORDERLY) seed
 	$(ORDERLY) serve
 
@@ -70,6 +71,12 @@ migrate-status: ## Show which migrations are applied
 
 migrate-fresh: ## Drop everything and apply every migration again (destroys data)
 	$(ORDERLY) migrate fresh
+
+db-create: ## Create the database DATABASE_URL names (PostgreSQL) or its SQLite file, if missing
+	$(ORDERLY) db create
+
+config-check: ## Check the configuration (environment / .env) and print the effective settings, secrets redacted
+	$(ORDERLY) config check
 
 openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI compares against)
 	$(CARGO) run -q -p orderly-server --bin orderly -- openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }; mv docs/openapi.json.tmp docs/openapi.json

@@ -142,6 +142,9 @@ impl From<Quota> for String {
 /// The smallest accepted `JWT_SECRET`, in bytes.
 pub const JWT_SECRET_MIN_BYTES: usize = 32;
 
+/// How to make a `JWT_SECRET`: said wherever one is missing or too short (as `.env.example` says).
+const JWT_SECRET_HOW: &str = "generate one with `openssl rand -hex 32`";
+
 /// The groups whose every variable begins with the group's name, which their fields leave out:
 /// `rate_limit.orders` is `RATE_LIMIT_ORDERS` (ADR 0014, amended). In the other groups the
 /// field is the variable (`database.auto_migrate` is `AUTO_MIGRATE`).
@@ -931,7 +934,7 @@ impl Settings {
                 }
                 if app_env == AppEnv::Production && env("JWT_SECRET").is_none() {
                     // The full check cannot run on values that do not parse; report this one too.
-                    problems.push("JWT_SECRET: required in production".to_owned());
+                    problems.push(format!("JWT_SECRET: required in production; {JWT_SECRET_HOW}"));
                 }
                 return Err(SettingsError(problems));
             }
@@ -955,10 +958,13 @@ impl Settings {
         };
         if self.app_env == AppEnv::Production {
             match &self.auth.jwt_secret {
-                None => problems.push("JWT_SECRET: required in production".to_owned()),
+                None => {
+                    problems.push(format!("JWT_SECRET: required in production; {JWT_SECRET_HOW}"));
+                }
                 Some(secret) if secret.expose_secret().len() < JWT_SECRET_MIN_BYTES => {
                     problems.push(format!(
-                        "JWT_SECRET: must be at least {JWT_SECRET_MIN_BYTES} bytes in production"
+                        "JWT_SECRET: must be at least {JWT_SECRET_MIN_BYTES} bytes in production; \
+                         {JWT_SECRET_HOW}"
                     ));
                 }
                 Some(_) => {}
@@ -975,29 +981,34 @@ impl Settings {
         if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
     }
 
-    /// The JWT secret, generating a random one outside production (with a warning).
+    /// The JWT secret, generating a random one outside production (production requires one:
+    /// [`Settings::check`]).
     ///
     /// # Errors
     /// When no randomness is available.
     pub fn jwt_secret_bytes(&self) -> anyhow::Result<Vec<u8>> {
         match &self.auth.jwt_secret {
-            Some(secret) => {
-                let secret = secret.expose_secret();
-                if secret.len() < JWT_SECRET_MIN_BYTES {
-                    tracing::warn!(
-                        "JWT_SECRET is shorter than {JWT_SECRET_MIN_BYTES} bytes: acceptable in development only"
-                    );
-                }
-                Ok(secret.as_bytes().to_vec())
-            }
+            Some(secret) => Ok(secret.expose_secret().as_bytes().to_vec()),
             None => {
-                tracing::warn!(
-                    "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
-                );
                 let mut bytes = vec![0_u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
                 Ok(bytes)
             }
+        }
+    }
+
+    /// Warns when tokens would be signed with a development secret: a random one (none set) or a
+    /// short one. Only what issues tokens (`serve`) calls it: `seed` and `admin create` wire the
+    /// same adapters but issue none, and a warning there would only alarm.
+    pub fn warn_about_jwt_secret(&self) {
+        match &self.auth.jwt_secret {
+            Some(secret) if secret.expose_secret().len() < JWT_SECRET_MIN_BYTES => tracing::warn!(
+                "JWT_SECRET is shorter than {JWT_SECRET_MIN_BYTES} bytes: acceptable in development only"
+            ),
+            Some(_) => {}
+            None => tracing::warn!(
+                "JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
+            ),
         }
     }
 
@@ -1205,7 +1216,10 @@ mod tests {
     #[test]
     fn production_changes_the_defaults_and_requires_a_secret() {
         let SettingsError(problems) = load(&[("APP_ENV", "production")]).expect_err("invalid");
-        assert_eq!(problems, vec!["JWT_SECRET: required in production".to_owned()]);
+        assert_eq!(
+            problems,
+            vec!["JWT_SECRET: required in production; generate one with `openssl rand -hex 32`"]
+        );
         let secret = "x".repeat(JWT_SECRET_MIN_BYTES);
         let settings = load(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)]).expect("valid");
         assert_eq!(settings.server.host, "0.0.0.0");

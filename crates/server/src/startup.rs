@@ -466,6 +466,7 @@ impl Application {
         let Wiring {
             use_cases, expire_orders, housekeeping, access_tokens, clock, registry, ..
         } = wire(&database, settings)?;
+        settings.warn_about_jwt_secret();
         warn_about_pending_migrations(&database).await;
         let engine = database.location().map_or("unknown", |location| location.engine());
         let database_url = database.redacted_url();
@@ -504,7 +505,7 @@ impl Application {
             _ => None,
         };
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let listener = bind(&address, "PORT", "HOST and PORT")?;
         let port = listener.local_addr().context("reading the bound address")?.port();
         // What the HTTP layer answers itself, with empty bodies, is in ADR 0015.
         let mut server = HttpServer::new(move || orderly_api::app(state.clone()))
@@ -591,7 +592,7 @@ impl Application {
 /// The internal listener of `METRICS_ADDR`: `GET /metrics` only, on one worker, deaf to
 /// signals (`run_until_stopped` stops it after the main listener).
 fn metrics_server(address: &str, state: ApiState) -> anyhow::Result<(u16, Server)> {
-    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    let listener = bind(address, "METRICS_ADDR", "METRICS_ADDR")?;
     let port = listener.local_addr().context("reading the bound address")?.port();
     let server = HttpServer::new(move || orderly_api::metrics::metrics_app(state.clone()))
         .workers(1)
@@ -600,6 +601,25 @@ fn metrics_server(address: &str, state: ApiState) -> anyhow::Result<(u16, Server
         .context("listening for /metrics")?
         .run();
     Ok((port, server))
+}
+
+/// Binds `address`, or says which address could not be bound and what to change: the variable
+/// that picks the port (`port_setting`) when it is taken or privileged, else every variable that
+/// makes up the address (`address_settings`).
+fn bind(address: &str, port_setting: &str, address_settings: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).map_err(|error| {
+        let hint = match error.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another process (another orderly?) listens there: stop it, or set {port_setting} \
+                 to another port"
+            ),
+            std::io::ErrorKind::PermissionDenied => {
+                format!("ports below 1024 need privileges: set {port_setting} to another port")
+            }
+            _ => format!("check {address_settings}"),
+        };
+        anyhow::anyhow!("cannot listen on {address}: {error}\n  hint: {hint}")
+    })
 }
 
 /// The address to open in a browser: the bound host, or the loopback address when the
