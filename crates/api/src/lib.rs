@@ -11,6 +11,7 @@
 mod auth;
 pub mod client_ip;
 pub mod context;
+pub mod deprecation;
 pub mod dto;
 mod errors;
 pub mod etag;
@@ -105,13 +106,17 @@ async fn swagger_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/swagger-ui/")).finish()
 }
 
-/// `GET /api-docs/{version}/openapi.json`, and the first version's at its older address.
-async fn openapi_document(request: HttpRequest) -> HttpResponse {
+/// `GET /api-docs/{version}/openapi.json`, and the first version's at its older address; a
+/// deprecated version's operations say so.
+async fn openapi_document(request: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
     let version = routes::table::Version::ALL
         .into_iter()
         .find(|version| request.path() == openapi::document_path(*version))
         .unwrap_or(routes::table::Version::V1);
-    HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json(version))
+    let deprecated = deprecation::in_effect(&state, version);
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi::served_json(version, deprecated))
 }
 
 fn cors(settings: &ApiSettings) -> Cors {
@@ -127,6 +132,7 @@ fn cors(settings: &ApiSettings) -> Cors {
         .allowed_header("x-request-id")
         .expose_headers([header::ETAG, header::LOCATION, header::LINK, header::RETRY_AFTER])
         .expose_headers(["x-request-id", "ratelimit", "ratelimit-policy"])
+        .expose_headers([deprecation::DEPRECATION, deprecation::SUNSET])
         .max_age(3600);
     settings.cors_allowed_origins.iter().fold(cors, |cors, origin| {
         if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) }
@@ -165,6 +171,7 @@ pub fn app(
     let settings = state.settings.clone();
     // Prometheus scrapes `/metrics` here unless it has a listener of its own (`METRICS_ADDR`).
     let serve_metrics = settings.serve_metrics && state.metrics.is_some();
+    deprecation::publish_sunsets(&state);
     let mut app = App::new()
         .app_data(web::Data::new(state))
         .app_data(web::JsonConfig::default().limit(settings.body_limit).error_handler(json_error))
@@ -196,13 +203,16 @@ pub fn app(
     }
     // Middleware, innermost first: rate limits, then the size limits (an oversized head is
     // refused before it costs any quota), then the body deadline (ADR 0028: a body that stalls
-    // is a 408 before any handler waits on it), then CORS (preflights are answered before any limit,
-    // and every refusal carries the CORS headers a browser needs to read it), then the security
+    // is a 408 before any handler waits on it), then a deprecated version's lifecycle (its headers
+    // on every answer, refusals included, and its 410 after the sunset), then CORS (preflights are
+    // answered before any limit, and every refusal carries the CORS headers a browser needs to
+    // read it), then the security
     // headers, then the request context that completes every problem, then compression.
     app.default_service(web::to(route_not_found))
         .wrap(from_fn(rate_limit::limit))
         .wrap(from_fn(limits::check))
         .wrap(from_fn(stalls::bound))
+        .wrap(from_fn(deprecation::lifecycle))
         .wrap(cors(&settings))
         .wrap(
             DefaultHeaders::new()

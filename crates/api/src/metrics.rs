@@ -6,6 +6,10 @@
 //!   stay few whatever clients send.
 //! - Business events the API answers: orders placed, order moves by action, rate-limit
 //!   refusals by policy, idempotent replays.
+//! - `orderly_api_deprecated_requests_total` by version and route template: the requests a
+//!   deprecated version still gets (`deprecation.rs`); every route of a version that can be
+//!   deprecated starts at 0; `orderly_api_sunset_timestamp_seconds` by version: its sunset
+//!   (0: none set), for the alert on traffic close to it.
 //! - `orderly_dependency_up`: each dependency's last known health (asked again at most once a
 //!   second, whatever the scrape rate).
 //!
@@ -29,6 +33,7 @@ use prometheus::{
 
 use crate::{
     rate_limit::RateLimitPolicies,
+    routes::table::{Version, endpoints},
     state::{ApiState, Readiness},
 };
 
@@ -53,6 +58,8 @@ pub struct ApiMetrics {
     transitions: IntCounterVec,
     rate_limited: IntCounterVec,
     idempotent_replays: IntCounter,
+    deprecated_requests: IntCounterVec,
+    sunsets: IntGaugeVec,
     dependency_up: IntGaugeVec,
 }
 
@@ -110,6 +117,20 @@ impl ApiMetrics {
             "orderly_idempotent_replays_total",
             "Responses replayed for a repeated Idempotency-Key (`Idempotent-Replayed: true`).",
         )?;
+        let deprecated_requests = IntCounterVec::new(
+            Opts::new(
+                "orderly_api_deprecated_requests_total",
+                "Requests to a deprecated API version (after API_V1_DEPRECATED_AT), by version and route template.",
+            ),
+            &["version", "route"],
+        )?;
+        let sunsets = IntGaugeVec::new(
+            Opts::new(
+                "orderly_api_sunset_timestamp_seconds",
+                "When an API version is retired (API_V1_SUNSET_AT), in Unix seconds; 0 while no sunset is set.",
+            ),
+            &["version"],
+        )?;
         let dependency_up = IntGaugeVec::new(
             Opts::new(
                 "orderly_dependency_up",
@@ -120,6 +141,12 @@ impl ApiMetrics {
         for action in OrderAction::ALL.iter().filter(|action| **action != OrderAction::Place) {
             transitions.with_label_values(&[action.as_str()]);
         }
+        for endpoint in
+            endpoints().iter().filter(|endpoint| endpoint.version() == Some(Version::V1))
+        {
+            deprecated_requests.with_label_values(&[Version::V1.name(), endpoint.path()]);
+        }
+        sunsets.with_label_values(&[Version::V1.name()]);
         for policy in [
             &policies.anonymous,
             &policies.authenticated,
@@ -139,6 +166,8 @@ impl ApiMetrics {
         registry.register(Box::new(transitions.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(idempotent_replays.clone()))?;
+        registry.register(Box::new(deprecated_requests.clone()))?;
+        registry.register(Box::new(sunsets.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
         Ok(Self {
             registry: registry.clone(),
@@ -149,6 +178,8 @@ impl ApiMetrics {
             transitions,
             rate_limited,
             idempotent_replays,
+            deprecated_requests,
+            sunsets,
             dependency_up,
         })
     }
@@ -181,6 +212,16 @@ impl ApiMetrics {
     /// Counts a response replayed for a repeated `Idempotency-Key`.
     pub(crate) fn idempotent_replay(&self) {
         self.idempotent_replays.inc();
+    }
+
+    /// Counts a request to the deprecated `version` (`v1`), by route template or [`UNMATCHED`].
+    pub(crate) fn deprecated_request(&self, version: &str, route: &str) {
+        self.deprecated_requests.with_label_values(&[version, route]).inc();
+    }
+
+    /// Shows the sunset of `version` (`v1`) in Unix seconds; `None`: none set (0).
+    pub(crate) fn sunset(&self, version: &str, at: Option<i64>) {
+        self.sunsets.with_label_values(&[version]).set(at.unwrap_or(0));
     }
 
     /// Counts a request refused by the rate-limit policy named `policy`.
@@ -310,5 +351,11 @@ mod tests {
         assert!(text.contains(r#"orderly_order_transitions_total{action="expire"} 0"#), "{text}");
         assert!(!text.contains(r#"action="place""#), "{text}");
         assert!(text.contains("orderly_idempotent_replays_total 0"), "{text}");
+        assert!(
+            text.contains(
+                r#"orderly_api_deprecated_requests_total{route="/api/v1/orders/{id}",version="v1"} 0"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -330,6 +330,61 @@ pub fn openapi_json(version: Version) -> &'static str {
     JSON.iter().find(|(of, _)| *of == version).map_or("", |(_, json)| json)
 }
 
+/// Marks every operation of `version` deprecated, with the 410 it gives after its sunset: the
+/// document served while the version is deprecated (`deprecation.rs`). The committed documents
+/// are the plain ones.
+fn deprecate(openapi: &mut Document, version: Version) {
+    let prefix = version.prefix();
+    let note = format!(
+        "\n\n**This version is deprecated.** Its responses carry `Deprecation`, `Sunset` (the date \
+        it is retired) and `Link` headers naming the migration guide (`rel=\"deprecation\"`) and \
+        each route's successor (`rel=\"successor-version\"`); after the sunset every route under \
+        `{prefix}` answers 410 `API_VERSION_SUNSET`."
+    );
+    if let Some(description) = openapi.info.description.as_mut() {
+        description.push_str(&note);
+    }
+    for (path, item) in &mut openapi.paths.paths {
+        if Version::of(path) != Some(version) {
+            continue;
+        }
+        for operation in
+            [&mut item.get, &mut item.post, &mut item.patch, &mut item.put, &mut item.delete]
+                .into_iter()
+                .flatten()
+        {
+            operation.deprecated = Some(utoipa::openapi::Deprecated::True);
+            add_problem(
+                operation,
+                "410",
+                "API_VERSION_SUNSET: this version is past its sunset date",
+            );
+            add_examples(path, operation);
+        }
+    }
+}
+
+/// The document served for `version`: [`openapi_json`], or its deprecated form while the
+/// version is deprecated. Each is built once per process, never per request.
+#[must_use]
+pub fn served_json(version: Version, deprecated: bool) -> &'static str {
+    static DEPRECATED: std::sync::LazyLock<Vec<(Version, String)>> =
+        std::sync::LazyLock::new(|| {
+            Version::ALL
+                .into_iter()
+                .map(|version| {
+                    let mut document = document(version);
+                    deprecate(&mut document, version);
+                    (version, document.to_pretty_json().expect("the document serializes"))
+                })
+                .collect()
+        });
+    if !deprecated {
+        return openapi_json(version);
+    }
+    DEPRECATED.iter().find(|(of, _)| *of == version).map_or("", |(_, json)| json)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -440,6 +495,43 @@ mod tests {
         assert_eq!(named_codes(&conflict.description), [ErrorCode::EmailTaken]);
         let me = item("/api/v1/users/me").get.expect("GET /api/v1/users/me");
         assert!(!me.responses.responses.contains_key("400"), "no parameter, no body");
+    }
+
+    #[test]
+    fn a_deprecated_version_marks_its_operations_and_documents_the_410() {
+        let plain: serde_json::Value =
+            serde_json::from_str(served_json(Version::V1, false)).expect("json");
+        assert_eq!(served_json(Version::V1, false), openapi_json(Version::V1));
+        let deprecated: serde_json::Value =
+            serde_json::from_str(served_json(Version::V1, true)).expect("json");
+        let mut operations = 0;
+        for (path, item) in deprecated["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("an item") {
+                let versioned = path.starts_with("/api/v1/");
+                assert_eq!(operation["deprecated"] == true, versioned, "{method} {path}");
+                assert_eq!(
+                    operation["responses"].get("410").is_some(),
+                    versioned,
+                    "{method} {path}"
+                );
+                assert!(
+                    plain["paths"][path][method].get("deprecated").is_none(),
+                    "{method} {path}"
+                );
+                if versioned {
+                    let example = &operation["responses"]["410"]["content"]
+                        [crate::problem::PROBLEM_JSON]["examples"]["API_VERSION_SUNSET"]["value"];
+                    assert_eq!(example["status"], 410, "{method} {path}");
+                    operations += 1;
+                }
+            }
+        }
+        assert!(operations > 10, "{operations}");
+        assert!(
+            deprecated["info"]["description"]
+                .as_str()
+                .is_some_and(|text| text.contains("This version is deprecated")),
+        );
     }
 
     #[test]

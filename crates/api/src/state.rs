@@ -100,6 +100,8 @@ pub struct ApiSettings {
     /// Serve `GET /metrics` on this listener (when metrics are on); off when it has a listener
     /// of its own.
     pub serve_metrics: bool,
+    /// The deprecation of `/api/v1` (`deprecation.rs`); `None`: not deprecated.
+    pub v1_lifecycle: Option<crate::deprecation::Lifecycle>,
 }
 
 impl ApiSettings {
@@ -116,6 +118,7 @@ impl ApiSettings {
             max_header_count: 16,
             max_header_bytes: 1024,
             serve_metrics: true,
+            v1_lifecycle: None,
         }
     }
 }
@@ -130,5 +133,7 @@ pub struct ApiState {
     pub rate_limits: crate::rate_limit::RateLimits,
     /// The instance's metrics; `None` when metrics are off.
     pub metrics: Option<crate::metrics::ApiMetrics>,
+    /// The callers of a deprecated version already logged today, shared by the workers.
+    pub deprecation_log: crate::deprecation::DeprecationLog,
     pub settings: ApiSettings,
 }

@@ -14,6 +14,7 @@ use std::{fmt, num::NonZeroU32, time::Duration};
 
 use config::{Config, File, Value, ValueKind};
 use garde::Validate;
+use orderly_domain::time::{DateTime, Timestamp, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -139,6 +140,37 @@ impl From<Quota> for String {
     }
 }
 
+/// An instant as operators write it, RFC 3339 (`2026-06-01T00:00:00Z`), in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Rfc3339(pub Timestamp);
+
+impl TryFrom<String> for Rfc3339 {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match DateTime::parse_from_rfc3339(value.trim()) {
+            Ok(at) => Ok(Self(at.with_timezone(&Utc))),
+            Err(_) => Err(format!(
+                "`{value}` is not an RFC 3339 date and time like 2026-06-01T00:00:00Z (unset the \
+                 variable for none)"
+            )),
+        }
+    }
+}
+
+impl From<Rfc3339> for String {
+    fn from(at: Rfc3339) -> Self {
+        at.to_string()
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.fZ"))
+    }
+}
+
 /// The smallest accepted `JWT_SECRET`, in bytes.
 pub const JWT_SECRET_MIN_BYTES: usize = 32;
 
@@ -148,7 +180,7 @@ const JWT_SECRET_HOW: &str = "generate one with `openssl rand -hex 32`";
 /// The groups whose every variable begins with the group's name, which their fields leave out:
 /// `rate_limit.orders` is `RATE_LIMIT_ORDERS` (ADR 0014, amended). In the other groups the
 /// field is the variable (`database.auto_migrate` is `AUTO_MIGRATE`).
-pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment"];
+pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment", "api_v1"];
 
 /// The variable of a leaf, from its path in the settings tree (`payment.api_url`, or garde's
 /// `server.trusted_proxies[1]`): its field upper-cased, after its group's name in a group of
@@ -190,6 +222,8 @@ pub struct Settings {
     pub payment: PaymentSettings,
     #[garde(dive)]
     pub telemetry: TelemetrySettings,
+    #[garde(dive)]
+    pub api_v1: ApiV1Settings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -573,6 +607,79 @@ impl TelemetrySettings {
     }
 }
 
+/// The lifecycle of `/api/v1` (RFC 9745 deprecation, RFC 8594 sunset; ADR 0031). Prefixed: the
+/// variables are `API_V1_` and the field (`sunset_at` is `API_V1_SUNSET_AT`).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ApiV1Settings {
+    /// From this instant v1 answers with `Deprecation`, `Sunset` and `Link` headers and its
+    /// OpenAPI operations are deprecated. Unset: v1 is not deprecated.
+    #[garde(skip)]
+    pub deprecated_at: Option<Rfc3339>,
+    /// From this instant v1 answers 410 `API_VERSION_SUNSET` (when enforced); announced in the
+    /// `Sunset` header from the deprecation on. Needs `deprecated_at`, and is never before it.
+    #[garde(skip)]
+    pub sunset_at: Option<Rfc3339>,
+    /// Whether v1 answers 410 after its sunset; `false` keeps serving it (headers included) for
+    /// operators whose clients need more time.
+    #[garde(skip)]
+    pub enforce_sunset: bool,
+    /// Where clients read the migration guide (`docs/api-versions.md`, as published for them):
+    /// the `rel="deprecation"` link and the 410's `migration_guide`. Required with
+    /// `deprecated_at`.
+    #[garde(inner(custom(check_link_url)))]
+    pub migration_guide_url: Option<String>,
+}
+
+impl ApiV1Settings {
+    fn defaults(_: AppEnv) -> Self {
+        Self {
+            deprecated_at: None,
+            sunset_at: None,
+            enforce_sunset: true,
+            migration_guide_url: None,
+        }
+    }
+
+    /// The problems of the dates and the guide together: a sunset without a deprecation or
+    /// before it (RFC 8594: a resource is deprecated before it goes), a deprecation without a
+    /// guide.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match (self.deprecated_at, self.sunset_at) {
+            (None, Some(_)) => problems.push(
+                "API_V1_SUNSET_AT: needs API_V1_DEPRECATED_AT (a version is deprecated before its \
+                 sunset)"
+                    .to_owned(),
+            ),
+            (Some(deprecated), Some(sunset)) if sunset < deprecated => problems.push(format!(
+                "API_V1_SUNSET_AT: {sunset} is before API_V1_DEPRECATED_AT ({deprecated}); the \
+                 sunset cannot come before the deprecation"
+            )),
+            _ => {}
+        }
+        if self.deprecated_at.is_some() && self.migration_guide_url.is_none() {
+            problems.push(
+                "API_V1_MIGRATION_GUIDE_URL: required with API_V1_DEPRECATED_AT (where clients \
+                 read how to move to v2, docs/api-versions.md)"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+
+    /// What the HTTP layer is given: `None` unless v1 is deprecated.
+    #[must_use]
+    pub fn lifecycle(&self) -> Option<orderly_api::deprecation::Lifecycle> {
+        Some(orderly_api::deprecation::Lifecycle {
+            deprecated_at: self.deprecated_at?.0,
+            sunset_at: self.sunset_at.map(|sunset| sunset.0),
+            enforce_sunset: self.enforce_sunset,
+            migration_guide_url: self.migration_guide_url.clone()?,
+        })
+    }
+}
+
 // --- rules ---------------------------------------------------------------------------------
 
 fn between<T: PartialOrd + fmt::Display>(min: T, max: T) -> impl FnOnce(&T, &()) -> garde::Result {
@@ -659,6 +766,18 @@ fn check_otlp_endpoint(url: &str, (): &()) -> garde::Result {
         Err(garde::Error::new(format!("`{url}` is not a URL like http://collector:4318")))
     } else {
         Ok(())
+    }
+}
+
+/// An `http(s)://` URL that can stand in a `Link` header as it is: visible ASCII, none of
+/// `<>"` and no space.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn check_link_url(url: &str, (): &()) -> garde::Result {
+    check_http_url(url, &())?;
+    if url.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"')) {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must be a URL without spaces, quotes or angle brackets"))
     }
 }
 
@@ -857,6 +976,7 @@ impl Settings {
             catalogue: CatalogueSettings::defaults(env),
             payment: PaymentSettings::defaults(env),
             telemetry: TelemetrySettings::defaults(env),
+            api_v1: ApiV1Settings::defaults(env),
         }
     }
 
@@ -978,6 +1098,7 @@ impl Settings {
                 problems.push("PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned());
             }
         }
+        problems.extend(self.api_v1.problems());
         if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
     }
 
@@ -1376,6 +1497,87 @@ mod tests {
         for key in ["METRICS_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"] {
             assert!(problems.iter().any(|p| p.starts_with(key)), "{key}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn the_v1_lifecycle_reads_its_dates_and_refuses_a_sunset_before_the_deprecation() {
+        const GUIDE: (&str, &str) =
+            ("API_V1_MIGRATION_GUIDE_URL", "https://docs.example/api-versions.md");
+        let none = load(&[]).expect("valid");
+        assert!(none.api_v1.enforce_sunset, "enforced by default");
+        assert_eq!(none.api_v1.lifecycle(), None, "not deprecated unless dated");
+
+        let settings = load(&[
+            ("API_V1_DEPRECATED_AT", "2026-06-01T02:00:00+02:00"),
+            ("API_V1_SUNSET_AT", "2026-11-01T00:00:00Z"),
+            ("API_V1_ENFORCE_SUNSET", "false"),
+            GUIDE,
+        ])
+        .expect("valid");
+        let lifecycle = settings.api_v1.lifecycle().expect("deprecated");
+        assert_eq!(lifecycle.deprecated_at.timestamp(), 1_780_272_000);
+        assert_eq!(lifecycle.sunset_at.map(|at| at.timestamp()), Some(1_793_491_200));
+        assert!(!lifecycle.enforce_sunset);
+        let described = settings.describe();
+        assert!(
+            described
+                .contains(&("API_V1_DEPRECATED_AT".to_owned(), "2026-06-01T00:00:00Z".to_owned())),
+            "{described:?}"
+        );
+        // What `describe` prints reads back as the same instant.
+        assert_eq!(
+            Rfc3339::try_from("2026-06-01T00:00:00.250Z".to_owned()).map(|at| at.to_string()),
+            Ok("2026-06-01T00:00:00.250Z".to_owned())
+        );
+        // A sunset equal to the deprecation is allowed (RFC 8594: not earlier).
+        load(&[
+            ("API_V1_DEPRECATED_AT", "2026-06-01T00:00:00Z"),
+            ("API_V1_SUNSET_AT", "2026-06-01T00:00:00Z"),
+            GUIDE,
+        ])
+        .expect("valid");
+
+        let problems = |vars: &[(&str, &str)]| load(vars).expect_err("invalid").0;
+        assert_eq!(
+            problems(&[
+                ("API_V1_DEPRECATED_AT", "2026-06-01T00:00:00Z"),
+                ("API_V1_SUNSET_AT", "2026-05-31T23:59:59Z"),
+                GUIDE,
+            ]),
+            ["API_V1_SUNSET_AT: 2026-05-31T23:59:59Z is before API_V1_DEPRECATED_AT \
+              (2026-06-01T00:00:00Z); the sunset cannot come before the deprecation"]
+        );
+        assert_eq!(
+            problems(&[("API_V1_SUNSET_AT", "2026-11-01T00:00:00Z")]),
+            ["API_V1_SUNSET_AT: needs API_V1_DEPRECATED_AT (a version is deprecated before its \
+              sunset)"]
+        );
+        assert_eq!(
+            problems(&[("API_V1_DEPRECATED_AT", "2026-06-01T00:00:00Z")]),
+            ["API_V1_MIGRATION_GUIDE_URL: required with API_V1_DEPRECATED_AT (where clients read \
+              how to move to v2, docs/api-versions.md)"]
+        );
+        let mut unreadable = problems(&[
+            ("API_V1_DEPRECATED_AT", "2026-06-01"),
+            ("API_V1_SUNSET_AT", "soon"),
+            ("API_V1_MIGRATION_GUIDE_URL", "https://docs.example/<guide>"),
+        ]);
+        unreadable.sort();
+        assert_eq!(unreadable.len(), 2, "{unreadable:?}");
+        assert!(
+            unreadable[0].starts_with(
+                "API_V1_DEPRECATED_AT: `2026-06-01` is not an RFC 3339 date and time like 2026-06-01T00:00:00Z"
+            ),
+            "{unreadable:?}"
+        );
+        assert!(unreadable[1].starts_with("API_V1_SUNSET_AT: `soon` is not"), "{unreadable:?}");
+        assert_eq!(
+            problems(&[
+                ("API_V1_DEPRECATED_AT", "2026-06-01T00:00:00Z"),
+                ("API_V1_MIGRATION_GUIDE_URL", "https://docs.example/<guide>"),
+            ]),
+            ["API_V1_MIGRATION_GUIDE_URL: must be a URL without spaces, quotes or angle brackets"]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use orderly_api::{
     ApiSettings, ApiState, DependencyStatus, Readiness, UseCases,
     client_ip::TrustedProxies,
+    deprecation::DeprecationLog,
     metrics::ApiMetrics,
     rate_limit::{RateLimitPolicies, RateLimits},
 };
@@ -490,6 +491,7 @@ impl Application {
             readiness: Arc::new(Dependencies::new(database.clone(), rate_limits.clone())),
             rate_limits,
             metrics: metrics.clone(),
+            deprecation_log: DeprecationLog::default(),
             settings: ApiSettings {
                 enable_swagger_ui: settings.server.enable_swagger_ui,
                 cors_allowed_origins: settings.server.cors_allowed_origins.clone(),
@@ -498,6 +500,7 @@ impl Application {
                 max_header_count: settings.server.max_header_count,
                 max_header_bytes: settings.server.max_header_bytes,
                 serve_metrics: settings.telemetry.metrics_addr.is_none(),
+                v1_lifecycle: settings.api_v1.lifecycle(),
             },
         };
         let metrics_listener = match (&metrics, &settings.telemetry.metrics_addr) {

@@ -8,6 +8,7 @@ mod helpers;
 
 mod account_changes;
 mod auth;
+mod deprecation;
 mod errors;
 mod first_run;
 mod flow;
