@@ -8,13 +8,14 @@ use utoipa::{
         Type,
         example::ExampleBuilder,
         header::Header,
-        path::{Operation, Parameter},
+        path::{Operation, Parameter, ParameterBuilder, ParameterIn},
         schema::SchemaType,
         security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
     },
 };
 
 use crate::{
+    dto::schema,
     problem::{ErrorCode, FieldError, Problem},
     routes::table::{Version, endpoints},
 };
@@ -134,8 +135,27 @@ fn header(description: &str) -> RefOr<Header> {
     RefOr::T(header)
 }
 
-/// The `RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers) on
-/// every response of a limited route, and the 429 problem with `Retry-After`.
+/// The rate-limit response headers (draft-ietf-httpapi-ratelimit-headers, and `Retry-After` on
+/// a 429), described once in `components/headers` and referred to from each response.
+const RATE_LIMIT_HEADERS: &[(&str, &str)] = &[
+    (
+        "RateLimit-Policy",
+        "The policies that applied, e.g. `\"anonymous\";q=300;w=60` (quota q per window w seconds)",
+    ),
+    (
+        "RateLimit",
+        "What is left of each policy, e.g. `\"anonymous\";r=299;t=1` (r requests left; t seconds until the quota is whole again)",
+    ),
+    ("Retry-After", "Seconds until one request is allowed again"),
+];
+
+/// A reference to the shared header `name` (`components/headers`).
+fn shared_header(name: &str) -> RefOr<Header> {
+    RefOr::Ref(Ref::new(format!("#/components/headers/{name}")))
+}
+
+/// The `RateLimit-Policy` and `RateLimit` headers on every response of a limited route, and the
+/// 429 problem with `Retry-After`.
 fn add_rate_limits(operation: &mut Operation) {
     let responses = &mut operation.responses.responses;
     responses.entry("429".to_owned()).or_insert_with(|| {
@@ -143,17 +163,59 @@ fn add_rate_limits(operation: &mut Operation) {
     });
     for (status, response) in responses.iter_mut() {
         let RefOr::T(response) = response else { continue };
-        response.headers.entry("RateLimit-Policy".to_owned()).or_insert_with(|| {
-            header("The policies that applied, e.g. `\"anonymous\";q=300;w=60` (quota q per window w seconds)")
-        });
-        response.headers.entry("RateLimit".to_owned()).or_insert_with(|| {
-            header("What is left of each policy, e.g. `\"anonymous\";r=299;t=1` (r requests left; t seconds until the quota is whole again)")
-        });
+        for name in ["RateLimit-Policy", "RateLimit"] {
+            response.headers.entry(name.to_owned()).or_insert_with(|| shared_header(name));
+        }
         if status == "429" {
             response
                 .headers
                 .entry("Retry-After".to_owned())
-                .or_insert_with(|| header("Seconds until one request is allowed again"));
+                .or_insert_with(|| shared_header("Retry-After"));
+        }
+    }
+}
+
+/// The conditional request headers (`etag.rs`), from the statuses they cause: a read that
+/// answers 304 takes `If-None-Match`, a change that answers 412 takes `If-Match`. Each is
+/// described here, once, with its quoting, whatever a route's annotation says of it.
+fn add_conditional_headers(operation: &mut Operation) {
+    for (status, name, schema) in [
+        ("304", "If-None-Match", schema::if_none_match as fn() -> utoipa::openapi::Object),
+        ("412", "If-Match", schema::if_match),
+    ] {
+        if !operation.responses.responses.contains_key(status) {
+            continue;
+        }
+        let header = RefOr::T(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .schema(Some(schema()))
+                .build(),
+        );
+        let parameters = operation.parameters.get_or_insert_with(Vec::new);
+        let declared = parameters.iter_mut().find(|parameter| {
+            matches!(parameter, RefOr::T(parameter)
+                if parameter.parameter_in == ParameterIn::Header
+                    && parameter.name.eq_ignore_ascii_case(name))
+        });
+        match declared {
+            Some(declared) => *declared = header,
+            None => parameters.push(header),
+        }
+    }
+}
+
+/// Gives each parameter its schema's description: utoipa puts a parameter's description on
+/// nothing when its schema comes from a function (`schema_with`), and Swagger UI and generated
+/// clients show the parameter's own.
+fn describe_parameters(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else { continue };
+        if parameter.description.is_none()
+            && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+        {
+            parameter.description = schema.description.take();
         }
     }
 }
@@ -303,12 +365,18 @@ impl Modify for CommonResponses {
                     .into_iter()
                     .flatten()
             {
+                add_conditional_headers(operation);
+                describe_parameters(operation);
                 add_common(path, operation);
                 if limited {
                     add_rate_limits(operation);
                 }
                 add_examples(path, operation);
             }
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in RATE_LIMIT_HEADERS {
+            components.headers.insert((*name).to_owned(), header(description));
         }
     }
 }
@@ -532,6 +600,158 @@ mod tests {
                 .as_str()
                 .is_some_and(|text| text.contains("This version is deprecated")),
         );
+    }
+
+    /// Every document as JSON, for the checks that walk it the way a client generator does.
+    fn documents() -> Vec<(Version, serde_json::Value)> {
+        Version::ALL
+            .into_iter()
+            .map(|version| {
+                let json = serde_json::to_value(super::document(version)).expect("json");
+                (version, json)
+            })
+            .collect()
+    }
+
+    /// `(method path, operation)` of every operation of a document as JSON.
+    fn json_operations(document: &serde_json::Value) -> Vec<(String, &serde_json::Value)> {
+        let mut all = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                all.push((format!("{method} {path}"), operation));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn parameters_are_described_and_path_parameters_required() {
+        for (version, document) in documents() {
+            for (what, operation) in json_operations(&document) {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let name = &parameter["name"];
+                    assert!(
+                        parameter["description"].as_str().is_some_and(|text| !text.is_empty()),
+                        "{version:?} {what}: parameter {name} has no description"
+                    );
+                    if parameter["in"] == "path" {
+                        assert_eq!(parameter["required"], true, "{version:?} {what}: {name}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conditional_headers_are_parameters_of_the_routes_they_apply_to() {
+        for (version, document) in documents() {
+            for (what, operation) in json_operations(&document) {
+                let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+                let header = |name: &str| {
+                    parameters.iter().find(|p| p["in"] == "header" && p["name"] == name).cloned()
+                };
+                for (status, name) in [("304", "If-None-Match"), ("412", "If-Match")] {
+                    let answers = operation["responses"].get(status).is_some();
+                    let documented = header(name);
+                    assert_eq!(answers, documented.is_some(), "{version:?} {what}: {name}");
+                    if let Some(documented) = documented {
+                        assert_eq!(documented["schema"]["examples"][0], "\"v2\"", "{what}");
+                        assert!(
+                            documented["description"]
+                                .as_str()
+                                .is_some_and(|text| text.contains("quotes included")),
+                            "{version:?} {what}: {name} says nothing of its quoting"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a property's schema allows `null`.
+    fn nullable(schema: &serde_json::Value) -> bool {
+        schema["type"].as_array().is_some_and(|types| types.iter().any(|t| t == "null"))
+            || schema["oneOf"]
+                .as_array()
+                .is_some_and(|cases| cases.iter().any(|case| case["type"] == "null"))
+    }
+
+    /// The component schemas `value` refers to, directly or through other components.
+    fn referred(document: &serde_json::Value, value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(object) => {
+                if let Some(name) = object
+                    .get("$ref")
+                    .and_then(|r| r.as_str())
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    && !found.iter().any(|seen| seen == name)
+                {
+                    found.push(name.to_owned());
+                    referred(document, &document["components"]["schemas"][name], found);
+                }
+                object.values().for_each(|inner| referred(document, inner, found));
+            }
+            serde_json::Value::Array(values) => {
+                values.iter().for_each(|inner| referred(document, inner, found));
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn members_always_sent_but_possibly_null_are_required() {
+        for (version, document) in documents() {
+            let (mut answered, mut sent) = (Vec::new(), Vec::new());
+            for (_, operation) in json_operations(&document) {
+                referred(&document, &operation["responses"], &mut answered);
+                referred(&document, &operation["requestBody"], &mut sent);
+                referred(&document, &operation["parameters"], &mut sent);
+            }
+            assert!(answered.iter().any(|name| name == "Problem"));
+            // A schema only ever answered is one the server serializes: an `Option` it always
+            // sends is `null` when empty, so the member is required; one it skips is not nullable.
+            for name in answered.iter().filter(|name| !sent.contains(name)) {
+                let schema = &document["components"]["schemas"][name];
+                let required = schema["required"].as_array().cloned().unwrap_or_default();
+                for (member, property) in schema["properties"].as_object().into_iter().flatten() {
+                    if nullable(property) {
+                        assert!(
+                            required.iter().any(|r| r == member),
+                            "{version:?} {name}.{member} may be null but is not required: add \
+                             #[schema(required = true)] (it is always sent)"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_headers_are_described_once() {
+        for (version, document) in documents() {
+            for name in ["RateLimit", "RateLimit-Policy", "Retry-After"] {
+                assert!(
+                    document["components"]["headers"][name]["description"].is_string(),
+                    "{version:?}: {name}"
+                );
+            }
+            let mut referenced = 0;
+            for (what, operation) in json_operations(&document) {
+                for (status, response) in operation["responses"].as_object().expect("responses") {
+                    for (name, header) in response["headers"].as_object().into_iter().flatten() {
+                        if name.starts_with("RateLimit") || name == "Retry-After" {
+                            assert_eq!(
+                                header["$ref"],
+                                format!("#/components/headers/{name}"),
+                                "{version:?} {what} {status}"
+                            );
+                            referenced += 1;
+                        }
+                    }
+                }
+            }
+            assert!(referenced > 0, "{version:?}");
+        }
     }
 
     #[test]

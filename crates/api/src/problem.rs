@@ -13,7 +13,15 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        ArrayBuilder, KnownFormat, ObjectBuilder, Ref, RefOr, Schema, SchemaFormat, Type,
+        schema::RefBuilder,
+    },
+};
+
+use crate::routes::orders::body::{OrderActionDto, OrderStatusDto};
 
 /// The media type of problem bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -185,13 +193,11 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem details body.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({
-    "type": "/problems/insufficient-stock", "title": "Insufficient stock", "status": 409,
-    "detail": "product 0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d has 2 left, 5 requested",
-    "instance": "/api/v1/orders", "code": "INSUFFICIENT_STOCK",
-    "request_id": "0193a0b2-7c4e-7d1a-9f00-000000000001"
-}))]
+///
+/// Its OpenAPI schema is written by hand (below) rather than derived: the derive would make the
+/// flattened `extensions` an `allOf` with an empty object, which generated clients read as "no
+/// member allowed", and could not say which members some problems carry.
+#[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     /// A relative URI naming the problem type; `GET` it for a human description.
     #[serde(rename = "type")]
@@ -211,10 +217,223 @@ pub struct Problem {
     /// The invalid fields, for `VALIDATION_FAILED`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// Problem-specific members (`current_status`, `allowed_actions`, the OAuth2 `error`, ...).
+    /// Problem-specific members (`current_status`, `allowed_actions`, the OAuth2 `error`, ...),
+    /// each listed in the schema's members.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An extension member (RFC 9457 section 3.2) that some problems carry: its name, its schema,
+/// and which problems carry it. The `Problem` schema lists each as an optional property, so a
+/// generated client reads them typed; a test checks that every member given to a problem
+/// ([`ApiError::with_extension`]) is listed here.
+pub(crate) struct Member {
+    /// The member's name in the body.
+    name: &'static str,
+    /// Its schema, with a description naming the problems that carry it.
+    schema: fn() -> RefOr<Schema>,
+}
+
+fn text(description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description)).into()
+}
+
+fn count(description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(0))
+        .description(Some(description))
+        .into()
+}
+
+fn order_status() -> RefOr<Schema> {
+    RefBuilder::new()
+        .ref_location_from_schema_name(OrderStatusDto::name())
+        .description(Some(
+            "Where the order is: `ORDER_INVALID_TRANSITION`, and `CONCURRENT_MODIFICATION` when \
+             the order moved on while its payment was being taken.",
+        ))
+        .build()
+        .into()
+}
+
+fn order_actions() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name(OrderActionDto::name()))
+        .description(Some(
+            "What the caller may do with the order now (`ORDER_INVALID_TRANSITION`); empty when \
+             nothing is possible.",
+        ))
+        .into()
+}
+
+fn product_id() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .description(Some(
+            "The product at fault: `PRODUCT_NOT_FOUND`, `PRODUCT_UNAVAILABLE`, \
+             `INSUFFICIENT_STOCK`.",
+        ))
+        .into()
+}
+
+fn checks() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .additional_properties(Some(
+            ObjectBuilder::new().schema_type(Type::String).enum_values(Some([
+                "ok",
+                "unavailable",
+                "pending",
+            ])),
+        ))
+        .description(Some(
+            "Each readiness check and its state (`GET /ready`: `DATABASE_UNAVAILABLE`, \
+             `MIGRATIONS_PENDING`).",
+        ))
+        .into()
+}
+
+fn pending_migrations() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("The migrations the database lacks (`MIGRATIONS_PENDING`)."))
+        .into()
+}
+
+fn timeout_seconds() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0))
+        .description(Some("How long the request body may take, in seconds (`REQUEST_TIMEOUT`)."))
+        .into()
+}
+
+fn sunset() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .description(Some("When the version was retired (`API_VERSION_SUNSET`)."))
+        .into()
+}
+
+/// Every extension member a problem may carry, in the order the schema lists them.
+pub(crate) const MEMBERS: &[Member] = &[
+    Member { name: "current_status", schema: order_status },
+    Member { name: "allowed_actions", schema: order_actions },
+    Member { name: "product_id", schema: product_id },
+    Member {
+        name: "requested",
+        schema: || count("Units the order asks for (`INSUFFICIENT_STOCK`)."),
+    },
+    Member { name: "available", schema: || count("Units left (`INSUFFICIENT_STOCK`).") },
+    Member {
+        name: "error",
+        schema: || {
+            text(
+                "The OAuth2 error code (RFC 6749 section 5.2) on the token and revoke endpoints' \
+                 problems: `invalid_grant`, `unsupported_grant_type` or `invalid_request`.",
+            )
+        },
+    },
+    Member {
+        name: "error_description",
+        schema: || text("The OAuth2 error description, the same as `detail`."),
+    },
+    Member {
+        name: "policy",
+        schema: || text("The rate-limit policy that refused the request (`RATE_LIMITED`)."),
+    },
+    Member { name: "timeout_seconds", schema: timeout_seconds },
+    Member {
+        name: "max_uri_length",
+        schema: || count("The longest request target accepted, in bytes (`URI_TOO_LONG`)."),
+    },
+    Member {
+        name: "max_header_count",
+        schema: || count("The most header fields accepted (`HEADERS_TOO_LARGE`)."),
+    },
+    Member {
+        name: "max_header_bytes",
+        schema: || {
+            count("The most bytes of header names and values accepted (`HEADERS_TOO_LARGE`).")
+        },
+    },
+    Member { name: "checks", schema: checks },
+    Member { name: "pending_migrations", schema: pending_migrations },
+    Member {
+        name: "migration_guide",
+        schema: || text("The migration guide's address (`API_VERSION_SUNSET`)."),
+    },
+    Member { name: "sunset", schema: sunset },
+];
+
+impl PartialSchema for Problem {
+    fn schema() -> RefOr<Schema> {
+        let member = |description: &str| {
+            ObjectBuilder::new().schema_type(Type::String).description(Some(description))
+        };
+        let mut problem = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "An RFC 9457 problem details body: the standard members, `code` and \
+                 `request_id` always; `errors` and the other members only in the problems that \
+                 carry them (each member's description names them).",
+            ))
+            .property(
+                "type",
+                member("A relative URI naming the problem type; `GET` it for a human description."),
+            )
+            .property("title", member("A short summary of the problem type."))
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                    .minimum(Some(400))
+                    .maximum(Some(599))
+                    .description(Some("The HTTP status.")),
+            )
+            .property("detail", member("What went wrong this time."))
+            .property("instance", member("The request path."))
+            .property("code", member("The stable, machine-readable code (see `docs/errors.md`)."))
+            .property(
+                "request_id",
+                member("The request id, also in the `X-Request-Id` response header."),
+            )
+            .property(
+                "errors",
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name(FieldError::name()))
+                    .description(Some("The invalid fields (`VALIDATION_FAILED`).")),
+            );
+        for name in ["type", "title", "status", "detail", "instance", "code", "request_id"] {
+            problem = problem.required(name);
+        }
+        for member in MEMBERS {
+            problem = problem.property(member.name, (member.schema)());
+        }
+        problem
+            .examples([serde_json::json!({
+                "type": "/problems/insufficient-stock", "title": "Insufficient stock",
+                "status": 409,
+                "detail": "product 0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d has 2 left, 5 requested",
+                "instance": "/api/v1/orders", "code": "INSUFFICIENT_STOCK",
+                "request_id": "0193a0b2-7c4e-7d1a-9f00-000000000001",
+                "product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "requested": 5,
+                "available": 2
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for Problem {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((FieldError::name().into_owned(), FieldError::schema()));
+        schemas.push((OrderStatusDto::name().into_owned(), OrderStatusDto::schema()));
+        schemas.push((OrderActionDto::name().into_owned(), OrderActionDto::schema()));
+    }
 }
 
 /// An error on its way to becoming a problem response.
@@ -293,7 +512,7 @@ impl ApiError {
         self
     }
 
-    /// Adds a problem-specific member to the body.
+    /// Adds a problem-specific member to the body: one the OpenAPI schema lists (`MEMBERS`).
     #[must_use]
     pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
         self.extensions.insert(key.to_owned(), value);
@@ -391,6 +610,45 @@ mod tests {
                 code.type_uri()
             );
         }
+    }
+
+    /// The names `with_extension` is called with anywhere in this crate's sources.
+    fn members_given(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("a source directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                members_given(&path, found);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let source = std::fs::read_to_string(&path).expect("a source file");
+                // Written in two parts, so that this line is not a call it finds.
+                for call in source.split(concat!(".with_", "extension(")).skip(1) {
+                    if let Some(name) = call.trim_start().strip_prefix('"') {
+                        let name = name.split('"').next().unwrap_or_default().to_owned();
+                        found.push((name, path.display().to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_member_a_problem_is_given_is_in_its_schema() {
+        let mut given = Vec::new();
+        members_given(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut given);
+        assert!(given.iter().any(|(name, _)| name == "allowed_actions"), "the scan finds calls");
+        for (name, file) in given {
+            assert!(
+                MEMBERS.iter().any(|member| member.name == name),
+                "{file} gives problems a `{name}` member: list it in problem::MEMBERS so that \
+                 the OpenAPI `Problem` schema types it"
+            );
+        }
+        let RefOr::T(Schema::Object(schema)) = Problem::schema() else { panic!("an object") };
+        for (i, member) in MEMBERS.iter().enumerate() {
+            assert!(!schema.required.iter().any(|name| name == member.name), "{}", member.name);
+            assert!(MEMBERS[i + 1..].iter().all(|other| other.name != member.name));
+        }
+        assert_eq!(schema.properties.len(), 8 + MEMBERS.len(), "no member named twice");
     }
 
     #[test]

@@ -243,6 +243,36 @@ mod creating {
     }
 
     #[tokio::test]
+    async fn a_product_created_under_a_chosen_id_is_stored_with_it() {
+        let id = ProductId::new();
+        let mut products = MockProductRepository::new();
+        products
+            .expect_insert()
+            .withf(move |product: &Product| product.id() == id && product.version() == 1)
+            .times(1)
+            .returning(|_| Ok(()));
+
+        let created = create_use_case(products)
+            .execute_with_id(&admin(), id, draft())
+            .await
+            .expect("an admin creates");
+
+        assert_eq!(created.id(), id);
+    }
+
+    #[tokio::test]
+    async fn a_customer_may_not_create_products_under_a_chosen_id_either() {
+        let mut products = MockProductRepository::new();
+        products.expect_insert().never();
+
+        let result = create_use_case(products)
+            .execute_with_id(&customer(UserId::new()), ProductId::new(), draft())
+            .await;
+
+        assert!(matches!(result, Err(CreateProductError::Forbidden)), "{result:?}");
+    }
+
+    #[tokio::test]
     async fn stock_of_exactly_the_maximum_is_accepted() {
         let mut products = MockProductRepository::new();
         products

@@ -210,10 +210,23 @@ impl Product {
     /// # Errors
     /// [`ProductError::StockTooLarge`] above [`MAX_STOCK`].
     pub fn create(draft: ProductDraft, now: Timestamp) -> Result<Self, ProductError> {
+        Self::create_with_id(ProductId::new(), draft, now)
+    }
+
+    /// A new product with an id the caller chose (the demo catalogue's ids are derived from
+    /// their SKUs, so that every seeded database has the same); otherwise as [`Product::create`].
+    ///
+    /// # Errors
+    /// [`ProductError::StockTooLarge`] above [`MAX_STOCK`].
+    pub fn create_with_id(
+        id: ProductId,
+        draft: ProductDraft,
+        now: Timestamp,
+    ) -> Result<Self, ProductError> {
         let ProductDraft { sku, name, description, price, stock } = draft;
         check_stock(stock)?;
         Ok(Self {
-            id: ProductId::new(),
+            id,
             sku,
             name,
             description,
@@ -447,6 +460,21 @@ mod tests {
         assert_eq!(product.price(), price(4999));
         assert_eq!(product.stock(), 3);
         assert_eq!(product.created_at(), product.updated_at());
+    }
+
+    #[test]
+    fn a_product_created_with_a_chosen_id_keeps_it() {
+        let id = ProductId::new();
+        let draft = ProductDraft {
+            sku: Sku::parse("X").expect("valid"),
+            name: ProductName::parse("X").expect("valid"),
+            description: None,
+            price: price(1),
+            stock: 1,
+        };
+        let product = Product::create_with_id(id, draft, now()).expect("valid draft");
+        assert_eq!(product.id(), id);
+        assert_eq!(product.version(), 1);
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! `orderly seed`: demo data for a first run, made through the use cases (never SQL): a demo
-//! administrator and about twenty products. Idempotent: an e-mail or a SKU that exists is left
-//! as it is, so a second run changes nothing and says so.
+//! administrator and about twenty products. Idempotent: an e-mail, or a product's SKU or id, that
+//! exists is left as it is, so a second run changes nothing and says so. The products' ids are
+//! derived from their SKUs ([`demo_product_id`]), the same on every seeded database, so that the
+//! API's examples can name one that exists.
 
 use anyhow::Context as _;
 use orderly_application::{
-    products::create_product::CreateProductError,
+    products::{create_product::CreateProductError, get_product::GetProductError},
     users::register_user::{RegisterUserError, RegisterUserInput},
 };
 use orderly_domain::{
-    Actor, Currency, Email, Money, Password, ProductDescription, ProductDraft, ProductName, Role,
-    Sku, UserName,
+    Actor, Currency, Email, Money, Password, ProductDescription, ProductDraft, ProductId,
+    ProductName, Role, Sku, UserName,
 };
+use sha2::{Digest as _, Sha256};
 
 use crate::startup::Wiring;
 
@@ -167,6 +170,22 @@ pub const DEMO_PRODUCTS: &[DemoProduct] = &[
     ),
 ];
 
+/// The instant the demo catalogue's ids are dated at: 2026-01-01T00:00:00Z, in milliseconds.
+const DEMO_IDS_DATED_AT_MS: u64 = 1_767_225_600_000;
+
+/// The id of the demo product `sku`: a UUIDv7 like every id, dated at one fixed instant (so the
+/// demo products sort before anything made since), its other 74 bits from SHA-256 of the SKU.
+/// The same SKU has the same id on every database `orderly seed` fills.
+#[must_use]
+pub fn demo_product_id(sku: &str) -> ProductId {
+    let digest = Sha256::digest(format!("orderly demo product {sku}"));
+    let mut bits = [0_u8; 10];
+    bits.copy_from_slice(&digest[..10]);
+    ProductId::from_uuid(
+        uuid::Builder::from_unix_timestamp_millis(DEMO_IDS_DATED_AT_MS, &bits).into_uuid(),
+    )
+}
+
 /// The demo administrator to make.
 #[derive(Debug)]
 pub struct DemoAdmin {
@@ -256,6 +275,19 @@ pub async fn seed(wiring: &Wiring, admin: DemoAdmin) -> anyhow::Result<SeedRepor
     let currency = Currency::parse(DEMO_CURRENCY).context("the demo currency")?;
     let (mut created, mut existing) = (0, 0);
     for demo in DEMO_PRODUCTS {
+        let id = demo_product_id(demo.sku);
+        // Found by its id even when an administrator has changed its SKU since.
+        match wiring.use_cases.get_product.execute(id).await {
+            Ok(_) => {
+                existing += 1;
+                continue;
+            }
+            Err(GetProductError::NotFound) => {}
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("looking up the demo product {}", demo.sku));
+            }
+        }
         let draft = ProductDraft {
             sku: Sku::parse(demo.sku).context("a demo SKU")?,
             name: ProductName::parse(demo.name).context("a demo product name")?,
@@ -265,7 +297,7 @@ pub async fn seed(wiring: &Wiring, admin: DemoAdmin) -> anyhow::Result<SeedRepor
             price: Money::new(demo.price, currency).context("a demo price")?,
             stock: demo.stock,
         };
-        match wiring.use_cases.create_product.execute(&actor, draft).await {
+        match wiring.use_cases.create_product.execute_with_id(&actor, id, draft).await {
             Ok(_) => created += 1,
             Err(CreateProductError::DuplicateSku) => existing += 1,
             Err(error) => {
@@ -298,6 +330,52 @@ mod tests {
             assert!(skus.insert(demo.sku), "{} twice", demo.sku);
         }
         assert!((15..=25).contains(&DEMO_PRODUCTS.len()));
+    }
+
+    #[test]
+    fn demo_product_ids_are_uuidv7_fixed_by_their_skus() {
+        let ids: std::collections::HashSet<_> =
+            DEMO_PRODUCTS.iter().map(|demo| demo_product_id(demo.sku)).collect();
+        assert_eq!(ids.len(), DEMO_PRODUCTS.len(), "one id per SKU");
+        for id in ids {
+            assert_eq!(id.as_uuid().get_version_num(), 7, "{}", id.as_uuid());
+        }
+        // Pinned: documents and examples name these ids, and seeded databases keep them.
+        assert_eq!(
+            demo_product_id("COF-ESP-1KG").as_uuid().to_string(),
+            "019b76da-a800-76e3-a6e2-e7067a38511a"
+        );
+    }
+
+    #[test]
+    fn the_example_order_of_every_api_version_names_a_demo_product() {
+        let demo: Vec<String> = DEMO_PRODUCTS
+            .iter()
+            .map(|demo| demo_product_id(demo.sku).as_uuid().to_string())
+            .collect();
+        let mut checked = Vec::new();
+        for version in orderly_api::routes::table::Version::ALL {
+            let document =
+                serde_json::to_value(orderly_api::openapi::document(version)).expect("json");
+            let path = format!("{}/orders", version.prefix());
+            // The body `placeOrder` takes, whatever the version calls it.
+            let Some(body) = document["paths"][&path]["post"]["requestBody"]["content"]
+                ["application/json"]["schema"]["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            else {
+                continue;
+            };
+            let request = &document["components"]["schemas"][body];
+            let example = request.get("example").or_else(|| request["examples"].get(0));
+            let example = example.unwrap_or_else(|| panic!("{version:?}: no example order"));
+            for line in example["items"].as_array().expect("items") {
+                let product = line["product_id"].as_str().unwrap_or_default().to_owned();
+                assert!(demo.contains(&product), "{version:?}: {product} is not a demo product");
+            }
+            checked.push(version);
+        }
+        assert!(checked.contains(&orderly_api::routes::table::Version::V1), "{checked:?}");
     }
 
     #[test]

@@ -251,6 +251,27 @@ async fn seeding_twice_creates_the_demo_data_once_and_the_printed_password_logs_
         .expect("a user");
     assert_eq!(me["role"], "admin", "{me}");
 
+    // The documented example of `POST /orders`, sent as it is, places an order.
+    let document: Value = client
+        .get(format!("{base}/api-docs/v1/openapi.json"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("the document");
+    let example = &document["components"]["schemas"]["CreateOrderRequest"]["example"];
+    let placed = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token["access_token"].as_str().expect("a token"))
+        .json(example)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(placed.status(), StatusCode::CREATED, "{example}");
+    let order: Value = placed.json().await.expect("an order");
+    assert_eq!(order["items"][0]["sku"], "COF-ESP-1KG", "{order}");
+
     // An address a customer has is not made an administrator.
     let registered = client
         .post(format!("{base}/api/v1/users"))

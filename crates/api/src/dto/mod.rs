@@ -48,11 +48,12 @@ impl MoneyDto {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Items per page, 1 to 100 (default 20).
+    /// Items per page (the bounds and default: `schema::page_limit`).
     #[serde(default, deserialize_with = "integer::optional_in_query")]
     #[param(schema_with = schema::page_limit)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page; empty or absent for the first page.
+    /// The `next_cursor` of the previous page; empty or absent for the first page. Opaque, and
+    /// bound to this list and its sort order: any other is a 400 `INVALID_CURSOR`.
     pub cursor: Option<String>,
 }
 

@@ -11,7 +11,10 @@
 //! invisible formatting character either (`orderly_domain::text::FORMAT_CHARACTER_RANGES`). The
 //! patterns state the same rules; the tests below check them against the parsers.
 
-use orderly_application::{pagination::MAX_PAGE_LIMIT, ports::IDEMPOTENCY_KEY_MAX_LEN};
+use orderly_application::{
+    pagination::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT},
+    ports::IDEMPOTENCY_KEY_MAX_LEN,
+};
 use orderly_domain::{
     Currency, money::MAX_AMOUNT_MINOR, text::FORMAT_CHARACTER_RANGES, user::EMAIL_LOCAL_MAX_LEN,
 };
@@ -171,9 +174,37 @@ pub(crate) fn currency() -> Object {
 
 /// The `limit` of a page.
 pub(crate) fn page_limit() -> Object {
-    let mut limit = integer(false, KnownFormat::Int32, 1, MAX_PAGE_LIMIT.into(), "Items per page.");
-    limit.default = Some(orderly_application::pagination::DEFAULT_PAGE_LIMIT.into());
+    let description = format!(
+        "Items per page, 1 to {MAX_PAGE_LIMIT} (default {DEFAULT_PAGE_LIMIT}); more is a 400 \
+         `VALIDATION_FAILED`."
+    );
+    let mut limit = integer(false, KnownFormat::Int32, 1, MAX_PAGE_LIMIT.into(), &description);
+    limit.default = Some(DEFAULT_PAGE_LIMIT.into());
     limit
+}
+
+/// The `If-Match` header: the entity tag as the server sent it in `ETag` (`"v2"`, quotes
+/// included). No pattern: the server also takes `*`, lists and weak tags (which never match).
+pub(crate) fn if_match() -> Object {
+    string(false)
+        .description(Some(
+            "The `ETag` you last read, exactly as received, quotes included: `\"v2\"`. The change \
+             applies only if the resource is still at that version; otherwise the answer is 412 \
+             with the current `ETag`. Without it, the change applies to the current version.",
+        ))
+        .examples(["\"v2\""])
+        .build()
+}
+
+/// The `If-None-Match` header of a read: the entity tag of the copy the client has.
+pub(crate) fn if_none_match() -> Object {
+    string(false)
+        .description(Some(
+            "The `ETag` of the copy you have, exactly as received, quotes included: `\"v2\"`. \
+             While it is current the answer is 304 with no body.",
+        ))
+        .examples(["\"v2\""])
+        .build()
 }
 
 /// The `Idempotency-Key` header: visible ASCII, no spaces (`IdempotencyKey::parse`).

@@ -4,26 +4,40 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::{
     IntoParams,
-    openapi::{Object, ObjectBuilder, Type},
+    openapi::{
+        ObjectBuilder, Required, Type,
+        path::{Parameter, ParameterBuilder, ParameterIn},
+    },
 };
 
 use crate::problem::{ApiError, ErrorCode};
 
 /// The path of a problem description.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
+#[derive(Debug, Deserialize)]
 pub struct ProblemPath {
     /// The end of a problem's `type`, e.g. `insufficient-stock`.
-    #[param(schema_with = slugs)]
     pub slug: String,
 }
 
-/// The slugs of the catalogue.
-fn slugs() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.slug())))
-        .build()
+/// Written by hand: the derive leaves a parameter whose schema comes from a function
+/// (`schema_with`, here the slugs of the catalogue) optional, and a path parameter must be
+/// required.
+impl IntoParams for ProblemPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("slug")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("The end of a problem's `type`, e.g. `insufficient-stock`."))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.slug()))),
+                ))
+                .build(),
+        ]
+    }
 }
 
 /// Describes a problem type.

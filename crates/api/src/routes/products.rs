@@ -101,7 +101,9 @@ pub(crate) fn product_sort() -> Object {
     schema::string(false)
         .enum_values(Some(ProductSort::ALL.iter().map(ProductSort::as_str)))
         .default(Some(ProductSort::default().as_str().into()))
-        .description(Some("By creation (oldest first), name or price; `-` for descending."))
+        .description(Some(
+            "The order: by creation (oldest first), name or price; `-` in front for descending.",
+        ))
         .build()
 }
 
@@ -110,9 +112,10 @@ pub(crate) fn product_sort() -> Object {
 pub(crate) fn product_query() -> Object {
     schema::string(false)
         .pattern(Some(schema::blank_or_text_pattern(Lines::One, Some(MAX_QUERY_LEN))))
-        .description(Some(
-            "Text to find in the name or SKU, case-insensitively; trimmed, blank for none.",
-        ))
+        .description(Some(format!(
+            "Text to find in the name or SKU, case-insensitively: at most {MAX_QUERY_LEN} \
+             characters once trimmed, no control characters; blank for none."
+        )))
         .build()
 }
 
@@ -249,6 +252,7 @@ pub struct ProductResponse {
     pub id: orderly_domain::Uuid,
     pub sku: String,
     pub name: String,
+    #[schema(required = true)]
     pub description: Option<String>,
     pub price: MoneyDto,
     pub stock: u32,
@@ -264,7 +268,7 @@ pub struct ProductResponse {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RatingResponse {
     /// The mean rating, rounded to two decimals; `null` without reviews.
-    #[schema(minimum = 1, maximum = 5)]
+    #[schema(required = true, minimum = 1, maximum = 5)]
     pub average: Option<f64>,
     /// How many visible reviews there are.
     pub count: u32,
@@ -295,6 +299,7 @@ impl From<&Product> for ProductResponse {
 pub struct ProductPage {
     pub data: Vec<ProductResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

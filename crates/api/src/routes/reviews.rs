@@ -53,7 +53,10 @@ fn changed_rating() -> Object {
     rating(true)
 }
 fn rating_filter() -> Object {
-    rating(false)
+    let mut filter = rating(false);
+    filter.description =
+        Some(format!("Only reviews with this many stars, {MIN_RATING} to {MAX_RATING}."));
+    filter
 }
 const LINES: &str = "Trimmed; not blank; line breaks allowed, no other control characters.";
 fn new_title() -> Object {
@@ -75,7 +78,10 @@ fn review_sort() -> Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
         .enum_values(Some(ReviewSort::ALL.iter().map(ReviewSort::as_str)))
-        .description(Some("Newest first (`-created_at`, the default), oldest first, or by rating."))
+        .description(Some(
+            "The order: newest first (`-created_at`, the default), oldest first, or by rating \
+             (`-rating`: most stars first).",
+        ))
         .build()
 }
 
@@ -181,6 +187,7 @@ pub struct ReviewResponse {
     pub id: Uuid,
     pub product_id: Uuid,
     /// `null` when the author's account was deleted: the review stays, from a deleted account.
+    #[schema(required = true)]
     pub author: Option<ReviewAuthorResponse>,
     #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
@@ -192,6 +199,7 @@ pub struct ReviewResponse {
     /// the product's rating.
     pub hidden: bool,
     /// Why it was hidden (`null` while visible or when no reason was given).
+    #[schema(required = true)]
     pub hidden_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -223,6 +231,7 @@ impl From<&Review> for ReviewResponse {
 pub struct ReviewPage {
     pub data: Vec<ReviewResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -295,6 +295,7 @@ impl From<&User> for UserResponse {
 pub struct UserPage {
     pub data: Vec<UserResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use orderly_domain::{Actor, Product, ProductDraft, ProductError};
+use orderly_domain::{Actor, Product, ProductDraft, ProductError, ProductId};
 
 use crate::{
     StoreError,
@@ -71,11 +71,26 @@ impl CreateProduct {
         actor: &Actor,
         draft: ProductDraft,
     ) -> Result<Product, CreateProductError> {
+        self.execute_with_id(actor, ProductId::new(), draft).await
+    }
+
+    /// Creates the product under an id the caller chose (`orderly seed`: the demo catalogue's
+    /// ids are derived from their SKUs).
+    ///
+    /// # Errors
+    /// As [`CreateProduct::execute`]. The id must be new: check first (the adapters report a
+    /// taken id as the store's failure, or as a taken SKU).
+    pub async fn execute_with_id(
+        &self,
+        actor: &Actor,
+        id: ProductId,
+        draft: ProductDraft,
+    ) -> Result<Product, CreateProductError> {
         let actor = self.admins.recheck(actor).await?.ok_or(CreateProductError::Forbidden)?;
         if !actor.is_admin() {
             return Err(CreateProductError::Forbidden);
         }
-        let product = Product::create(draft, self.clock.now())?;
+        let product = Product::create_with_id(id, draft, self.clock.now())?;
         self.products.insert(&product).await?;
         Ok(product)
     }

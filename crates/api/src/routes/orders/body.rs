@@ -161,7 +161,9 @@ pub struct OrderLineRequest {
 /// `POST /api/v1/orders`: 1 to 50 lines; lines for the same product are merged.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"items": [{"product_id": "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d", "quantity": 2}]}))]
+// The product is one `orderly seed` makes (COF-ESP-1KG, whose id is derived from its SKU), so the
+// example works as it is on a seeded database; a test of the seed keeps it so.
+#[schema(example = json!({"items": [{"product_id": "019b76da-a800-76e3-a6e2-e7067a38511a", "quantity": 2}]}))]
 pub struct CreateOrderRequest {
     #[garde(custom(elements(1, MAX_ORDER_LINES)), dive)]
     #[schema(schema_with = order_lines)]
@@ -295,6 +297,7 @@ impl From<PaymentStatus> for PaymentStatusDto {
 pub struct PaymentResponse {
     pub status: PaymentStatusDto,
     /// The payment provider's reference (`null` for a declined payment, and while `pending`).
+    #[schema(required = true)]
     pub reference: Option<String>,
     pub amount: MoneyDto,
     /// The provider failed the work this payment still owes (a capture, a void, a refund, or
@@ -330,6 +333,7 @@ pub struct OrderResponse {
     /// When an unpaid order expires.
     pub payment_due_at: DateTime<Utc>,
     /// The payment, `null` until the order is first paid.
+    #[schema(required = true)]
     pub payment: Option<PaymentResponse>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -376,6 +380,7 @@ impl OrderResponse {
 pub struct OrderPage {
     pub data: Vec<OrderResponse>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -383,14 +388,19 @@ pub struct OrderPage {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TransitionResponse {
     /// `null` for the placing of the order.
+    #[schema(required = true)]
     pub from: Option<OrderStatusDto>,
     pub to: OrderStatusDto,
     pub action: OrderActionDto,
     /// `null` when the system acted (expiry).
+    #[schema(required = true)]
     pub actor_id: Option<orderly_domain::Uuid>,
+    /// Why, as the actor said it; `null` when no reason was given.
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
     /// The `X-Request-Id` of the request that made the move (`null` for the expiry job).
+    #[schema(required = true)]
     pub request_id: Option<String>,
 }
 
@@ -418,6 +428,7 @@ pub struct TransitionList {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
+    /// Only orders in this status.
     pub status: Option<OrderStatusDto>,
     /// Admins only: one customer's orders.
     pub user_id: Option<orderly_domain::Uuid>,
@@ -427,6 +438,7 @@ pub struct OrderListQuery {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserOrderListQuery {
+    /// Only orders in this status.
     pub status: Option<OrderStatusDto>,
 }
 
