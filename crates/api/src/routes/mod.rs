@@ -1,4 +1,5 @@
-//! The routes: `/api/v1/...` per resource, plus health, problem descriptions and API docs.
+//! The routes: `/api/v1/...` per resource, `/api/v2/...` (the v1 handlers, and `v2/` for the
+//! representations v2 changes), plus health, problem descriptions and API docs.
 
 pub mod auth;
 pub mod health;
@@ -9,6 +10,7 @@ pub mod products;
 pub mod reviews;
 pub mod table;
 pub mod users;
+pub mod v2;
 
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder,
@@ -48,15 +50,20 @@ pub(crate) fn page_response<T: Serialize>(
 ) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     if let Some(cursor) = next_cursor {
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
-        pairs.retain(|(key, _)| key != "cursor");
-        pairs.push(("cursor".to_owned(), cursor.to_owned()));
-        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        let query = next_query(request, cursor);
         response
             .insert_header((header::LINK, format!("<{}?{query}>; rel=\"next\"", request.path())));
     }
     response.json(body)
+}
+
+/// The query string of the page after this one: the request's own, with `cursor` moved on.
+pub(crate) fn next_query(request: &HttpRequest, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.query_string()).unwrap_or_default();
+    pairs.retain(|(key, _)| key != "cursor");
+    pairs.push(("cursor".to_owned(), cursor.to_owned()));
+    serde_urlencoded::to_string(&pairs).unwrap_or_default()
 }
 
 /// A single resource with its `ETag`, or `304 Not Modified` when the client's copy is current.

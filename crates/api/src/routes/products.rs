@@ -87,12 +87,12 @@ pub(crate) fn description() -> Object {
 }
 
 /// `stock` of a new product.
-fn new_stock() -> Object {
+pub(crate) fn new_stock() -> Object {
     schema::integer(false, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
 }
 
 /// `stock` of a product change.
-fn changed_stock() -> Object {
+pub(crate) fn changed_stock() -> Object {
     schema::integer(true, KnownFormat::Int32, 0, MAX_STOCK.into(), STOCK)
 }
 
@@ -144,12 +144,14 @@ pub struct CreateProductRequest {
 }
 
 /// A description as sent: blank is none.
-fn description_text(raw: &str) -> Result<Option<ProductDescription>, InvalidDescription> {
+pub(crate) fn description_text(
+    raw: &str,
+) -> Result<Option<ProductDescription>, InvalidDescription> {
     if raw.trim().is_empty() { Ok(None) } else { ProductDescription::parse(raw).map(Some) }
 }
 
 /// A description as sent, or none when absent.
-fn parse_description(
+pub(crate) fn parse_description(
     fields: &mut FieldErrors,
     raw: Option<&str>,
 ) -> Option<Option<ProductDescription>> {
@@ -181,7 +183,7 @@ impl TryFrom<CreateProductRequest> for ProductDraft {
 }
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -317,6 +319,26 @@ pub struct ProductListQuery {
     pub include_archived: Option<bool>,
 }
 
+impl ProductListQuery {
+    /// The filter these parameters ask for.
+    ///
+    /// # Errors
+    /// A 400 `VALIDATION_FAILED` naming `sort` when it is not one of the sorts.
+    pub(crate) fn filter(self) -> Result<ProductFilter, ApiError> {
+        let mut fields = FieldErrors::default();
+        let sort = match self.sort.as_deref() {
+            None => Some(ProductSort::default()),
+            Some(raw) => fields.parse("sort", ProductSort::parse(raw)),
+        };
+        let sort = fields.into_result(|| sort)?;
+        Ok(ProductFilter {
+            q: self.q,
+            include_archived: self.include_archived.unwrap_or(false),
+            sort,
+        })
+    }
+}
+
 // ---- Refusals ----
 
 fn sku_taken() -> ApiError {
@@ -419,18 +441,7 @@ pub async fn list(
     page: web::Query<PageQuery>,
     query: web::Query<ProductListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let mut fields = FieldErrors::default();
-    let sort = match query.sort.as_deref() {
-        None => Some(ProductSort::default()),
-        Some(raw) => fields.parse("sort", ProductSort::parse(raw)),
-    };
-    let sort = fields.into_result(|| sort)?;
-    let filter = ProductFilter {
-        q: query.q,
-        include_archived: query.include_archived.unwrap_or(false),
-        sort,
-    };
+    let filter = query.into_inner().filter()?;
     let listed = state
         .use_cases
         .list_products

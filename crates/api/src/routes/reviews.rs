@@ -248,6 +248,24 @@ pub struct ReviewListQuery {
     pub sort: Option<String>,
 }
 
+impl ReviewListQuery {
+    /// The filter these parameters ask for.
+    ///
+    /// # Errors
+    /// The field errors of `rating` and `sort` when out of their values.
+    pub(crate) fn filter(self) -> Result<ReviewFilter, FieldErrors> {
+        let mut fields = FieldErrors::default();
+        let rating = self.rating.map(|raw| fields.parse("rating", Rating::new(raw)));
+        let sort = match self.sort.as_deref() {
+            None => Some(ReviewSort::default()),
+            Some(raw) => fields.parse("sort", ReviewSort::parse(raw)),
+        };
+        fields.into_result(|| {
+            Some(ReviewFilter { rating: rating.map_or(Some(None), |r| r.map(Some))?, sort: sort? })
+        })
+    }
+}
+
 // ---- Refusals ----
 
 impl From<WriteReviewError> for ApiError {
@@ -370,16 +388,7 @@ pub async fn list(
     page: web::Query<PageQuery>,
     query: web::Query<ReviewListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let mut fields = FieldErrors::default();
-    let rating = query.rating.map(|raw| fields.parse("rating", Rating::new(raw)));
-    let sort = match query.sort.as_deref() {
-        None => Some(ReviewSort::default()),
-        Some(raw) => fields.parse("sort", ReviewSort::parse(raw)),
-    };
-    let filter = fields.into_result(|| {
-        Some(ReviewFilter { rating: rating.map_or(Some(None), |r| r.map(Some))?, sort: sort? })
-    })?;
+    let filter = query.into_inner().filter()?;
     let listed = state
         .use_cases
         .reviews

@@ -14,7 +14,7 @@ use actix_web::{
 };
 use utoipa::openapi::{OpenApi, PathItem, path::Operation};
 
-use super::{auth, health, method_not_allowed, orders, problems, products, reviews, users};
+use super::{auth, health, method_not_allowed, orders, problems, products, reviews, users, v2};
 
 /// One operation: a handler and what its annotation says about it.
 pub struct Endpoint {
@@ -156,7 +156,11 @@ fn all_declared() -> impl IntoIterator<Item = (Option<Version>, Declared)> {
         (Some(V1), products::endpoints()),
         (Some(V1), reviews::endpoints()),
         (Some(V1), orders::endpoints()),
+        (Some(V2), v2::users::endpoints()),
         (Some(V2), auth::endpoints()),
+        (Some(V2), v2::products::endpoints()),
+        (Some(V2), v2::reviews::endpoints()),
+        (Some(V2), v2::orders::endpoints()),
     ]
     .into_iter()
     .flat_map(|(version, declared)| declared.into_iter().map(move |one| (version, one)))

@@ -27,3 +27,4 @@ mod reviews;
 mod sessions;
 mod stalls;
 mod users;
+mod v2;

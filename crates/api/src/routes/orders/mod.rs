@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// The id the request-context middleware gave this request.
-fn request_id(request: &HttpRequest) -> Option<String> {
+pub(crate) fn request_id(request: &HttpRequest) -> Option<String> {
     request.extensions().get::<RequestId>().map(|id| id.0.clone())
 }
 
@@ -85,7 +85,7 @@ pub async fn place(
 }
 
 /// The response to an outcome: the new result rendered and counted, or the replayed response.
-fn respond<T>(
+pub(crate) fn respond<T>(
     state: &ApiState,
     outcome: Outcome<T>,
     render: &Render<T>,
