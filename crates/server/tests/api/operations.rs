@@ -312,7 +312,10 @@ async fn the_served_openapi_documents_are_the_committed_ones(app: TestApp) {
         );
     }
     // The first version's older address still serves it.
-    assert_eq!(served_document(&app).await, serde_json::from_str::<Value>(committed[0].1).unwrap());
+    assert_eq!(
+        served_document(&app).await,
+        serde_json::from_str::<Value>(committed[0].1).expect("committed JSON")
+    );
 }
 
 api_tests!(
