@@ -18,7 +18,7 @@ SHELL := bash
 
 .PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
 	coverage-tools migrate-up migrate-down migrate-status migrate-fresh db-create config-check \
-	openapi e2e contract bench clean
+	openapi e2e client-check contract bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ fmt: ## Format the code
 fmt-check: ## Fail if the code is not formatted
 	$(CARGO) fmt --all -- --check
 
-check: fmt-check deps-check lint test contract ## Everything CI checks except coverage: fmt-check, deps-check, lint, test, contract
+check: fmt-check deps-check lint test client-check contract ## Everything CI checks except coverage: fmt-check, deps-check, lint, test, client-check, contract
 
 deps-check: ## Fail if orderly-domain or orderly-application depends on a framework crate
 	@for p in orderly-domain orderly-application; do tree=$$($(CARGO) tree --locked -p $$p -e normal); if bad=$$(grep -E '$(FORBIDDEN_DEPS)' <<<"$$tree"); then echo "deps-check: $$p must not depend on:" >&2; echo "$$bad" >&2; exit 1; fi; echo "deps-check: $$p is free of framework crates"; done
@@ -83,6 +83,9 @@ openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI co
 
 e2e: ## Optional: Swagger UI in headless Chromium: every GET, browsing products, authorize, order, pay (needs chromium, node, npm, curl)
 	bash e2e/run.sh
+
+client-check: ## TypeScript types from docs/openapi-v1.json and -v2.json (pinned openapi-typescript) and a client per version under tsc --strict (needs node, npm; .ci/run runs it)
+	bash e2e/typescript.sh
 
 contract: ## schemathesis (pinned, in a venv under target/) checks the server against its OpenAPI document (needs python3-venv, curl; .ci/run runs it)
 	bash e2e/contract.sh
