@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Browser check, as a person would do it: in headless Chromium, Swagger UI registers a user,
-# authorizes with the OAuth2 password flow (asking for a username and a password only), browses
-# the catalogue, orders and pays; executes every GET operation and checks that each request went
-# to that operation's own path; and keeps the authorization across a reload (e2e/swagger-ui.mjs).
+# Browser check, as a person would do it (e2e/swagger-ui.mjs): in headless Chromium, for each API
+# version in the order Swagger UI offers them (v2, the definition it opens, then v1, picked in the
+# top bar's definition selector), Swagger UI registers a user, authorizes with the OAuth2 password
+# flow (asking for a username and a password only), browses the catalogue, orders and pays (v2: the
+# paid order and its ETag; v1: the history entry); executes every GET operation of that version's
+# document and checks that each request went to that operation's own path; and keeps the
+# authorization and the chosen definition across a reload.
 # Not part of .ci/run (it needs Chromium): run it with `make e2e` after changing the API or its docs.
 #
 # Needs: cargo, curl, node + npm (playwright-core is installed from npm into e2e/node_modules; it
@@ -26,15 +29,25 @@ start_server "$port" "$work"
 
 # The catalogue the newcomer browses, made by an administrator.
 token=$(admin_token "$base" admin@e2e.example 'an e2e admin password')
-skus=()
+skus=() ids=()
 for product in 'E2E-KB|Mechanical keyboard|8999' 'E2E-MOUSE|Wireless mouse|2999' 'E2E-HUB|USB-C hub|4599'; do
     IFS='|' read -r sku name amount <<<"$product"
-    create_product "$base" "$token" \
-        "{\"sku\": \"$sku\", \"name\": \"$name\", \"price\": {\"amount\": $amount, \"currency\": \"EUR\"}, \"stock\": 10}" >/dev/null
+    ids+=("$(create_product "$base" "$token" \
+        "{\"sku\": \"$sku\", \"name\": \"$name\", \"price\": {\"amount\": $amount, \"currency\": \"EUR\"}, \"stock\": 10}")")
     skus+=("$sku")
 done
 
-screenshot="$(target_dir)/swagger-ui.png"
-BASE=$base PRODUCT_SKUS=$(IFS=,; echo "${skus[*]}") CHROMIUM=$chromium SCREENSHOT=$screenshot \
-    node e2e/swagger-ui.mjs
-echo "e2e: passed (screenshot: $screenshot)"
+# A review of the first product, for the review paths: the administrator orders it, pays, ships,
+# delivers, and reviews it (only a received product can be reviewed).
+api() {
+    curl -fsS -X POST "$base/api/v2$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$2"
+}
+order=$(api /orders "{\"items\": [{\"product_id\": \"${ids[0]}\", \"quantity\": 1}]}" |
+    sed -E 's/^\{"id":"([^"]*)".*/\1/')
+for action in pay ship deliver; do api "/orders/$order/transitions" "{\"action\": \"$action\"}" >/dev/null; done
+api "/products/${ids[0]}/reviews" '{"rating": 5, "title": "Solid", "body": "Types well and quietly."}' >/dev/null
+
+screenshots="$(target_dir)/swagger-ui-{version}.png"
+BASE=$base PRODUCT_SKUS=$(IFS=,; echo "${skus[*]}") REVIEWED_SKU=${skus[0]} CHROMIUM=$chromium \
+    SCREENSHOT=$screenshots node e2e/swagger-ui.mjs
+echo "e2e: passed (screenshots: ${screenshots//\{version\}/v2}, ${screenshots//\{version\}/v1})"
