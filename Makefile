@@ -78,8 +78,9 @@ db-create: ## Create the database DATABASE_URL names (PostgreSQL) or its SQLite 
 config-check: ## Check the configuration (environment / .env) and print the effective settings, secrets redacted
 	$(ORDERLY) config check
 
-openapi: ## Regenerate docs/openapi.json from the code (the committed copy CI compares against)
-	$(CARGO) run -q -p orderly-server --bin orderly -- openapi > docs/openapi.json.tmp || { rm -f docs/openapi.json.tmp; exit 1; }; mv docs/openapi.json.tmp docs/openapi.json
+openapi: ## Regenerate docs/openapi-v1.json and docs/openapi-v2.json from the code (the committed copies CI compares against)
+	$(CARGO) run -q -p orderly-server --bin orderly -- openapi v1 > docs/openapi-v1.json.tmp || { rm -f docs/openapi-v1.json.tmp; exit 1; }; mv docs/openapi-v1.json.tmp docs/openapi-v1.json
+	$(CARGO) run -q -p orderly-server --bin orderly -- openapi v2 > docs/openapi-v2.json.tmp || { rm -f docs/openapi-v2.json.tmp; exit 1; }; mv docs/openapi-v2.json.tmp docs/openapi-v2.json
 
 e2e: ## Optional: Swagger UI in headless Chromium: every GET, browsing products, authorize, order, pay (needs chromium, node, npm, curl)
 	bash e2e/run.sh

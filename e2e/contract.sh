@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Contract check: schemathesis generates requests from the served OpenAPI document, valid and
-# invalid, and checks every answer against it. It runs as an administrator so that every route is
+# Contract check: schemathesis generates requests from each served OpenAPI document (one per API
+# version: CONTRACT_VERSIONS, default "v1 v2"), valid and invalid, and checks every answer
+# against it. It runs as an administrator so that every route is
 # reachable, with every check but `use_after_free` (DELETE on a product archives it: it stays
 # readable with `archived: true`, as SPEC.md section 2 requires). Any failure fails the script.
 # `make contract` runs it, and so does .ci/run.
@@ -10,7 +11,7 @@
 # target directory, never into the system's Python.
 #
 # Bounded: CONTRACT_EXAMPLES cases per operation and phase (default 50), and CONTRACT_TIMEOUT
-# seconds in all (default 600) after which the run is stopped and fails.
+# seconds per version (default 600) after which the run is stopped and fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source e2e/lib.sh
@@ -45,9 +46,15 @@ done
 CONTRACT_PRODUCT_IDS=$(IFS=,; echo "${products[*]}")
 export CONTRACT_PRODUCT_IDS
 # The currencies the server knows, from its own document (see e2e/contract_hooks.py).
-CONTRACT_CURRENCIES=$(curl -fsS "$base/api-docs/openapi.json" | python3 -c \
+CONTRACT_CURRENCIES=$(curl -fsS "$base/api-docs/v1/openapi.json" | python3 -c \
     'import json, sys; print(",".join(json.load(sys.stdin)["components"]["schemas"]["MoneyDto"]["properties"]["currency"]["enum"]))')
 export CONTRACT_CURRENCIES
+# The amounts v2 accepts in EUR, the currency of the script's products (see e2e/contract_hooks.py).
+CONTRACT_EUR_AMOUNT=$(curl -fsS "$base/api-docs/v2/openapi.json" | python3 -c \
+    'import json, sys
+for money in json.load(sys.stdin)["components"]["schemas"]["Money"]["oneOf"]:
+    if "EUR" in money["properties"]["currency"]["enum"]: print(money["properties"]["amount"]["pattern"])')
+export CONTRACT_EUR_AMOUNT
 
 # One worker: with two, hypothesis parses lambda sources with `ast` in two threads at once, and
 # CPython 3.11 can fail that with "AST constructor recursion depth mismatch" (seen once here, on
@@ -56,20 +63,27 @@ export CONTRACT_CURRENCIES
 # the working directory: one under target/, not the repository.
 state="$target/contract-state"
 mkdir -p "$state"
-started=$SECONDS
 status=0
-(cd "$state" && SCHEMATHESIS_HOOKS=contract_hooks PYTHONPATH="$OLDPWD/e2e" \
-    timeout "${CONTRACT_TIMEOUT:-600}" "$venv/bin/st" --config-file "$OLDPWD/e2e/schemathesis.toml" \
-    run "$base/api-docs/openapi.json" \
-    -H "Authorization: Bearer $token" \
-    --checks all --exclude-checks use_after_free \
-    --max-examples "${CONTRACT_EXAMPLES:-50}" --workers 1 \
-    --report junit --report-dir "$target/contract-report" \
-    ${CONTRACT_SEED:+--seed "$CONTRACT_SEED"}) || status=$?
-echo "contract: schemathesis took $((SECONDS - started)) s"
-if ((status == 124)); then
-    echo "contract: FAILED: stopped after ${CONTRACT_TIMEOUT:-600} s" >&2
-elif ((status != 0)); then
+for version in ${CONTRACT_VERSIONS:-v1 v2}; do
+    started=$SECONDS
+    (cd "$state" && SCHEMATHESIS_HOOKS=contract_hooks PYTHONPATH="$OLDPWD/e2e" \
+        timeout "${CONTRACT_TIMEOUT:-600}" "$venv/bin/st" --config-file "$OLDPWD/e2e/schemathesis.toml" \
+        run "$base/api-docs/$version/openapi.json" \
+        -H "Authorization: Bearer $token" \
+        --checks all --exclude-checks use_after_free \
+        --max-examples "${CONTRACT_EXAMPLES:-50}" --workers 1 \
+        --report junit --report-dir "$target/contract-report/$version" \
+        ${CONTRACT_SEED:+--seed "$CONTRACT_SEED"}) || run_status=$?
+    echo "contract: $version: schemathesis took $((SECONDS - started)) s"
+    if ((${run_status:-0} == 124)); then
+        echo "contract: $version: FAILED: stopped after ${CONTRACT_TIMEOUT:-600} s" >&2
+    elif ((${run_status:-0} != 0)); then
+        echo "contract: $version: FAILED" >&2
+    fi
+    if ((${run_status:-0} != 0)); then status=$run_status; fi
+    unset run_status
+done
+if ((status != 0)); then
     echo "contract: FAILED (the server's log: kept in $target/contract-serve.log)" >&2
     cp "$work/serve.log" "$target/contract-serve.log"
 fi

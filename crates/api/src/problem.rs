@@ -97,7 +97,7 @@ catalogue! {
     NotFound => (NOT_FOUND, "NOT_FOUND", "not-found", "Not found",
         "The resource does not exist, or it belongs to someone else (another customer's order or account is never revealed)."),
     RouteNotFound => (NOT_FOUND, "ROUTE_NOT_FOUND", "route-not-found", "Route not found",
-        "No route matches this path. The API lives under `/api/v1`; see `/api-docs/openapi.json`."),
+        "No route matches this path. The API lives under `/api/v<n>`; each version's document is at `/api-docs/v<n>/openapi.json`."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method-not-allowed", "Method not allowed",
         "The route exists but not with this method. The `Allow` header lists the methods it accepts."),
     RequestTimeout => (REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "request-timeout", "Request timeout",

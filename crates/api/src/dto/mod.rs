@@ -52,8 +52,9 @@ pub struct PageQuery {
     #[serde(default, deserialize_with = "integer::optional_in_query")]
     #[param(schema_with = schema::page_limit)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page; empty or absent for the first page. Opaque, and
-    /// bound to this list and its sort order: any other is a 400 `INVALID_CURSOR`.
+    /// Where the previous page ended (v1: its `next_cursor`; v2: already in its `next` URL);
+    /// empty or absent for the first page. Opaque, and bound to this list and its sort order:
+    /// any other is a 400 `INVALID_CURSOR`.
     pub cursor: Option<String>,
 }
 

@@ -16,7 +16,11 @@ use orderly_application::{
     ports::IDEMPOTENCY_KEY_MAX_LEN,
 };
 use orderly_domain::{
-    Currency, money::MAX_AMOUNT_MINOR, text::FORMAT_CHARACTER_RANGES, user::EMAIL_LOCAL_MAX_LEN,
+    Currency,
+    money::MAX_AMOUNT_MINOR,
+    product::SKU_MAX_LEN,
+    text::FORMAT_CHARACTER_RANGES,
+    user::{EMAIL_LOCAL_MAX_LEN, EMAIL_MAX_LEN},
 };
 use utoipa::openapi::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type, schema::SchemaType};
 
@@ -52,16 +56,16 @@ fn trimmed(core: &str) -> String {
     format!("^[{WHITE_SPACE}]*{core}[{WHITE_SPACE}]*$")
 }
 
-/// A text that is not blank once trimmed, and holds no control character (but line breaks
-/// when `lines` allows them).
-fn text_pattern(lines: Lines) -> String {
-    trimmed(&text_core(lines, None))
+/// A text that is not blank once trimmed, at most `max` characters then, and holds no control
+/// character (but line breaks when `lines` allows them).
+fn text_pattern(lines: Lines, max: usize) -> String {
+    trimmed(&text_core(lines, Some(max)))
 }
 
-/// A one-line name: not blank once trimmed, no control character and no invisible formatting
-/// character (`UserName::parse`, `ProductName::parse`).
-fn name_pattern() -> String {
-    trimmed(&core_without(Lines::One, &format_characters(), None))
+/// A one-line name: not blank once trimmed, at most `max` characters then, no control
+/// character and no invisible formatting character (`UserName::parse`, `ProductName::parse`).
+fn name_pattern(max: usize) -> String {
+    trimmed(&core_without(Lines::One, &format_characters(), Some(max)))
 }
 
 /// A text that may be blank (meaning none); otherwise a text as `text_pattern` has it, at
@@ -88,9 +92,10 @@ fn core_without(lines: Lines, refused: &str, max: Option<usize>) -> String {
     format!("{visible}(?:{inner}{repeat}{visible})?")
 }
 
-/// A SKU as `Sku::parse` accepts it: letters, digits, `-` and `_`, first a letter or digit.
+/// A SKU as `Sku::parse` accepts it: letters, digits, `-` and `_`, first a letter or digit, at
+/// most `SKU_MAX_LEN` characters once trimmed.
 pub(crate) fn sku_pattern() -> String {
-    trimmed("[A-Za-z0-9][A-Za-z0-9_-]*")
+    trimmed(&format!("[A-Za-z0-9][A-Za-z0-9_-]{{0,{}}}", SKU_MAX_LEN - 1))
 }
 
 /// The characters of an e-mail address's local part, besides `.` (RFC 5322 `atext`).
@@ -98,11 +103,12 @@ const ATEXT: &str = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-";
 
 /// An address as `Email::parse` accepts it: `local@domain.tld`, the local part dot-separated
 /// `atext` of at most 64 characters, the domain two or more labels of letters, digits and inner
-/// hyphens, at most 63 characters each.
+/// hyphens, at most 63 characters each; at most `EMAIL_MAX_LEN` characters once trimmed.
 pub(crate) fn email_pattern() -> String {
     let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
     trimmed(&format!(
-        "(?=[^@]{{1,{EMAIL_LOCAL_MAX_LEN}}}@)[{ATEXT}]+(?:\\.[{ATEXT}]+)*@{label}(?:\\.{label})+"
+        "(?=[^{WHITE_SPACE}]{{1,{EMAIL_MAX_LEN}}}[{WHITE_SPACE}]*$)(?=[^@]{{1,{EMAIL_LOCAL_MAX_LEN}}}@)\
+         [{ATEXT}]+(?:\\.[{ATEXT}]+)*@{label}(?:\\.{label})+"
     ))
 }
 
@@ -135,22 +141,23 @@ pub(crate) fn integer(
         .build()
 }
 
+/// A text of at most `max` characters once trimmed. The bound is in the pattern, not in
+/// `maxLength`, which counts the white space the server trims away.
 pub(crate) fn bounded_text(nullable: bool, max: usize, lines: Lines, description: &str) -> Object {
     string(nullable)
         .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(text_pattern(lines)))
-        .description(Some(description))
+        .pattern(Some(text_pattern(lines, max)))
+        .description(Some(format!("At most {max} characters once trimmed. {description}")))
         .build()
 }
 
-/// A one-line name of a user or product (or a review's title).
+/// A one-line name of a user or product (or a review's title), at most `max` characters once
+/// trimmed (in the pattern, as for [`bounded_text`]).
 pub(crate) fn name_text(nullable: bool, max: usize) -> Object {
     string(nullable)
         .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(name_pattern()))
-        .description(Some(NAME))
+        .pattern(Some(name_pattern(max)))
+        .description(Some(format!("At most {max} characters once trimmed. {NAME}")))
         .build()
 }
 
@@ -226,7 +233,12 @@ pub(crate) fn idempotency_key() -> Object {
 #[cfg(test)]
 mod tests {
     use orderly_application::{ports::ProductSort, products::list_products::MAX_QUERY_LEN};
-    use orderly_domain::{Email, ProductDescription, ProductName, Reason, Sku, UserName};
+    use orderly_domain::{
+        Email, ProductDescription, ProductName, Reason, Sku, UserName,
+        order::REASON_MAX_LEN,
+        product::{DESCRIPTION_MAX_LEN, PRODUCT_NAME_MAX_LEN},
+        user::USER_NAME_MAX_LEN,
+    };
 
     use super::*;
     use crate::routes::{
@@ -328,6 +340,47 @@ mod tests {
         });
     }
 
+    /// The bounds count characters once trimmed, in the patterns as in the parsers: white space
+    /// around the longest text is accepted, one more character is not.
+    #[test]
+    fn the_patterns_bound_the_trimmed_text_as_the_parsers_do() {
+        fn at_the_bound<T, E>(
+            name: &str,
+            schema: &Object,
+            parse: impl Fn(&str) -> Result<T, E>,
+            longest: &str,
+        ) {
+            let pattern = pattern_of(schema);
+            let samples =
+                [format!("  {longest}\n "), format!("{longest}a"), format!(" a{longest} ")];
+            for sample in samples {
+                assert_eq!(
+                    pattern.is_match(&sample),
+                    parse(&sample).is_ok(),
+                    "{name}: the pattern and the parser disagree on {sample:?}"
+                );
+            }
+            assert!(pattern.is_match(&format!(" {longest} ")), "{name}: the longest is accepted");
+            assert!(schema.max_length.is_none(), "{name}: maxLength would count the white space");
+        }
+        let long = |max: usize| "é".repeat(max);
+        at_the_bound(
+            "product name",
+            &new_product_name(),
+            ProductName::parse,
+            &long(PRODUCT_NAME_MAX_LEN),
+        );
+        at_the_bound("user name", &new_user_name(), UserName::parse, &long(USER_NAME_MAX_LEN));
+        at_the_bound("reason", &reason(), Reason::parse, &long(REASON_MAX_LEN));
+        at_the_bound("sku", &new_sku(), Sku::parse, &"K".repeat(SKU_MAX_LEN));
+        at_the_bound(
+            "description",
+            &description(),
+            ProductDescription::parse,
+            &long(DESCRIPTION_MAX_LEN),
+        );
+    }
+
     #[test]
     fn the_name_patterns_refuse_every_format_character_the_parsers_refuse() {
         let patterns = [
@@ -353,24 +406,33 @@ mod tests {
 
     #[test]
     fn the_email_pattern_accepts_what_the_domain_accepts() {
-        // The `regex` crate has no look-ahead: the local part's length is checked beside it.
-        let full = email_pattern();
-        let (before, after) = full.split_once("(?=").expect("a look-ahead");
-        let (_, after) = after.split_once(")").expect("its end");
-        let pattern = regex::Regex::new(&format!("{before}{after}")).expect("valid");
+        // The `regex` crate has no look-ahead: the lengths of the address and of its local part
+        // (the two look-aheads) are checked beside it.
+        let mut pattern = email_pattern();
+        while let Some((before, after)) = pattern.split_once("(?=") {
+            let (_, after) = after.split_once(")").expect("its end");
+            pattern = format!("{before}{after}");
+        }
+        let pattern = regex::Regex::new(&pattern).expect("valid");
         let long_local = format!("{}@example.com", "a".repeat(EMAIL_LOCAL_MAX_LEN + 1));
         let mut samples: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
         samples.push(long_local);
         samples.push(format!("{}@example.com", "a".repeat(EMAIL_LOCAL_MAX_LEN)));
         samples.push(format!("a@{}.com", "b".repeat(64)));
+        let label = "b".repeat(63);
+        let longest = format!("{}@{label}.{label}.{label}.{}", "a".repeat(54), "c".repeat(7));
+        assert_eq!(longest.len(), EMAIL_MAX_LEN);
+        samples.push(format!("  {longest} "));
+        samples.push(format!("a{longest}"));
         for sample in samples {
-            let local_fits = sample
-                .trim()
+            let trimmed = sample.trim();
+            let local_fits = trimmed
                 .split('@')
                 .next()
                 .is_some_and(|local| (1..=EMAIL_LOCAL_MAX_LEN).contains(&local.len()));
+            let fits = local_fits && trimmed.len() <= EMAIL_MAX_LEN;
             assert_eq!(
-                pattern.is_match(&sample) && local_fits,
+                pattern.is_match(&sample) && fits,
                 Email::parse(&sample).is_ok(),
                 "the pattern and the parser disagree on {sample:?}"
             );

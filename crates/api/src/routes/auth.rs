@@ -37,7 +37,7 @@ pub const PASSWORD_GRANT: &str = "password";
 /// `grant_type` of a refresh (RFC 6749 section 6).
 pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
 
-/// `POST /api/v1/auth/token` (`application/x-www-form-urlencoded`). Unknown parameters, such
+/// `POST /auth/token` (`application/x-www-form-urlencoded`). Unknown parameters, such
 /// as the `client_id` and `scope` that Swagger UI sends, are ignored as RFC 6749 requires.
 #[derive(Clone, Deserialize, ToSchema)]
 pub struct TokenRequest {
@@ -73,7 +73,7 @@ pub struct TokenResponse {
     pub refresh_token: String,
 }
 
-/// `POST /api/v1/auth/revoke` (`application/x-www-form-urlencoded`, RFC 7009).
+/// `POST /auth/revoke` (`application/x-www-form-urlencoded`, RFC 7009).
 #[derive(Clone, Deserialize, ToSchema)]
 pub struct RevokeRequest {
     /// The refresh token to revoke (with its whole session).

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{routes::table::Version, state::ApiState};
 
 /// The version the index points to.
-const LATEST: Version = Version::V1;
+const LATEST: Version = Version::CURRENT;
 
 /// Where the JSON index points.
 #[derive(Debug, Serialize)]

@@ -48,9 +48,8 @@ const STOCK: &str = "Units in stock.";
 fn sku(nullable: bool) -> Object {
     schema::string(nullable)
         .min_length(Some(1))
-        .max_length(Some(SKU_MAX_LEN))
         .pattern(Some(schema::sku_pattern()))
-        .description(Some("Letters, digits, `-` and `_`, starting with a letter or digit; trimmed, stored upper-cased; unique."))
+        .description(Some(format!("Letters, digits, `-` and `_`, starting with a letter or digit, at most {SKU_MAX_LEN} once trimmed; stored upper-cased; unique.")))
         .examples(["KB-001"])
         .build()
 }
@@ -78,11 +77,11 @@ pub(crate) fn changed_product_name() -> Object {
 /// `description` of a product: blank or `null` means none; line breaks allowed.
 pub(crate) fn description() -> Object {
     schema::string(true)
-        .max_length(Some(DESCRIPTION_MAX_LEN))
-        .pattern(Some(schema::blank_or_text_pattern(Lines::Many, None)))
-        .description(Some(
-            "Trimmed; blank or `null` for none; line breaks allowed, no other control characters.",
-        ))
+        .pattern(Some(schema::blank_or_text_pattern(Lines::Many, Some(DESCRIPTION_MAX_LEN))))
+        .description(Some(format!(
+            "At most {DESCRIPTION_MAX_LEN} characters once trimmed; blank or `null` for none; \
+             line breaks allowed, no other control characters."
+        )))
         .build()
 }
 
@@ -121,7 +120,7 @@ pub(crate) fn product_query() -> Object {
 
 // ---- Bodies ----
 
-/// `POST /api/v1/products` (admins).
+/// `POST /products` (admins).
 #[derive(Debug, Clone, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"sku": "KB-001", "name": "Mechanical keyboard", "description": "Tactile switches", "price": {"amount": 8999, "currency": "EUR"}, "stock": 25}))]
@@ -191,7 +190,7 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// `PATCH /api/v1/products/{id}` (admins): every field optional (`null` is the same as absent);
+/// `PATCH /products/{id}` (admins): every field optional (`null` is the same as absent);
 /// a blank or `null` `description` removes it.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]

@@ -87,7 +87,7 @@ fn review_sort() -> Object {
 
 // ---- Bodies ----
 
-/// `POST /api/v1/products/{id}/reviews`: your review of a product you received.
+/// `POST /products/{id}/reviews`: your review of a product you received.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"rating": 5, "title": "Quiet and solid", "body": "Typing all day, no complaints."}))]
@@ -113,7 +113,7 @@ impl TryFrom<WriteReviewRequest> for ReviewDraft {
     }
 }
 
-/// `PATCH /api/v1/reviews/{id}`: the author changes `rating`, `title` or `body`; an admin sets
+/// `PATCH /reviews/{id}`: the author changes `rating`, `title` or `body`; an admin sets
 /// `hidden`, with an optional `hidden_reason` (a reason alone hides the review too; showing it,
 /// `"hidden": false`, clears any reason). Absent or `null` fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

@@ -108,6 +108,10 @@ impl Version {
     /// Every version, oldest first.
     pub const ALL: [Self; 2] = [Self::V1, Self::V2];
 
+    /// The current version, the newest: the one new clients are pointed to (the index at `/`,
+    /// the document Swagger UI opens first).
+    pub const CURRENT: Self = Self::ALL[Self::ALL.len() - 1];
+
     /// Its name in paths and documents: `v1`.
     #[must_use]
     pub const fn name(self) -> &'static str {

@@ -41,11 +41,11 @@ use crate::{
 
 fn email(nullable: bool) -> Object {
     schema::string(nullable)
-        .max_length(Some(EMAIL_MAX_LEN))
         .pattern(Some(schema::email_pattern()))
-        .description(Some(
-            "An e-mail address (`local@domain.tld`); trimmed, compared case-insensitively, unique.",
-        ))
+        .description(Some(format!(
+            "An e-mail address (`local@domain.tld`), at most {EMAIL_MAX_LEN} characters once \
+             trimmed; compared case-insensitively, unique."
+        )))
         .examples(["ada@example.com"])
         .build()
 }
@@ -138,7 +138,7 @@ fn parse_password(raw: &str) -> Result<Password, orderly_domain::InvalidPassword
     Password::parse(raw.to_owned())
 }
 
-/// `POST /api/v1/users`: sign up as a customer.
+/// `POST /users`: sign up as a customer.
 #[derive(Clone, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada Lovelace"}))]
@@ -184,7 +184,7 @@ impl TryFrom<RegisterUserRequest> for RegisterUserInput {
     }
 }
 
-/// `PATCH /api/v1/users/{id}`: every field optional (`null` is the same as absent); `role` for
+/// `PATCH /users/{id}`: every field optional (`null` is the same as absent); `role` for
 /// admins only; `current_password` to change one's own `password` or `email`.
 #[derive(Clone, Default, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
@@ -223,7 +223,7 @@ impl std::fmt::Debug for UpdateUserRequest {
     }
 }
 
-/// The changes of a `PATCH /api/v1/users/{id}`, parsed.
+/// The changes of a `PATCH /users/{id}`, parsed.
 #[derive(Debug)]
 pub struct UserChanges {
     email: Option<Email>,
@@ -391,7 +391,7 @@ impl From<DeleteUserError> for ApiError {
 /// Register a customer account.
 ///
 /// Anyone may register; the account always gets the `customer` role (admins are made with
-/// `orderly admin create`). Log in afterwards at `POST /api/v1/auth/token`.
+/// `orderly admin create`). Log in afterwards at `POST /auth/token`.
 #[utoipa::path(
     post, path = "/users", operation_id = "registerUser", tag = "users",
     request_body = RegisterUserRequest,

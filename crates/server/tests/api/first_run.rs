@@ -32,7 +32,7 @@ async fn without_swagger_ui_the_root_is_a_json_index_of_links_that_work(app: Tes
     let bare = app.another_instance(|settings| settings.server.enable_swagger_ui = false).await;
     let index = json_body(get(&bare, "/").await, StatusCode::OK).await;
     assert_eq!(index["service"], "orderly", "{index}");
-    assert_eq!(index["links"]["openapi"], "/api-docs/v1/openapi.json", "{index}");
+    assert_eq!(index["links"]["openapi"], "/api-docs/v2/openapi.json", "{index}");
     assert!(index["links"].get("swagger_ui").is_none(), "{index}");
     for link in ["openapi", "health", "ready", "products"] {
         let path = index["links"][link].as_str().expect("a link");

@@ -158,7 +158,7 @@ pub struct OrderLineRequest {
     pub quantity: u32,
 }
 
-/// `POST /api/v1/orders`: 1 to 50 lines; lines for the same product are merged.
+/// `POST /orders`: 1 to 50 lines; lines for the same product are merged.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 // The product is one `orderly seed` makes (COF-ESP-1KG, whose id is derived from its SKU), so the
@@ -196,7 +196,7 @@ impl TryFrom<CreateOrderRequest> for PlaceOrderInput {
     }
 }
 
-/// `POST /api/v1/orders/{id}/transitions`.
+/// `POST /orders/{id}/transitions`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, garde::Validate)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"action": "pay"}))]
@@ -208,7 +208,7 @@ pub struct TransitionRequest {
     pub reason: Option<String>,
 }
 
-/// The move a `POST /api/v1/orders/{id}/transitions` asks for, parsed.
+/// The move a `POST /orders/{id}/transitions` asks for, parsed.
 #[derive(Debug)]
 pub struct RequestedMove {
     action: OrderAction,
