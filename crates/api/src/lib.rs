@@ -15,6 +15,7 @@ pub mod deprecation;
 pub mod dto;
 mod errors;
 pub mod etag;
+pub mod events;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;

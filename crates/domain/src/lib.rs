@@ -7,6 +7,7 @@
 //! after intentions. The order state machine lives in [`order::transition`], the one place that
 //! decides which status follows which.
 
+pub mod event;
 pub mod id;
 pub mod money;
 pub mod order;
@@ -16,6 +17,7 @@ pub mod rule;
 pub mod text;
 pub mod user;
 
+pub use event::{Aggregate, Changes, EventType, Recorded};
 pub use id::{InvalidId, OrderId, ProductId, UserId};
 pub use money::{Currency, InvalidCurrency, Money, MoneyError};
 pub use order::{

@@ -2,7 +2,13 @@
 
 use std::fmt;
 
-use crate::{Money, ProductId, ProductRating, text, text::TextError, time::Timestamp};
+use crate::{
+    Money, ProductId, ProductRating,
+    event::{Changes, EventType},
+    text,
+    text::TextError,
+    time::Timestamp,
+};
 
 /// Longest SKU.
 pub const SKU_MAX_LEN: usize = 64;
@@ -202,6 +208,8 @@ pub struct Product {
     stored_version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// The events of the changes made since the product was loaded or created.
+    changes: Changes,
 }
 
 impl Product {
@@ -225,6 +233,8 @@ impl Product {
     ) -> Result<Self, ProductError> {
         let ProductDraft { sku, name, description, price, stock } = draft;
         check_stock(stock)?;
+        let mut changes = Changes::default();
+        changes.record(EventType::ProductCreated, 1, now);
         Ok(Self {
             id,
             sku,
@@ -238,6 +248,7 @@ impl Product {
             stored_version: 0,
             created_at: now,
             updated_at: now,
+            changes,
         })
     }
 
@@ -270,6 +281,7 @@ impl Product {
             stored_version: version,
             created_at,
             updated_at,
+            changes: Changes::default(),
         }
     }
 
@@ -324,7 +336,7 @@ impl Product {
     pub fn change_sku(&mut self, sku: Sku, now: Timestamp) {
         if self.sku != sku {
             self.sku = sku;
-            self.touch(now);
+            self.touch(EventType::ProductUpdated, now);
         }
     }
 
@@ -332,7 +344,7 @@ impl Product {
     pub fn rename(&mut self, name: ProductName, now: Timestamp) {
         if self.name != name {
             self.name = name;
-            self.touch(now);
+            self.touch(EventType::ProductUpdated, now);
         }
     }
 
@@ -340,7 +352,7 @@ impl Product {
     pub fn describe(&mut self, description: Option<ProductDescription>, now: Timestamp) {
         if self.description != description {
             self.description = description;
-            self.touch(now);
+            self.touch(EventType::ProductUpdated, now);
         }
     }
 
@@ -348,7 +360,7 @@ impl Product {
     pub fn reprice(&mut self, price: Money, now: Timestamp) {
         if self.price != price {
             self.price = price;
-            self.touch(now);
+            self.touch(EventType::ProductUpdated, now);
         }
     }
 
@@ -360,7 +372,7 @@ impl Product {
         check_stock(stock)?;
         if self.stock != stock {
             self.stock = stock;
-            self.touch(now);
+            self.touch(EventType::ProductStockChanged, now);
         }
         Ok(())
     }
@@ -369,13 +381,21 @@ impl Product {
     pub fn archive(&mut self, now: Timestamp) {
         if !self.archived {
             self.archived = true;
-            self.touch(now);
+            self.touch(EventType::ProductArchived, now);
         }
     }
 
-    fn touch(&mut self, now: Timestamp) {
+    /// The events of the changes made since the product was loaded or created (one of each
+    /// type per save), oldest first.
+    #[must_use]
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    fn touch(&mut self, event_type: EventType, now: Timestamp) {
         self.version = self.stored_version + 1;
         self.updated_at = now;
+        self.changes.record(event_type, self.version, now);
     }
 }
 
@@ -514,6 +534,7 @@ mod tests {
         product.change_sku(product.sku().clone(), later);
         product.restock(3, later).expect("in range");
         assert_eq!(product.version(), 6);
+        assert_eq!(product.changes().after(0).count(), 0, "no change, no event");
 
         product.rename(ProductName::parse("Mechanical keyboard").expect("valid"), later);
         product.reprice(price(5999), later);
@@ -526,6 +547,19 @@ mod tests {
         assert!(product.is_archived());
         assert_eq!(product.updated_at(), later);
         assert_eq!(product.description().map(ProductDescription::as_str), Some("Clicky"));
+        let events: Vec<_> =
+            product.changes().after(6).map(|r| (r.event_type, r.version)).collect();
+        assert_eq!(
+            events,
+            [
+                (EventType::ProductUpdated, 7),
+                (EventType::ProductStockChanged, 7),
+                (EventType::ProductArchived, 7)
+            ],
+            "one event of each kind of change"
+        );
+        let created: Vec<_> = original.changes().after(0).map(|r| r.event_type).collect();
+        assert_eq!(created, [EventType::ProductCreated]);
     }
 
     #[test]

@@ -232,7 +232,7 @@ async fn idempotent_responses_recorded_before_opaque_replays_replay_after_the_mi
         })
     );
 
-    db.migrate_down(Some(1)).await.expect("one step down");
+    down_to_before(db, OPAQUE_REPLAY).await;
     let row = raw
         .query_one_raw(Statement::from_string(
             raw.get_database_backend(),

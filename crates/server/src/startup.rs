@@ -90,6 +90,8 @@ pub struct Wiring {
 pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> {
     let registry = Registry::new();
     database.register_metrics(&registry)?;
+    // Every write records its events with the v1 representations (the transactional outbox).
+    let database = &database.clone().with_event_data(Arc::new(orderly_api::events::V1EventData));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let users_repo = Arc::new(SeaOrmUserRepository::new(database.clone()));
     // The access-token check reads accounts through a short cache; changes made here drop

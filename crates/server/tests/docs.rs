@@ -198,6 +198,21 @@ fn every_relative_link_in_the_docs_points_at_a_file_that_exists() {
 }
 
 #[test]
+fn the_event_catalogue_lists_every_event_type_and_no_other() {
+    let doc = read("docs/events.md");
+    let listed: Vec<&str> = prose_lines(&doc)
+        .into_iter()
+        .filter_map(|(_, line)| line.strip_prefix("| `orderly."))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name))
+        .collect();
+    let expected: Vec<String> = orderly_domain::EventType::ALL
+        .iter()
+        .map(|event_type| event_type.name().trim_start_matches("orderly.").to_owned())
+        .collect();
+    assert_eq!(listed, expected, "docs/events.md's table must list EventType::ALL, in order");
+}
+
+#[test]
 fn every_adr_is_listed_in_the_adr_index() {
     let index = read("docs/adr/README.md");
     let linked: Vec<String> = prose_lines(&index)

@@ -4,6 +4,7 @@
 //! situation; use cases rely on that contract to give each failure its meaning.
 
 mod clock;
+mod events;
 mod idempotency;
 mod orders;
 mod payment;
@@ -13,6 +14,7 @@ mod security;
 mod users;
 
 pub use clock::{Clock, MockClock};
+pub use events::{EventData, MockEventData};
 pub use idempotency::{
     Claim, Completion, IDEMPOTENCY_KEY_MAX_LEN, IDEMPOTENCY_LEASE, IdempotencyKey,
     IdempotencyStore, IdempotentRequest, InvalidIdempotencyKey, Lease, MockIdempotencyStore,

@@ -18,8 +18,11 @@ pub use state::{
 };
 
 use crate::{
-    Money, MoneyError, OrderId, Product, ProductId, ProductName, Sku, UserId, text,
-    text::TextError, time::Timestamp,
+    Money, MoneyError, OrderId, Product, ProductId, ProductName, Sku, UserId,
+    event::{Changes, EventType},
+    text,
+    text::TextError,
+    time::Timestamp,
 };
 
 /// Most units of one product in one order.
@@ -300,6 +303,19 @@ pub struct Order {
     version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// The events of the changes made since the order was loaded or placed.
+    changes: Changes,
+    /// What the last recorded event saw, for the next change to be compared with.
+    observed: Observed,
+}
+
+/// What an order's events are about: its status, its payment's status, and whether the
+/// payment needs a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Observed {
+    status: OrderStatus,
+    payment: Option<PaymentStatus>,
+    needs_attention: bool,
 }
 
 impl Order {
@@ -331,7 +347,7 @@ impl Order {
             items.push(OrderItem::new(ProductSnapshot::from(product), quantity)?);
         }
         let total = total_of(&items)?;
-        let order = Self {
+        let mut order = Self {
             id: OrderId::new(),
             user_id,
             status: OrderStatus::PendingPayment,
@@ -342,7 +358,14 @@ impl Order {
             version: 1,
             created_at: now,
             updated_at: now,
+            changes: Changes::default(),
+            observed: Observed {
+                status: OrderStatus::PendingPayment,
+                payment: None,
+                needs_attention: false,
+            },
         };
+        order.changes.record(EventType::OrderPlaced, order.version, now);
         let placed = OrderTransition {
             order_id: order.id,
             from: None,
@@ -374,7 +397,7 @@ impl Order {
             updated_at,
         } = parts;
         let total = total_of(&items)?;
-        Ok(Self {
+        let mut order = Self {
             id,
             user_id,
             status,
@@ -385,7 +408,44 @@ impl Order {
             version,
             created_at,
             updated_at,
-        })
+            changes: Changes::default(),
+            observed: Observed { status, payment: None, needs_attention: false },
+        };
+        order.observed = order.observation();
+        Ok(order)
+    }
+
+    /// The events of the changes made since the order was loaded or placed, oldest first:
+    /// the store writes those after the version it replaces ([`Changes::after`]).
+    #[must_use]
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    fn observation(&self) -> Observed {
+        Observed {
+            status: self.status,
+            payment: self.payment.as_ref().map(Payment::status),
+            needs_attention: self.payment.as_ref().is_some_and(Payment::needs_attention),
+        }
+    }
+
+    /// Records the events of what changed since the last observation: the order's status, then
+    /// its payment's status, then a payment newly needing attention.
+    fn observe(&mut self, now: Timestamp) {
+        let seen = self.observation();
+        let before = std::mem::replace(&mut self.observed, seen);
+        if seen.status != before.status {
+            self.changes.record(EventType::of_order(seen.status), self.version, now);
+        }
+        if seen.payment != before.payment
+            && let Some(event_type) = seen.payment.and_then(EventType::of_payment)
+        {
+            self.changes.record(event_type, self.version, now);
+        }
+        if seen.needs_attention && !before.needs_attention {
+            self.changes.record(EventType::PaymentNeedsAttention, self.version, now);
+        }
     }
 
     #[must_use]
@@ -511,6 +571,7 @@ impl Order {
         {
             payment.moved_to(PaymentStatus::RefundPending, now);
         }
+        self.observe(now);
         Ok(entry)
     }
 
@@ -536,6 +597,7 @@ impl Order {
         let entry = self.move_to(OrderAction::Pay, actor, reason, now)?;
         self.payment =
             Some(Payment::new(PaymentStatus::Authorized, Some(reference), self.total, now));
+        self.observe(now);
         Ok(entry)
     }
 
@@ -745,9 +807,11 @@ impl Order {
         }
     }
 
+    /// Moves the version and update time after a change, and records its events.
     fn touch(&mut self, now: Timestamp) {
         self.version += 1;
         self.updated_at = now;
+        self.observe(now);
     }
 
     fn move_to(

@@ -704,3 +704,64 @@ fn every_move_from_every_status_with_every_payment() {
         }
     }
 }
+
+fn events_after(order: &Order, version: u64) -> Vec<(EventType, u64)> {
+    order.changes().after(version).map(|r| (r.event_type, r.version)).collect()
+}
+
+#[test]
+fn every_change_of_status_or_payment_records_its_event_at_the_version_it_made() {
+    use EventType::{
+        OrderCancelled, OrderPaid, OrderPlaced, PaymentAuthorized, PaymentCaptured,
+        PaymentRefundPending, PaymentRefunded,
+    };
+    let mut order = placed(owner());
+    assert_eq!(events_after(&order, 0), [(OrderPlaced, 1)]);
+    // Asking for an authorization is no event (its outcome is); paying is two, in one version.
+    order.record_authorization_asked(order.payment_attempt(), now()).expect("payable");
+    assert_eq!(events_after(&order, 1), []);
+    order.pay(&admin(), None, "pi_1".into(), now()).expect("admin may pay");
+    assert_eq!(events_after(&order, 2), [(OrderPaid, 3), (PaymentAuthorized, 3)]);
+    order.record_payment_done(PaymentDue::Capture, now()).expect("capture owed");
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    order.record_payment_done(PaymentDue::Refund, now()).expect("refund owed");
+    assert_eq!(
+        events_after(&order, 3),
+        [
+            (PaymentCaptured, 4),
+            (OrderCancelled, 5),
+            (PaymentRefundPending, 5),
+            (PaymentRefunded, 6)
+        ]
+    );
+    // A refused change records nothing.
+    assert!(order.apply(OrderAction::Ship, &admin(), None, now()).is_err());
+    assert_eq!(events_after(&order, 6), []);
+    // A restored order starts with no events: they were written when it was saved.
+    let restored = Order::restore(OrderParts {
+        id: order.id(),
+        user_id: order.user_id(),
+        status: order.status(),
+        items: order.items().to_vec(),
+        payment_due_at: order.payment_due_at(),
+        payment: order.payment().cloned(),
+        version: order.version(),
+        created_at: order.created_at(),
+        updated_at: order.updated_at(),
+    })
+    .expect("valid");
+    assert_eq!(events_after(&restored, 0), []);
+}
+
+#[test]
+fn a_payment_needing_a_person_is_an_event_once() {
+    let mut order = paid(owner());
+    order.apply(OrderAction::Cancel, &admin(), None, now()).expect("admin");
+    let before = order.version();
+    for _ in 0..=SETTLEMENT_ATTEMPTS {
+        order.record_settlement_failure(now()).expect("a void is owed");
+    }
+    let attention: Vec<_> = events_after(&order, before);
+    let at = before + u64::from(SETTLEMENT_ATTEMPTS);
+    assert_eq!(attention, [(EventType::PaymentNeedsAttention, at)]);
+}

@@ -4,6 +4,7 @@ pub(crate) mod idempotency_record;
 pub(crate) mod order;
 pub(crate) mod order_item;
 pub(crate) mod order_transition;
+pub(crate) mod outbox_event;
 pub(crate) mod product;
 pub(crate) mod refresh_token;
 pub(crate) mod review;

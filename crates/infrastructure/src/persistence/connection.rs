@@ -11,9 +11,12 @@ use sea_orm::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use orderly_application::ports::EventData;
+
 use super::{
     health::GatedConnection,
     location::{self, ConnectionError, Location},
+    outbox::{Encoder, IdOnly},
 };
 
 /// How to reach the database, and the pool. No defaults here: the server's settings state them
@@ -76,6 +79,9 @@ pub struct Database {
     writer: Option<Arc<Semaphore>>,
     /// How long a write transaction waits for the permit: SQLite's busy timeout.
     writer_timeout: Duration,
+    /// How events spell the resources they carry (the API's representations, once the server
+    /// gives them: [`Database::with_event_data`]).
+    event_data: Encoder,
 }
 
 impl std::fmt::Debug for Database {
@@ -136,7 +142,21 @@ impl Database {
             acquire_timeout: settings.acquire_timeout,
             writer: (engine == Engine::Sqlite).then(|| Arc::new(Semaphore::new(1))),
             writer_timeout: settings.sqlite_busy_timeout,
+            event_data: Arc::new(IdOnly),
         })
+    }
+
+    /// The same pool, whose writes give their events `data` in `event_data`'s spelling (the
+    /// server gives the API's; without it, events carry the resource's id and version only).
+    #[must_use]
+    pub fn with_event_data(mut self, event_data: Arc<dyn EventData>) -> Self {
+        self.event_data = event_data;
+        self
+    }
+
+    /// How events spell the resources they carry.
+    pub(crate) fn event_data(&self) -> &Encoder {
+        &self.event_data
     }
 
     /// Where the database is, for logs and messages (no password).

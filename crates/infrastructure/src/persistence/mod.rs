@@ -10,6 +10,7 @@ mod keyset;
 mod location;
 mod mapping;
 mod orders;
+mod outbox;
 mod products;
 mod refresh_tokens;
 mod reviews;
@@ -23,6 +24,7 @@ pub use location::{
     ConnectionError, ConnectionProblem, Created, Location, create as create_database,
 };
 pub use orders::SeaOrmOrderRepository;
+pub use outbox::IdOnly;
 pub use products::SeaOrmProductRepository;
 pub use refresh_tokens::SeaOrmRefreshTokens;
 pub use reviews::SeaOrmReviewRepository;

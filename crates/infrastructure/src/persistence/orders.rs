@@ -8,12 +8,12 @@ use orderly_application::{
     StoreError,
     pagination::{Cursor, Page, PageRequest, SortValue},
     ports::{
-        Completion, OrderFilter, OrderQueries, OrderRepository, OrderWriteError, OverdueBatch,
-        OverdueClaim, OverdueCursor, PlaceOrderFailure, UnreadableOrder,
+        Completion, EventData, OrderFilter, OrderQueries, OrderRepository, OrderWriteError,
+        OverdueBatch, OverdueClaim, OverdueCursor, PlaceOrderFailure, UnreadableOrder,
     },
 };
 use orderly_domain::{
-    Order, OrderId, OrderStatus, OrderTransition, PaymentDue, PaymentStatus, ProductId,
+    Order, OrderId, OrderStatus, OrderTransition, PaymentDue, PaymentStatus, Product, ProductId,
     order::SETTLEMENT_ATTEMPTS, time::Timestamp,
 };
 use sea_orm::{
@@ -34,6 +34,7 @@ use super::{
     mapping::{
         item_rows, order_from_rows, order_row, payment_columns, transition_row, version_to_db,
     },
+    outbox::{Encoder, Outbox},
 };
 use crate::{
     entity::{order, order_item, order_transition, product},
@@ -304,6 +305,29 @@ async fn record_completion(
     }
 }
 
+/// Adds a `product.stock_changed` event for each product whose stock `order` took or gave
+/// back, each product as it is now within `tx` (after the move).
+async fn stock_events(
+    tx: &DatabaseTransaction,
+    encode: &dyn EventData,
+    order: &Order,
+    at: Timestamp,
+    outbox: &mut Outbox,
+) -> Result<(), StoreError> {
+    let rows = product::Entity::find()
+        .filter(product::Column::Id.is_in(product_ids(order).into_iter().map(ProductId::into_uuid)))
+        .order_by_asc(product::Column::Id)
+        .into_partial_model::<product::Readable>()
+        .all(tx)
+        .await
+        .map_err(store("reading the stock an order moved"))?;
+    for row in rows {
+        let moved = Product::try_from(row).map_err(StoreError::Unexpected)?;
+        outbox.stock_changed(encode, &moved, at)?;
+    }
+    Ok(())
+}
+
 /// Why a conditional update of an order touched no row: it is gone, or it moved on.
 async fn refused(tx: &DatabaseTransaction, id: OrderId) -> OrderWriteError {
     match order::Entity::find_by_id(id.into_uuid()).one(tx).await {
@@ -315,10 +339,11 @@ async fn refused(tx: &DatabaseTransaction, id: OrderId) -> OrderWriteError {
     }
 }
 
-/// Within `tx`: the guarded status and payment update, the history entry, and the stock given
-/// back when the transition releases it.
+/// Within `tx`: the guarded status and payment update, the history entry, the stock given
+/// back when the transition releases it, and the events of it all.
 async fn write_transition(
     tx: &DatabaseTransaction,
+    encode: &dyn EventData,
     order: &Order,
     entry: &OrderTransition,
     expected_version: u64,
@@ -342,9 +367,13 @@ async fn write_transition(
         .exec_without_returning(tx)
         .await
         .map_err(store("writing order history"))?;
+    let mut outbox = Outbox::default();
+    outbox.order(encode, order, expected_version)?;
     if entry.releases_stock() {
         release(tx, order).await?;
+        stock_events(tx, encode, order, entry.at, &mut outbox).await?;
     }
+    outbox.write(tx).await?;
     Ok(())
 }
 
@@ -364,6 +393,11 @@ impl OrderRepository for SeaOrmOrderRepository {
             return Err(shortage(&self.db, &changes).await);
         }
         insert_order(&tx, self.db.engine(), row, order, placed).await?;
+        let mut outbox = Outbox::default();
+        let encode = self.db.event_data().as_ref();
+        outbox.order(encode, order, 0)?;
+        stock_events(&tx, encode, order, placed.at, &mut outbox).await?;
+        outbox.write(&tx).await?;
         record_completion(&tx, completion.as_ref()).await?;
         let committed = tx.commit().await;
         self.products.invalidate(&product_ids(order)).await;
@@ -389,7 +423,8 @@ impl OrderRepository for SeaOrmOrderRepository {
         completion: Option<Completion>,
     ) -> Result<(), OrderWriteError> {
         let tx = self.db.begin_write().await.map_err(store("starting a transition"))?;
-        write_transition(&tx, order, entry, expected_version).await?;
+        write_transition(&tx, self.db.event_data().as_ref(), order, entry, expected_version)
+            .await?;
         record_completion(&tx, completion.as_ref()).await?;
         let committed = tx.commit().await;
         if entry.releases_stock() {
@@ -415,6 +450,9 @@ impl OrderRepository for SeaOrmOrderRepository {
         if result.rows_affected != 1 {
             return Err(refused(&tx, order.id()).await);
         }
+        let mut outbox = Outbox::default();
+        outbox.order(self.db.event_data().as_ref(), order, expected_version)?;
+        outbox.write(&tx).await?;
         tx.commit().await.map_err(store("committing a payment"))?;
         Ok(())
     }
@@ -485,7 +523,12 @@ impl OrderRepository for SeaOrmOrderRepository {
             id: OrderId::from_uuid(row.id),
         });
         let orders = rebuild(&*tx, rows).await?;
-        let claim = Claim { tx: Some(tx), products: self.products.clone(), released: Vec::new() };
+        let claim = Claim {
+            tx: Some(tx),
+            products: self.products.clone(),
+            released: Vec::new(),
+            event_data: self.db.event_data().clone(),
+        };
         Ok(OverdueBatch { orders, next, claim: Box::new(claim) })
     }
 }
@@ -497,6 +540,7 @@ struct Claim {
     products: ProductCache,
     /// The products whose stock the expiries saved so far give back.
     released: Vec<ProductId>,
+    event_data: Encoder,
 }
 
 impl Claim {
@@ -517,7 +561,8 @@ impl OverdueClaim for Claim {
     ) -> Result<(), OrderWriteError> {
         // A savepoint: a failed order is rolled back alone, and the claim stays usable.
         let savepoint = self.tx()?.begin().await.map_err(store("starting an expiry"))?;
-        write_transition(&savepoint, order, entry, expected_version).await?;
+        write_transition(&savepoint, self.event_data.as_ref(), order, entry, expected_version)
+            .await?;
         savepoint.commit().await.map_err(store("saving an expiry"))?;
         if entry.releases_stock() {
             self.released.extend(product_ids(order));

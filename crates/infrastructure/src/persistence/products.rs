@@ -18,6 +18,7 @@ use super::{
     error::{Failure, classify, store},
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
+    outbox::Outbox,
 };
 use crate::{entity::product, services::ProductCache};
 
@@ -62,10 +63,15 @@ pub(crate) fn to_product(row: product::Readable) -> Result<Product, StoreError> 
 impl ProductRepository for SeaOrmProductRepository {
     async fn insert(&self, product: &Product) -> Result<(), ProductWriteError> {
         let row = product_row(product).map_err(StoreError::Unexpected)?;
+        let mut outbox = Outbox::default();
+        outbox.product(self.db.event_data().as_ref(), product, 0)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to insert a product"))?;
         product::Entity::insert(row.into_active_model())
-            .exec_without_returning(self.db.connection())
+            .exec_without_returning(&*tx)
             .await
             .map_err(|error| write_error(classify(error, "inserting a product")))?;
+        outbox.write(&tx).await?;
+        tx.commit().await.map_err(store("committing a product"))?;
         Ok(())
     }
 
@@ -98,6 +104,9 @@ impl ProductRepository for SeaOrmProductRepository {
     ) -> Result<(), ProductWriteError> {
         let row = product_row(product).map_err(StoreError::Unexpected)?;
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        let mut outbox = Outbox::default();
+        outbox.product(self.db.event_data().as_ref(), product, expected_version)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to update a product"))?;
         let result = product::Entity::update_many()
             .col_expr(product::Column::Sku, Expr::value(row.sku))
             .col_expr(product::Column::Name, Expr::value(row.name))
@@ -111,13 +120,22 @@ impl ProductRepository for SeaOrmProductRepository {
             .col_expr(product::Column::UpdatedAt, Expr::value(row.updated_at))
             .filter(product::Column::Id.eq(row.id))
             .filter(product::Column::Version.eq(expected))
-            .exec(self.db.connection())
+            .exec(&*tx)
             .await;
-        self.cache.invalidate(&[product.id()]).await;
-        let result = result.map_err(|error| write_error(classify(error, "updating a product")))?;
-        if result.rows_affected == 1 {
-            return Ok(());
+        let result = result.map_err(|error| write_error(classify(error, "updating a product")));
+        if let Ok(result) = &result
+            && result.rows_affected == 1
+        {
+            let written = match outbox.write(&tx).await {
+                Ok(()) => tx.commit().await.map_err(store("committing a product")),
+                Err(error) => Err(error),
+            };
+            self.cache.invalidate(&[product.id()]).await;
+            return written.map_err(ProductWriteError::Store);
         }
+        drop(tx);
+        self.cache.invalidate(&[product.id()]).await;
+        result?;
         let exists = product::Entity::find_by_id(row.id)
             .one(self.db.connection())
             .await

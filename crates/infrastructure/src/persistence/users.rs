@@ -18,7 +18,7 @@ use orderly_application::{
     pagination::{Cursor, Page, PageRequest, SortValue},
     ports::{UserQueries, UserReferrer, UserRepository, UserWriteError},
 };
-use orderly_domain::{Email, Role, User, UserId, Uuid};
+use orderly_domain::{Email, Role, User, UserId, Uuid, time::Utc};
 use sea_orm::{
     ColumnTrait as _, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
     QueryFilter as _, QueryOrder as _, QuerySelect as _, TransactionTrait as _, sea_query::Expr,
@@ -28,7 +28,8 @@ use super::{
     Database,
     error::{Failure, classify, store},
     keyset::{self, Direction},
-    mapping::{user_row, version_to_db},
+    mapping::{user_row, version_from_db, version_to_db},
+    outbox::Outbox,
 };
 use crate::entity::{order, refresh_token, user};
 
@@ -136,10 +137,15 @@ fn to_user(row: user::Model) -> Result<User, StoreError> {
 impl UserRepository for SeaOrmUserRepository {
     async fn insert(&self, user: &User) -> Result<(), UserWriteError> {
         let row = user_row(user).map_err(StoreError::Unexpected)?;
+        let mut outbox = Outbox::default();
+        outbox.registered(self.db.event_data().as_ref(), user)?;
+        let tx = self.db.begin_write().await.map_err(store("starting to insert a user"))?;
         user::Entity::insert(row.into_active_model())
-            .exec_without_returning(self.db.connection())
+            .exec_without_returning(&*tx)
             .await
             .map_err(|error| write_error(classify(error, "inserting a user")))?;
+        outbox.write(&tx).await?;
+        tx.commit().await.map_err(store("committing a user"))?;
         Ok(())
     }
 
@@ -197,6 +203,9 @@ impl UserRepository for SeaOrmUserRepository {
         if is_the_last_admin(&tx, id, None).await? {
             return Err(UserWriteError::LastAdmin);
         }
+        let Some((_, version)) = role_and_version(&tx, id).await? else {
+            return Err(UserWriteError::NotFound);
+        };
         refresh_token::Entity::delete_many()
             .filter(refresh_token::Column::UserId.eq(id))
             .exec(&*tx)
@@ -226,6 +235,11 @@ impl UserRepository for SeaOrmUserRepository {
         if result.rows_affected == 0 {
             return Err(UserWriteError::NotFound);
         }
+        let version = version_from_db(version).map_err(StoreError::Unexpected)?;
+        let mut outbox = Outbox::default();
+        let encode = self.db.event_data().as_ref();
+        outbox.deleted(encode, UserId::from_uuid(id), version, Utc::now())?;
+        outbox.write(&tx).await?;
         tx.commit().await.map_err(store("committing a user deletion"))?;
         Ok(())
     }

@@ -1,0 +1,173 @@
+//! The transactional outbox (issue 20): the events of a change, written in the change's own
+//! transaction, so that there is no change without its event and no event without its change.
+//! Relays publish them afterwards; see `migrations` 15 for the table.
+
+use std::sync::Arc;
+
+use orderly_application::{StoreError, ports::EventData};
+use orderly_domain::{
+    EventType, Order, Product, ProductId, User, UserId, Uuid, event::Recorded, time::Timestamp,
+};
+use sea_orm::{ActiveValue::NotSet, DatabaseTransaction, EntityTrait as _, Set};
+
+use super::{error::store, mapping::version_to_db};
+use crate::entity::outbox_event;
+
+/// The events to write in one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    rows: Vec<outbox_event::ActiveModel>,
+}
+
+impl Outbox {
+    /// Adds one event about `aggregate_id` at `version`.
+    fn push(
+        &mut self,
+        event_type: EventType,
+        aggregate_id: Uuid,
+        version: u64,
+        at: Timestamp,
+        data: String,
+    ) -> Result<(), StoreError> {
+        let version = version_to_db(version).map_err(StoreError::Unexpected)?;
+        self.rows.push(outbox_event::ActiveModel {
+            position: NotSet,
+            id: Set(Uuid::now_v7()),
+            event_type: Set(event_type.name().to_owned()),
+            aggregate: Set(event_type.aggregate().as_str().to_owned()),
+            aggregate_id: Set(aggregate_id),
+            aggregate_version: Set(version),
+            occurred_at: Set(at),
+            data: Set(data),
+            published_at: Set(None),
+        });
+        Ok(())
+    }
+
+    fn recorded<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a Recorded>,
+        aggregate_id: Uuid,
+        data: impl Fn() -> String,
+    ) -> Result<(), StoreError> {
+        let mut data = LazyData::new(data);
+        for recorded in events {
+            let data = data.get();
+            self.push(recorded.event_type, aggregate_id, recorded.version, recorded.at, data)?;
+        }
+        Ok(())
+    }
+
+    /// The events `order` recorded after `version` (the one the write replaces).
+    pub(crate) fn order(
+        &mut self,
+        encode: &dyn EventData,
+        order: &Order,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.recorded(order.changes().after(version), order.id().into_uuid(), || {
+            encode.order(order)
+        })
+    }
+
+    /// The events `product` recorded after `version` (the one the write replaces).
+    pub(crate) fn product(
+        &mut self,
+        encode: &dyn EventData,
+        product: &Product,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.recorded(product.changes().after(version), product.id().into_uuid(), || {
+            encode.product(product)
+        })
+    }
+
+    /// A product's stock moved by an order (taken or given back), read back after the move.
+    pub(crate) fn stock_changed(
+        &mut self,
+        encode: &dyn EventData,
+        product: &Product,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id: ProductId = product.id();
+        let data = encode.product(product);
+        self.push(EventType::ProductStockChanged, id.into_uuid(), product.version(), at, data)
+    }
+
+    /// A user registered.
+    pub(crate) fn registered(
+        &mut self,
+        encode: &dyn EventData,
+        user: &User,
+    ) -> Result<(), StoreError> {
+        let data = encode.user(user);
+        let (id, version, at) = (user.id().into_uuid(), user.version(), user.created_at());
+        self.push(EventType::UserRegistered, id, version, at, data)
+    }
+
+    /// A user deleted, at `version` (its last) and `at`.
+    pub(crate) fn deleted(
+        &mut self,
+        encode: &dyn EventData,
+        id: UserId,
+        version: u64,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let data = encode.deleted_user(id);
+        self.push(EventType::UserDeleted, id.into_uuid(), version, at, data)
+    }
+
+    /// Writes the events within `tx`.
+    pub(crate) async fn write(self, tx: &DatabaseTransaction) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        outbox_event::Entity::insert_many(self.rows)
+            .exec_without_returning(tx)
+            .await
+            .map_err(store("writing events to the outbox"))?;
+        Ok(())
+    }
+}
+
+/// Encodes a resource once for all the events of one write.
+struct LazyData<F> {
+    encode: F,
+    data: Option<String>,
+}
+
+impl<F: Fn() -> String> LazyData<F> {
+    fn new(encode: F) -> Self {
+        Self { encode, data: None }
+    }
+
+    fn get(&mut self) -> String {
+        self.data.get_or_insert_with(&self.encode).clone()
+    }
+}
+
+/// The representation the store writes when no one gave it the API's (tests of this crate and
+/// anything that writes without the server's wiring): the resource's id and version only.
+#[derive(Debug, Default)]
+pub struct IdOnly;
+
+impl EventData for IdOnly {
+    fn order(&self, order: &Order) -> String {
+        format!(r#"{{"id":"{}","version":{}}}"#, order.id(), order.version())
+    }
+
+    fn product(&self, product: &Product) -> String {
+        format!(r#"{{"id":"{}","version":{}}}"#, product.id(), product.version())
+    }
+
+    fn user(&self, user: &User) -> String {
+        format!(r#"{{"id":"{}","version":{}}}"#, user.id(), user.version())
+    }
+
+    fn deleted_user(&self, id: UserId) -> String {
+        format!(r#"{{"id":"{id}"}}"#)
+    }
+}
+
+/// The shared handle on an [`EventData`].
+pub(crate) type Encoder = Arc<dyn EventData>;
