@@ -9,8 +9,8 @@ UUID was generated to be refused, and stays as it is.
 
 An order's products must all be priced in one currency, another relation between values (in the
 stateful phase, products a generated `POST /api/v1/products` created reach a generated order
-through the document's links), in every version. So a product created with a currency the server knows is created
-in EUR, the currency of the script's products; an unknown currency was generated to be refused,
+through the document's links), in every version. So a product created or changed with a currency
+the server knows is priced in EUR, the currency of the script's products; an unknown currency was generated to be refused,
 and stays as it is. In v2 the amount is a decimal string in the currency's exponent, so a valid
 amount of another currency ("1.999" KWD) may be no EUR amount: it is then cut to EUR's pattern
 (CONTRACT_EUR_AMOUNT, read from the v2 document), or replaced by "19.99" when cutting is not
@@ -70,7 +70,11 @@ def before_call(ctx, case, **kwargs):
     for name in list(headers):
         if name.lower() == "idempotency-key" and _is_key(headers[name]):
             headers[name] = str(uuid.uuid4())
-    if case.method.upper() == "POST" and _is_api(case.path, "/products"):
+    creates = case.method.upper() == "POST" and _is_api(case.path, "/products")
+    # A change of price reaches the script's products too (the stateful phase follows links
+    # from lists to PATCH), and in another currency it would make every later order mixed.
+    changes = case.method.upper() == "PATCH" and re.fullmatch(r"/api/v[0-9]+/products/[^/]+", case.path)
+    if creates or changes:
         price = case.body.get("price") if isinstance(case.body, dict) else None
         currency = price.get("currency") if isinstance(price, dict) else None
         if isinstance(currency, str) and currency in CURRENCIES:
