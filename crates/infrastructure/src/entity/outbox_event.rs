@@ -11,7 +11,8 @@ pub(crate) struct Model {
     pub aggregate_id: Uuid,
     pub aggregate_version: i64,
     pub occurred_at: DateTimeUtc,
-    /// The resource's representation at `aggregate_version`, JSON.
+    /// The resource's representation as the write left it (JSON): at `aggregate_version`, or
+    /// later when one write made several versions (ADR 0032).
     pub data: String,
     pub published_at: Option<DateTimeUtc>,
 }
