@@ -203,8 +203,9 @@ pub struct Product {
     archived: bool,
     rating: ProductRating,
     version: u64,
-    /// The version in storage when loaded (0 before the first save): every change since moves
-    /// `version` to this + 1, so one save is one version step however many fields changed.
+    /// The version in storage when loaded (1 for a new product, as its insert stores it): every
+    /// change since moves `version` to this + 1, so one save is one version step however many
+    /// fields changed.
     stored_version: u64,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -245,7 +246,7 @@ impl Product {
             archived: false,
             rating: ProductRating::default(),
             version: 1,
-            stored_version: 0,
+            stored_version: 1,
             created_at: now,
             updated_at: now,
             changes,

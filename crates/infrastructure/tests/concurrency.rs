@@ -237,8 +237,10 @@ async fn parallel_orders_of_three_lines_over_the_same_products_never_deadlock_no
 async fn two_updates_of_a_product_at_the_same_version_let_exactly_one_win(db: &Database) {
     let products = SeaOrmProductRepository::new(db.clone());
     for round in 0..ROUNDS {
-        let original = product(&format!("RACE-{round}"), 5);
-        products.insert(&original).await.expect("inserting");
+        let created = product(&format!("RACE-{round}"), 5);
+        products.insert(&created).await.expect("inserting");
+        // Changed as the use cases change a product: loaded, then changed one version on.
+        let original = products.find_by_id(created.id()).await.expect("reading").expect("found");
 
         let mut renamed = original.clone();
         renamed.rename(ProductName::parse("Renamed").expect("a valid name"), at(20));

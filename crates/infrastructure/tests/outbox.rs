@@ -476,21 +476,25 @@ async fn a_refused_product_update_writes_no_event(test_db: &TestDatabase) {
     let keyboard = shop.stocked("KB-1", 10).await;
     let mouse = shop.stocked("MS-1", 10).await;
     let mut first = shop.load(&keyboard).await;
+    // Loaded at version 1 too, but written after the first update.
+    let mut late = shop.load(&keyboard).await;
     first.restock(8, at(10)).expect("a stock in range");
     shop.products.update(&first, 1).await.expect("the first update wins");
     let before = outbox.all().await;
 
-    // Loaded at version 1 too, but written after the first update.
-    let mut late = keyboard.clone();
     late.rename(ProductName::parse("Late").expect("a valid name"), at(20));
     late.restock(1, at(20)).expect("a stock in range");
     let result = shop.products.update(&late, 1).await;
     assert!(matches!(result, Err(ProductWriteError::Stale)), "{result:?}");
     outbox.assert_unchanged(&before, "a stale product update").await;
-    // A version from the future is just as stale.
+    // A version from the future is just as stale; a product value that is not one version
+    // past the stored one (saved already) is refused before anything is written.
     let result = shop.products.update(&late, 7).await;
     assert!(matches!(result, Err(ProductWriteError::Stale)), "{result:?}");
     outbox.assert_unchanged(&before, "a product update at a future version").await;
+    let result = shop.products.update(&first, 2).await;
+    assert!(matches!(result, Err(ProductWriteError::Store(_))), "saved twice: {result:?}");
+    outbox.assert_unchanged(&before, "the same product value saved twice").await;
     assert_eq!(shop.stock_of(&keyboard).await, (8, 2));
 
     let mut taken = shop.load(&mouse).await;

@@ -54,7 +54,9 @@ pub trait ProductRepository: Send + Sync {
     /// # Errors
     /// [`ProductWriteError::NotFound`] when the product is gone, [`ProductWriteError::Stale`]
     /// when its version moved on, [`ProductWriteError::SkuTaken`] when the new SKU is taken,
-    /// [`ProductWriteError::Store`] otherwise.
+    /// [`ProductWriteError::Store`] otherwise, with [`StoreError::Unexpected`] when the stored
+    /// product is at `expected_version` but `product` is not one version past it (nothing to
+    /// write, or a value saved already: its change and its events were written then).
     async fn update(
         &self,
         product: &Product,

@@ -104,6 +104,24 @@ impl ProductRepository for SeaOrmProductRepository {
     ) -> Result<(), ProductWriteError> {
         let row = product_row(product).map_err(StoreError::Unexpected)?;
         let expected = version_to_db(expected_version).map_err(StoreError::Unexpected)?;
+        // One save is one version step (`Product::touch`): a product not one step past
+        // `expected` has no change of that version to write, or was saved already (its events
+        // with it). Refused as the stored row says: gone, moved on, or a caller's mistake.
+        if product.version() != expected_version.saturating_add(1) {
+            let stored = product::Entity::find_by_id(row.id)
+                .one(self.db.connection())
+                .await
+                .map_err(store("checking a product before an update"))?;
+            return Err(match stored {
+                None => ProductWriteError::NotFound,
+                Some(stored) if stored.version != expected => ProductWriteError::Stale,
+                Some(_) => ProductWriteError::Store(StoreError::Unexpected(anyhow::anyhow!(
+                    "product {} at version {} saved as the change of version {expected_version}",
+                    product.id(),
+                    product.version()
+                ))),
+            });
+        }
         let mut outbox = Outbox::default();
         outbox.product(self.db.event_data().as_ref(), product, expected_version)?;
         let tx = self.db.begin_write().await.map_err(store("starting to update a product"))?;
