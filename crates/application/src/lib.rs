@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod orders;
 pub mod pagination;

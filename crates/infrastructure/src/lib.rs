@@ -23,7 +23,7 @@ pub fn install_tls_provider() {
 }
 
 pub use persistence::{
-    Database, DatabaseSettings, Engine, SeaOrmAccounts, SeaOrmIdempotencyStore,
-    SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository,
-    SeaOrmUserRepository,
+    Database, DatabaseSettings, Engine, IdOnly, SeaOrmAccounts, SeaOrmIdempotencyStore,
+    SeaOrmOrderRepository, SeaOrmOutbox, SeaOrmProductRepository, SeaOrmRefreshTokens,
+    SeaOrmReviewRepository, SeaOrmUserRepository,
 };

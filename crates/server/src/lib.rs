@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod metrics;
+pub mod relay;
 pub mod seed;
 pub mod settings;
 pub mod startup;

@@ -180,7 +180,7 @@ const JWT_SECRET_HOW: &str = "generate one with `openssl rand -hex 32`";
 /// The groups whose every variable begins with the group's name, which their fields leave out:
 /// `rate_limit.orders` is `RATE_LIMIT_ORDERS` (ADR 0014, amended). In the other groups the
 /// field is the variable (`database.auto_migrate` is `AUTO_MIGRATE`).
-pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment", "api_v1"];
+pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment", "api_v1", "nats", "outbox"];
 
 /// The variable of a leaf, from its path in the settings tree (`payment.api_url`, or garde's
 /// `server.trusted_proxies[1]`): its field upper-cased, after its group's name in a group of
@@ -224,6 +224,10 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[garde(dive)]
     pub api_v1: ApiV1Settings,
+    #[garde(dive)]
+    pub nats: NatsSettings,
+    #[garde(dive)]
+    pub outbox: OutboxSettings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -680,6 +684,80 @@ impl ApiV1Settings {
     }
 }
 
+/// NATS JetStream, where the outbox relay publishes events (ADR 0033). Prefixed: the variables
+/// are `NATS_` and the field (`subject_prefix` is `NATS_SUBJECT_PREFIX`).
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// `nats://host:4222`. Unset: events are recorded in the outbox and not published.
+    #[garde(inner(custom(check_nats_url)))]
+    #[serde(serialize_with = "redacted_optional_url")]
+    pub url: Option<String>,
+    /// The first token of every subject (`orderly.order.<id>`).
+    #[garde(custom(check_token))]
+    pub subject_prefix: String,
+    /// The stream, created or updated at the first publish to cover `<prefix>.>`.
+    #[garde(custom(check_token))]
+    pub stream: String,
+    /// Seconds the stream keeps an event (its `max_age`).
+    #[garde(custom(between(60, 31_536_000)))]
+    pub stream_max_age: u64,
+    /// Seconds the stream remembers an event's id to drop a republished copy.
+    #[garde(custom(between(1, 86_400)))]
+    pub duplicate_window: u64,
+    /// Seconds a publish waits for the stream's acknowledgement.
+    #[garde(custom(between(1, 60)))]
+    pub publish_timeout: u64,
+}
+
+impl NatsSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self {
+            url: None,
+            subject_prefix: "orderly".to_owned(),
+            stream: "ORDERLY".to_owned(),
+            stream_max_age: 604_800,
+            duplicate_window: 120,
+            publish_timeout: 5,
+        }
+    }
+
+    /// What the publisher is given: `None` without a URL.
+    #[must_use]
+    pub fn adapter(&self) -> Option<orderly_infrastructure::services::NatsSettings> {
+        Some(orderly_infrastructure::services::NatsSettings {
+            url: self.url.clone()?,
+            subject_prefix: self.subject_prefix.clone(),
+            stream: self.stream.clone(),
+            max_age: Duration::from_secs(self.stream_max_age),
+            duplicate_window: Duration::from_secs(self.duplicate_window),
+            publish_timeout: Duration::from_secs(self.publish_timeout),
+        })
+    }
+}
+
+/// The transactional outbox (ADR 0032) and its relay. Prefixed: the variables are `OUTBOX_` and
+/// the field.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Seconds an event is kept once published (or, without `NATS_URL`, once written).
+    #[garde(custom(between(3_600, 31_536_000)))]
+    pub retention: u64,
+    /// Events the relay claims and publishes at once.
+    #[garde(custom(between(1, 1_000)))]
+    pub batch: u32,
+    /// Milliseconds the relay waits when the outbox is empty (a full batch is followed at once).
+    #[garde(custom(between(10, 60_000)))]
+    pub poll_interval: u64,
+}
+
+impl OutboxSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self { retention: 604_800, batch: 100, poll_interval: 200 }
+    }
+}
+
 // --- rules ---------------------------------------------------------------------------------
 
 fn between<T: PartialOrd + fmt::Display>(min: T, max: T) -> impl FnOnce(&T, &()) -> garde::Result {
@@ -734,6 +812,24 @@ fn check_http_url(url: &str, (): &()) -> garde::Result {
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
+/// One NATS subject token or stream name: 1 to 64 letters, digits, `-` or `_`.
+fn check_token(token: &str, (): &()) -> garde::Result {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if (1..=64).contains(&token.len()) && token.chars().all(valid) {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must be 1 to 64 letters, digits, `-` or `_`"))
+    }
+}
+
+fn check_nats_url(url: &str, (): &()) -> garde::Result {
+    if url.starts_with("nats://") {
+        Ok(())
+    } else {
+        Err(garde::Error::new("must start with nats:// (tls:// is not supported yet)"))
+    }
+}
+
 fn check_redis_url(url: &str, (): &()) -> garde::Result {
     if url.starts_with("redis://") {
         Ok(())
@@ -977,6 +1073,8 @@ impl Settings {
             payment: PaymentSettings::defaults(env),
             telemetry: TelemetrySettings::defaults(env),
             api_v1: ApiV1Settings::defaults(env),
+            nats: NatsSettings::defaults(env),
+            outbox: OutboxSettings::defaults(env),
         }
     }
 

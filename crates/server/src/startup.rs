@@ -17,6 +17,7 @@ use orderly_application::{
         admin_check::AdminCheck, authenticate::Authenticate, authorize::Authorize,
         refresh_session::RefreshSession, revoke_token::RevokeToken,
     },
+    events::{Outbox, RelayEvents},
     orders::{
         expire_orders::ExpireOrders, get_order::GetOrder, list_orders::ListOrders,
         list_user_orders::ListUserOrders, move_order::MoveOrder, order_history::OrderHistory,
@@ -39,12 +40,12 @@ use orderly_application::{
 };
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
-    Database, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
+    Database, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository, SeaOrmOutbox,
     SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository, SeaOrmUserRepository,
     services::{
         Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits,
         HttpGatewaySettings, HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
-        MeteredPaymentGateway, ProductCache, ProductCacheSettings, RedisRateLimiter,
+        MeteredPaymentGateway, NatsPublisher, ProductCache, ProductCacheSettings, RedisRateLimiter,
         SimulatedPaymentGateway, SystemClock,
     },
 };
@@ -52,6 +53,7 @@ use prometheus::Registry;
 
 use crate::{
     metrics::{ExpiryMetrics, SettlementMetrics, register_build_info},
+    relay::{Relay, RelayMetrics},
     settings::{AppEnv, PaymentGateway as GatewayChoice, PaymentSettings, Quota, Settings},
 };
 
@@ -439,6 +441,8 @@ pub struct Application {
     /// The internal listener serving only `/metrics` (`METRICS_ADDR`), and its port.
     metrics: Option<(u16, Server)>,
     expiry: Option<tokio::task::JoinHandle<()>>,
+    /// The outbox relay (ADR 0033).
+    relay: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -486,6 +490,7 @@ impl Application {
         };
         let expiry_metrics =
             metrics.clone().map(|moves| ExpiryMetrics::register(&registry, moves)).transpose()?;
+        let relay = relay(settings, &database, clock.clone(), metrics.is_some(), &registry).await?;
         let state = ApiState {
             use_cases: Arc::new(use_cases),
             access_tokens,
@@ -557,7 +562,7 @@ impl Application {
         if let Some((metrics_port, _)) = &metrics_listener {
             tracing::info!(port = metrics_port, "serving /metrics on its own listener");
         }
-        Ok(Self { port, server, metrics: metrics_listener, expiry })
+        Ok(Self { port, server, metrics: metrics_listener, expiry, relay: relay.spawn() })
     }
 
     /// The port the service listens on.
@@ -589,9 +594,46 @@ impl Application {
         if let Some(expiry) = self.expiry {
             expiry.abort();
         }
+        self.relay.abort();
         tracing::info!("stopped");
         result
     }
+}
+
+/// The outbox relay: publishing to NATS JetStream with `NATS_URL`, otherwise only the retention.
+async fn relay(
+    settings: &Settings,
+    database: &Database,
+    clock: Arc<dyn Clock>,
+    with_metrics: bool,
+    registry: &Registry,
+) -> anyhow::Result<Relay> {
+    let outbox: Arc<dyn Outbox> = Arc::new(SeaOrmOutbox::new(database.clone()));
+    let relay = match settings.nats.adapter() {
+        Some(nats) => {
+            let publisher = NatsPublisher::connect(nats).await?;
+            tracing::info!(
+                stream = %settings.nats.stream,
+                subjects = %format!("{}.>", settings.nats.subject_prefix),
+                "the outbox relay publishes events to NATS JetStream"
+            );
+            Some(
+                RelayEvents::new(outbox.clone(), Arc::new(publisher), clock.clone())
+                    .with_batch(settings.outbox.batch),
+            )
+        }
+        None => None,
+    };
+    let metrics =
+        (with_metrics && relay.is_some()).then(|| RelayMetrics::register(registry)).transpose()?;
+    Ok(Relay {
+        relay,
+        outbox,
+        clock,
+        metrics,
+        retention: Duration::from_secs(settings.outbox.retention),
+        poll_interval: Duration::from_millis(settings.outbox.poll_interval),
+    })
 }
 
 /// The internal listener of `METRICS_ADDR`: `GET /metrics` only, on one worker, deaf to

@@ -24,7 +24,7 @@ pub use location::{
     ConnectionError, ConnectionProblem, Created, Location, create as create_database,
 };
 pub use orders::SeaOrmOrderRepository;
-pub use outbox::IdOnly;
+pub use outbox::{IdOnly, SeaOrmOutbox};
 pub use products::SeaOrmProductRepository;
 pub use refresh_tokens::SeaOrmRefreshTokens;
 pub use reviews::SeaOrmReviewRepository;

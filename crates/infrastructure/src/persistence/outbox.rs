@@ -4,13 +4,27 @@
 
 use std::sync::Arc;
 
-use orderly_application::{StoreError, ports::EventData};
+use async_trait::async_trait;
+use orderly_application::{
+    StoreError,
+    events::{Outbox as OutboxPort, OutboxBatch, OutboxClaim, OutboxEvent},
+    ports::EventData,
+};
 use orderly_domain::{
     EventType, Order, Product, ProductId, User, UserId, Uuid, event::Recorded, time::Timestamp,
 };
-use sea_orm::{ActiveValue::NotSet, DatabaseTransaction, EntityTrait as _, Set};
+use sea_orm::{
+    ActiveValue::NotSet,
+    ColumnTrait as _, DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _,
+    QuerySelect as _, Set,
+    sea_query::{Expr, LockBehavior, LockType},
+};
 
-use super::{error::store, mapping::version_to_db};
+use super::{
+    Database, Engine, WriteTransaction,
+    error::store,
+    mapping::{version_from_db, version_to_db},
+};
 use crate::entity::outbox_event;
 
 /// The events to write in one transaction.
@@ -171,3 +185,137 @@ impl EventData for IdOnly {
 
 /// The shared handle on an [`EventData`].
 pub(crate) type Encoder = Arc<dyn EventData>;
+
+/// [`Outbox`] on SeaORM: the relay's side of `outbox_events`.
+#[derive(Debug, Clone)]
+pub struct SeaOrmOutbox {
+    db: Database,
+}
+
+impl SeaOrmOutbox {
+    #[must_use]
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+/// Only the oldest unpublished event of its resource: the next is claimable once it is
+/// published, so one resource's events go out in order whatever the instances do.
+const FIRST_OF_ITS_RESOURCE: &str = "NOT EXISTS (SELECT 1 FROM outbox_events AS earlier \
+     WHERE earlier.aggregate_id = outbox_events.aggregate_id \
+     AND earlier.published_at IS NULL AND earlier.position < outbox_events.position)";
+
+fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, StoreError> {
+    Ok(OutboxEvent {
+        id: row.id,
+        event_type: row.event_type,
+        aggregate: row.aggregate,
+        aggregate_id: row.aggregate_id,
+        aggregate_version: version_from_db(row.aggregate_version)
+            .map_err(StoreError::Unexpected)?,
+        occurred_at: row.occurred_at,
+        data: row.data,
+    })
+}
+
+#[async_trait]
+impl OutboxPort for SeaOrmOutbox {
+    async fn claim(&self, limit: u32) -> Result<OutboxBatch, StoreError> {
+        let select = outbox_event::Entity::find()
+            .filter(outbox_event::Column::PublishedAt.is_null())
+            .filter(Expr::cust(FIRST_OF_ITS_RESOURCE))
+            .order_by_asc(outbox_event::Column::Position)
+            .limit(u64::from(limit));
+        if self.db.engine() == Engine::Postgres {
+            let tx = self.db.begin_write().await.map_err(store("starting an outbox claim"))?;
+            let rows = select
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&*tx)
+                .await
+                .map_err(store("claiming outbox events"))?;
+            let events = rows.into_iter().map(to_event).collect::<Result<_, _>>()?;
+            return Ok(OutboxBatch { events, claim: Box::new(Locked { tx }) });
+        }
+        let rows =
+            select.all(self.db.connection()).await.map_err(store("reading outbox events"))?;
+        let events = rows.into_iter().map(to_event).collect::<Result<_, _>>()?;
+        Ok(OutboxBatch { events, claim: Box::new(Unlocked { db: self.db.clone() }) })
+    }
+
+    async fn purge_published(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let result = outbox_event::Entity::delete_many()
+            .filter(outbox_event::Column::PublishedAt.lte(before))
+            .exec(self.db.connection())
+            .await
+            .map_err(store("purging published events"))?;
+        Ok(result.rows_affected)
+    }
+
+    async fn purge_written_before(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let result = outbox_event::Entity::delete_many()
+            .filter(outbox_event::Column::OccurredAt.lt(before))
+            .exec(self.db.connection())
+            .await
+            .map_err(store("purging old events"))?;
+        Ok(result.rows_affected)
+    }
+
+    async fn oldest_unpublished(&self) -> Result<Option<Timestamp>, StoreError> {
+        let oldest = outbox_event::Entity::find()
+            .filter(outbox_event::Column::PublishedAt.is_null())
+            .order_by_asc(outbox_event::Column::Position)
+            .one(self.db.connection())
+            .await
+            .map_err(store("reading the oldest unpublished event"))?;
+        Ok(oldest.map(|row| row.occurred_at))
+    }
+}
+
+/// Marks `ids` published at `at` within `conn`.
+async fn mark(
+    conn: &impl sea_orm::ConnectionTrait,
+    ids: &[Uuid],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox_event::Entity::update_many()
+        .col_expr(outbox_event::Column::PublishedAt, Expr::value(at))
+        .filter(outbox_event::Column::Id.is_in(ids.iter().copied()))
+        .filter(outbox_event::Column::PublishedAt.is_null())
+        .exec(conn)
+        .await
+        .map_err(store("marking events published"))?;
+    Ok(())
+}
+
+/// A PostgreSQL claim: the events' rows stay locked until it ends.
+struct Locked {
+    tx: WriteTransaction,
+}
+
+#[async_trait]
+impl OutboxClaim for Locked {
+    async fn finish(self: Box<Self>, ids: &[Uuid], at: Timestamp) -> Result<(), StoreError> {
+        mark(&*self.tx, ids, at).await?;
+        self.tx.commit().await.map_err(store("committing published events"))
+    }
+}
+
+/// An SQLite claim: nothing is locked; marking is a short write of its own.
+struct Unlocked {
+    db: Database,
+}
+
+#[async_trait]
+impl OutboxClaim for Unlocked {
+    async fn finish(self: Box<Self>, ids: &[Uuid], at: Timestamp) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().await.map_err(store("starting to mark events"))?;
+        mark(&*tx, ids, at).await?;
+        tx.commit().await.map_err(store("committing published events"))
+    }
+}

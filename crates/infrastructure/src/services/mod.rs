@@ -5,6 +5,7 @@
 mod account_cache;
 mod clock;
 mod invalidation;
+mod nats;
 mod password;
 mod payment;
 mod product_cache;
@@ -13,6 +14,7 @@ mod tokens;
 
 pub use account_cache::{CachedAccounts, ForgettingUsers};
 pub use clock::SystemClock;
+pub use nats::{EVENT_SOURCE, NatsPublisher, NatsSettings, envelope};
 pub use password::{Argon2PasswordHasher, HashingLimits, HashingStatus};
 pub use payment::{
     BreakerMonitor, BreakerState, HttpGatewaySettings, HttpPaymentGateway, MeteredPaymentGateway,
