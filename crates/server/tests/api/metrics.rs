@@ -765,7 +765,36 @@ async fn exported_names(app: &TestApp) -> BTreeSet<String> {
             .map(str::to_owned),
     );
     names.extend(PROMETHEUS_SERIES.iter().map(|name| (*name).to_owned()));
+    names.extend(relay_series(app).await);
     names
+}
+
+/// The series of an instance that relays the outbox to NATS (`TEST_NATS_URL`, the machine's by
+/// default): exported only where `NATS_URL` is set, and the counter by type only once an event
+/// was published (the writes above made some).
+async fn relay_series(app: &TestApp) -> BTreeSet<String> {
+    let nats = std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let relaying = app
+        .another_instance(|settings| {
+            settings.nats.url = Some(nats);
+            settings.nats.stream = "ORDERLY_METRICS_TEST".to_owned();
+            settings.nats.subject_prefix = "orderly-metrics-test".to_owned();
+        })
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = relaying.metrics().await.text().await.expect("a body");
+        let names: BTreeSet<String> =
+            samples(&text).into_iter().map(|sample| sample.name).collect();
+        if names.contains("orderly_events_published_total") {
+            return names;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event published to NATS within 15 s (is NATS at TEST_NATS_URL?): {names:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn the_alert_rules_and_the_dashboard_name_only_exported_series(app: TestApp) {
@@ -808,6 +837,7 @@ async fn the_alert_rules_and_the_dashboard_name_only_exported_series(app: TestAp
         "OrderlyPaymentBreakerOpen",
         "OrderlyRateLimitSurge",
         "OrderlyExpiryJobStalled",
+        "OrderlyOutboxLagGrowing",
     ] {
         assert!(alerts.contains(expected), "{expected} missing: {alerts:?}");
     }
