@@ -1120,7 +1120,40 @@ async fn two_instances_relaying_one_outbox_deliver_a_burst_without_duplicates_or
     broker.delete().await;
 }
 
+// ---------------------------------------------------------------------------------------------
+// e. The stream deleted while the application runs
+// ---------------------------------------------------------------------------------------------
+
+/// An operator deletes the stream (or NATS comes back with empty storage): the relay's next
+/// publish fails, and the one after creates the stream again, so later events are delivered
+/// without a restart.
+async fn a_stream_deleted_while_the_application_runs_is_created_again(db: TestDatabase) {
+    let broker = Broker::new().await;
+    let outbox = OutboxTable::open(db.url()).await;
+    let app = spawn_app_with(db, |settings| broker.configure(settings, &nats_url())).await;
+    let admin = app.admin().await;
+    let before = outbox.all_published(DELIVERY).await.len();
+    assert!(before > 0 && broker.stored().await > 0, "the admin's registration was published");
+
+    broker
+        .jetstream
+        .delete_stream(&broker.stream)
+        .await
+        .unwrap_or_else(|error| panic!("deleting the stream {}: {error}", broker.stream));
+    let product = app.product(&admin, "KB-DEL", 4999, 10).await;
+    let rows = outbox.all_published(DELIVERY).await;
+    assert!(rows.len() > before, "the product's events were published too");
+    let created = rows
+        .iter()
+        .find(|row| row.event_type == "orderly.product.created.v1")
+        .expect("the product's creation");
+    assert_eq!(created.aggregate_id.to_string(), id_of(&product));
+    assert_eq!(broker.stored().await, (rows.len() - before) as u64, "a new stream holds them");
+    broker.delete().await;
+}
+
 relay_tests!(
+    a_stream_deleted_while_the_application_runs_is_created_again,
     every_event_is_delivered_once_in_order_as_cloudevents,
     a_relay_that_dies_after_publishing_publishes_again_and_the_stream_keeps_one_copy,
     events_written_while_nats_is_cut_wait_and_are_all_delivered_once_it_is_back,

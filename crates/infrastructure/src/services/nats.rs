@@ -13,7 +13,7 @@ use async_nats::{
 use async_trait::async_trait;
 use orderly_application::events::{EventPublisher, OutboxEvent, PublishError};
 use orderly_domain::time::Timestamp;
-use tokio::sync::OnceCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// CloudEvents' `source` of every event Orderly publishes.
 pub const EVENT_SOURCE: &str = "/orderly";
@@ -40,8 +40,10 @@ pub struct NatsSettings {
 pub struct NatsPublisher {
     jetstream: Context,
     settings: NatsSettings,
-    /// Set once the stream is known to exist with this configuration.
-    stream: OnceCell<()>,
+    /// Whether the stream is known to exist with this configuration: set by a successful
+    /// create-or-update, cleared by any failed publish (an operator may have deleted the stream,
+    /// or NATS may have come back with empty storage), so the next publish ensures it again.
+    stream: AtomicBool,
 }
 
 impl NatsPublisher {
@@ -63,7 +65,7 @@ impl NatsPublisher {
             .await?;
         let mut jetstream = jetstream::new(client);
         jetstream.set_timeout(settings.publish_timeout);
-        Ok(Self { jetstream, settings, stream: OnceCell::new() })
+        Ok(Self { jetstream, settings, stream: AtomicBool::new(false) })
     }
 
     /// The subject of `event`: `<prefix>.<aggregate>.<id>`.
@@ -74,23 +76,22 @@ impl NatsPublisher {
 
     /// Creates the stream, or updates it to this configuration.
     async fn ensure_stream(&self) -> Result<(), PublishError> {
-        self.stream
-            .get_or_try_init(|| async {
-                let config = stream::Config {
-                    name: self.settings.stream.clone(),
-                    subjects: vec![format!("{}.>", self.settings.subject_prefix)],
-                    max_age: self.settings.max_age,
-                    duplicate_window: self.settings.duplicate_window,
-                    ..stream::Config::default()
-                };
-                self.jetstream
-                    .create_or_update_stream(config)
-                    .await
-                    .map(drop)
-                    .map_err(|error| unavailable(format!("creating the stream: {error}")))
-            })
+        if self.stream.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let config = stream::Config {
+            name: self.settings.stream.clone(),
+            subjects: vec![format!("{}.>", self.settings.subject_prefix)],
+            max_age: self.settings.max_age,
+            duplicate_window: self.settings.duplicate_window,
+            ..stream::Config::default()
+        };
+        self.jetstream
+            .create_or_update_stream(config)
             .await
-            .copied()
+            .map_err(|error| unavailable(format!("creating the stream: {error}")))?;
+        self.stream.store(true, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -149,7 +150,9 @@ impl EventPublisher for NatsPublisher {
                 .map_err(|error| unavailable(format!("waiting for the acknowledgement: {error}")))
         })
         .await
-        .map_err(|_| unavailable(format!("no acknowledgement within {timeout:?}")))??;
+        .map_err(|_| unavailable(format!("no acknowledgement within {timeout:?}")))
+        .and_then(|acknowledged| acknowledged)
+        .inspect_err(|_| self.stream.store(false, Ordering::Release))?;
         tracing::debug!(
             event.id = %event.id,
             event.r#type = %event.event_type,
