@@ -185,11 +185,17 @@ impl RelayEvents {
     /// # Errors
     /// [`StoreError`] when the store fails.
     pub async fn purge(&self, retention: std::time::Duration) -> Result<u64, StoreError> {
-        let retention = orderly_domain::time::TimeDelta::from_std(retention)
-            .unwrap_or(orderly_domain::time::TimeDelta::MAX);
-        let before = self.clock.now().checked_sub_signed(retention).unwrap_or_default();
-        self.outbox.purge_published(before).await
+        self.outbox.purge_published(retention_cutoff(self.clock.as_ref(), retention)).await
     }
+}
+
+/// The instant `retention` before now: what happened before it may go.
+#[must_use]
+pub fn retention_cutoff(clock: &dyn Clock, retention: std::time::Duration) -> Timestamp {
+    orderly_domain::time::TimeDelta::from_std(retention)
+        .ok()
+        .and_then(|retention| clock.now().checked_sub_signed(retention))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use orderly_application::{
-    events::{Outbox, RelayEvents},
+    events::{Outbox, RelayEvents, retention_cutoff},
     ports::Clock,
 };
 use prometheus::{Gauge, IntCounter, IntCounterVec, Opts, Registry};
@@ -128,9 +128,7 @@ impl Relay {
         let purged = match &self.relay {
             Some(relay) => relay.purge(self.retention).await,
             None => {
-                let before = self.clock.now()
-                    - orderly_domain::time::TimeDelta::from_std(self.retention)
-                        .unwrap_or(orderly_domain::time::TimeDelta::MAX);
+                let before = retention_cutoff(self.clock.as_ref(), self.retention);
                 self.outbox.purge_written_before(before).await
             }
         };

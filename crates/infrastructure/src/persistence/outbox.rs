@@ -64,9 +64,14 @@ impl Outbox {
         aggregate_id: Uuid,
         data: impl Fn() -> String,
     ) -> Result<(), StoreError> {
-        let mut data = LazyData::new(data);
+        let events: Vec<&Recorded> = events.collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Encoded once for all the events of one write.
+        let data = data();
         for recorded in events {
-            let data = data.get();
+            let data = data.clone();
             self.push(recorded.event_type, aggregate_id, recorded.version, recorded.at, data)?;
         }
         Ok(())
@@ -141,22 +146,6 @@ impl Outbox {
             .await
             .map_err(store("writing events to the outbox"))?;
         Ok(())
-    }
-}
-
-/// Encodes a resource once for all the events of one write.
-struct LazyData<F> {
-    encode: F,
-    data: Option<String>,
-}
-
-impl<F: Fn() -> String> LazyData<F> {
-    fn new(encode: F) -> Self {
-        Self { encode, data: None }
-    }
-
-    fn get(&mut self) -> String {
-        self.data.get_or_insert_with(&self.encode).clone()
     }
 }
 
