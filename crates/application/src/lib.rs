@@ -17,5 +17,6 @@ pub mod ports;
 pub mod products;
 pub mod reviews;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{StoreError, WRITE_ATTEMPTS};

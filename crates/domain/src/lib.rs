@@ -16,6 +16,7 @@ pub mod review;
 pub mod rule;
 pub mod text;
 pub mod user;
+pub mod webhook;
 
 pub use event::{Aggregate, Changes, EventType, Recorded};
 pub use id::{InvalidId, OrderId, ProductId, UserId};
@@ -39,6 +40,11 @@ pub use text::TextError;
 pub use user::{
     Email, InvalidEmail, InvalidPassword, InvalidRole, InvalidUserName, Password, PasswordHash,
     Role, User, UserName, UserParts,
+};
+pub use webhook::{
+    AttemptOutcome, DeliveryStatus, DisabledReason, EventFilter, InvalidWebhookUrl,
+    UnknownEventType, WebhookDelivery, WebhookDeliveryId, WebhookDeliveryParts, WebhookEndpoint,
+    WebhookEndpointDraft, WebhookEndpointId, WebhookEndpointParts, WebhookSecret, WebhookUrl,
 };
 
 /// The time types the domain speaks in, re-exported so that inner layers share one definition.
