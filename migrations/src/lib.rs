@@ -22,6 +22,7 @@ mod m20261204_000012_strip_format_characters_from_names;
 mod m20261204_000013_add_payment_failures;
 mod m20261204_000014_idempotency_opaque_replay;
 mod m20261205_000015_create_outbox_events;
+mod m20261205_000016_create_webhooks;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_add_payment_failures::Migration),
             Box::new(m20261204_000014_idempotency_opaque_replay::Migration),
             Box::new(m20261205_000015_create_outbox_events::Migration),
+            Box::new(m20261205_000016_create_webhooks::Migration),
         ]
     }
 }

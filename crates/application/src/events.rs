@@ -58,14 +58,16 @@ pub trait Outbox: Send + Sync {
     /// [`StoreError`] when the store fails; nothing is claimed then.
     async fn claim(&self, limit: u32) -> Result<OutboxBatch, StoreError>;
 
-    /// Deletes events published at or before `before`; returns how many.
+    /// Deletes events published at or before `before` and already scheduled for webhook
+    /// delivery; returns how many.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
     async fn purge_published(&self, before: Timestamp) -> Result<u64, StoreError>;
 
-    /// Deletes every event that happened before `before`, published or not: without a broker
-    /// nothing publishes them, and the outbox must not grow for ever.
+    /// Deletes every event that happened before `before` and was scheduled for webhook delivery,
+    /// published or not: without a broker nothing publishes them, and the outbox must not grow
+    /// for ever.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.

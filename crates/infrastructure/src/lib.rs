@@ -25,5 +25,5 @@ pub fn install_tls_provider() {
 pub use persistence::{
     Database, DatabaseSettings, Engine, IdOnly, SeaOrmAccounts, SeaOrmIdempotencyStore,
     SeaOrmOrderRepository, SeaOrmOutbox, SeaOrmProductRepository, SeaOrmRefreshTokens,
-    SeaOrmReviewRepository, SeaOrmUserRepository,
+    SeaOrmReviewRepository, SeaOrmUserRepository, SeaOrmWebhooks,
 };

@@ -127,6 +127,13 @@ pub trait DeliveryQueue: Send + Sync {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Vec<DueDelivery>, StoreError>;
+
+    /// Deletes the finished (succeeded or failed) deliveries made before `before`; returns how
+    /// many.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn purge_finished(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// A host the outbound guard refuses to call.

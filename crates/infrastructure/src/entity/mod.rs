@@ -9,3 +9,5 @@ pub(crate) mod product;
 pub(crate) mod refresh_token;
 pub(crate) mod review;
 pub(crate) mod user;
+pub(crate) mod webhook_delivery;
+pub(crate) mod webhook_endpoint;

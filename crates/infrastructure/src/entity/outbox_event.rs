@@ -15,6 +15,8 @@ pub(crate) struct Model {
     /// later when one write made several versions (ADR 0032).
     pub data: String,
     pub published_at: Option<DateTimeUtc>,
+    /// When webhook delivery scheduled it (null until then).
+    pub webhooks_scheduled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

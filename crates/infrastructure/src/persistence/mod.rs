@@ -15,6 +15,7 @@ mod products;
 mod refresh_tokens;
 mod reviews;
 mod users;
+mod webhooks;
 
 pub use accounts::SeaOrmAccounts;
 pub(crate) use connection::WriteTransaction;
@@ -29,3 +30,4 @@ pub use products::SeaOrmProductRepository;
 pub use refresh_tokens::SeaOrmRefreshTokens;
 pub use reviews::SeaOrmReviewRepository;
 pub use users::SeaOrmUserRepository;
+pub use webhooks::SeaOrmWebhooks;

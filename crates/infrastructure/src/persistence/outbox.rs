@@ -54,6 +54,7 @@ impl Outbox {
             occurred_at: Set(at),
             data: Set(data),
             published_at: Set(None),
+            webhooks_scheduled_at: Set(None),
         });
         Ok(())
     }
@@ -194,7 +195,7 @@ const FIRST_OF_ITS_RESOURCE: &str = "NOT EXISTS (SELECT 1 FROM outbox_events AS 
      WHERE earlier.aggregate_id = outbox_events.aggregate_id \
      AND earlier.published_at IS NULL AND earlier.position < outbox_events.position)";
 
-fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, StoreError> {
+pub(crate) fn to_event(row: outbox_event::Model) -> Result<OutboxEvent, StoreError> {
     Ok(OutboxEvent {
         id: row.id,
         event_type: row.event_type,
@@ -234,6 +235,7 @@ impl OutboxPort for SeaOrmOutbox {
     async fn purge_published(&self, before: Timestamp) -> Result<u64, StoreError> {
         let result = outbox_event::Entity::delete_many()
             .filter(outbox_event::Column::PublishedAt.lte(before))
+            .filter(outbox_event::Column::WebhooksScheduledAt.is_not_null())
             .exec(self.db.connection())
             .await
             .map_err(store("purging published events"))?;
@@ -243,6 +245,7 @@ impl OutboxPort for SeaOrmOutbox {
     async fn purge_written_before(&self, before: Timestamp) -> Result<u64, StoreError> {
         let result = outbox_event::Entity::delete_many()
             .filter(outbox_event::Column::OccurredAt.lt(before))
+            .filter(outbox_event::Column::WebhooksScheduledAt.is_not_null())
             .exec(self.db.connection())
             .await
             .map_err(store("purging old events"))?;
