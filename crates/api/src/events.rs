@@ -6,9 +6,21 @@
 //! event`).
 
 use orderly_application::ports::EventData;
-use orderly_domain::{Actor, Order, Product, Role, User, UserId};
+use orderly_domain::{
+    Actor, Aggregate, EventType, Order, Product, Role, User, UserId, event::EVENT_SOURCE,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::{
+    Modify, OpenApi as _,
+    openapi::{
+        AllOfBuilder, ContentBuilder, HttpMethod, KnownFormat, ObjectBuilder,
+        OpenApi as OpenApiDocument, Paths, Ref, Required, ResponseBuilder, Type,
+        path::{OperationBuilder, ParameterBuilder, ParameterIn},
+        request_body::RequestBodyBuilder,
+        schema::SchemaFormat,
+    },
+};
 
 use crate::routes::{orders::OrderResponse, products::ProductResponse, users::UserResponse};
 
@@ -44,6 +56,129 @@ impl EventData for V1EventData {
         json!({ "id": id.into_uuid() }).to_string()
     }
 }
+
+/// The document's `webhooks` section (OpenAPI 3.1): one entry per event type, the request an
+/// endpoint receives for it. The body is the CloudEvents envelope with `data` the v1
+/// representation and its `version`, the same in every version's document (event types are
+/// versioned by their own `.v1`).
+pub(crate) struct Webhooks;
+
+/// The Standard Webhooks headers of every delivery.
+const DELIVERY_HEADERS: &[(&str, &str)] = &[
+    ("webhook-id", "The event's id: the same for every attempt; deduplicate by it."),
+    ("webhook-timestamp", "When this attempt was signed, in Unix seconds; refuse old ones."),
+    (
+        "webhook-signature",
+        "Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per secret (two \
+         for a day after a rotation); the key is the base64 after `whsec_` in the secret.",
+    ),
+];
+
+fn envelope_schema(event_type: EventType) -> utoipa::openapi::Schema {
+    let data = match event_type.aggregate() {
+        Aggregate::Order => Some("OrderResponse"),
+        Aggregate::Product => Some("ProductResponse"),
+        Aggregate::User if event_type == EventType::UserDeleted => None,
+        Aggregate::User => Some("UserResponse"),
+    };
+    let versioned = ObjectBuilder::new()
+        .property("version", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
+        .required("version");
+    let data: utoipa::openapi::RefOr<utoipa::openapi::Schema> = match data {
+        Some(name) => AllOfBuilder::new()
+            .item(Ref::from_schema_name(name))
+            .item(versioned)
+            .description(Some("The resource as `GET /api/v1/...` answered it at `version`."))
+            .into(),
+        None => ObjectBuilder::new()
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            )
+            .required("id")
+            .description(Some("Only the id of the deleted user is left to tell."))
+            .into(),
+    };
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let uuid = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    ObjectBuilder::new()
+        .description(Some("A CloudEvents 1.0 event in structured JSON mode."))
+        .property("specversion", string().enum_values(Some(["1.0"])))
+        .property("id", uuid().description(Some("The event's id (UUIDv7), as `webhook-id`.")))
+        .property("source", string().enum_values(Some([EVENT_SOURCE])))
+        .property("type", string().enum_values(Some([event_type.name()])))
+        .property("subject", uuid().description(Some("The resource's id.")))
+        .property("time", string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
+        .property("datacontenttype", string().enum_values(Some(["application/json"])))
+        .property("data", data)
+        .required("specversion")
+        .required("id")
+        .required("source")
+        .required("type")
+        .required("subject")
+        .required("time")
+        .required("datacontenttype")
+        .required("data")
+        .into()
+}
+
+impl Modify for Webhooks {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, schema) in
+            EventSchemas::openapi().components.map(|c| c.schemas).unwrap_or_default()
+        {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        let mut webhooks = Paths::new();
+        for event_type in EventType::ALL {
+            let name = event_type.name();
+            let mut operation = OperationBuilder::new()
+                .operation_id(Some(format!("receive_{}", name.replace('.', "_"))))
+                .tag("webhooks")
+                .summary(Some(format!("`{name}`, POSTed to the endpoints that receive it")))
+                .description(Some(
+                    "Answer 2xx to take the event. Other answers and time-outs (15 s) are \
+                     retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (or after \
+                     `Retry-After` when longer); 410 Gone disables the endpoint. Verify \
+                     `webhook-signature` before trusting the body (Standard Webhooks).",
+                ))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(envelope_schema(event_type))).build(),
+                        )
+                        .required(Some(Required::True))
+                        .build(),
+                ))
+                .response("200", ResponseBuilder::new().description("Taken (any 2xx)."))
+                .response(
+                    "410",
+                    ResponseBuilder::new().description("The endpoint is gone: it is disabled."),
+                );
+            for (header, description) in DELIVERY_HEADERS {
+                operation = operation.parameter(
+                    ParameterBuilder::new()
+                        .name(*header)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::True)
+                        .description(Some(*description))
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                );
+            }
+            webhooks.add_path_operation(name, vec![HttpMethod::Post], operation.build());
+        }
+        openapi.webhooks = Some(webhooks);
+    }
+}
+
+/// The v1 representations events carry, for the document's components.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(OrderResponse, ProductResponse, UserResponse)))]
+struct EventSchemas;
 
 #[cfg(test)]
 mod tests {

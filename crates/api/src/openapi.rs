@@ -62,6 +62,7 @@ fn description(version: Version) -> String {
         (name = "products", description = "The catalogue"),
         (name = "orders", description = "Orders and their state machine"),
         (name = "reviews", description = "Product reviews by customers who received the product"),
+        (name = "webhooks", description = "Endpoints that receive the events, signed per Standard Webhooks (admins)"),
         (name = "operations", description = "Health and problem descriptions"),
     )
 )]
@@ -85,6 +86,7 @@ pub fn document(version: Version) -> Document {
     }
     SecuritySchemes(version).modify(&mut openapi);
     CommonResponses.modify(&mut openapi);
+    crate::events::Webhooks.modify(&mut openapi);
     openapi
 }
 

@@ -122,6 +122,8 @@ catalogue! {
         "The request would delete or demote the only administrator, which would leave nobody to manage the shop. The user was neither deleted nor demoted; make another user an administrator first (`PATCH /api/v1/users/{id}` with `\"role\": \"admin\"`), then retry."),
     ReviewExists => (CONFLICT, "REVIEW_EXISTS", "review-exists", "Review exists",
         "You already reviewed this product: a customer reviews a product once. Change your review with `PATCH /api/v1/reviews/{id}` instead."),
+    WebhookEndpointDisabled => (CONFLICT, "WEBHOOK_ENDPOINT_DISABLED", "webhook-endpoint-disabled", "Webhook endpoint disabled",
+        "The webhook endpoint is disabled (by an admin, after answering 410 Gone, or after five days of failed deliveries), so nothing is delivered to it. Enable it with `PATCH` and `\"enabled\": true` (which also forgets its failures), then retry the delivery."),
     ApiVersionSunset => (GONE, "API_VERSION_SUNSET", "api-version-sunset", "API version retired",
         "This version of the API is past its sunset date (`sunset`, also in the `Sunset` header): every route under its prefix answers 410 and nothing was done. Move to the successor version: `migration_guide` links to the migration guide, and the `Link` header names this route's successor (`rel=\"successor-version\"`) where there is one."),
     IdempotencyKeyReused => (UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED", "idempotency-key-reused", "Idempotency key reused",

@@ -80,6 +80,7 @@ pub struct UseCases {
     pub move_order: MoveOrder,
     pub order_history: OrderHistory,
     pub reviews: orderly_application::reviews::Reviews,
+    pub webhooks: orderly_application::webhooks::Webhooks,
 }
 
 /// The HTTP layer's own settings.

@@ -9,6 +9,9 @@
 
 use crate::{OrderStatus, PaymentStatus, time::Timestamp};
 
+/// CloudEvents' `source` of every event Orderly publishes.
+pub const EVENT_SOURCE: &str = "/orderly";
+
 /// The kind of resource an event is about; events of one resource (one `subject`) are
 /// delivered in the order they happened. A payment belongs to its order, so its events are the
 /// order's.

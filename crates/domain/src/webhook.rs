@@ -54,7 +54,7 @@ pub enum InvalidWebhookUrl {
     #[error("url must be 1 to {WEBHOOK_URL_MAX_LEN} characters long")]
     Length,
     /// Not an absolute `http://` or `https://` URL with a host, or with white space, control
-    /// characters, credentials or a fragment.
+    /// characters, an `@` (credentials) or a `#` (a fragment).
     #[error(
         "url must be an absolute http:// or https:// URL with a host, without credentials, \
          fragment or white space"
@@ -97,8 +97,7 @@ impl WebhookUrl {
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
         let shaped = !authority.is_empty()
             && !authority.starts_with(':')
-            && !authority.contains('@')
-            && !url.contains('#')
+            && !url.contains(['@', '#'])
             && !url.chars().any(|c| c.is_whitespace() || c.is_control());
         if shaped { Ok(Self(url.to_owned())) } else { Err(InvalidWebhookUrl::Shape) }
     }
@@ -115,14 +114,23 @@ impl std::fmt::Display for WebhookUrl {
     }
 }
 
-/// A name that is not an event type of the catalogue.
+/// Why a list of event types was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an event type (see docs/events.md)")]
-pub struct UnknownEventType(pub String);
+pub enum UnknownEventType {
+    /// A name that is not an event type of the catalogue.
+    #[error("`{0}` is not an event type (see docs/events.md)")]
+    Unknown(String),
+    /// More names than the catalogue has types.
+    #[error("at most {} event types may be listed", EventType::ALL.len())]
+    TooMany,
+}
 
 impl crate::RuleError for UnknownEventType {
     fn code(&self) -> &'static str {
-        crate::rule::ONE_OF
+        match self {
+            Self::Unknown(_) => crate::rule::ONE_OF,
+            Self::TooMany => crate::rule::LENGTH,
+        }
     }
 }
 
@@ -140,12 +148,16 @@ impl EventFilter {
     /// The types named, each once, in catalogue order; none named means all.
     ///
     /// # Errors
-    /// [`UnknownEventType`] for the first name that is not in the catalogue.
+    /// [`UnknownEventType`] for the first name that is not in the catalogue, or when more
+    /// names are given than the catalogue has types.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, UnknownEventType> {
         let mut types = Vec::new();
         for name in names {
+            if types.len() == EventType::ALL.len() {
+                return Err(UnknownEventType::TooMany);
+            }
             let event_type =
-                EventType::parse(name).ok_or_else(|| UnknownEventType(name.to_owned()))?;
+                EventType::parse(name).ok_or_else(|| UnknownEventType::Unknown(name.to_owned()))?;
             types.push(event_type);
         }
         Ok(Self::of(types))
@@ -681,6 +693,8 @@ mod tests {
             ("https://", InvalidWebhookUrl::Shape),
             ("https:///path", InvalidWebhookUrl::Shape),
             ("https://user:pw@example.com/", InvalidWebhookUrl::Shape),
+            ("https://example.com/@x", InvalidWebhookUrl::Shape),
+            ("https://:80/", InvalidWebhookUrl::Shape),
             ("https://example.com/#top", InvalidWebhookUrl::Shape),
             ("https://example.com/a b", InvalidWebhookUrl::Shape),
             (" https://example.com/", InvalidWebhookUrl::Shape),
@@ -706,8 +720,10 @@ mod tests {
         assert!(EventFilter::all().matches(EventType::UserDeleted));
         assert_eq!(
             EventFilter::parse(["orderly.order.paid.v9"]),
-            Err(UnknownEventType("orderly.order.paid.v9".into()))
+            Err(UnknownEventType::Unknown("orderly.order.paid.v9".into()))
         );
+        let too_many = vec!["orderly.order.paid.v1"; EventType::ALL.len() + 1];
+        assert_eq!(EventFilter::parse(too_many), Err(UnknownEventType::TooMany));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod reviews;
 pub mod table;
 pub mod users;
 pub mod v2;
+pub mod webhooks;
 
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder,

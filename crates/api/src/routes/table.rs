@@ -14,7 +14,9 @@ use actix_web::{
 };
 use utoipa::openapi::{OpenApi, PathItem, path::Operation};
 
-use super::{auth, health, method_not_allowed, orders, problems, products, reviews, users, v2};
+use super::{
+    auth, health, method_not_allowed, orders, problems, products, reviews, users, v2, webhooks,
+};
 
 /// One operation: a handler and what its annotation says about it.
 pub struct Endpoint {
@@ -160,11 +162,13 @@ fn all_declared() -> impl IntoIterator<Item = (Option<Version>, Declared)> {
         (Some(V1), products::endpoints()),
         (Some(V1), reviews::endpoints()),
         (Some(V1), orders::endpoints()),
+        (Some(V1), webhooks::endpoints()),
         (Some(V2), v2::users::endpoints()),
         (Some(V2), auth::endpoints()),
         (Some(V2), v2::products::endpoints()),
         (Some(V2), v2::reviews::endpoints()),
         (Some(V2), v2::orders::endpoints()),
+        (Some(V2), v2::webhooks::endpoints()),
     ]
     .into_iter()
     .flat_map(|(version, declared)| declared.into_iter().map(move |one| (version, one)))

@@ -147,6 +147,20 @@ pub enum UrlRefused {
     Unresolvable(String),
 }
 
+impl orderly_domain::RuleError for UrlRefused {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotPublic(_) => NOT_PUBLIC,
+            Self::Unresolvable(_) => UNRESOLVABLE,
+        }
+    }
+}
+
+/// The field code of a URL whose host is not on the public internet.
+pub const NOT_PUBLIC: &str = "not_public";
+/// The field code of a URL whose host does not resolve.
+pub const UNRESOLVABLE: &str = "unresolvable";
+
 /// Decides which URLs webhooks may be sent to (server-side request forgery).
 #[mockall::automock]
 #[async_trait]

@@ -15,8 +15,7 @@ use orderly_application::events::{EventPublisher, OutboxEvent, PublishError};
 use orderly_domain::time::Timestamp;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// CloudEvents' `source` of every event Orderly publishes.
-pub const EVENT_SOURCE: &str = "/orderly";
+pub use orderly_domain::event::EVENT_SOURCE;
 
 /// Where and how events are published.
 #[derive(Debug, Clone)]

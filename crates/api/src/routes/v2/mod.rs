@@ -18,6 +18,7 @@ pub(crate) mod page;
 pub mod products;
 pub mod reviews;
 pub mod users;
+pub mod webhooks;
 
 #[cfg(test)]
 mod tests {
