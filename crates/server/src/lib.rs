@@ -11,3 +11,4 @@ pub mod seed;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

@@ -180,7 +180,8 @@ const JWT_SECRET_HOW: &str = "generate one with `openssl rand -hex 32`";
 /// The groups whose every variable begins with the group's name, which their fields leave out:
 /// `rate_limit.orders` is `RATE_LIMIT_ORDERS` (ADR 0014, amended). In the other groups the
 /// field is the variable (`database.auto_migrate` is `AUTO_MIGRATE`).
-pub const PREFIXED_GROUPS: &[&str] = &["rate_limit", "payment", "api_v1", "nats", "outbox"];
+pub const PREFIXED_GROUPS: &[&str] =
+    &["rate_limit", "payment", "api_v1", "nats", "outbox", "webhook"];
 
 /// The variable of a leaf, from its path in the settings tree (`payment.api_url`, or garde's
 /// `server.trusted_proxies[1]`): its field upper-cased, after its group's name in a group of
@@ -228,6 +229,8 @@ pub struct Settings {
     pub nats: NatsSettings,
     #[garde(dive)]
     pub outbox: OutboxSettings,
+    #[garde(dive)]
+    pub webhook: WebhookSettings,
 }
 
 /// The HTTP listener and what it accepts.
@@ -758,6 +761,36 @@ impl OutboxSettings {
     }
 }
 
+/// Delivering events to webhook endpoints (ADR 0034). Prefixed: the variables are `WEBHOOK_`
+/// and the field.
+#[derive(Debug, Clone, Deserialize, Serialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Allow endpoints on loopback, private, link-local and other non-public addresses. Off:
+    /// such URLs are refused when registered and when connecting (server-side request forgery).
+    /// Only for tests and closed networks.
+    #[garde(skip)]
+    pub allow_private_networks: bool,
+    /// Seconds one delivery attempt may take, connecting and answering included.
+    #[garde(custom(between(1, 60)))]
+    pub timeout: u64,
+}
+
+impl WebhookSettings {
+    fn defaults(_: AppEnv) -> Self {
+        Self { allow_private_networks: false, timeout: 15 }
+    }
+
+    /// What the outbound adapters are given.
+    #[must_use]
+    pub fn adapter(&self) -> orderly_infrastructure::services::WebhookSettings {
+        orderly_infrastructure::services::WebhookSettings {
+            allow_private_networks: self.allow_private_networks,
+            timeout: Duration::from_secs(self.timeout),
+        }
+    }
+}
+
 // --- rules ---------------------------------------------------------------------------------
 
 fn between<T: PartialOrd + fmt::Display>(min: T, max: T) -> impl FnOnce(&T, &()) -> garde::Result {
@@ -1075,6 +1108,7 @@ impl Settings {
             api_v1: ApiV1Settings::defaults(env),
             nats: NatsSettings::defaults(env),
             outbox: OutboxSettings::defaults(env),
+            webhook: WebhookSettings::defaults(env),
         }
     }
 

@@ -37,16 +37,19 @@ use orderly_application::{
         delete_user::DeleteUser, get_user::GetUser, list_users::ListUsers,
         register_user::RegisterUser, update_user::UpdateUser,
     },
+    webhooks::{DeliveryQueue, Webhooks, deliver::DeliverWebhooks},
 };
 use orderly_domain::time::TimeDelta;
 use orderly_infrastructure::{
     Database, SeaOrmAccounts, SeaOrmIdempotencyStore, SeaOrmOrderRepository, SeaOrmOutbox,
     SeaOrmProductRepository, SeaOrmRefreshTokens, SeaOrmReviewRepository, SeaOrmUserRepository,
+    SeaOrmWebhooks,
     services::{
         Argon2PasswordHasher, CachedAccounts, CachedProducts, ForgettingUsers, HashingLimits,
         HttpGatewaySettings, HttpPaymentGateway, InMemoryRateLimiter, JwtAccessTokens, JwtSettings,
         MeteredPaymentGateway, NatsPublisher, ProductCache, ProductCacheSettings, RedisRateLimiter,
         SimulatedPaymentGateway, SystemClock,
+        webhooks::{HttpWebhookSender, NetworkGuard, RandomSecrets},
     },
 };
 use prometheus::Registry;
@@ -55,6 +58,7 @@ use crate::{
     metrics::{ExpiryMetrics, SettlementMetrics, register_build_info},
     relay::{Relay, RelayMetrics},
     settings::{AppEnv, PaymentGateway as GatewayChoice, PaymentSettings, Quota, Settings},
+    webhooks::{DeliveryMetrics, DeliveryWorker},
 };
 
 fn seconds(value: u64) -> TimeDelta {
@@ -78,6 +82,9 @@ pub struct Wiring {
     pub expire_orders: ExpireOrders,
     /// The background job's other work: settling payments, purging idempotency records.
     pub housekeeping: Housekeeping,
+    /// The webhook worker's use case, and its queue (for the retention).
+    pub deliver_webhooks: DeliverWebhooks,
+    pub delivery_queue: Arc<dyn DeliveryQueue>,
     pub access_tokens: Arc<dyn AccessTokens>,
     pub clock: Arc<dyn Clock>,
     /// The instance's metrics registry, with the adapters' series (the pool, the hashing gate,
@@ -114,6 +121,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         Arc::new(SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()));
     let reviews =
         Arc::new(SeaOrmReviewRepository::new(database.clone()).invalidating(product_cache.clone()));
+    let webhooks = Arc::new(SeaOrmWebhooks::new(database.clone()));
     let product_queries: Arc<dyn ProductQueries> =
         Arc::new(CachedProducts::new(products_repo.clone(), product_cache));
     let products: Arc<dyn ProductRepository> = products_repo.clone();
@@ -173,7 +181,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         get_product: GetProduct::new(product_queries.clone()),
         list_products: ListProducts::new(products_repo, admins.clone()),
         update_product: UpdateProduct::new(products.clone(), admins.clone(), clock.clone()),
-        archive_product: ArchiveProduct::new(products.clone(), admins, clock.clone()),
+        archive_product: ArchiveProduct::new(products.clone(), admins.clone(), clock.clone()),
         place_order: PlaceOrder::new(
             products.clone(),
             orders.clone(),
@@ -204,7 +212,20 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
             users.clone(),
             clock.clone(),
         ),
+        webhooks: Webhooks::new(
+            webhooks.clone(),
+            admins,
+            Arc::new(NetworkGuard::new(&settings.webhook.adapter())),
+            Arc::new(RandomSecrets::new()?),
+            clock.clone(),
+        ),
     };
+    let deliver_webhooks = DeliverWebhooks::new(
+        webhooks.clone(),
+        webhooks.clone(),
+        Arc::new(HttpWebhookSender::new(&settings.webhook.adapter())?),
+        clock.clone(),
+    );
     let expire_orders = ExpireOrders::new(orders.clone(), clock.clone());
     let housekeeping = Housekeeping {
         settle_payments: SettlePayments::new(orders, payments, clock.clone()),
@@ -223,6 +244,8 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         accounts,
         expire_orders,
         housekeeping,
+        deliver_webhooks,
+        delivery_queue: webhooks,
         access_tokens,
         clock,
         registry,
@@ -443,6 +466,8 @@ pub struct Application {
     expiry: Option<tokio::task::JoinHandle<()>>,
     /// The outbox relay (ADR 0033).
     relay: tokio::task::JoinHandle<()>,
+    /// The webhook delivery worker (ADR 0034).
+    deliveries: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -471,7 +496,15 @@ impl Application {
     /// When the address cannot be bound or the wiring fails.
     pub async fn build_with(settings: &Settings, database: Database) -> anyhow::Result<Self> {
         let Wiring {
-            use_cases, expire_orders, housekeeping, access_tokens, clock, registry, ..
+            use_cases,
+            expire_orders,
+            housekeeping,
+            deliver_webhooks,
+            delivery_queue,
+            access_tokens,
+            clock,
+            registry,
+            ..
         } = wire(&database, settings)?;
         settings.warn_about_jwt_secret();
         warn_about_pending_migrations(&database).await;
@@ -491,6 +524,14 @@ impl Application {
         let expiry_metrics =
             metrics.clone().map(|moves| ExpiryMetrics::register(&registry, moves)).transpose()?;
         let relay = relay(settings, &database, clock.clone(), metrics.is_some(), &registry).await?;
+        let deliveries = DeliveryWorker {
+            deliver: deliver_webhooks,
+            queue: delivery_queue,
+            clock: clock.clone(),
+            metrics: metrics.is_some().then(|| DeliveryMetrics::register(&registry)).transpose()?,
+            retention: Duration::from_secs(settings.outbox.retention),
+            poll_interval: Duration::from_millis(settings.outbox.poll_interval),
+        };
         let state = ApiState {
             use_cases: Arc::new(use_cases),
             access_tokens,
@@ -562,7 +603,14 @@ impl Application {
         if let Some((metrics_port, _)) = &metrics_listener {
             tracing::info!(port = metrics_port, "serving /metrics on its own listener");
         }
-        Ok(Self { port, server, metrics: metrics_listener, expiry, relay: relay.spawn() })
+        Ok(Self {
+            port,
+            server,
+            metrics: metrics_listener,
+            expiry,
+            relay: relay.spawn(),
+            deliveries: deliveries.spawn(),
+        })
     }
 
     /// The port the service listens on.
@@ -595,6 +643,7 @@ impl Application {
             expiry.abort();
         }
         self.relay.abort();
+        self.deliveries.abort();
         tracing::info!("stopped");
         result
     }

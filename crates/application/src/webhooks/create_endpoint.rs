@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orderly_domain::{Actor, WebhookEndpoint, WebhookEndpointDraft};
 
 use super::{
-    AdminsOnly, admin_only,
+    AdminCheck, AdminsOnly, admin_only,
     ports::{SecretGenerator, UrlGuard, UrlRefused, WebhookStore},
 };
 use crate::{StoreError, ports::Clock};
@@ -26,6 +26,7 @@ pub enum CreateEndpointError {
 #[derive(Clone)]
 pub struct CreateEndpoint {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
     guard: Arc<dyn UrlGuard>,
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
@@ -35,11 +36,12 @@ impl CreateEndpoint {
     #[must_use]
     pub fn new(
         store: Arc<dyn WebhookStore>,
+        admins: AdminCheck,
         guard: Arc<dyn UrlGuard>,
         secrets: Arc<dyn SecretGenerator>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, guard, secrets, clock }
+        Self { store, admins, guard, secrets, clock }
     }
 
     /// Registers `draft` with a new secret; the endpoint returned holds the secret, which is
@@ -53,7 +55,7 @@ impl CreateEndpoint {
         actor: &Actor,
         draft: WebhookEndpointDraft,
     ) -> Result<WebhookEndpoint, CreateEndpointError> {
-        admin_only(actor)?;
+        admin_only::<CreateEndpointError>(&self.admins, actor).await?;
         self.guard.check(&draft.url).await?;
         let endpoint = WebhookEndpoint::register(draft, self.secrets.generate(), self.clock.now());
         self.store.insert(&endpoint).await?;

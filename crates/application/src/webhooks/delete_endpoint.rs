@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orderly_domain::{Actor, WebhookEndpointId};
 
 use super::{
-    AdminsOnly, admin_only,
+    AdminCheck, AdminsOnly, admin_only,
     ports::{WebhookStore, WebhookWriteError},
 };
 use crate::StoreError;
@@ -25,12 +25,13 @@ pub enum DeleteEndpointError {
 #[derive(Clone)]
 pub struct DeleteEndpoint {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
 }
 
 impl DeleteEndpoint {
     #[must_use]
-    pub fn new(store: Arc<dyn WebhookStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn WebhookStore>, admins: AdminCheck) -> Self {
+        Self { store, admins }
     }
 
     /// Deletes the endpoint `id`: nothing more is delivered to it.
@@ -42,7 +43,7 @@ impl DeleteEndpoint {
         actor: &Actor,
         id: WebhookEndpointId,
     ) -> Result<(), DeleteEndpointError> {
-        admin_only(actor)?;
+        admin_only::<DeleteEndpointError>(&self.admins, actor).await?;
         match self.store.delete(id).await {
             Ok(()) => Ok(()),
             Err(WebhookWriteError::NotFound | WebhookWriteError::Stale) => {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, WebhookEndpoint, WebhookEndpointId};
 
-use super::{AdminsOnly, admin_only, ports::WebhookStore};
+use super::{AdminCheck, AdminsOnly, admin_only, ports::WebhookStore};
 use crate::StoreError;
 
 /// Why the endpoint was not read.
@@ -22,12 +22,13 @@ pub enum GetEndpointError {
 #[derive(Clone)]
 pub struct GetEndpoint {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
 }
 
 impl GetEndpoint {
     #[must_use]
-    pub fn new(store: Arc<dyn WebhookStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn WebhookStore>, admins: AdminCheck) -> Self {
+        Self { store, admins }
     }
 
     /// The endpoint `id`.
@@ -39,7 +40,7 @@ impl GetEndpoint {
         actor: &Actor,
         id: WebhookEndpointId,
     ) -> Result<WebhookEndpoint, GetEndpointError> {
-        admin_only(actor)?;
+        admin_only::<GetEndpointError>(&self.admins, actor).await?;
         self.store.find(id).await?.ok_or(GetEndpointError::NotFound)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, DeliveryStatus, WebhookDelivery, WebhookEndpointId};
 
-use super::{AdminsOnly, admin_only, ports::WebhookStore};
+use super::{AdminCheck, AdminsOnly, admin_only, ports::WebhookStore};
 use crate::{
     StoreError,
     pagination::{InvalidCursor, ListRequest, Listed},
@@ -27,12 +27,13 @@ pub enum ListDeliveriesError {
 #[derive(Clone)]
 pub struct ListDeliveries {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
 }
 
 impl ListDeliveries {
     #[must_use]
-    pub fn new(store: Arc<dyn WebhookStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn WebhookStore>, admins: AdminCheck) -> Self {
+        Self { store, admins }
     }
 
     /// One page of the deliveries of `endpoint`, of `status` if given.
@@ -46,7 +47,7 @@ impl ListDeliveries {
         status: Option<DeliveryStatus>,
         request: ListRequest,
     ) -> Result<Listed<WebhookDelivery>, ListDeliveriesError> {
-        admin_only(actor)?;
+        admin_only::<ListDeliveriesError>(&self.admins, actor).await?;
         if self.store.find(endpoint).await?.is_none() {
             return Err(ListDeliveriesError::NotFound);
         }

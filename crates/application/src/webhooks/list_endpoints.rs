@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, WebhookEndpoint};
 
-use super::{AdminsOnly, admin_only, ports::WebhookStore};
+use super::{AdminCheck, AdminsOnly, admin_only, ports::WebhookStore};
 use crate::{
     StoreError,
     pagination::{InvalidCursor, ListRequest, Listed},
@@ -28,12 +28,13 @@ pub enum ListEndpointsError {
 #[derive(Clone)]
 pub struct ListEndpoints {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
 }
 
 impl ListEndpoints {
     #[must_use]
-    pub fn new(store: Arc<dyn WebhookStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn WebhookStore>, admins: AdminCheck) -> Self {
+        Self { store, admins }
     }
 
     /// One page of the endpoints.
@@ -45,7 +46,7 @@ impl ListEndpoints {
         actor: &Actor,
         request: ListRequest,
     ) -> Result<Listed<WebhookEndpoint>, ListEndpointsError> {
-        admin_only(actor)?;
+        admin_only::<ListEndpointsError>(&self.admins, actor).await?;
         let page = request.into_page_request(SCOPE)?;
         Ok(self.store.list(page).await?.into_listed(SCOPE))
     }

@@ -21,15 +21,23 @@ use std::sync::Arc;
 use orderly_domain::Actor;
 pub use ports::{DeliveryQueue, SecretGenerator, UrlGuard, WebhookSender, WebhookStore};
 
-use crate::ports::Clock;
+pub use crate::auth::admin_check::AdminCheck;
+use crate::{StoreError, ports::Clock};
 
 /// Only admins manage webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("only admins manage webhook endpoints")]
 pub struct AdminsOnly;
 
-fn admin_only(actor: &Actor) -> Result<(), AdminsOnly> {
-    if actor.is_admin() { Ok(()) } else { Err(AdminsOnly) }
+/// Confirms in the database that `actor` is an admin now (ADR 0027), or refuses.
+async fn admin_only<E: From<AdminsOnly> + From<StoreError>>(
+    admins: &AdminCheck,
+    actor: &Actor,
+) -> Result<(), E> {
+    match admins.recheck(actor).await? {
+        Some(actor) if actor.is_admin() => Ok(()),
+        _ => Err(AdminsOnly.into()),
+    }
 }
 
 /// Every webhook use case an admin calls.
@@ -46,28 +54,37 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// The use cases over `store`, checking URLs with `guard` and making secrets with `secrets`.
+    /// The use cases over `store`, confirming admins with `admins`, checking URLs with `guard`
+    /// and making secrets with `secrets`.
     #[must_use]
     pub fn new(
         store: Arc<dyn WebhookStore>,
+        admins: AdminCheck,
         guard: Arc<dyn UrlGuard>,
         secrets: Arc<dyn SecretGenerator>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let a = || admins.clone();
         Self {
             create: create_endpoint::CreateEndpoint::new(
                 store.clone(),
+                a(),
                 guard.clone(),
                 secrets.clone(),
                 clock.clone(),
             ),
-            get: get_endpoint::GetEndpoint::new(store.clone()),
-            list: list_endpoints::ListEndpoints::new(store.clone()),
-            update: update_endpoint::UpdateEndpoint::new(store.clone(), guard, clock.clone()),
-            delete: delete_endpoint::DeleteEndpoint::new(store.clone()),
-            rotate_secret: rotate_secret::RotateSecret::new(store.clone(), secrets, clock.clone()),
-            deliveries: list_deliveries::ListDeliveries::new(store.clone()),
-            retry: retry_delivery::RetryDelivery::new(store, clock),
+            get: get_endpoint::GetEndpoint::new(store.clone(), a()),
+            list: list_endpoints::ListEndpoints::new(store.clone(), a()),
+            update: update_endpoint::UpdateEndpoint::new(store.clone(), a(), guard, clock.clone()),
+            delete: delete_endpoint::DeleteEndpoint::new(store.clone(), a()),
+            rotate_secret: rotate_secret::RotateSecret::new(
+                store.clone(),
+                a(),
+                secrets,
+                clock.clone(),
+            ),
+            deliveries: list_deliveries::ListDeliveries::new(store.clone(), a()),
+            retry: retry_delivery::RetryDelivery::new(store, a(), clock),
         }
     }
 }

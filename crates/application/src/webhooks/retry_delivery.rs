@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use orderly_domain::{Actor, WebhookDelivery, WebhookDeliveryId, WebhookEndpointId};
 
-use super::{AdminsOnly, admin_only, ports::WebhookStore};
+use super::{AdminCheck, AdminsOnly, admin_only, ports::WebhookStore};
 use crate::{StoreError, ports::Clock};
 
 /// Why the delivery was not retried.
@@ -27,13 +27,14 @@ pub enum RetryDeliveryError {
 #[derive(Clone)]
 pub struct RetryDelivery {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
     clock: Arc<dyn Clock>,
 }
 
 impl RetryDelivery {
     #[must_use]
-    pub fn new(store: Arc<dyn WebhookStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+    pub fn new(store: Arc<dyn WebhookStore>, admins: AdminCheck, clock: Arc<dyn Clock>) -> Self {
+        Self { store, admins, clock }
     }
 
     /// Schedules one more attempt of delivery `id` of `endpoint`, due now.
@@ -47,7 +48,7 @@ impl RetryDelivery {
         endpoint: WebhookEndpointId,
         id: WebhookDeliveryId,
     ) -> Result<WebhookDelivery, RetryDeliveryError> {
-        admin_only(actor)?;
+        admin_only::<RetryDeliveryError>(&self.admins, actor).await?;
         let owner = self.store.find(endpoint).await?.ok_or(RetryDeliveryError::NotFound)?;
         let mut delivery = self
             .store

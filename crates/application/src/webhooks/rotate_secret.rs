@@ -6,7 +6,7 @@ use std::sync::Arc;
 use orderly_domain::{Actor, WebhookEndpoint, WebhookEndpointId};
 
 use super::{
-    AdminsOnly, admin_only,
+    AdminCheck, AdminsOnly, admin_only,
     ports::{SecretGenerator, WebhookStore, WebhookWriteError},
 };
 use crate::{StoreError, WRITE_ATTEMPTS, ports::Clock};
@@ -28,6 +28,7 @@ pub enum RotateSecretError {
 #[derive(Clone)]
 pub struct RotateSecret {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
     secrets: Arc<dyn SecretGenerator>,
     clock: Arc<dyn Clock>,
 }
@@ -36,10 +37,11 @@ impl RotateSecret {
     #[must_use]
     pub fn new(
         store: Arc<dyn WebhookStore>,
+        admins: AdminCheck,
         secrets: Arc<dyn SecretGenerator>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, secrets, clock }
+        Self { store, admins, secrets, clock }
     }
 
     /// Rotates the secret of `id`; the endpoint returned holds the new secret, shown this once.
@@ -52,7 +54,7 @@ impl RotateSecret {
         actor: &Actor,
         id: WebhookEndpointId,
     ) -> Result<WebhookEndpoint, RotateSecretError> {
-        admin_only(actor)?;
+        admin_only::<RotateSecretError>(&self.admins, actor).await?;
         let secret = self.secrets.generate();
         for _ in 0..WRITE_ATTEMPTS {
             let mut endpoint = self.store.find(id).await?.ok_or(RotateSecretError::NotFound)?;

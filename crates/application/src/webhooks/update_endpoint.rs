@@ -5,7 +5,7 @@ use std::sync::Arc;
 use orderly_domain::{Actor, EventFilter, WebhookEndpoint, WebhookEndpointId, WebhookUrl};
 
 use super::{
-    AdminsOnly, admin_only,
+    AdminCheck, AdminsOnly, admin_only,
     ports::{UrlGuard, UrlRefused, WebhookStore, WebhookWriteError},
 };
 use crate::{StoreError, WRITE_ATTEMPTS, ports::Clock};
@@ -45,6 +45,7 @@ pub enum UpdateEndpointError {
 #[derive(Clone)]
 pub struct UpdateEndpoint {
     store: Arc<dyn WebhookStore>,
+    admins: AdminCheck,
     guard: Arc<dyn UrlGuard>,
     clock: Arc<dyn Clock>,
 }
@@ -53,10 +54,11 @@ impl UpdateEndpoint {
     #[must_use]
     pub fn new(
         store: Arc<dyn WebhookStore>,
+        admins: AdminCheck,
         guard: Arc<dyn UrlGuard>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, guard, clock }
+        Self { store, admins, guard, clock }
     }
 
     /// Applies the changes and returns the endpoint as stored. Without `expected_version` a
@@ -71,7 +73,7 @@ impl UpdateEndpoint {
         id: WebhookEndpointId,
         input: UpdateEndpointInput,
     ) -> Result<WebhookEndpoint, UpdateEndpointError> {
-        admin_only(actor)?;
+        admin_only::<UpdateEndpointError>(&self.admins, actor).await?;
         if let Some(url) = &input.url {
             self.guard.check(url).await?;
         }
