@@ -74,54 +74,57 @@ const DELIVERY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
-fn envelope_schema(event_type: EventType) -> utoipa::openapi::Schema {
-    let data = match event_type.aggregate() {
-        Aggregate::Order => Some("OrderResponse"),
-        Aggregate::Product => Some("ProductResponse"),
-        Aggregate::User if event_type == EventType::UserDeleted => None,
-        Aggregate::User => Some("UserResponse"),
-    };
-    let versioned = ObjectBuilder::new()
-        .property("version", ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
-        .required("version");
-    let data: utoipa::openapi::RefOr<utoipa::openapi::Schema> = match data {
+/// The name of the component that describes the events of `event_type`'s kind.
+fn envelope_name(event_type: EventType) -> &'static str {
+    match event_type.aggregate() {
+        Aggregate::Order => "OrderEvent",
+        Aggregate::Product => "ProductEvent",
+        Aggregate::User if event_type == EventType::UserDeleted => "UserDeletedEvent",
+        Aggregate::User => "UserEvent",
+    }
+}
+
+/// The CloudEvents envelope of the events named `envelope_name`: their types, and `data` as
+/// the representation `data_schema` names (with its `version`), or only the id.
+fn envelope_schema(envelope: &str, data_schema: Option<&str>) -> utoipa::openapi::Schema {
+    let types = EventType::ALL.into_iter().filter(|t| envelope_name(*t) == envelope);
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let uuid = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+    let data: utoipa::openapi::RefOr<utoipa::openapi::Schema> = match data_schema {
         Some(name) => AllOfBuilder::new()
             .item(Ref::from_schema_name(name))
-            .item(versioned)
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "version",
+                        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)),
+                    )
+                    .required("version"),
+            )
             .description(Some("The resource as `GET /api/v1/...` answered it at `version`."))
             .into(),
         None => ObjectBuilder::new()
-            .property(
-                "id",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
-            )
+            .property("id", uuid())
             .required("id")
             .description(Some("Only the id of the deleted user is left to tell."))
             .into(),
     };
-    let string = || ObjectBuilder::new().schema_type(Type::String);
-    let uuid = || string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
-    ObjectBuilder::new()
+    let mut envelope = ObjectBuilder::new()
         .description(Some("A CloudEvents 1.0 event in structured JSON mode."))
         .property("specversion", string().enum_values(Some(["1.0"])))
         .property("id", uuid().description(Some("The event's id (UUIDv7), as `webhook-id`.")))
         .property("source", string().enum_values(Some([EVENT_SOURCE])))
-        .property("type", string().enum_values(Some([event_type.name()])))
+        .property("type", string().enum_values(Some(types.map(EventType::name))))
         .property("subject", uuid().description(Some("The resource's id.")))
         .property("time", string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))))
         .property("datacontenttype", string().enum_values(Some(["application/json"])))
-        .property("data", data)
-        .required("specversion")
-        .required("id")
-        .required("source")
-        .required("type")
-        .required("subject")
-        .required("time")
-        .required("datacontenttype")
-        .required("data")
-        .into()
+        .property("data", data);
+    for member in
+        ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"]
+    {
+        envelope = envelope.required(member);
+    }
+    envelope.into()
 }
 
 impl Modify for Webhooks {
@@ -149,7 +152,9 @@ impl Modify for Webhooks {
                     RequestBodyBuilder::new()
                         .content(
                             "application/json",
-                            ContentBuilder::new().schema(Some(envelope_schema(event_type))).build(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(envelope_name(event_type))))
+                                .build(),
                         )
                         .required(Some(Required::True))
                         .build(),
