@@ -11,6 +11,7 @@ mod payment;
 mod product_cache;
 mod rate_limit;
 mod tokens;
+pub mod webhooks;
 
 pub use account_cache::{CachedAccounts, ForgettingUsers};
 pub use clock::SystemClock;
@@ -23,3 +24,4 @@ pub use payment::{
 pub use product_cache::{CachedProducts, ProductCache, ProductCacheSettings};
 pub use rate_limit::{DEFAULT_KEY_PREFIX, InMemoryRateLimiter, RedisRateLimiter};
 pub use tokens::{JwtAccessTokens, JwtSettings};
+pub use webhooks::{HttpWebhookSender, NetworkGuard, RandomSecrets, WebhookSettings};
