@@ -28,3 +28,4 @@ mod sessions;
 mod stalls;
 mod users;
 mod v2;
+mod webhooks;
