@@ -89,16 +89,13 @@ impl MigrationTrait for Migration {
                     .col(uuid(WebhookDeliveries::EventId))
                     .col(ColumnDef::new(WebhookDeliveries::EventType).string_len(100).not_null())
                     .col(ColumnDef::new(WebhookDeliveries::Payload).text().not_null())
-                    .col(
-                        ColumnDef::new(WebhookDeliveries::Status)
-                            .string_len(20)
-                            .not_null()
-                            .check(Expr::col(WebhookDeliveries::Status).is_in([
-                                "pending",
-                                "succeeded",
-                                "failed",
-                            ])),
-                    )
+                    .col(ColumnDef::new(WebhookDeliveries::Status).string_len(20).not_null().check(
+                        Expr::col(WebhookDeliveries::Status).is_in([
+                            "pending",
+                            "succeeded",
+                            "failed",
+                        ]),
+                    ))
                     .col(
                         ColumnDef::new(WebhookDeliveries::Attempts)
                             .integer()

@@ -135,6 +135,14 @@ impl Modify for Webhooks {
         {
             components.schemas.entry(name).or_insert(schema);
         }
+        for (envelope, data) in [
+            ("OrderEvent", Some("OrderResponse")),
+            ("ProductEvent", Some("ProductResponse")),
+            ("UserEvent", Some("UserResponse")),
+            ("UserDeletedEvent", None),
+        ] {
+            components.schemas.insert(envelope.to_owned(), envelope_schema(envelope, data).into());
+        }
         let mut webhooks = Paths::new();
         for event_type in EventType::ALL {
             let name = event_type.name();
@@ -206,5 +214,32 @@ mod tests {
         expected["version"] = json!(1);
         assert_eq!(data, expected);
         assert_eq!(data["price"], json!({"amount": 4999, "currency": "EUR"}));
+    }
+
+    #[test]
+    fn every_event_type_has_a_webhook_entry_whose_references_resolve() {
+        use crate::{openapi::document, routes::table::Version};
+        for version in Version::ALL {
+            let document = serde_json::to_value(document(version)).expect("serializes");
+            let webhooks = document["webhooks"].as_object().expect("a webhooks section");
+            let names: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+            let mut listed: Vec<&str> = webhooks.keys().map(String::as_str).collect();
+            listed.sort_unstable();
+            let mut expected = names.clone();
+            expected.sort_unstable();
+            assert_eq!(listed, expected, "{version:?}");
+            let text = document.to_string();
+            let schemas = document["components"]["schemas"].as_object().expect("schemas");
+            for reference in text.split("\"#/components/schemas/").skip(1) {
+                let name = reference.split('"').next().unwrap_or_default();
+                assert!(
+                    schemas.contains_key(name),
+                    "{version:?}: `{name}` is referred to but missing"
+                );
+            }
+            let paid = &webhooks["orderly.order.paid.v1"]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"]["$ref"];
+            assert_eq!(paid, "#/components/schemas/OrderEvent");
+        }
     }
 }

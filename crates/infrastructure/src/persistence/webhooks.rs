@@ -10,8 +10,8 @@ use orderly_application::{
 };
 use orderly_domain::{
     DeliveryStatus, DisabledReason, EventFilter, EventType, WebhookDelivery, WebhookDeliveryId,
-    WebhookDeliveryParts, WebhookEndpoint, WebhookEndpointId, WebhookEndpointParts,
-    WebhookSecret, WebhookUrl, time::Timestamp,
+    WebhookDeliveryParts, WebhookEndpoint, WebhookEndpointId, WebhookEndpointParts, WebhookSecret,
+    WebhookUrl, time::Timestamp,
 };
 use sea_orm::{
     ColumnTrait as _, ConnectionTrait, EntityTrait as _, IntoActiveModel as _, PaginatorTrait as _,
