@@ -482,6 +482,14 @@ async fn every_v2_route_answers(app: TestApp) {
     )
     .await;
 
+    // A public address: registered without a lookup, for an event the run never makes.
+    let hook = json!({"url": "http://1.1.1.1/hook", "event_types": ["orderly.user.deleted.v1"]});
+    let hook = json_body(
+        send(v2(&app, Method::POST, "/webhook-endpoints", Some(&admin)).json(&hook)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
     // Reads of real resources answer 200 in v2's shapes; writes, sent an empty body or an
     // unknown id, answer a problem of their handler, never a routing one.
     let unknown = orderly_domain::Uuid::now_v7().to_string();
@@ -497,11 +505,12 @@ async fn every_v2_route_answers(app: TestApp) {
                 t if t.starts_with("/api/v2/orders/") => id_of(&placed),
                 t if t.starts_with("/api/v2/users/") => customer.id.as_str(),
                 t if t.starts_with("/api/v2/reviews/") => id_of(&review),
+                t if t.starts_with("/api/v2/webhook-endpoints/") => id_of(&hook),
                 _ => "",
             };
             template.replace("{id}", id)
         } else {
-            template.replace("{id}", &unknown)
+            template.replace("{id}", &unknown).replace("{delivery_id}", &unknown)
         };
         let mut request = app.request(method.clone(), &target, Some(&admin.access_token));
         if method != Method::GET && method != Method::DELETE {
