@@ -98,7 +98,8 @@ impl WebhookUrl {
         let shaped = !authority.is_empty()
             && !authority.starts_with(':')
             && !url.contains(['@', '#'])
-            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            // U+FEFF too: the schema's pattern states this rule with ECMA-262's `\s`.
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\u{feff}');
         if shaped { Ok(Self(url.to_owned())) } else { Err(InvalidWebhookUrl::Shape) }
     }
 
@@ -698,6 +699,8 @@ mod tests {
             ("https://example.com/#top", InvalidWebhookUrl::Shape),
             ("https://example.com/a b", InvalidWebhookUrl::Shape),
             (" https://example.com/", InvalidWebhookUrl::Shape),
+            ("https://example.com/\u{feff}", InvalidWebhookUrl::Shape),
+            ("https://example.com/\u{85}", InvalidWebhookUrl::Shape),
             ("example.com/hook", InvalidWebhookUrl::Shape),
         ] {
             assert_eq!(WebhookUrl::parse(bad), Err(error), "{bad:?}");

@@ -312,6 +312,18 @@ impl WebhookStore for SeaOrmWebhooks {
 #[async_trait]
 impl DeliveryQueue for SeaOrmWebhooks {
     async fn fan_out(&self, limit: u32, now: Timestamp) -> Result<u32, StoreError> {
+        // Idle most of the time: a read, not the one write permit SQLite has, when nothing waits.
+        let waiting = outbox_event::Entity::find()
+            .select_only()
+            .column(outbox_event::Column::Position)
+            .filter(outbox_event::Column::WebhooksScheduledAt.is_null())
+            .into_tuple::<i64>()
+            .one(self.db.connection())
+            .await
+            .map_err(store("looking for events to schedule"))?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
         let tx = self.db.begin_write().await.map_err(store("starting to schedule deliveries"))?;
         let mut select = outbox_event::Entity::find()
             .filter(outbox_event::Column::WebhooksScheduledAt.is_null())
@@ -388,6 +400,18 @@ impl DeliveryQueue for SeaOrmWebhooks {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Vec<DueDelivery>, StoreError> {
+        let due = webhook_delivery::Entity::find()
+            .select_only()
+            .column(webhook_delivery::Column::Id)
+            .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
+            .into_tuple::<sea_orm::prelude::Uuid>()
+            .one(self.db.connection())
+            .await
+            .map_err(store("looking for due deliveries"))?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let tx = self.db.begin_write().await.map_err(store("starting to claim deliveries"))?;
         let enabled = Query::select()
             .column(webhook_endpoint::Column::Id)
