@@ -3,7 +3,9 @@
 # version in the order Swagger UI offers them (v2, the definition it opens, then v1, picked in the
 # top bar's definition selector), Swagger UI registers a user, authorizes with the OAuth2 password
 # flow (asking for a username and a password only), browses the catalogue, orders and pays (v2: the
-# paid order and its ETag; v1: the history entry); executes every GET operation of that version's
+# paid order and its ETag; v1: the history entry); as the administrator made below, makes a webhook
+# endpoint, reads it, rotates its secret and lists its deliveries, and opens the Webhooks section
+# (the event types and their envelopes); executes every GET operation of that version's
 # document and checks that each request went to that operation's own path; and keeps the
 # authorization and the chosen definition across a reload.
 # Not part of .ci/run (it needs Chromium): run it with `make e2e` after changing the API or its docs.
@@ -28,7 +30,8 @@ trap 'kill "${SERVER_PID:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 start_server "$port" "$work"
 
 # The catalogue the newcomer browses, made by an administrator.
-token=$(admin_token "$base" admin@e2e.example 'an e2e admin password')
+admin_email=admin@e2e.example admin_password='an e2e admin password'
+token=$(admin_token "$base" "$admin_email" "$admin_password")
 skus=() ids=()
 for product in 'E2E-KB|Mechanical keyboard|8999' 'E2E-MOUSE|Wireless mouse|2999' 'E2E-HUB|USB-C hub|4599'; do
     IFS='|' read -r sku name amount <<<"$product"
@@ -49,5 +52,5 @@ api "/products/${ids[0]}/reviews" '{"rating": 5, "title": "Solid", "body": "Type
 
 screenshots="$(target_dir)/swagger-ui-{version}.png"
 BASE=$base PRODUCT_SKUS=$(IFS=,; echo "${skus[*]}") REVIEWED_SKU=${skus[0]} CHROMIUM=$chromium \
-    SCREENSHOT=$screenshots node e2e/swagger-ui.mjs
+    ADMIN_EMAIL=$admin_email ADMIN_PASSWORD=$admin_password SCREENSHOT=$screenshots node e2e/swagger-ui.mjs
 echo "e2e: passed (screenshots: ${screenshots//\{version\}/v2}, ${screenshots//\{version\}/v1})"

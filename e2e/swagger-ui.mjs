@@ -1,10 +1,13 @@
 // Drives Swagger UI in headless Chromium as a newcomer would (see run.sh), once per API version,
 // in the order the visitor meets them: v2 first (the definition Swagger UI opens), then v1, picked
 // in the top bar's definition selector. For each version, from that version's own document:
-// register, authorize with the OAuth2 password flow, browse the catalogue, order and pay; then
-// execute every GET operation and check that each request went to that operation's own path (under
-// /api/<version>/, or the unversioned /health, /ready and /problems/{slug}); then reload and check
-// that the authorization and the chosen definition are still there.
+// register, authorize with the OAuth2 password flow, browse the catalogue, order and pay; as the
+// administrator, make a webhook endpoint in the webhooks tag (its secret shown once), read and list
+// it (no secret), rotate its secret, list its deliveries, and open the Webhooks section (every event
+// type, the envelopes' schemas resolved); then, as the customer again, execute every GET operation
+// and check that each request went to that operation's own path (under /api/<version>/, or the
+// unversioned /health, /ready and /problems/{slug}); then reload and check that the authorization
+// and the chosen definition are still there.
 //
 // Every check prints `ok` or `FAIL`; the script goes on after a failure and exits 1 if any failed.
 import { chromium } from 'playwright-core';
@@ -15,6 +18,9 @@ const skus = (process.env.PRODUCT_SKUS ?? '').split(',').filter(Boolean);
 const reviewedSku = process.env.REVIEWED_SKU ?? skus[0];
 const screenshot = process.env.SCREENSHOT ?? 'swagger-ui-{version}.png';
 const password = 'correct horse battery';
+// The administrator run.sh made, for the webhook endpoints (admins only).
+const adminEmail = process.env.ADMIN_EMAIL ?? 'admin@e2e.example';
+const adminPassword = process.env.ADMIN_PASSWORD ?? 'an e2e admin password';
 const failures = [];
 
 // The versions, in the order Swagger UI lists them and the visitor meets them.
@@ -77,8 +83,9 @@ async function shown() {
     selected: await select.inputValue(),
     url: (await page.locator('.information-container .info .url').first().innerText()).trim(),
     version: (await page.locator('.information-container .info .version').first().innerText()).trim(),
+    // The operations, not the OpenAPI 3.1 webhooks Swagger UI lists after them (see the webhooks flow).
     paths: await page.locator('.opblock-summary-path').evaluateAll(
-      (paths) => paths.map((p) => p.getAttribute('data-path'))),
+      (paths) => paths.filter((p) => !p.closest('.webhooks')).map((p) => p.getAttribute('data-path'))),
   };
 }
 
@@ -135,7 +142,7 @@ async function runVersion(version, document, { carriedFrom } = {}) {
     try { json = JSON.parse(text); } catch { json = undefined; }
     // Collapse it again, so that the next operation's controls are the only ones in view.
     await collapse(op);
-    return { request, response, status: code, json, sentBody, shownHeaders };
+    return { request, response, status: code, json, text, sentBody, shownHeaders };
   }
 
   // Money as this version writes it: v1 integer minor units, v2 a decimal string.
@@ -184,33 +191,39 @@ async function runVersion(version, document, { carriedFrom } = {}) {
     `registerUser: POST ${new URL(registered.request.url()).pathname} answered ${registered.status}`);
 
   // Authorize: the dialog asks for a username and a password only, and logs in at this version's
-  // token URL (after logging out of an authorization carried over from the earlier version).
-  await page.locator('.btn.authorize').first().click();
-  await page.waitForSelector('.modal-ux');
-  const oauth = page.locator('.modal-ux .auth-container').filter({ hasText: 'oauth2' });
-  const logout = oauth.getByRole('button', { name: 'Remove authorization' });
-  if (await logout.isVisible()) {
-    console.log(`     ${prefix}Swagger UI kept the ${carriedFrom ?? 'earlier'} authorization; logging out`);
-    await logout.click();
+  // token URL (after logging out of the authorization Swagger UI holds: one carried over from the
+  // earlier version, or the other user's of this version).
+  let authorizedAs;
+  async function authorize(username, secret, who) {
+    await page.locator('.btn.authorize').first().click();
+    await page.waitForSelector('.modal-ux');
+    const oauth = page.locator('.modal-ux .auth-container').filter({ hasText: 'oauth2' });
+    const logout = oauth.getByRole('button', { name: 'Remove authorization' });
+    if (await logout.isVisible()) {
+      console.log(`     ${prefix}Swagger UI holds an authorization (${authorizedAs ?? `the ${carriedFrom ?? 'earlier'} one`}); logging out`);
+      await logout.click();
+    }
+    check(await oauth.locator('#oauth_username').isVisible() && await oauth.locator('#oauth_password').isVisible(),
+      `the Authorize dialog asks ${who} for a username and a password`);
+    const extra = ['#client_id_password', '#client_secret_password', '#password_type'];
+    const extras = [];
+    for (const selector of extra) if (await oauth.locator(selector).isVisible()) extras.push(selector);
+    check(extras.length === 0, `the Authorize dialog asks ${who} for nothing else (shown: ${extras.join(', ') || 'none'})`);
+    await oauth.locator('#oauth_username').fill(username);
+    await oauth.locator('#oauth_password').fill(secret);
+    const [tokenRequest] = await Promise.all([
+      page.waitForRequest((r) => r.method() === 'POST' && r.url().includes('/auth/token'), { timeout: 15000 }),
+      oauth.locator('button.authorize').click(),
+    ]);
+    const tokenResponse = await tokenRequest.response();
+    check(new URL(tokenRequest.url()).pathname === `${api}/auth/token` && tokenResponse?.status() === 200,
+      `the password flow for ${who}: POST ${new URL(tokenRequest.url()).pathname} answered ${tokenResponse?.status()}`);
+    await oauth.getByRole('button', { name: 'Remove authorization' }).waitFor({ timeout: 15000 });
+    check(true, `authorized ${who} with the password flow`);
+    await page.locator('.modal-ux .btn-done, .modal-ux button.close-modal').first().click();
+    authorizedAs = who;
   }
-  check(await oauth.locator('#oauth_username').isVisible() && await oauth.locator('#oauth_password').isVisible(),
-    'the Authorize dialog asks for a username and a password');
-  const extra = ['#client_id_password', '#client_secret_password', '#password_type'];
-  const extras = [];
-  for (const selector of extra) if (await oauth.locator(selector).isVisible()) extras.push(selector);
-  check(extras.length === 0, `the Authorize dialog asks for nothing else (shown: ${extras.join(', ') || 'none'})`);
-  await oauth.locator('#oauth_username').fill(email);
-  await oauth.locator('#oauth_password').fill(password);
-  const [tokenRequest] = await Promise.all([
-    page.waitForRequest((r) => r.method() === 'POST' && r.url().includes('/auth/token'), { timeout: 15000 }),
-    oauth.locator('button.authorize').click(),
-  ]);
-  const tokenResponse = await tokenRequest.response();
-  check(new URL(tokenRequest.url()).pathname === `${api}/auth/token` && tokenResponse?.status() === 200,
-    `the password flow: POST ${new URL(tokenRequest.url()).pathname} answered ${tokenResponse?.status()}`);
-  await oauth.getByRole('button', { name: 'Remove authorization' }).waitFor({ timeout: 15000 });
-  check(true, 'authorized with the password flow');
-  await page.locator('.modal-ux .btn-done, .modal-ux button.close-modal').first().click();
+  await authorize(email, password, 'the customer');
 
   // Browse the catalogue: this version's list shape and money.
   const listed = await execute('listProducts');
@@ -290,6 +303,102 @@ async function runVersion(version, document, { carriedFrom } = {}) {
   const review = reviews.json?.data?.[0];
   check(reviews.status === 200 && Boolean(review?.id), `listProductReviews: ${reviews.status}, ${reviews.json?.data?.length} review(s)`);
 
+  // Webhooks, as the administrator run.sh made (the endpoints are for admins only): in the webhooks
+  // tag, make an endpoint (its secret shown this once), read it back and list it (never the secret),
+  // rotate its secret, and list its deliveries (none: it takes user deletions only, and nobody is
+  // deleted here). Then the OpenAPI 3.1 webhooks: the event types, and their envelopes.
+  await authorize(adminEmail, adminPassword, 'the administrator');
+  const tag = page.locator('h3.opblock-tag[data-tag="webhooks"]');
+  if (!check(await tag.count() === 1, 'the webhooks tag is shown')) throw new Error('no webhooks tag');
+  if (await tag.getAttribute('data-is-open') !== 'true') await tag.click();
+  check(await tag.getAttribute('data-is-open') === 'true'
+    && await page.locator('#operations-webhooks-createWebhookEndpoint').isVisible(),
+    'the webhooks tag is open, createWebhookEndpoint in it');
+  // A secret as the log shows it: its prefix and length, not the key.
+  const hidden = (value) => typeof value === 'string' ? `${value.slice(0, 6)}… (${value.length} characters)` : String(value);
+  const pathOf = (result) => `${result.request.method()} ${new URL(result.request.url()).pathname}`;
+  const hookUrl = 'http://1.1.1.1/hook';
+  const created = await execute('createWebhookEndpoint',
+    { body: { url: hookUrl, event_types: ['orderly.user.deleted.v1'] } });
+  const hook = created.json;
+  check(created.status === 201 && pathOf(created) === `POST ${api}/webhook-endpoints` && hook?.url === hookUrl
+    && JSON.stringify(hook?.event_types) === '["orderly.user.deleted.v1"]' && hook?.enabled === true,
+    `createWebhookEndpoint: ${pathOf(created)} answered ${created.status}, ${hook?.url} for ${JSON.stringify(hook?.event_types)}`);
+  const secret = hook?.secret;
+  check(typeof secret === 'string' && secret.startsWith('whsec_') && created.text.includes(secret),
+    `createWebhookEndpoint shows its secret: ${hidden(secret)}`);
+  if (!hook?.id) throw new Error('no webhook endpoint');
+  const endpointPath = `${api}/webhook-endpoints/${hook.id}`;
+
+  const read = await execute('getWebhookEndpoint', { params: { id: hook.id } });
+  check(read.status === 200 && pathOf(read) === `GET ${endpointPath}` && read.json?.id === hook.id
+    && read.json?.url === hookUrl,
+    `getWebhookEndpoint: ${pathOf(read)} answered ${read.status}, ${read.json?.url}`);
+  check(read.json !== undefined && !('secret' in read.json) && !read.text.includes('whsec_'),
+    `getWebhookEndpoint shows no secret (fields: ${Object.keys(read.json ?? {}).join(', ')})`);
+  const hooks = await execute('listWebhookEndpoints');
+  const listedHook = hooks.json?.data?.find((e) => e.id === hook.id);
+  check(hooks.status === 200 && pathOf(hooks) === `GET ${api}/webhook-endpoints` && listedHook?.url === hookUrl
+    && hooks.json.data.every((e) => !('secret' in e)) && !hooks.text.includes('whsec_'),
+    `listWebhookEndpoints: ${pathOf(hooks)} answered ${hooks.status}, ${hooks.json?.data?.length} endpoint(s), the new one${listedHook ? '' : ' missing'}, no secret`);
+
+  const rotated = await execute('rotateWebhookSecret', { params: { id: hook.id } });
+  const newSecret = rotated.json?.secret;
+  check(rotated.status === 200 && pathOf(rotated) === `POST ${endpointPath}/secret/rotate` && rotated.json?.id === hook.id,
+    `rotateWebhookSecret: ${pathOf(rotated)} answered ${rotated.status}`);
+  check(typeof newSecret === 'string' && newSecret.startsWith('whsec_') && newSecret !== secret
+    && rotated.text.includes(newSecret),
+    `rotateWebhookSecret shows a new secret: ${hidden(newSecret)}${newSecret === secret ? ', the old one' : ''}`);
+
+  const deliveries = await execute('listWebhookDeliveries', { params: { id: hook.id } });
+  check(deliveries.status === 200 && pathOf(deliveries) === `GET ${endpointPath}/deliveries`
+    && Array.isArray(deliveries.json?.data) && deliveries.json.data.length === 0,
+    `listWebhookDeliveries: ${pathOf(deliveries)} answered ${deliveries.status}, ${deliveries.json?.data?.length} deliveries`);
+
+  // The OpenAPI 3.1 webhooks, which Swagger UI shows under a "Webhooks" heading after the
+  // operations: one entry for each event type an endpoint can ask for; an entry opened shows the
+  // example of its request body (a CloudEvents envelope) and the envelope's schema, resolved.
+  {
+    const section = page.locator('.webhooks');
+    const heading = section.locator('h2').first();
+    check(await section.count() === 1 && (await heading.innerText()).trim() === 'Webhooks',
+      'Swagger UI shows a Webhooks section');
+    const shownTypes = await section.locator('.opblock-summary-path').evaluateAll(
+      (paths) => paths.map((p) => p.getAttribute('data-path')));
+    const eventTypes = document.components?.schemas?.CreateWebhookEndpointRequest?.properties?.event_types?.items?.enum ?? [];
+    const missing = eventTypes.filter((t) => !shownTypes.includes(t));
+    const others = shownTypes.filter((t) => !eventTypes.includes(t));
+    check(eventTypes.length > 0 && shownTypes.includes('orderly.order.paid.v1') && missing.length === 0
+      && others.length === 0 && shownTypes.length === eventTypes.length,
+      `the Webhooks section lists ${shownTypes.length} event types, the ${eventTypes.length} an endpoint can ask for (missing: ${missing.join(', ') || 'none'}; others: ${others.join(', ') || 'none'})`);
+    const envelopes = {
+      'orderly.order.paid.v1': 'OrderEvent',
+      'orderly.product.created.v1': 'ProductEvent',
+      'orderly.user.registered.v1': 'UserEvent',
+      'orderly.user.deleted.v1': 'UserDeletedEvent',
+    };
+    for (const [type, envelope] of Object.entries(envelopes)) {
+      const entry = section.locator('.opblock').filter({ has: page.locator(`.opblock-summary-path[data-path="${type}"]`) });
+      if (!check(await entry.count() === 1, `the webhook ${type} is shown once`)) continue;
+      await expand(entry);
+      const body = entry.locator('.opblock-section-request-body');
+      const example = await body.getByText('specversion').first().waitFor({ timeout: 15000 }).then(() => true, () => false);
+      check(example, `the webhook ${type}: its request body example is an envelope (specversion)`);
+      await body.locator('button.tablinks[data-name="model"]').click();
+      const schema = await body.locator('[data-name="modelPanel"]').innerText().catch(() => '');
+      check(schema.includes(envelope) && schema.includes('specversion'),
+        `the webhook ${type}: its request body schema is ${envelope}${schema.includes(envelope) ? '' : ` (shown: ${JSON.stringify(schema.slice(0, 80))})`}`);
+      await collapse(entry);
+    }
+    const text = await page.locator('body').innerText();
+    const errors = await page.locator('.errors-wrapper').count();
+    check(!text.includes('Could not resolve reference') && !text.includes('Resolver error') && errors === 0,
+      `no resolver error on the page${errors ? ` (errors shown: ${JSON.stringify((await page.locator('.errors-wrapper').first().innerText()).slice(0, 300))})` : ''}`);
+  }
+
+  // Back to the customer, for the rest.
+  await authorize(email, password, 'the customer');
+
   // Every GET operation, executed from its own panel, must reach its own path.
   const values = {
     [`${api}/users/{id}`]: me.json?.id,
@@ -299,10 +408,14 @@ async function runVersion(version, document, { carriedFrom } = {}) {
     [`${api}/reviews/{id}`]: review?.id,
     [`${api}/orders/{id}`]: order.id,
     [`${api}/orders/{id}/transitions`]: order.id,
+    [`${api}/webhook-endpoints/{id}`]: hook.id,
+    [`${api}/webhook-endpoints/{id}/deliveries`]: hook.id,
     '/problems/{slug}': 'insufficient-stock',
   };
-  // What a customer gets: all of it, but the list of users (admins only).
-  const expectedStatus = { listUsers: 403 };
+  // What a customer gets: all of it, but the list of users and the webhook endpoints (admins only).
+  const expectedStatus = {
+    listUsers: 403, listWebhookEndpoints: 403, getWebhookEndpoint: 403, listWebhookDeliveries: 403,
+  };
   for (const op of operations.filter((o) => o.method === 'get')) {
     const own = op.path.startsWith(`${api}/`) || UNVERSIONED.has(op.path);
     const params = {};
