@@ -20,6 +20,11 @@ An `Idempotency-Key` names one request: the server rightly refuses the same key 
 (422 IDEMPOTENCY_KEY_REUSED), and generated cases share the few keys the generator makes up. So a
 well-formed key becomes a fresh one per call, as a client makes a new key per new request; a
 malformed one was generated to be refused, and stays as it is.
+
+A webhook endpoint's host must resolve, to public addresses only (ADR 0034): a fact of the
+network, not of the document, and this machine resolves no public name. So a well-formed `url` of
+`POST`/`PATCH /api/v<n>/webhook-endpoints` becomes a public IP literal (WEBHOOK_URL), which the
+server accepts without a lookup; a malformed one was generated to be refused, and stays as it is.
 """
 
 import os
@@ -32,6 +37,10 @@ PRODUCTS = [p for p in os.environ.get("CONTRACT_PRODUCT_IDS", "").split(",") if 
 CURRENCIES = {c for c in os.environ.get("CONTRACT_CURRENCIES", "").split(",") if c}
 EUR_AMOUNT = os.environ.get("CONTRACT_EUR_AMOUNT")
 AMOUNT_SHAPE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+# The document's pattern of a webhook URL (crates/api/src/routes/webhooks.rs, URL_PATTERN).
+WEBHOOK_URL_SHAPE = re.compile(
+    r"[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@:\x00-\x1f\x7f-\x9f\ufeff][^\s#@\x00-\x1f\x7f-\x9f\ufeff]*")
+WEBHOOK_URL = "http://1.1.1.1/contract-hook"
 
 
 def _is_uuid(value):
@@ -70,6 +79,14 @@ def before_call(ctx, case, **kwargs):
     for name in list(headers):
         if name.lower() == "idempotency-key" and _is_key(headers[name]):
             headers[name] = str(uuid.uuid4())
+    hooks = (case.method.upper() == "POST" and _is_api(case.path, "/webhook-endpoints")) or (
+        case.method.upper() == "PATCH"
+        and re.fullmatch(r"/api/v[0-9]+/webhook-endpoints/[^/]+", case.path))
+    if hooks and isinstance(case.body, dict):
+        url = case.body.get("url")
+        if isinstance(url, str) and len(url) <= 2048 and WEBHOOK_URL_SHAPE.fullmatch(url):
+            case.body["url"] = WEBHOOK_URL
+        return
     creates = case.method.upper() == "POST" and _is_api(case.path, "/products")
     # A change of price reaches the script's products too (the stateful phase follows links
     # from lists to PATCH), and in another currency it would make every later order mixed.
