@@ -580,8 +580,16 @@ async fn act(app: &TestApp, actor: &TestUser, order: &str, action: &str) {
 /// Changes `product`'s price as `admin`.
 async fn reprice(app: &TestApp, admin: &TestUser, product: &str, amount: i64) {
     let body = json!({"price": {"amount": amount, "currency": "EUR"}});
-    json_body(app.patch_product(&admin.access_token, product, &body, None).await, StatusCode::OK)
-        .await;
+    // Under a burst of orders moving the product's stock, the server may answer 409
+    // CONCURRENT_MODIFICATION after its own retries; a client then retries, as the problem says.
+    for _ in 0..5 {
+        let response = app.patch_product(&admin.access_token, product, &body, None).await;
+        if response.status() != StatusCode::CONFLICT {
+            json_body(response, StatusCode::OK).await;
+            return;
+        }
+    }
+    panic!("the product kept changing under five repricings");
 }
 
 /// The ids of a scripted run's resources.
