@@ -23,7 +23,7 @@ pub fn install_tls_provider() {
 }
 
 pub use persistence::{
-    Database, DatabaseSettings, Engine, IdOnly, SeaOrmAccounts, SeaOrmIdempotencyStore,
+    Database, DatabaseSettings, Engine, IdOnly, Pooler, SeaOrmAccounts, SeaOrmIdempotencyStore,
     SeaOrmOrderRepository, SeaOrmOutbox, SeaOrmProductRepository, SeaOrmRefreshTokens,
     SeaOrmReviewRepository, SeaOrmUserRepository, SeaOrmWebhooks,
 };

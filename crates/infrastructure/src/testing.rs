@@ -4,6 +4,11 @@
 //!
 //! When `TEST_DATABASE_URL` is set and the server cannot be reached, [`TestDatabase::postgres`]
 //! panics: CI sets it, and a missing server must fail CI rather than skip the tests.
+//!
+//! When `TEST_DATABASE_POOLER_URL` names a pooler in transaction mode in front of that server
+//! (PgBouncer's `pool_mode = transaction`, any database name passed through), the databases are
+//! still made through `TEST_DATABASE_URL`, but the tests' pools reach them through the pooler, as
+//! a deployment with `DATABASE_POOLER=transaction` does, and migrate through the direct URL.
 
 use std::path::PathBuf;
 
@@ -12,10 +17,14 @@ use orderly_migrations::{Migrator, MigratorTrait as _};
 use sea_orm::{ConnectOptions, ConnectionTrait as _, DatabaseConnection, Statement};
 use sha2::{Digest as _, Sha256};
 
-use crate::{Database, DatabaseSettings};
+use crate::{Database, DatabaseSettings, Pooler};
 
 /// The variable naming the PostgreSQL server for tests.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+
+/// The variable naming a transaction pooler in front of that server, through which the tests'
+/// pools reach their databases (any database name in it is replaced).
+pub const TEST_DATABASE_POOLER_URL: &str = "TEST_DATABASE_POOLER_URL";
 
 /// Serializes template creation and cloning across test processes.
 const TEMPLATE_LOCK: i64 = 0x006f_7264_6572_6c79;
@@ -28,14 +37,14 @@ enum Cleanup {
 /// A migrated database that exists for one test and is removed when dropped.
 pub struct TestDatabase {
     database: Option<Database>,
-    url: String,
+    settings: DatabaseSettings,
     cleanup: Cleanup,
 }
 
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDatabase")
-            .field("url", &crate::persistence::redact(&self.url))
+            .field("url", &crate::persistence::redact(&self.settings.url))
             .finish_non_exhaustive()
     }
 }
@@ -47,12 +56,10 @@ impl TestDatabase {
     /// When the file cannot be created or migrated.
     pub async fn sqlite() -> Self {
         let path = std::env::temp_dir().join(format!("orderly-test-{}.db", Uuid::now_v7()));
-        let url = format!("sqlite://{}?mode=rwc", path.display());
-        let database = Database::connect(&DatabaseSettings::new(url.clone()))
-            .await
-            .expect("opening a test SQLite database");
+        let settings = DatabaseSettings::new(format!("sqlite://{}?mode=rwc", path.display()));
+        let database = Database::connect(&settings).await.expect("opening a test SQLite database");
         database.migrate_up(None).await.expect("migrating a test SQLite database");
-        Self { database: Some(database), url, cleanup: Cleanup::SqliteFile(path) }
+        Self { database: Some(database), settings, cleanup: Cleanup::SqliteFile(path) }
     }
 
     /// A new PostgreSQL database cloned from the migrated template, or `None` when
@@ -70,11 +77,19 @@ impl TestDatabase {
         execute(&admin, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await;
         lock(&admin, false).await;
         drop(admin);
-        let url = with_database(&admin_url, &name);
-        let database = Database::connect(&DatabaseSettings::new(url.clone()))
-            .await
-            .expect("opening a test database");
-        Some(Self { database: Some(database), url, cleanup: Cleanup::Postgres { admin_url, name } })
+        let direct = with_database(&admin_url, &name);
+        let settings = match std::env::var(TEST_DATABASE_POOLER_URL).ok().filter(|u| !u.is_empty())
+        {
+            Some(pooler) => DatabaseSettings {
+                pooler: Pooler::Transaction,
+                migration_url: Some(direct),
+                ..DatabaseSettings::new(with_database(&pooler, &name))
+            },
+            None => DatabaseSettings::new(direct),
+        };
+        let database = Database::connect(&settings).await.expect("opening a test database");
+        let cleanup = Cleanup::Postgres { admin_url, name };
+        Some(Self { database: Some(database), settings, cleanup })
     }
 
     /// Both engines: SQLite always, PostgreSQL when configured.
@@ -93,10 +108,17 @@ impl TestDatabase {
         self.database.as_ref().expect("the database lives until drop")
     }
 
-    /// The URL of this database.
+    /// The URL of this database (through the pooler, when there is one).
     #[must_use]
     pub fn url(&self) -> &str {
-        &self.url
+        &self.settings.url
+    }
+
+    /// How the pool reaches this database: its URL, the pooler in between, and the direct URL
+    /// migrations take.
+    #[must_use]
+    pub fn settings(&self) -> &DatabaseSettings {
+        &self.settings
     }
 }
 

@@ -81,6 +81,17 @@ choices! {
 }
 
 choices! {
+    /// What stands between Orderly and PostgreSQL (ADR 0035).
+    pub enum DatabasePooler {
+        /// Nothing, or a pooler in session mode.
+        None = "none",
+        /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`): every statement
+        /// runs in a transaction, and none stays prepared from one transaction to the next.
+        Transaction = "transaction",
+    }
+}
+
+choices! {
     /// The payment gateway adapter.
     pub enum PaymentGateway {
         /// In-process simulation: approves charges up to a limit (ADR 0010).
@@ -346,6 +357,15 @@ pub struct DatabaseSettings {
     /// Apply pending migrations when `serve` starts.
     #[garde(skip)]
     pub auto_migrate: bool,
+    /// `transaction` when `DATABASE_URL` leads to a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`); `none` for PostgreSQL itself or a pooler in session mode.
+    #[garde(skip)]
+    pub database_pooler: DatabasePooler,
+    /// A direct PostgreSQL URL for migrations, which need a session of their own (required
+    /// behind a transaction pooler when migrations run); not set: migrations use `DATABASE_URL`.
+    #[garde(inner(custom(check_database_url)))]
+    #[serde(serialize_with = "redacted_optional_url")]
+    pub database_migration_url: Option<String>,
 }
 
 impl DatabaseSettings {
@@ -355,6 +375,8 @@ impl DatabaseSettings {
             database_max_connections: 10,
             database_acquire_timeout: 3,
             auto_migrate: env != AppEnv::Production,
+            database_pooler: DatabasePooler::None,
+            database_migration_url: None,
         }
     }
 
@@ -367,7 +389,45 @@ impl DatabaseSettings {
             max_connections: self.database_max_connections,
             acquire_timeout: Duration::from_secs(self.database_acquire_timeout),
             sqlite_busy_timeout: orderly_infrastructure::DatabaseSettings::SQLITE_BUSY_TIMEOUT,
+            pooler: match self.database_pooler {
+                DatabasePooler::None => orderly_infrastructure::Pooler::None,
+                DatabasePooler::Transaction => orderly_infrastructure::Pooler::Transaction,
+            },
+            migration_url: self.database_migration_url.clone(),
         }
+    }
+
+    /// The cross-field rules of this group.
+    fn problems(&self) -> Vec<String> {
+        let postgres =
+            |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let mut problems = Vec::new();
+        if self.database_pooler == DatabasePooler::Transaction {
+            if !postgres(&self.database_url) {
+                problems.push(
+                    "DATABASE_POOLER: `transaction` needs a postgres:// DATABASE_URL (a pooler \
+                     stands before PostgreSQL only)"
+                        .to_owned(),
+                );
+            } else if self.auto_migrate && self.database_migration_url.is_none() {
+                problems.push(
+                    "DATABASE_MIGRATION_URL: required with DATABASE_POOLER=transaction and \
+                     AUTO_MIGRATE on: migrations need a session of their own, which a \
+                     transaction pooler does not give (a direct URL to PostgreSQL)"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(url) = &self.database_migration_url
+            && !(postgres(url) && postgres(&self.database_url))
+        {
+            problems.push(
+                "DATABASE_MIGRATION_URL: only for PostgreSQL (postgres://), beside a postgres:// \
+                 DATABASE_URL"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 }
 
@@ -1230,6 +1290,7 @@ impl Settings {
                 problems.push("PAYMENT_API_KEY: required with PAYMENT_GATEWAY=http".to_owned());
             }
         }
+        problems.extend(self.database.problems());
         problems.extend(self.api_v1.problems());
         if problems.is_empty() { Ok(()) } else { Err(SettingsError(problems)) }
     }
@@ -1562,6 +1623,55 @@ mod tests {
         for key in ["DATABASE_URL", "JWT_SECRET", "ACCESS_TOKEN_TTL", "TRUSTED_PROXIES"] {
             assert!(problems.iter().any(|p| p.starts_with(key)), "{key}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn a_transaction_pooler_needs_postgres_and_a_direct_url_for_migrations() {
+        let pooled = [
+            ("DATABASE_URL", "postgres://app:pw@pgbouncer:6432/orderly"),
+            ("DATABASE_POOLER", "transaction"),
+        ];
+        // Migrating at start-up through the pooler: refused, saying what to set.
+        let SettingsError(problems) =
+            load(&[pooled[0], pooled[1], ("AUTO_MIGRATE", "true")]).expect_err("invalid");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("DATABASE_MIGRATION_URL: required"), "{problems:?}");
+        // Migrations elsewhere (`orderly migrate` with the direct URL), or with it given: valid.
+        let settings = load(&[pooled[0], pooled[1], ("AUTO_MIGRATE", "false")]).expect("valid");
+        assert_eq!(settings.database.adapter().pooler, orderly_infrastructure::Pooler::Transaction);
+        let settings = load(&[
+            pooled[0],
+            pooled[1],
+            ("AUTO_MIGRATE", "true"),
+            ("DATABASE_MIGRATION_URL", "postgres://app:secret@db:5432/orderly"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            settings.database.adapter().migration_url.as_deref(),
+            Some("postgres://app:secret@db:5432/orderly")
+        );
+        let described = settings.describe();
+        let shown = described
+            .iter()
+            .find(|(key, _)| key == "DATABASE_MIGRATION_URL")
+            .map(|(_, value)| value.as_str());
+        assert_eq!(shown, Some("postgres://app:***@db:5432/orderly"), "its password is masked");
+        // No pooler stands before SQLite, and a migration URL is PostgreSQL's only.
+        let SettingsError(problems) = load(&[
+            ("DATABASE_URL", "sqlite::memory:"),
+            ("DATABASE_POOLER", "transaction"),
+            ("DATABASE_MIGRATION_URL", "sqlite://other.db"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("DATABASE_POOLER: `transaction` needs a postgres://"));
+        assert!(problems[1].starts_with("DATABASE_MIGRATION_URL: only for PostgreSQL"));
+        let SettingsError(problems) =
+            load(&[("DATABASE_POOLER", "statement")]).expect_err("invalid");
+        assert_eq!(
+            problems,
+            vec!["DATABASE_POOLER: `statement` is not one of: none, transaction".to_owned()]
+        );
     }
 
     #[test]

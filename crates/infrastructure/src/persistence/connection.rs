@@ -5,8 +5,8 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use orderly_migrations::{Migrator, MigratorTrait as _, SchemaManager};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait as _, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait as _,
+    ConnectOptions, ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, Statement, TransactionOptions,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,6 +35,11 @@ pub struct DatabaseSettings {
     /// write transaction for the instance's writer permit; normally
     /// [`DatabaseSettings::SQLITE_BUSY_TIMEOUT`].
     pub sqlite_busy_timeout: Duration,
+    /// What stands between the pool and PostgreSQL.
+    pub pooler: Pooler,
+    /// A direct URL for migrations, which need a session of their own: `None` migrates through
+    /// `url`, except behind a transaction pooler, where migrating then fails and says why.
+    pub migration_url: Option<String>,
 }
 
 impl DatabaseSettings {
@@ -53,8 +58,28 @@ impl DatabaseSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
             sqlite_busy_timeout: Self::SQLITE_BUSY_TIMEOUT,
+            pooler: Pooler::None,
+            migration_url: None,
         }
     }
+}
+
+/// What stands between the pool and PostgreSQL (ADR 0035).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pooler {
+    /// Nothing, or a pooler in session mode: each pooled connection is one PostgreSQL session,
+    /// and statements stay prepared on it.
+    #[default]
+    None,
+    /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`, and the poolers of
+    /// managed PostgreSQL services): a PostgreSQL session serves a connection for one transaction
+    /// at a time, then other clients. Every statement then runs in a transaction of its own
+    /// (where none is open already), each transaction first drops whatever statements another
+    /// client left prepared on its session (`DEALLOCATE ALL`), and no statement stays prepared
+    /// from one transaction to the next (the statement cache is off): no prepared statement is
+    /// ever used outside the transaction that prepared it. Nothing else holds session state:
+    /// no `SET`, advisory lock or `LISTEN` outside a transaction.
+    Transaction,
 }
 
 /// Which engine a connection talks to.
@@ -82,6 +107,10 @@ pub struct Database {
     /// How events spell the resources they carry (the API's representations, once the server
     /// gives them: [`Database::with_event_data`]).
     event_data: Encoder,
+    /// What stands between the pool and PostgreSQL.
+    pooler: Pooler,
+    /// Where migrations run, when not through the pool (see [`Database::migrate_up`]).
+    migration_url: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -110,6 +139,14 @@ impl Database {
         if engine == Engine::Sqlite {
             create_sqlite_directory(&settings.url)?;
         }
+        if settings.pooler == Pooler::Transaction && engine != Engine::Postgres {
+            anyhow::bail!("a transaction pooler stands only before PostgreSQL");
+        }
+        if let Some(url) = &settings.migration_url
+            && engine_of(url)? != engine
+        {
+            anyhow::bail!("the migration URL must name the same engine as the database URL");
+        }
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .max_connections(settings.max_connections)
@@ -128,6 +165,10 @@ impl Database {
                 .foreign_keys(true)
                 .create_if_missing(true)
         });
+        if settings.pooler == Pooler::Transaction {
+            // No statement outlives its transaction (see `Pooler::Transaction`).
+            options.map_sqlx_postgres_opts(|postgres| postgres.statement_cache_capacity(0));
+        }
         // SQLite opens its file here already: say why it cannot, as `check` does.
         let connection = sea_orm::Database::connect(options)
             .await
@@ -137,12 +178,15 @@ impl Database {
                 connection,
                 settings.max_connections,
                 (engine == Engine::Postgres).then(|| settings.url.clone()),
+                settings.pooler,
             ),
             url: settings.url.as_str().into(),
             acquire_timeout: settings.acquire_timeout,
             writer: (engine == Engine::Sqlite).then(|| Arc::new(Semaphore::new(1))),
             writer_timeout: settings.sqlite_busy_timeout,
             event_data: Arc::new(IdOnly),
+            pooler: settings.pooler,
+            migration_url: settings.migration_url.as_deref().map(Into::into),
         })
     }
 
@@ -210,12 +254,43 @@ impl Database {
         self.connection.run(true, raw.ping()).await.context("pinging the database")
     }
 
+    /// What migrations run on: the pool, or a connection of their own to the migration URL.
+    /// Migrations need a PostgreSQL session (their statements run outside transactions too),
+    /// which a transaction pooler does not give.
+    ///
+    /// # Errors
+    /// Behind a transaction pooler without a migration URL, or when the migration URL cannot be
+    /// reached.
+    async fn migration_connection(&self) -> anyhow::Result<DatabaseConnection> {
+        let Some(url) = &self.migration_url else {
+            if self.pooler == Pooler::Transaction {
+                anyhow::bail!(
+                    "migrations need a PostgreSQL session of their own, which a transaction \
+                     pooler does not give: set DATABASE_MIGRATION_URL to a direct URL"
+                );
+            }
+            return Ok(self.connection.raw().clone());
+        };
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .max_connections(1)
+            .acquire_timeout(self.acquire_timeout)
+            .connect_timeout(self.acquire_timeout)
+            .sqlx_logging(false);
+        options.map_sqlx_sqlite_opts(|sqlite| sqlite.foreign_keys(true));
+        sea_orm::Database::connect(options)
+            .await
+            .map_err(|error| location::connection_error(url, &error))
+            .context("connecting to the migration URL")
+    }
+
     /// Applies pending migrations, or `steps` of them.
     ///
     /// # Errors
     /// When a migration fails; the failed migration's transaction (PostgreSQL) is rolled back.
     pub async fn migrate_up(&self, steps: Option<u32>) -> anyhow::Result<()> {
-        Migrator::up(self.connection.raw(), steps).await.context("applying migrations")
+        let connection = self.migration_connection().await?;
+        Migrator::up(&connection, steps).await.context("applying migrations")
     }
 
     /// Reverts the last `steps` migrations (all of them with `None`).
@@ -223,7 +298,8 @@ impl Database {
     /// # Errors
     /// When a migration's `down` fails.
     pub async fn migrate_down(&self, steps: Option<u32>) -> anyhow::Result<()> {
-        Migrator::down(self.connection.raw(), steps).await.context("reverting migrations")
+        let connection = self.migration_connection().await?;
+        Migrator::down(&connection, steps).await.context("reverting migrations")
     }
 
     /// Reverts every applied migration, then applies them all again: an empty, current schema.
@@ -243,7 +319,8 @@ impl Database {
     /// # Errors
     /// When the migration table cannot be read.
     pub async fn migration_status(&self) -> anyhow::Result<Vec<(String, bool)>> {
-        let applied: Vec<String> = Migrator::get_applied_migrations(self.connection.raw())
+        let connection = self.migration_connection().await?;
+        let applied: Vec<String> = Migrator::get_applied_migrations(&connection)
             .await
             .context("reading applied migrations")?
             .iter()
@@ -268,28 +345,33 @@ impl Database {
     /// # Errors
     /// When the database cannot be read (at once while the health gate is open).
     pub async fn pending_migrations(&self) -> anyhow::Result<Vec<String>> {
-        self.connection.admit().context("looking for the migration table")?;
+        // One transaction: behind a transaction pooler, a statement outside one may reach
+        // another PostgreSQL session than the one that prepared it.
+        let tx = self
+            .connection
+            .begin(TransactionOptions::default())
+            .await
+            .context("looking for the migration table")?;
         let table = Migrator::migration_table_name().to_string();
-        let has_table = SchemaManager::new(self.connection.raw())
+        let has_table = SchemaManager::new(&tx)
             .has_table(&table)
             .await
             .context("looking for the migration table")?;
         let applied: HashSet<String> = if has_table {
-            let backend = self.connection.get_database_backend();
-            self.connection
-                .query_all_raw(Statement::from_string(
-                    backend,
-                    format!("SELECT version FROM {table}"),
-                ))
-                .await
-                .context("reading applied migrations")?
-                .iter()
-                .map(|row| row.try_get::<String>("", "version"))
-                .collect::<Result<_, _>>()
-                .context("reading applied migrations")?
+            tx.query_all_raw(Statement::from_string(
+                tx.get_database_backend(),
+                format!("SELECT version FROM {table}"),
+            ))
+            .await
+            .context("reading applied migrations")?
+            .iter()
+            .map(|row| row.try_get::<String>("", "version"))
+            .collect::<Result<_, _>>()
+            .context("reading applied migrations")?
         } else {
             HashSet::new()
         };
+        tx.commit().await.context("reading applied migrations")?;
         Ok(Migrator::migrations()
             .iter()
             .map(|migration| migration.name().to_owned())
@@ -332,11 +414,13 @@ impl Database {
                     .map_err(|_| DbErr::Custom(WRITER_BUSY.to_owned()))?,
             ),
         };
-        let begin = self.connection.raw().begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        });
-        let tx = self.connection.run(true, begin).await?;
+        let tx = self
+            .connection
+            .begin(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
         Ok(WriteTransaction { tx, _writer: permit })
     }
 }

@@ -27,13 +27,14 @@ use failsafe::{
     Config, Instrument, StateMachine,
     failure_policy::{ConsecutiveFailures, consecutive_failures},
 };
+use futures_util::future::BoxFuture;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, Statement, TransactionOptions, TransactionTrait as _,
 };
 use tokio::sync::watch;
 
-use super::error::is_connection_failure;
+use super::{connection::Pooler, error::is_connection_failure};
 
 /// Consecutive connection failures that open the gate: a stale pooled connection or two (the
 /// pool does not ping before lending one) must not shut the service.
@@ -189,6 +190,9 @@ pub(crate) struct GatedConnection {
     /// The PostgreSQL URL, for checks with a connection of their own (`None` for SQLite, which
     /// has no server to go away).
     url: Option<String>,
+    /// What stands between the pool and PostgreSQL: behind a transaction pooler, statements
+    /// outside a transaction get one of their own (see [`Pooler::Transaction`]).
+    pooler: Pooler,
     /// A check runs (at most one), and when the last one found PostgreSQL accepting connections.
     checking: AtomicBool,
     checked_at: Mutex<Option<Instant>>,
@@ -201,6 +205,7 @@ impl GatedConnection {
         mut raw: DatabaseConnection,
         max_connections: u32,
         postgres_url: Option<String>,
+        pooler: Pooler,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this: &Weak<Self>| {
             let connection = this.clone();
@@ -219,6 +224,7 @@ impl GatedConnection {
                 gate: HealthGate::new(),
                 max_connections,
                 url: postgres_url,
+                pooler,
                 checking: AtomicBool::new(false),
                 checked_at: Mutex::new(None),
                 this: this.clone(),
@@ -237,6 +243,50 @@ impl GatedConnection {
     /// A connection error ([`DbErr::Conn`]) while the gate is open.
     pub(crate) fn admit(&self) -> Result<(), DbErr> {
         if self.gate.is_open() { Err(refused()) } else { Ok(()) }
+    }
+
+    /// Begins a transaction through the gate (its `BEGIN` writes nothing, so it is abandoned
+    /// when the gate opens).
+    ///
+    /// # Errors
+    /// The error of `BEGIN` (or of `DEALLOCATE ALL`), or a connection error while the gate is
+    /// open.
+    pub(crate) async fn begin(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.run(true, self.begin_ungated(options)).await
+    }
+
+    /// `BEGIN`, and behind a transaction pooler `DEALLOCATE ALL`: the PostgreSQL session the
+    /// pooler lends for this transaction may hold statements another client prepared, under
+    /// the names this connection is about to give its own.
+    async fn begin_ungated(
+        &self,
+        options: TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        let tx = self.raw.begin_with_options(options).await?;
+        if self.pooler == Pooler::Transaction {
+            tx.execute_unprepared("DEALLOCATE ALL").await?;
+        }
+        Ok(tx)
+    }
+
+    /// Runs one statement behind a transaction pooler, through the gate: in a transaction of
+    /// its own, so that its preparation and its execution reach the same PostgreSQL session.
+    async fn in_own_transaction<T: Send>(
+        &self,
+        abandonable: bool,
+        statement: impl for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<T, DbErr>>
+        + Send,
+    ) -> Result<T, DbErr> {
+        let work = async move {
+            let tx = self.begin_ungated(TransactionOptions::default()).await?;
+            let result = statement(&tx).await?;
+            tx.commit().await?;
+            Ok(result)
+        };
+        self.run(abandonable, work).await
     }
 
     /// The PostgreSQL pool (for its gauges).
@@ -439,20 +489,30 @@ impl ConnectionTrait for GatedConnection {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        if self.pooler == Pooler::Transaction {
+            return self.in_own_transaction(false, |tx| tx.execute_raw(stmt)).await;
+        }
         self.run(false, self.raw.execute_raw(stmt)).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // The simple query protocol: nothing is prepared, so no transaction is needed.
         self.run(false, self.raw.execute_unprepared(sql)).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let read = is_read(&stmt.sql);
+        if self.pooler == Pooler::Transaction {
+            return self.in_own_transaction(read, |tx| tx.query_one_raw(stmt)).await;
+        }
         self.run(read, self.raw.query_one_raw(stmt)).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let read = is_read(&stmt.sql);
+        if self.pooler == Pooler::Transaction {
+            return self.in_own_transaction(read, |tx| tx.query_all_raw(stmt)).await;
+        }
         self.run(read, self.raw.query_all_raw(stmt)).await
     }
 
@@ -475,7 +535,7 @@ mod tests {
         let mut options = ConnectOptions::new("sqlite::memory:");
         options.max_connections(1).sqlx_logging(false);
         let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
-        GatedConnection::new(raw, 1, None)
+        GatedConnection::new(raw, 1, None, Pooler::None)
     }
 
     fn connection_failure() -> DbErr {
@@ -550,8 +610,12 @@ mod tests {
         options.max_connections(1).sqlx_logging(false);
         let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
         // Nothing listens on port 1: the check is refused at once.
-        let connection =
-            GatedConnection::new(raw, 1, Some("postgres://postgres@127.0.0.1:1/none".to_owned()));
+        let connection = GatedConnection::new(
+            raw,
+            1,
+            Some("postgres://postgres@127.0.0.1:1/none".to_owned()),
+            Pooler::None,
+        );
         connection.check();
         let deadline = Instant::now() + Duration::from_secs(2);
         while !connection.gate.is_open() {
@@ -565,8 +629,12 @@ mod tests {
         let mut options = ConnectOptions::new("sqlite::memory:");
         options.max_connections(1).sqlx_logging(false);
         let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
-        let connection =
-            GatedConnection::new(raw, 1, Some("postgres://postgres@127.0.0.1:1/none".to_owned()));
+        let connection = GatedConnection::new(
+            raw,
+            1,
+            Some("postgres://postgres@127.0.0.1:1/none".to_owned()),
+            Pooler::None,
+        );
         let started = Instant::now();
         let result = connection.run(true, std::future::pending::<Result<(), DbErr>>()).await;
         assert!(result.is_err());

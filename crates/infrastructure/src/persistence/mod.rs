@@ -19,7 +19,7 @@ mod webhooks;
 
 pub use accounts::SeaOrmAccounts;
 pub(crate) use connection::WriteTransaction;
-pub use connection::{Database, DatabaseSettings, Engine, redact};
+pub use connection::{Database, DatabaseSettings, Engine, Pooler, redact};
 pub use idempotency::SeaOrmIdempotencyStore;
 pub use location::{
     ConnectionError, ConnectionProblem, Created, Location, create as create_database,

@@ -53,9 +53,9 @@ async fn the_root_answers_405_to_other_methods(app: TestApp) {
 async fn ready_is_503_migrations_pending_while_the_schema_is_a_step_behind_then_200(app: TestApp) {
     let newest = newest_migration(&app.database).await;
     // The operator migrates from a process of their own (`orderly migrate`), with one
-    // connection, not through the serving instance's pool.
-    let mut operator = DatabaseSettings::new(app.settings.database.database_url.clone());
-    operator.max_connections = 1;
+    // connection, not through the serving instance's pool (with the instance's settings: behind
+    // a transaction pooler, migrations take DATABASE_MIGRATION_URL).
+    let operator = DatabaseSettings { max_connections: 1, ..app.settings.database.adapter() };
     let operator = Database::connect(&operator).await.expect("the operator's connection");
     operator.migrate_down(Some(1)).await.expect("one migration reverted");
 

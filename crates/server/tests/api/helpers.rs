@@ -4,9 +4,9 @@
 
 use orderly_application::users::register_user::RegisterUserInput;
 use orderly_domain::{Email, Password, Role, UserName};
-use orderly_infrastructure::{Database, testing::TestDatabase};
+use orderly_infrastructure::{Database, DatabaseSettings, Pooler, testing::TestDatabase};
 use orderly_server::{
-    settings::Settings,
+    settings::{DatabasePooler, Settings},
     startup::{Application, wire},
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, header};
@@ -81,10 +81,22 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
 /// Starts the application with settings adjusted by `configure`.
 pub async fn spawn_app_with(db: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_tests(db.url().to_owned());
+    reach_like(&mut settings, db.settings());
     configure(&mut settings);
     let mut app = start(settings, db.database().clone()).await;
     app._db = Some(db);
     app
+}
+
+/// Settings that reach the database as `adapter` does: through a transaction pooler, with
+/// migrations on the direct URL, when `TEST_DATABASE_POOLER_URL` is set.
+pub fn reach_like(settings: &mut Settings, adapter: &DatabaseSettings) {
+    settings.database.database_url.clone_from(&adapter.url);
+    settings.database.database_migration_url.clone_from(&adapter.migration_url);
+    settings.database.database_pooler = match adapter.pooler {
+        Pooler::None => DatabasePooler::None,
+        Pooler::Transaction => DatabasePooler::Transaction,
+    };
 }
 
 /// `TEST_LOG=1 cargo test ...` prints the application's log lines (with `--nocapture` to see

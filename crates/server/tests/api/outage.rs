@@ -143,8 +143,9 @@ fn upstream_of(url: &str) -> String {
 
 /// Starts another instance of `app` on `database_url` (the proxy's); returns its base URL.
 async fn instance_through(app: &TestApp, database_url: String) -> String {
-    let database =
-        Database::connect(&DatabaseSettings::new(database_url.clone())).await.expect("a lazy pool");
+    // The app's own database settings (a pooler, when the run has one), on another URL.
+    let adapter = DatabaseSettings { url: database_url.clone(), ..app.settings.database.adapter() };
+    let database = Database::connect(&adapter).await.expect("a lazy pool");
     let mut settings = app.settings.clone();
     settings.database.database_url = database_url;
     let application =
