@@ -2,10 +2,14 @@
 # Multi-stage build: compile in the Rust image, run as a non-root user in a slim Debian image.
 
 FROM rust:1.95-bookworm AS build
+# Set by BuildKit. A multi-platform build (the release's linux/amd64 and linux/arm64) runs one
+# build per platform at once: each gets its own target cache, and they take turns on the
+# registry cache, whose lock file is outside the mount.
+ARG TARGETPLATFORM
 WORKDIR /src
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,id=orderly-target-${TARGETPLATFORM} \
     cargo build --release --locked -p orderly-server --bin orderly \
     && cp target/release/orderly /usr/local/bin/orderly
 
