@@ -355,6 +355,49 @@ fn db_create_creates_a_missing_postgres_database_once() {
     );
 }
 
+#[test]
+fn behind_a_transaction_pooler_migrations_take_the_migration_url_and_refuse_without_one() {
+    let Some(scratch) = ScratchPostgres::new() else {
+        eprintln!("{TEST_DATABASE_URL} is not set: PostgreSQL not tested");
+        return;
+    };
+    let dir = Workdir::new();
+    let url = scratch.url();
+    let plain = [("APP_ENV", "test"), ("DATABASE_URL", url.as_str())];
+    succeed(&dir, &plain, &["db", "create"], None);
+    let pooled =
+        [plain[0], plain[1], ("DATABASE_POOLER", "transaction"), ("AUTO_MIGRATE", "false")];
+
+    // Through the pooler alone: refused before anything is written, saying what to set.
+    let error = fail(&dir, &pooled, &["migrate", "up"]);
+    assert!(error.contains("set DATABASE_MIGRATION_URL to a direct URL"), "{error}");
+    let status = succeed(&dir, &plain, &["migrate", "status"], None);
+    assert!(status.lines().all(|line| line.starts_with("pending ")), "nothing applied:\n{status}");
+    // `serve` migrating at start-up without it: the settings check says so.
+    let error =
+        fail(&dir, &[pooled[0], pooled[1], pooled[2], ("AUTO_MIGRATE", "true")], &["serve"]);
+    assert!(
+        error.contains("DATABASE_MIGRATION_URL: required with DATABASE_POOLER=transaction"),
+        "{error}"
+    );
+
+    // With the direct URL (its password masked wherever it is printed), they run there.
+    let direct = with_password(&url);
+    let env = [
+        pooled[0],
+        pooled[1],
+        pooled[2],
+        ("AUTO_MIGRATE", "true"),
+        ("DATABASE_MIGRATION_URL", direct.as_str()),
+    ];
+    let applied = succeed(&dir, &env, &["migrate", "up"], None);
+    assert!(applied.lines().all(|line| line.starts_with("applied ")), "{applied}");
+    let config = succeed(&dir, &env, &["config", "check"], None);
+    assert!(config.contains("DATABASE_POOLER=transaction"), "{config}");
+    assert!(config.contains("DATABASE_MIGRATION_URL=postgres://postgres:***@"), "{config}");
+    assert!(!config.contains(PASSWORD), "{config}");
+}
+
 fn tokio_block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
