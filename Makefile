@@ -18,7 +18,7 @@ SHELL := bash
 
 .PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
 	coverage-tools migrate-up migrate-down migrate-status migrate-fresh db-create config-check \
-	openapi e2e client-check contract bench clean
+	openapi e2e client-check contract supply-chain bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ client-check: ## TypeScript types from docs/openapi-v1.json and -v2.json (pinned
 
 contract: ## schemathesis (pinned, in a venv under target/) checks the server against its OpenAPI document (needs python3-venv, curl; .ci/run runs it)
 	bash e2e/contract.sh
+
+supply-chain: ## cargo-deny (licenses, bans, sources; offline) and the workflow lint (pinned tools under target/; .ci/run runs it)
+	bash .ci/supply-chain.sh
 
 bench: ## Throughput of Orderly against the in-repo baseline (bench/baseline) on PostgreSQL and SQLite; writes docs/performance.md (needs wrk, psql; BENCH_ARGS='--no-write --engines sqlite ...')
 	$(CARGO) build --release --locked -p orderly-server --bin orderly
