@@ -149,6 +149,7 @@ class Checks:
 
     def run(self, title, function, *args):
         self.section(title)
+        began = time.monotonic()
         try:
             return function(*args)
         except Exception as error:  # a section that cannot finish is a failed check, not a crash
@@ -157,6 +158,8 @@ class Checks:
             traceback.print_exc()
             self.check(f"{title} ran to the end", False, f"{type(error).__name__}: {error}")
             return None
+        finally:
+            self.info(f"({time.monotonic() - began:.1f} s)")
 
     def summary(self):
         failed = [name for name, ok in self.results if not ok]
@@ -866,6 +869,7 @@ class Run:
             c.run("The balancer, the pool", self.balancer)
             c.run("Setup: admin, webhook receiver, a customer", self.setup)
             if not hasattr(self, "admin"):
+                c.run("Server errors", self.server_errors)
                 return c.summary()
             c.run("Order flow: place, pay, cancel with refund, cancel", self.order_flow)
             c.run("Idempotency-Key across instances", self.idempotency)

@@ -19,7 +19,8 @@
 # nats://127.0.0.1:4222). Everything it starts, and its database, NATS stream and Redis keys, are
 # its own (named after its process id) and gone when it ends.
 #
-# SCALEOUT_POOL_MODE=session runs PgBouncer in session mode (DATABASE_POOLER=none), for comparison.
+# SCALEOUT_POOL_MODE=session runs PgBouncer in session mode (DATABASE_POOLER=none), for comparison;
+# SCALEOUT_DATABASE_POOLER=none with transaction mode shows what the setting prevents (it fails).
 # SCALEOUT_KEEP=1 keeps the work directory (logs, configurations) for a look afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +34,7 @@ case $pool_mode in
     session) pooler=none pool_size=40 ;;
     *) echo "scaleout: SCALEOUT_POOL_MODE must be transaction or session (got $pool_mode)" >&2; exit 1 ;;
 esac
+pooler=${SCALEOUT_DATABASE_POOLER:-$pooler}
 say() { printf 'scaleout: %s\n' "$*"; }
 
 # --- Tools: haproxy and pgbouncer from apt-get when missing (as .ci/run installs nats-server).
@@ -86,16 +88,28 @@ pgbouncer_port=${ports[0]} lb_port=${ports[1]} app_ports=("${ports[@]:2}")
 stream="SCALEOUT_$$"
 subject_prefix="scaleout$$"
 
+# Stops what the pid files name (SIGTERM, then SIGKILL after $1 tenths of a second), in the order
+# given: the balancer, then the instances (they drain), then the pool they use.
+stop() {
+    local tenths=$1 pids=() pid
+    shift
+    for pidfile in "$@"; do
+        [[ -f $pidfile ]] && pid=$(cat "$pidfile") && kill "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    for _ in $(seq "$tenths"); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || return 0
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
+}
 cleanup() {
     local status=$?
     set +e
-    for pidfile in "$work"/app*.pid "$work"/haproxy.pid "$work"/pgbouncer.pid; do
-        [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null
-    done
-    sleep 0.5
-    for pidfile in "$work"/app*.pid "$work"/haproxy.pid "$work"/pgbouncer.pid; do
-        [[ -f $pidfile ]] && kill -9 "$(cat "$pidfile")" 2>/dev/null
-    done
+    stop 20 "$work/haproxy.pid"
+    stop 80 "$work"/app*.pid
+    stop 20 "$work/pgbouncer.pid"
     NATS_URL=$nats_url python3 e2e/scaleout.py delete-stream "$stream" >/dev/null 2>&1
     python3 e2e/scaleout.py delete-redis-keys "$redis_url" "$run_id:" >/dev/null 2>&1
     psql -q "$admin_url" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 \
