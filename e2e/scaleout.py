@@ -322,6 +322,7 @@ class Receiver:
     def __init__(self):
         self.lock = threading.Lock()
         self.deliveries = Counter()
+        self.arrivals = defaultdict(list)  # webhook-id -> when each copy came
         self.bad_signatures = []
         self.secret = None
         receiver = self
@@ -345,6 +346,7 @@ class Receiver:
         event_id = headers.get("webhook-id")
         with self.lock:
             self.deliveries[event_id] += 1
+            self.arrivals[event_id].append(time.monotonic())
             if self.secret:
                 key = base64.b64decode(self.secret.removeprefix("whsec_"))
                 signed = f"{event_id}.{headers.get('webhook-timestamp')}.".encode() + body
@@ -655,6 +657,19 @@ class Run:
         served = []                        # (time, instance)
         placed = {}                        # key -> order id (keyed places that succeeded)
         unkeyed_placed = []
+        slowest = [0.0, ""]                # the longest keyed request, with the client's retries
+
+        def note_keyed(answer, attempts, began, ok):
+            note("POST with Idempotency-Key", answer, ok, len(attempts) > 1)
+            if len(attempts) > 1:
+                took = time.monotonic() - began
+                with lock:
+                    tally["POST with Idempotency-Key"]["client retries"] += len(attempts) - 1
+                    for a in attempts[:-1]:
+                        tally["client retried after"][f"{a.status} {a.code or ''}".strip()] += 1
+                    if took > slowest[0]:
+                        slowest[:] = [took, " -> ".join(f"{a.status}{' ' + a.code if a.code else ''}"
+                                                        f" ({a.served_by})" for a in attempts)]
 
         def note(kind, answer, ok, retried=False):
             with lock:
@@ -683,24 +698,21 @@ class Run:
                     note("GET", answer, answer.status == 200)
                 elif choice < 0.9:
                     key = str(uuid.uuid4())
+                    began = time.monotonic()
                     answer, attempts = keyed(self.lb, "POST", "/api/v1/orders", key, token=token,
                                              body={"items": [{"product_id": product, "quantity": 1}]})
                     ok = answer.status == 201
-                    note("POST with Idempotency-Key", answer, ok, len(attempts) > 1)
-                    if len(attempts) > 1:
-                        with lock:
-                            tally["POST with Idempotency-Key"]["client retries"] += len(attempts) - 1
-                            for a in attempts[:-1]:
-                                tally["client retried after"][f"{a.status} {a.code or ''}".strip()] += 1
+                    note_keyed(answer, attempts, began, ok)
                     if ok:
                         order_id = answer.json()["id"]
                         with lock:
                             placed[key] = order_id
                         mine.append(order_id)
                         if rnd.random() < 0.5:
+                            began = time.monotonic()
                             pay, attempts = keyed(self.lb, "POST", f"/api/v1/orders/{order_id}/transitions",
                                                   str(uuid.uuid4()), token=token, body={"action": "pay"})
-                            note("POST with Idempotency-Key", pay, pay.status == 201, len(attempts) > 1)
+                            note_keyed(pay, attempts, began, pay.status == 201)
                 else:
                     answer = request(self.lb, "POST", "/api/v1/orders", token=token,
                                      body={"items": [{"product_id": product, "quantity": 1}]})
@@ -751,6 +763,9 @@ class Run:
                 keyed_counts["failed"] == 0 and keyed_counts["ok"] > 0,
                 f"{keyed_counts['ok']} ok ({keyed_counts['ok after a client retry']} after a client retry), "
                 f"{keyed_counts['failed']} failed")
+        if slowest[0]:
+            c.info(f"the longest keyed request took {slowest[0]:.1f} s: {slowest[1]} (a key the killed "
+                   f"instance had claimed is IDEMPOTENCY_KEY_IN_USE until its lease, 60 s, ends)")
         c.info(f"POSTs without a key that failed (a client must not repeat those blindly): "
                f"{tally['POST without a key (not retried by anyone)']['failed']}")
         orders = psql(self.direct, f"SELECT id FROM orders WHERE user_id = '{user_id}'")
@@ -774,7 +789,9 @@ class Run:
 
     def events(self):
         c = self.checks
-        deadline = time.monotonic() + 60
+        # Deliveries the killed instance had claimed wait for their lease (60 s) to end before
+        # another instance sends them.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             pending = psql(self.direct, f"""
                 SELECT (SELECT count(*) FROM outbox_events WHERE published_at IS NULL),
@@ -790,13 +807,24 @@ class Run:
         expected = {row[0] for row in rows if int(row[1]) > self.position0}
         with self.receiver.lock:
             got = Counter(self.receiver.deliveries)
+            arrivals = {i: list(times) for i, times in self.receiver.arrivals.items()}
             bad = list(self.receiver.bad_signatures)
         twice = [i for i, n in got.items() if n > 1]
-        c.check("every event after the endpoint's registration reached the webhook receiver exactly once",
-                not (expected - set(got)) and not twice and not (set(got) - every) and not bad and expected,
+        # Delivery is at least once (docs/events.md): a delivery the killed instance sent but had
+        # not recorded is sent again once its claim's lease (60 s) ends. Such a copy is explained;
+        # any other is a duplicate.
+        killed = self.kill_window[0] if self.kill_window else None
+        explained = [i for i in twice if killed is not None and arrivals[i][0] <= killed + 0.5
+                     and all(t >= killed + 50 for t in arrivals[i][1:])]
+        duplicated = [i for i in twice if i not in explained]
+        c.check("every event after the endpoint's registration reached the webhook receiver once "
+                "(again only if the killed instance had sent it unrecorded)",
+                not (expected - set(got)) and not duplicated and not (set(got) - every) and not bad and expected,
                 f"{len(expected)} events, {sum(got.values())} deliveries of {len(got)} ids; "
-                f"missing {len(expected - set(got))}, duplicated {len(twice)}, unknown {len(set(got) - every)}, "
-                f"bad signatures {len(bad)}")
+                f"missing {len(expected - set(got))}, duplicated {len(duplicated)}, unknown {len(set(got) - every)}, "
+                f"bad signatures {len(bad)}"
+                + (f"; {len(explained)} sent again after the killed instance's lease (at least once, "
+                   f"as documented: receivers deduplicate by webhook-id)" if explained else ""))
         state, messages = stream_messages(self.nats_url, self.stream)
         ids = Counter(envelope_id for _, envelope_id in messages)
         mismatched = [m for m in messages if m[0] != m[1]]

@@ -5,10 +5,14 @@
 # JetStream. e2e/scaleout.py drives the flows through the balancer (register, log in, products,
 # order, pay, cancel and refund) and checks what must hold across instances: Idempotency-Key
 # retries landing on different instances act once, a rate limit holds across instances, a product
-# change is seen at once by every instance's cache, every event reaches NATS and a webhook
-# receiver exactly once, concurrent orders never oversell, and an instance killed with SIGKILL
-# under load costs no GET and no keyed request (the balancer retries them), and serves again once
-# restarted. It prints each check, a summary and the time taken; any failure fails the script.
+# change is seen at once by every instance's cache, every event reaches the NATS stream exactly
+# once and a webhook receiver once (a second copy only for a delivery the killed instance sent but
+# did not record: at least once, as documented), concurrent orders never oversell, and an instance
+# killed with SIGKILL under load costs no GET and no keyed request (the balancer retries them; a
+# key the dead instance had claimed answers 409 IDEMPOTENCY_KEY_IN_USE until its 60 s lease ends,
+# and the client's retry then succeeds), and serves again once restarted. It prints each check, a
+# summary and the time taken (about 75 s, most of it waiting for those leases); any failure fails
+# the script.
 # `make scaleout` runs it, and so does .ci/run.
 #
 # Needs: cargo (to find, and only when missing build, the debug binary), curl, psql, python3
