@@ -668,8 +668,9 @@ class Run:
                     for a in attempts[:-1]:
                         tally["client retried after"][f"{a.status} {a.code or ''}".strip()] += 1
                     if took > slowest[0]:
-                        slowest[:] = [took, " -> ".join(f"{a.status}{' ' + a.code if a.code else ''}"
-                                                        f" ({a.served_by})" for a in attempts)]
+                        before = Counter(f"{a.status}{' ' + a.code if a.code else ''}" for a in attempts[:-1])
+                        slowest[:] = [took, ", ".join(f"{n} x {what}" for what, n in before.items())
+                                      + f", then {answer.status} ({answer.served_by})"]
 
         def note(kind, answer, ok, retried=False):
             with lock:
@@ -773,10 +774,17 @@ class Run:
         expected = set(placed.values()) | set(unkeyed_placed)
         double_pays = psql(self.direct, "SELECT order_id FROM order_transitions WHERE action = 'pay' "
                                         "GROUP BY order_id HAVING count(*) > 1")
+        # An unkeyed POST that got a 502 may have been placed all the same: the instance died
+        # after its commit, before its answer. Such orders are explained by those failures (and
+        # are why clients send keys); any other order is not.
+        lost = tally["POST without a key (not retried by anyone)"]["failed"]
+        unanswered = stored - expected
         c.check("each keyed order was placed once, each pay recorded once",
-                len(set(placed.values())) == len(placed) and stored == expected and not double_pays,
+                len(set(placed.values())) == len(placed) and expected <= stored
+                and len(unanswered) <= lost and not double_pays,
                 f"{len(placed)} keyed orders, {len(unkeyed_placed)} unkeyed; {len(stored)} stored"
-                + (f"; unexplained {len(stored - expected)}" if stored - expected else "")
+                + (f"; {len(unanswered)} placed by an unkeyed POST whose client got a 502 (the answer "
+                   f"died with the instance; {lost} unkeyed POSTs failed)" if unanswered else "")
                 + (f"; missing {len(expected - stored)}" if expected - stored else "")
                 + (f"; orders paid twice {len(double_pays)}" if double_pays else ""))
         c.check(f"the restarted {victim} serves again through the balancer",
