@@ -18,7 +18,7 @@ SHELL := bash
 
 .PHONY: help run demo test test-pg lint fmt fmt-check check deps-check coverage coverage-html \
 	coverage-tools migrate-up migrate-down migrate-status migrate-fresh db-create config-check \
-	openapi e2e client-check contract supply-chain bench clean
+	openapi e2e client-check contract supply-chain scaleout k8s-check bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -93,6 +93,12 @@ contract: ## schemathesis (pinned, in a venv under target/) checks the server ag
 
 supply-chain: ## cargo-deny (licenses, bans, sources; offline) and the workflow lint (pinned tools under target/; .ci/run runs it)
 	bash .ci/supply-chain.sh
+
+scaleout: ## Three instances behind HAProxy, PgBouncer in transaction mode, shared Redis and NATS: flows, keyed retries across instances, shared limits, cache, events once, no oversell, SIGKILL under load (needs haproxy, pgbouncer, psql, python3; .ci/run runs it)
+	bash e2e/scaleout.sh
+
+k8s-check: ## Render the Kubernetes manifests and check them offline: schemas, every setting, the drain (.ci/run runs it)
+	bash deploy/kubernetes/check.sh
 
 bench: ## Throughput of Orderly against the in-repo baseline (bench/baseline) on PostgreSQL and SQLite; writes docs/performance.md (needs wrk, psql; BENCH_ARGS='--no-write --engines sqlite ...')
 	$(CARGO) build --release --locked -p orderly-server --bin orderly
