@@ -17,9 +17,9 @@ use orderly_domain::{
     order::SETTLEMENT_ATTEMPTS, time::Timestamp,
 };
 use sea_orm::{
-    ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, IntoActiveModel as _,
-    PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _, QueryTrait as _,
-    TransactionTrait as _,
+    ColumnTrait as _, ConnectionTrait, DatabaseTransaction, EntityTrait as _, FromQueryResult as _,
+    IntoActiveModel as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    QueryTrait as _, TransactionTrait as _,
     sea_query::{
         Alias, CommonTableExpression, Condition, Expr, ExprTrait as _, LockBehavior, LockType,
         Query, Values, WithClause,
@@ -83,15 +83,17 @@ fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
 /// Takes the stock of every line in one conditional `UPDATE ... FROM (VALUES ...)`: a product
 /// loses its line's quantity only if that many are left and it is not archived. The database's
 /// row locks make it safe against concurrent orders; whether every line was served is the
-/// affected-row count (`true`: all of them). On PostgreSQL the rows are first locked in
-/// product-id order (a `SELECT ... ORDER BY id FOR UPDATE` in the same statement), the order
-/// every writer follows, so that two orders for the same products cannot deadlock; SQLite
-/// serializes writers anyway.
+/// count of the rows it returns. On PostgreSQL the rows are first locked in product-id order (a
+/// `SELECT ... ORDER BY id FOR UPDATE` in the same statement), the order every writer follows,
+/// so that two orders for the same products cannot deadlock; SQLite serializes writers anyway.
+///
+/// Returns the products it moved as they are after the move (`RETURNING`), in product-id order,
+/// for their `product.stock_changed` events: no second read of the same rows.
 async fn reserve(
     tx: &DatabaseTransaction,
     engine: Engine,
     changes: &[(ProductId, i64)],
-) -> Result<bool, StoreError> {
+) -> Result<Vec<product::Readable>, StoreError> {
     let line = Alias::new("line");
     let line_product = Alias::new("product_id");
     let line_quantity = Alias::new("quantity");
@@ -136,9 +138,39 @@ async fn reserve(
             Expr::col((locked, product::Column::Id)).equals((product::Entity, product::Column::Id)),
         );
     }
-    let result = tx.execute(&with.query(update)).await.map_err(store("reserving stock"))?;
-    Ok(usize::try_from(result.rows_affected()).is_ok_and(|served| served == changes.len()))
+    // Qualified on PostgreSQL, where the `locked` CTE has an `id` too; SQLite's `RETURNING` may
+    // only name the updated table's columns, unqualified.
+    let returned = READABLE_COLUMNS.iter().map(|column| match engine {
+        Engine::Postgres => Expr::col((product::Entity, *column)),
+        Engine::Sqlite => Expr::col(*column),
+    });
+    update.returning(Query::returning().exprs(returned));
+    let rows = tx.query_all(&with.query(update)).await.map_err(store("reserving stock"))?;
+    let mut moved = rows
+        .iter()
+        .map(|row| product::Readable::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(store("reading the stock an order moved"))?;
+    moved.sort_by_key(|row| row.id);
+    Ok(moved)
 }
+
+/// The columns of [`product::Readable`], which the reservation returns.
+const READABLE_COLUMNS: [product::Column; 13] = [
+    product::Column::Id,
+    product::Column::Sku,
+    product::Column::Name,
+    product::Column::Description,
+    product::Column::PriceAmount,
+    product::Column::PriceCurrency,
+    product::Column::Stock,
+    product::Column::Archived,
+    product::Column::RatingCount,
+    product::Column::RatingSum,
+    product::Column::Version,
+    product::Column::CreatedAt,
+    product::Column::UpdatedAt,
+];
 
 /// Why a reservation did not serve every line, read after its transaction was rolled back: the
 /// first line (in product-id order) whose product is gone, archived or short.
@@ -171,15 +203,16 @@ async fn shortage(db: &Database, changes: &[(ProductId, i64)]) -> PlaceOrderFail
         .into()
 }
 
-/// Inserts a new order, its items and its first history entry: one statement on PostgreSQL (the
-/// three `INSERT`s as data-modifying CTEs; the foreign keys are checked at its end), three on
-/// SQLite, where a statement costs no round trip.
+/// Inserts a new order, its items, its first history entry and the events of `outbox`: one
+/// statement on PostgreSQL (the `INSERT`s as data-modifying CTEs; the foreign keys are checked
+/// at its end), four on SQLite, where a statement costs no round trip.
 async fn insert_order(
     tx: &DatabaseTransaction,
     engine: Engine,
     row: order::Model,
     order: &Order,
     placed: &OrderTransition,
+    outbox: Outbox,
 ) -> Result<(), PlaceOrderFailure> {
     let order_insert = order::Entity::insert(row.into_active_model());
     let items_insert = order_item::Entity::insert_many(
@@ -199,17 +232,20 @@ async fn insert_order(
         let cte = |name: &str, insert: sea_orm::sea_query::InsertStatement| {
             CommonTableExpression::new().query(insert).table_name(Alias::new(name)).to_owned()
         };
-        let statement = WithClause::new()
-            .cte(cte("placed_order", order_insert.into_query()))
-            .cte(cte("placed_items", items_insert.into_query()))
-            .to_owned()
-            .query(history_insert.into_query());
-        tx.execute(&statement).await.map_err(refused)?;
+        let mut with = WithClause::new();
+        with.cte(cte("placed_order", order_insert.into_query()))
+            .cte(cte("placed_items", items_insert.into_query()));
+        // One INSERT for all the events, so their positions follow the outbox's order.
+        if let Some(events) = outbox.into_insert() {
+            with.cte(cte("placed_events", events));
+        }
+        tx.execute(&with.query(history_insert.into_query())).await.map_err(refused)?;
         return Ok(());
     }
     order_insert.exec_without_returning(tx).await.map_err(refused)?;
     items_insert.exec_without_returning(tx).await.map_err(store("inserting order items"))?;
     history_insert.exec_without_returning(tx).await.map_err(store("writing order history"))?;
+    outbox.write(tx).await?;
     Ok(())
 }
 
@@ -388,16 +424,19 @@ impl OrderRepository for SeaOrmOrderRepository {
         let row = order_row(order).map_err(StoreError::Unexpected)?;
         let tx = self.db.begin_write().await.map_err(store("starting to place an order"))?;
         let changes = stock_changes(order);
-        if !reserve(&tx, self.db.engine(), &changes).await? {
+        let moved = reserve(&tx, self.db.engine(), &changes).await?;
+        if moved.len() != changes.len() {
             tx.rollback().await.map_err(store("rolling back a refused reservation"))?;
             return Err(shortage(&self.db, &changes).await);
         }
-        insert_order(&tx, self.db.engine(), row, order, placed).await?;
         let mut outbox = Outbox::default();
         let encode = self.db.event_data().as_ref();
         outbox.order(encode, order, 0)?;
-        stock_events(&tx, encode, order, placed.at, &mut outbox).await?;
-        outbox.write(&tx).await?;
+        for row in moved {
+            let moved = Product::try_from(row).map_err(StoreError::Unexpected)?;
+            outbox.stock_changed(encode, &moved, placed.at)?;
+        }
+        insert_order(&tx, self.db.engine(), row, order, placed, outbox).await?;
         record_completion(&tx, completion.as_ref()).await?;
         let committed = tx.commit().await;
         self.products.invalidate(&product_ids(order)).await;

@@ -16,8 +16,8 @@ use orderly_domain::{
 use sea_orm::{
     ActiveValue::NotSet,
     ColumnTrait as _, DatabaseTransaction, EntityTrait as _, QueryFilter as _, QueryOrder as _,
-    QuerySelect as _, Set,
-    sea_query::{Expr, LockBehavior, LockType},
+    QuerySelect as _, QueryTrait as _, Set,
+    sea_query::{Expr, InsertStatement, LockBehavior, LockType},
 };
 
 use super::{
@@ -135,6 +135,15 @@ impl Outbox {
     ) -> Result<(), StoreError> {
         let data = encode.deleted_user(id);
         self.push(EventType::UserDeleted, id.into_uuid(), version, at, data)
+    }
+
+    /// The one `INSERT` of the events, to fold into a larger statement; `None` when there are
+    /// none.
+    pub(crate) fn into_insert(self) -> Option<InsertStatement> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        Some(outbox_event::Entity::insert_many(self.rows).into_query())
     }
 
     /// Writes the events within `tx`.
