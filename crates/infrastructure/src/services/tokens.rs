@@ -61,6 +61,7 @@ impl std::fmt::Debug for JwtAccessTokens {
 impl JwtAccessTokens {
     #[must_use]
     pub fn new(settings: JwtSettings) -> Self {
+        hmac_only::install();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
@@ -103,6 +104,118 @@ impl AccessTokens for JwtAccessTokens {
         let user_id: UserId = claims.sub.parse().map_err(|_| InvalidToken)?;
         let role: Role = claims.role.parse().map_err(|_| InvalidToken)?;
         Ok(Claims { user_id, role, session_epoch: claims.sep })
+    }
+}
+
+/// jsonwebtoken's cryptography, for the HMAC algorithms only (ADR 0038). Its `rust_crypto`
+/// backend builds RSA, ECDSA and EdDSA too, which tokens signed with a shared secret never use;
+/// this provider computes and checks the MAC with the `hmac` and `sha2` crates the service
+/// already builds (`verify_slice`: a constant-time comparison). Any other algorithm is refused
+/// as a key of the wrong kind.
+mod hmac_only {
+    use hmac::{Hmac, Mac};
+    use jsonwebtoken::{
+        Algorithm, DecodingKey, EncodingKey,
+        crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier},
+        errors::{ErrorKind, Result},
+    };
+    use sha2::{Sha256, Sha384, Sha512};
+    use signature::{Signer, Verifier};
+
+    static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        jwk_utils: JwkUtils::new_unimplemented(),
+    };
+
+    /// Makes it the process's provider; a second call (another `JwtAccessTokens`) changes
+    /// nothing.
+    pub(super) fn install() {
+        let _already = PROVIDER.install_default();
+    }
+
+    /// A keyed MAC and the algorithm it stands for; it signs and verifies.
+    struct Keyed {
+        algorithm: Algorithm,
+        secret: Vec<u8>,
+    }
+
+    impl Keyed {
+        fn new(algorithm: Algorithm, secret: &[u8]) -> Result<Self> {
+            match algorithm {
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                    Ok(Self { algorithm, secret: secret.to_vec() })
+                }
+                _ => Err(ErrorKind::InvalidAlgorithm.into()),
+            }
+        }
+
+        fn mac(&self, message: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
+            fn compute<M: Mac + hmac::digest::KeyInit>(
+                secret: &[u8],
+                message: &[u8],
+            ) -> std::result::Result<Vec<u8>, signature::Error> {
+                let mut mac =
+                    <M as Mac>::new_from_slice(secret).map_err(signature::Error::from_source)?;
+                mac.update(message);
+                Ok(mac.finalize().into_bytes().to_vec())
+            }
+            match self.algorithm {
+                Algorithm::HS384 => compute::<Hmac<Sha384>>(&self.secret, message),
+                Algorithm::HS512 => compute::<Hmac<Sha512>>(&self.secret, message),
+                _ => compute::<Hmac<Sha256>>(&self.secret, message),
+            }
+        }
+    }
+
+    impl Signer<Vec<u8>> for Keyed {
+        fn try_sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
+            self.mac(message)
+        }
+    }
+
+    impl JwtSigner for Keyed {
+        fn algorithm(&self) -> Algorithm {
+            self.algorithm
+        }
+    }
+
+    impl Verifier<Vec<u8>> for Keyed {
+        fn verify(
+            &self,
+            message: &[u8],
+            signature: &Vec<u8>,
+        ) -> std::result::Result<(), signature::Error> {
+            fn check<M: Mac + hmac::digest::KeyInit>(
+                secret: &[u8],
+                message: &[u8],
+                signature: &[u8],
+            ) -> std::result::Result<(), signature::Error> {
+                let mut mac =
+                    <M as Mac>::new_from_slice(secret).map_err(signature::Error::from_source)?;
+                mac.update(message);
+                mac.verify_slice(signature).map_err(signature::Error::from_source)
+            }
+            match self.algorithm {
+                Algorithm::HS384 => check::<Hmac<Sha384>>(&self.secret, message, signature),
+                Algorithm::HS512 => check::<Hmac<Sha512>>(&self.secret, message, signature),
+                _ => check::<Hmac<Sha256>>(&self.secret, message, signature),
+            }
+        }
+    }
+
+    impl JwtVerifier for Keyed {
+        fn algorithm(&self) -> Algorithm {
+            self.algorithm
+        }
+    }
+
+    fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+        Ok(Box::new(Keyed::new(*algorithm, key.try_get_hmac_secret()?)?))
+    }
+
+    fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        Ok(Box::new(Keyed::new(*algorithm, key.try_get_hmac_secret()?)?))
     }
 }
 
@@ -158,6 +271,39 @@ mod tests {
                 .expect("encode");
         assert_eq!(tokens(secret).verify(&hs512, now()), Err(InvalidToken));
         assert_eq!(tokens(secret).verify("not.a.token", now()), Err(InvalidToken));
+    }
+
+    /// RFC 7515, appendix A.1: the HS256 example's signature, computed and checked by the
+    /// provider this crate installs.
+    #[test]
+    fn the_rfc_7515_hs256_example_signs_and_verifies() {
+        use base64::Engine as _;
+        let _tokens = tokens(b"0123456789abcdef0123456789abcdef");
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(
+                "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+            )
+            .expect("the example's key");
+        let message = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.\
+            eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+        let expected = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let signed = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &EncodingKey::from_secret(&secret),
+            Algorithm::HS256,
+        )
+        .expect("sign");
+        assert_eq!(signed, expected);
+        let key = DecodingKey::from_secret(&secret);
+        let verify = |signature| {
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, Algorithm::HS256)
+        };
+        assert!(verify(expected).expect("verify"));
+        assert!(!verify("eBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").expect("verify"));
+        assert!(
+            jsonwebtoken::crypto::verify(expected, message.as_bytes(), &key, Algorithm::RS256)
+                .is_err()
+        );
     }
 
     #[test]
