@@ -61,13 +61,18 @@ CUSTOMER_PASSWORD = "bench customer password 1"
 PG_DATABASE = "orderly_bench"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-# (key, label, how wrk drives it); targets: the least Orderly/baseline req/s ratio (issue 11).
+# (key, label, target): the least Orderly/baseline req/s ratio (issues 11 and 22).
 PATHS = [
     ("get", "GET /api/v1/products/{id}", 2.0),
-    ("list", "GET /api/v1/products?limit=50", 1.0),
+    ("list", "GET /api/v1/products?limit=50", 1.2),
     ("order", "POST /api/v1/orders (3 lines)", 1.2),
     ("login", "POST /api/v1/auth/token", None),
+    ("health", "GET /health", None),
 ]
+# Issue 22: a cached GET by id costs little more than the same server's `GET /health`...
+GET_OVER_HEALTH = 0.8
+# ...and Orderly's peak RSS stays within this many MiB of the baseline's.
+RSS_MARGIN_MIB = 20
 SERVERS = ("orderly", "baseline")
 
 
@@ -251,6 +256,8 @@ def wrk(base, path_key, seconds, args, env):
         target, script, conns = "/api/v1/products?limit=50", None, args.connections
     elif path_key == "order":
         target, script, conns = "/api/v1/orders", "place_order.lua", args.connections
+    elif path_key == "health":
+        target, script, conns = "/health", None, args.connections
     else:
         target, script, conns = "/api/v1/auth/token", "login.lua", args.login_connections
     argv = ["wrk", f"-t{min(args.threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--latency",
@@ -286,6 +293,8 @@ def probe(base, path_key, ids, customer):
         return request(base, "GET", f"/api/v1/products/{ids[0]}")
     if path_key == "list":
         return request(base, "GET", "/api/v1/products?limit=50")
+    if path_key == "health":
+        return request(base, "GET", "/health")
     if path_key == "order":
         return request(base, "POST", "/api/v1/orders", headers={"Authorization": f"Bearer {customer}"},
                        body={"items": [{"product_id": i, "quantity": 1} for i in ids[:3]]})
@@ -408,6 +417,8 @@ def cross_table(all_results):
     lines = ["| Path | Orderly on SQLite req/s | Baseline on PostgreSQL req/s | Ratio | SQLite Orderly >= PostgreSQL baseline |",
              "|---|---:|---:|---:|---|"]
     for key, label, _ in PATHS:
+        if key == "health":  # a yardstick of each server, not an engine's work
+            continue
         runs_o = all_results["sqlite"][0]["orderly"].get(key)
         runs_b = all_results["postgres"][0]["baseline"].get(key)
         o, b = summary(runs_o or []), summary(runs_b or [])
@@ -419,16 +430,38 @@ def cross_table(all_results):
     return "\n".join(lines)
 
 
+def layers_table(all_results):
+    """Issue 22: what Orderly's layers add to a cached read, against its own `GET /health`."""
+    lines = [f"| Engine | Orderly GET by id req/s | Orderly GET /health req/s | Ratio "
+             f"| GET by id >= {GET_OVER_HEALTH}x /health |", "|---|---:|---:|---:|---|"]
+    for engine, (results, _) in all_results.items():
+        get, health = summary(results["orderly"].get("get", [])), summary(results["orderly"].get("health", []))
+        if get is None or health is None:
+            continue
+        ratio = get["rps"] / health["rps"] if health["rps"] else float("nan")
+        met = "n/a (failed run)" if failed(get) or failed(health) else (
+            "met" if ratio >= GET_OVER_HEALTH else "**not met**")
+        lines.append(f"| {engine} | {cell(get)} | {cell(health)} | {ratio:.2f}x | {met} |")
+    return "\n".join(lines) if len(lines) > 2 else None
+
+
 def resource_table(all_results):
-    lines = ["| Engine | Server | Peak RSS (VmHWM), median | Start to first /health 200, median |",
-             "|---|---|---:|---:|"]
+    lines = ["| Engine | Server | Peak RSS (VmHWM), median | Start to first /health 200, median "
+             f"| RSS within {RSS_MARGIN_MIB} MiB of the baseline |",
+             "|---|---|---:|---:|---|"]
     for engine, (_, resources) in all_results.items():
+        medians = {name: statistics.median([r for r in resources[name]["rss"] if r is not None] or [float("nan")])
+                   for name in SERVERS}
         for name in SERVERS:
-            rss = [r for r in resources[name]["rss"] if r is not None]
             ready = resources[name]["ready"]
+            if not ready or medians[name] != medians[name]:
+                lines.append(f"| {engine} | {name} | n/a | n/a | |")
+                continue
+            over = medians["orderly"] - medians["baseline"]
+            verdict = "" if name == "baseline" else (
+                f"{'met' if over <= RSS_MARGIN_MIB else '**not met**'} ({over:+.1f} MiB)")
             lines.append(f"| {engine} | {'Orderly' if name == 'orderly' else 'baseline'} "
-                         f"| {statistics.median(rss):.1f} MiB | {statistics.median(ready):.0f} ms |"
-                         if rss and ready else f"| {engine} | {name} | n/a | n/a |")
+                         f"| {medians[name]:.1f} MiB | {statistics.median(ready):.0f} ms | {verdict} |")
     return "\n".join(lines)
 
 
@@ -470,9 +503,9 @@ def report(all_results, args, load_at_start):
         f"connections and one worker per core.")
     for engine, (results, _) in all_results.items():
         parts.append(engine_table("PostgreSQL" if engine == "postgres" else "SQLite", results))
-    cross = cross_table(all_results)
-    if cross:
-        parts.append(cross)
+    for table in (cross_table(all_results), layers_table(all_results)):
+        if table:
+            parts.append(table)
     parts.append(resource_table(all_results))
     return "\n\n".join(parts)
 
@@ -495,7 +528,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, medians reported (default 3)")
     parser.add_argument("--engines", default="postgres,sqlite", help="comma-separated: postgres, sqlite")
-    parser.add_argument("--paths", default="get,list,order,login", help="comma-separated: get, list, order, login")
+    parser.add_argument("--paths", default="get,list,order,login,health",
+                        help="comma-separated: get, list, order, login, health")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--login-connections", type=int, default=8, help="wrk connections for login (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")

@@ -23,6 +23,7 @@ mod m20261204_000013_add_payment_failures;
 mod m20261204_000014_idempotency_opaque_replay;
 mod m20261205_000015_create_outbox_events;
 mod m20261205_000016_create_webhooks;
+mod m20261206_000017_partial_outbox_indexes;
 
 /// Runs Orderly's migrations in order.
 #[derive(Debug)]
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_idempotency_opaque_replay::Migration),
             Box::new(m20261205_000015_create_outbox_events::Migration),
             Box::new(m20261205_000016_create_webhooks::Migration),
+            Box::new(m20261206_000017_partial_outbox_indexes::Migration),
         ]
     }
 }

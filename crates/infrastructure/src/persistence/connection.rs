@@ -99,9 +99,8 @@ pub struct Database {
     /// The URL, password included: never printed (see the `Debug` impl and [`redact`]).
     url: Arc<str>,
     acquire_timeout: Duration,
-    /// SQLite only: the one permit to write, taken before a write transaction borrows a
-    /// connection (see [`Database::begin_write`]).
-    writer: Option<Arc<Semaphore>>,
+    /// SQLite only: the instance's one writer (see [`Database::begin_write`]).
+    writer: Option<Writer>,
     /// How long a write transaction waits for the permit: SQLite's busy timeout.
     writer_timeout: Duration,
     /// How events spell the resources they carry (the API's representations, once the server
@@ -111,6 +110,19 @@ pub struct Database {
     pooler: Pooler,
     /// Where migrations run, when not through the pool (see [`Database::migrate_up`]).
     migration_url: Option<Arc<str>>,
+}
+
+/// SQLite's one writer of an instance: the permit every write transaction takes first, and the
+/// connection it then writes on.
+#[derive(Clone)]
+struct Writer {
+    permit: Arc<Semaphore>,
+    /// A pool of one connection that only write transactions use, so that the writer never
+    /// waits for a connection behind the reads queued for the shared pool (issue 22 measured
+    /// the permit held idle that way), and its page cache stays current (no other connection
+    /// of the instance writes). `None` for an in-memory database: another pool's connection
+    /// would open another database; writes then borrow from the shared pool.
+    connection: Option<Arc<GatedConnection>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -147,32 +159,19 @@ impl Database {
         {
             anyhow::bail!("the migration URL must name the same engine as the database URL");
         }
-        let mut options = ConnectOptions::new(settings.url.clone());
-        options
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_timeout(settings.acquire_timeout)
-            .test_before_acquire(false)
-            .connect_lazy(true)
-            .sqlx_logging(false);
-        let busy_timeout = settings.sqlite_busy_timeout;
-        options.map_sqlx_sqlite_opts(move |sqlite| {
-            sqlite
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(busy_timeout)
-                .foreign_keys(true)
-                .create_if_missing(true)
-        });
-        if settings.pooler == Pooler::Transaction {
-            // No statement outlives its transaction (see `Pooler::Transaction`).
-            options.map_sqlx_postgres_opts(|postgres| postgres.statement_cache_capacity(0));
-        }
-        // SQLite opens its file here already: say why it cannot, as `check` does.
-        let connection = sea_orm::Database::connect(options)
-            .await
-            .map_err(|error| location::connection_error(&settings.url, &error))?;
+        let connection = pool(settings, settings.max_connections).await?;
+        let writer = match engine {
+            Engine::Postgres => None,
+            Engine::Sqlite => Some(Writer {
+                permit: Arc::new(Semaphore::new(1)),
+                connection: match Location::parse(&settings.url) {
+                    Ok(Location::SqliteMemory) => None,
+                    _ => {
+                        Some(GatedConnection::new(pool(settings, 1).await?, 1, None, Pooler::None))
+                    }
+                },
+            }),
+        };
         Ok(Self {
             connection: GatedConnection::new(
                 connection,
@@ -182,7 +181,7 @@ impl Database {
             ),
             url: settings.url.as_str().into(),
             acquire_timeout: settings.acquire_timeout,
-            writer: (engine == Engine::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+            writer,
             writer_timeout: settings.sqlite_busy_timeout,
             event_data: Arc::new(IdOnly),
             pooler: settings.pooler,
@@ -384,6 +383,9 @@ impl Database {
     /// # Errors
     /// When closing fails.
     pub async fn close(self) -> anyhow::Result<()> {
+        if let Some(writer) = self.writer.as_ref().and_then(|writer| writer.connection.as_ref()) {
+            writer.raw().close_by_ref().await.context("closing the writer's connection")?;
+        }
         self.connection.raw().close_by_ref().await.context("closing the database pool")
     }
 
@@ -402,20 +404,26 @@ impl Database {
     /// the busy timeout) for this instance's one writer permit and holds it to its end: the
     /// writers of the instance queue in order instead of contending for the file lock, whose
     /// busy handler sleeps in steps of up to 100 ms (issue 11 measured half the throughput of
-    /// placing orders), and a queued writer holds no pooled connection meanwhile. Other
-    /// processes on the same file (`orderly` commands) still meet the busy timeout.
+    /// placing orders), and a queued writer holds no pooled connection meanwhile. It then
+    /// writes on a connection of its own (see `Writer`). Other processes on the same file
+    /// (`orderly` commands) still meet the busy timeout.
     pub(crate) async fn begin_write(&self) -> Result<WriteTransaction, DbErr> {
-        let permit = match &self.writer {
-            None => None,
-            Some(writer) => Some(
-                tokio::time::timeout(self.writer_timeout, writer.clone().acquire_owned())
+        let (permit, connection) = match &self.writer {
+            None => (None, &self.connection),
+            Some(writer) => (
+                Some(
+                    tokio::time::timeout(
+                        self.writer_timeout,
+                        writer.permit.clone().acquire_owned(),
+                    )
                     .await
                     .map_err(|_| DbErr::Custom(WRITER_BUSY.to_owned()))?
                     .map_err(|_| DbErr::Custom(WRITER_BUSY.to_owned()))?,
+                ),
+                writer.connection.as_ref().unwrap_or(&self.connection),
             ),
         };
-        let tx = self
-            .connection
+        let tx = connection
             .begin(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..TransactionOptions::default()
@@ -455,6 +463,39 @@ impl WriteTransaction {
     pub(crate) async fn rollback(self) -> Result<(), DbErr> {
         self.tx.rollback().await
     }
+}
+
+/// A pool of `max_connections` to the database of `settings`.
+async fn pool(
+    settings: &DatabaseSettings,
+    max_connections: u32,
+) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_lazy(true)
+        .sqlx_logging(false);
+    let busy_timeout = settings.sqlite_busy_timeout;
+    options.map_sqlx_sqlite_opts(move |sqlite| {
+        sqlite
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true)
+            .create_if_missing(true)
+    });
+    if settings.pooler == Pooler::Transaction {
+        // No statement outlives its transaction (see `Pooler::Transaction`).
+        options.map_sqlx_postgres_opts(|postgres| postgres.statement_cache_capacity(0));
+    }
+    // SQLite opens its file here already: say why it cannot, as `check` does.
+    Ok(sea_orm::Database::connect(options)
+        .await
+        .map_err(|error| location::connection_error(&settings.url, &error))?)
 }
 
 fn engine_of(url: &str) -> anyhow::Result<Engine> {
