@@ -21,44 +21,50 @@ enum OutboxEvents {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, marker) in MARKERS {
-            drop_index(manager, name).await?;
+        for (old, new, marker) in MARKERS {
             manager
                 .create_index(
                     Index::create()
-                        .name(name)
+                        .name(new)
                         .table(OutboxEvents::Table)
                         .col(OutboxEvents::Position)
                         .and_where(Expr::col(marker).is_null())
                         .to_owned(),
                 )
                 .await?;
+            drop_index(manager, old).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for (name, marker) in MARKERS {
-            drop_index(manager, name).await?;
+        for (old, new, marker) in MARKERS {
             manager
                 .create_index(
                     Index::create()
-                        .name(name)
+                        .name(old)
                         .table(OutboxEvents::Table)
                         .col(marker)
                         .col(OutboxEvents::Position)
                         .to_owned(),
                 )
                 .await?;
+            drop_index(manager, new).await?;
         }
         Ok(())
     }
 }
 
-/// Each index and the column whose null marks the rows it holds.
-const MARKERS: [(&str, OutboxEvents); 2] = [
-    ("outbox_events_unpublished", OutboxEvents::PublishedAt),
-    ("outbox_events_webhooks_unscheduled", OutboxEvents::WebhooksScheduledAt),
+/// Each index replaced, its partial successor (under a new name: dropping an index and creating
+/// one of the same name in this migration failed on SQLite with "index ... already exists"), and
+/// the column whose null marks the rows the successor holds.
+const MARKERS: [(&str, &str, OutboxEvents); 2] = [
+    ("outbox_events_unpublished", "outbox_events_awaiting_relay", OutboxEvents::PublishedAt),
+    (
+        "outbox_events_webhooks_unscheduled",
+        "outbox_events_awaiting_webhooks",
+        OutboxEvents::WebhooksScheduledAt,
+    ),
 ];
 
 async fn drop_index(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
