@@ -48,6 +48,11 @@ if [[ ${SUPPLY_CHAIN_ADVISORIES:-} == 1 ]]; then
     fetch=()
 fi
 
+# cargo-deny reads the whole graph through `cargo metadata`, which needs every package of every
+# platform in cargo's cache (windows-sys, android_system_properties, ...), while a build fetches
+# only this platform's: on a new machine --offline failed until they were fetched.
+cargo fetch --locked --quiet
+
 started=$SECONDS
 # Findings without their inclusion graphs (a few lines each); on a failure the check runs again
 # with them, to show how each offending crate came in.
