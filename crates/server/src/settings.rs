@@ -348,7 +348,7 @@ pub struct DatabaseSettings {
     #[garde(custom(check_database_url))]
     #[serde(serialize_with = "redacted_url")]
     pub database_url: String,
-    /// Pool size.
+    /// Pool size. On SQLite (a file), one more connection serves the write transactions.
     #[garde(custom(between(1, 1000)))]
     pub database_max_connections: u32,
     /// Seconds a request waits for a database connection before answering 503.
