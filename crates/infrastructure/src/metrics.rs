@@ -31,7 +31,7 @@ impl PoolStatus {
 }
 
 impl Database {
-    /// The pool's connections now.
+    /// The pool's connections now (on an SQLite file, the writer's connection included).
     #[must_use]
     pub fn pool_status(&self) -> PoolStatus {
         let connection = self.connection();
@@ -41,8 +41,17 @@ impl Database {
                 (pool.size(), pool.num_idle(), pool.options().get_max_connections())
             }
             Engine::Sqlite => {
-                let pool = connection.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+                // The shared pool and, on a file, the writer's connection beside it.
+                let pools = std::iter::once(connection)
+                    .chain(self.writer_connection())
+                    .map(|connection| connection.get_sqlite_connection_pool());
+                pools.fold((0, 0, 0), |(open, idle, max), pool| {
+                    (
+                        open + pool.size(),
+                        idle + pool.num_idle(),
+                        max + pool.options().get_max_connections(),
+                    )
+                })
             }
         };
         PoolStatus { open, idle: u32::try_from(idle).unwrap_or(u32::MAX), max }
@@ -63,7 +72,7 @@ impl Database {
         )?;
         let max = IntGauge::new(
             "orderly_db_connections_max",
-            "The most database connections the pool opens (DATABASE_MAX_CONNECTIONS).",
+            "The most database connections the pool opens (DATABASE_MAX_CONNECTIONS; on an SQLite file, one more for writes).",
         )?;
         registry.register(Box::new(PoolCollector { database: self.clone(), connections, max }))
     }

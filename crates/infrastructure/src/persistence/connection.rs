@@ -389,6 +389,11 @@ impl Database {
         self.connection.raw().close_by_ref().await.context("closing the database pool")
     }
 
+    /// SQLite on a file: the connection write transactions use (see `Writer`).
+    pub(crate) fn writer_connection(&self) -> Option<&GatedConnection> {
+        self.writer.as_ref()?.connection.as_deref()
+    }
+
     /// The pool behind the health gate: what the adapters run their statements on.
     pub(crate) fn connection(&self) -> &GatedConnection {
         &self.connection
