@@ -1064,7 +1064,33 @@ async fn the_sender_refuses_loopback_hosts_that_a_stored_endpoint_names(db: Test
     assert_eq!(receiver.requests().await, 1);
 }
 
+async fn while_no_endpoint_is_enabled_events_are_marked_and_a_later_endpoint_gets_only_later_ones(
+    db: TestDatabase,
+) {
+    let receiver = Receiver::start().await;
+    receiver.answer("/later", vec![ResponseTemplate::new(204)]).await;
+    let worker = Worker::new(db, true);
+    for n in 0..3 {
+        worker.product(&format!("IDLE-{n}")).await;
+    }
+    let report = worker.run_at(0).await;
+    assert_eq!(report.scheduled, 3, "the three events are marked at once");
+    assert_eq!(report.attempts, [], "nobody to send them to");
+    assert_eq!(worker.run_at(1).await.scheduled, 0, "nothing waits any more");
+
+    // Registered at the start, as the three events happened: it would want them, had they
+    // still been waiting.
+    let endpoint = worker.endpoint(&receiver.url("/later")).await;
+    worker.product("IDLE-3").await;
+    let report = worker.run_at(2).await;
+    assert_eq!(report.scheduled, 1, "the fourth event");
+    assert_eq!(report.attempts, [Attempted::Succeeded]);
+    assert_eq!(receiver.got("/later").len(), 1, "the earlier three were never sent");
+    assert_eq!(worker.delivery(endpoint.id()).await.parts().status, DeliveryStatus::Succeeded);
+}
+
 webhook_tests!(
+    while_no_endpoint_is_enabled_events_are_marked_and_a_later_endpoint_gets_only_later_ones,
     every_event_of_a_run_is_delivered_once_signed_as_standard_webhooks,
     after_a_rotation_a_delivery_verifies_with_the_new_secret_and_with_the_old_one,
     a_failing_receiver_is_tried_again_5_s_then_5_min_later_and_a_retry_delivers,

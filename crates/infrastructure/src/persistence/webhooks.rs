@@ -309,6 +309,27 @@ impl WebhookStore for SeaOrmWebhooks {
     }
 }
 
+/// While no endpoint is enabled, how many batches of events one fan-out marks at once.
+const IDLE_MARKS_PER_BATCH: u32 = 20;
+
+impl SeaOrmWebhooks {
+    /// The positions of the first `limit` events waiting for fan-out; on PostgreSQL locked,
+    /// skipping those another instance holds.
+    fn waiting_events(&self, limit: u32) -> sea_orm::sea_query::SelectStatement {
+        let mut select = Query::select()
+            .column(outbox_event::Column::Position)
+            .from(outbox_event::Entity)
+            .and_where(Expr::col(outbox_event::Column::WebhooksScheduledAt).is_null())
+            .order_by(outbox_event::Column::Position, sea_orm::Order::Asc)
+            .limit(u64::from(limit))
+            .to_owned();
+        if self.db.engine() == Engine::Postgres {
+            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        select
+    }
+}
+
 #[async_trait]
 impl DeliveryQueue for SeaOrmWebhooks {
     async fn fan_out(&self, limit: u32, now: Timestamp) -> Result<u32, StoreError> {
@@ -325,6 +346,29 @@ impl DeliveryQueue for SeaOrmWebhooks {
             return Ok(0);
         }
         let tx = self.db.begin_write().await.map_err(store("starting to schedule deliveries"))?;
+        let endpoints = webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::DisabledReason.is_null())
+            .all(&*tx)
+            .await
+            .map_err(store("reading the enabled webhook endpoints"))?
+            .into_iter()
+            .map(to_endpoint)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(unexpected("reading a stored webhook endpoint"))?;
+        if endpoints.is_empty() {
+            // No endpoint wants anything: the waiting events are marked without being read, up
+            // to `IDLE_MARKS_PER_BATCH` batches' worth in one statement. An endpoint added later
+            // receives only events that occur after it (`WebhookEndpoint::wants`).
+            let waiting = self.waiting_events(limit.saturating_mul(IDLE_MARKS_PER_BATCH));
+            let marked = outbox_event::Entity::update_many()
+                .col_expr(outbox_event::Column::WebhooksScheduledAt, Expr::value(now))
+                .filter(outbox_event::Column::Position.in_subquery(waiting))
+                .exec(&*tx)
+                .await
+                .map_err(store("marking events no endpoint wants"))?;
+            tx.commit().await.map_err(store("committing events no endpoint wants"))?;
+            return Ok(u32::try_from(marked.rows_affected).unwrap_or(u32::MAX));
+        }
         let mut select = outbox_event::Entity::find()
             .filter(outbox_event::Column::WebhooksScheduledAt.is_null())
             .order_by_asc(outbox_event::Column::Position)
@@ -336,15 +380,6 @@ impl DeliveryQueue for SeaOrmWebhooks {
         if rows.is_empty() {
             return Ok(0);
         }
-        let endpoints = webhook_endpoint::Entity::find()
-            .filter(webhook_endpoint::Column::DisabledReason.is_null())
-            .all(&*tx)
-            .await
-            .map_err(store("reading the enabled webhook endpoints"))?
-            .into_iter()
-            .map(to_endpoint)
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(unexpected("reading a stored webhook endpoint"))?;
         let positions: Vec<i64> = rows.iter().map(|row| row.position).collect();
         let taken = u32::try_from(rows.len()).unwrap_or(u32::MAX);
         let mut deliveries = Vec::new();
