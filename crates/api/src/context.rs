@@ -27,7 +27,7 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceContextExt as _};
 use orderly_domain::Uuid;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -69,19 +69,15 @@ pub async fn request_context(
     request.extensions_mut().insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let path = request.path().to_owned();
-    // The template the router will match (read from the route table before routing, so that
-    // the span is named before it starts).
-    let route = request.match_pattern();
-    let route = route.as_deref().unwrap_or(UNMATCHED);
-    let span_name =
-        if route == UNMATCHED { method.to_string() } else { format!("{method} {route}") };
+    // The route template is known once the router has matched the request (reading it before
+    // would match the path twice): the span is named after the method until then.
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %method,
-        route = %route,
+        route = tracing::field::Empty,
         trace_id = tracing::field::Empty,
-        otel.name = %span_name,
+        otel.name = %method,
         otel.kind = "server",
     );
     let trace_id = trace::continue_trace(&span, request.headers());
@@ -89,21 +85,33 @@ pub async fn request_context(
     let metrics = request.app_data::<web::Data<ApiState>>().and_then(|state| state.metrics.clone());
     let in_flight = metrics.as_ref().map(crate::metrics::ApiMetrics::in_flight);
 
-    let (result, status, user_id) = match next.call(request).instrument(span.clone()).await {
+    let (result, status, user_id, route) = match next.call(request).instrument(span.clone()).await {
         Ok(response) => {
             let (http_request, response) = response.map_into_boxed_body().into_parts();
             let response = finish(response, &path, &request_id);
             let user_id =
                 http_request.extensions().get::<AuthenticatedUser>().map(|user| user.0.to_string());
+            // After routing this reads the matched resource; a request refused before
+            // routing (a limit, CORS) has its path matched against the table here.
+            let route = http_request.match_pattern();
             let status = response.status();
-            (Ok(ServiceResponse::new(http_request, response)), status, user_id)
+            (Ok(ServiceResponse::new(http_request, response)), status, user_id, route)
         }
+        // Only a middleware fails this way (handlers' errors are responses): the request is
+        // gone with the error, and its route with it.
         Err(error) => {
             let response = finish(error.error_response(), &path, &request_id);
             let status = response.status();
-            (Err(InternalError::from_response(error, response).into()), status, None)
+            (Err(InternalError::from_response(error, response).into()), status, None, None)
         }
     };
+    let route = route.as_deref().unwrap_or(UNMATCHED);
+    span.record("route", route);
+    if route != UNMATCHED {
+        // The exported span has started by now (its trace id is read above): renamed through
+        // OpenTelemetry, as `otel.name` only names a span not yet started.
+        span.context().span().update_name(format!("{method} {route}"));
+    }
     if let Some(metrics) = &metrics {
         metrics.observe(&method, route, status, started.elapsed());
     }
