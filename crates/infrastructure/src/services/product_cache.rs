@@ -23,11 +23,10 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
-use moka::sync::Cache;
 use orderly_application::{
     StoreError,
     pagination::{Page, PageRequest},
@@ -35,6 +34,7 @@ use orderly_application::{
 };
 use orderly_domain::{Product, ProductId};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use quick_cache::sync::Cache;
 use uuid::Uuid;
 
 use super::invalidation::{Invalidations, Listener, Topic};
@@ -68,7 +68,9 @@ impl std::fmt::Debug for ProductCache {
 }
 
 struct Inner {
-    entries: Cache<ProductId, Product>,
+    entries: Cache<ProductId, Entry>,
+    /// How long an entry is served after it was stored.
+    ttl: Duration,
     metrics: CacheMetrics,
     /// Moved by every invalidation, local or received.
     generation: AtomicU64,
@@ -78,6 +80,13 @@ struct Inner {
     /// With Redis: where invalidations are published and heard (its subscriber stops with the
     /// cache).
     bus: Option<Invalidations>,
+}
+
+/// A cached product and the instant it stops being served.
+#[derive(Clone)]
+struct Entry {
+    product: Product,
+    expires_at: Instant,
 }
 
 impl ProductCache {
@@ -160,9 +169,10 @@ impl ProductCache {
             inner.metrics.bypass.inc();
             return None;
         }
-        let found = inner.entries.get(&id);
+        // An expired entry stays until a fresh read replaces it or it is evicted: a miss.
+        let found = inner.entries.get(&id).filter(|entry| entry.expires_at > Instant::now());
         if found.is_some() { &inner.metrics.hit } else { &inner.metrics.miss }.inc();
-        found
+        found.map(|entry| entry.product)
     }
 
     /// The generation before a read from the database.
@@ -176,11 +186,12 @@ impl ProductCache {
         if !inner.serves() || inner.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        inner.entries.insert(product.id(), product.clone());
+        let entry = Entry { product: product.clone(), expires_at: Instant::now() + inner.ttl };
+        inner.entries.insert(product.id(), entry);
         // An invalidation between the check and the insertion moved the generation after its
         // eviction may have run before the insertion: take the entry out again.
         if inner.generation.load(Ordering::SeqCst) != generation {
-            inner.entries.invalidate(&product.id());
+            inner.entries.remove(&product.id());
         }
     }
 }
@@ -243,10 +254,8 @@ impl Inner {
         metrics.serving.set(i64::from(bus.is_none()));
         Self {
             metrics,
-            entries: Cache::builder()
-                .max_capacity(settings.capacity)
-                .time_to_live(settings.ttl)
-                .build(),
+            entries: Cache::new(usize::try_from(settings.capacity).unwrap_or(usize::MAX)),
+            ttl: settings.ttl,
             generation: AtomicU64::new(0),
             serving: AtomicBool::new(bus.is_none()),
             bus,
@@ -267,7 +276,7 @@ impl Inner {
         origin.inc();
         self.generation.fetch_add(1, Ordering::SeqCst);
         for id in ids {
-            self.entries.invalidate(id);
+            self.entries.remove(id);
         }
     }
 
@@ -277,7 +286,7 @@ impl Inner {
         self.serving.store(serving, Ordering::SeqCst);
         self.metrics.serving.set(i64::from(serving));
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 }
 
@@ -386,6 +395,21 @@ mod tests {
         assert!(cache.get(cached.id()).is_some());
         cache.invalidate(&[cached.id()]).await;
         assert!(cache.get(cached.id()).is_none());
+    }
+
+    #[test]
+    fn an_entry_is_not_served_after_its_ttl() {
+        let cache = ProductCache::local(ProductCacheSettings {
+            ttl: Duration::from_millis(30),
+            capacity: 9,
+        });
+        let cached = product("Cached");
+        cache.fill(cache.generation(), &cached);
+        assert!(cache.get(cached.id()).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.get(cached.id()).is_none(), "expired");
+        cache.fill(cache.generation(), &cached);
+        assert!(cache.get(cached.id()).is_some(), "read again, stored again");
     }
 
     #[test]
