@@ -585,6 +585,27 @@ mod tests {
         );
     }
 
+    /// `.cargo/config.toml` builds SQLite with its query planner stability guarantee (ADR 0041):
+    /// a statement with `LIMIT ?` is then planned once, not again at every execution.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
+        use sea_orm::{ConnectionTrait as _, Statement};
+        let database = Database::connect(&DatabaseSettings::new("sqlite::memory:"))
+            .await
+            .expect("an in-memory database");
+        let options = database
+            .connection()
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .expect("the compile options");
+        let options: Vec<String> =
+            options.iter().filter_map(|row| row.try_get_by_index(0).ok()).collect();
+        assert!(options.iter().any(|option| option == "ENABLE_QPSG"), "{options:?}");
+    }
+
     #[test]
     fn only_postgres_and_sqlite_urls_are_accepted() {
         assert_eq!(engine_of("postgres://x").ok(), Some(Engine::Postgres));
