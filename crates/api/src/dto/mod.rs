@@ -6,6 +6,7 @@
 
 pub(crate) mod integer;
 pub(crate) mod schema;
+pub(crate) mod timestamp;
 
 use orderly_domain::{Currency, Money};
 use serde::{Deserialize, Serialize};

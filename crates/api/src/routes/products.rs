@@ -261,7 +261,9 @@ pub struct ProductResponse {
     pub archived: bool,
     /// What the product's visible reviews add up to.
     pub rating: RatingResponse,
+    #[serde(serialize_with = "crate::dto::timestamp::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::dto::timestamp::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
