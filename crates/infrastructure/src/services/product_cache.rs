@@ -400,13 +400,13 @@ mod tests {
     #[test]
     fn an_entry_is_not_served_after_its_ttl() {
         let cache = ProductCache::local(ProductCacheSettings {
-            ttl: Duration::from_millis(30),
+            ttl: Duration::from_millis(500),
             capacity: 9,
         });
         let cached = product("Cached");
         cache.fill(cache.generation(), &cached);
         assert!(cache.get(cached.id()).is_some());
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(cache.get(cached.id()).is_none(), "expired");
         cache.fill(cache.generation(), &cached);
         assert!(cache.get(cached.id()).is_some(), "read again, stored again");
