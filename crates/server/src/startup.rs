@@ -119,6 +119,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     );
     let orders_repo =
         Arc::new(SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()));
+    orders_repo.register_metrics(&registry)?;
     let reviews =
         Arc::new(SeaOrmReviewRepository::new(database.clone()).invalidating(product_cache.clone()));
     let webhooks = Arc::new(SeaOrmWebhooks::new(database.clone()));

@@ -11,6 +11,7 @@ mod location;
 mod mapping;
 mod orders;
 mod outbox;
+mod placements;
 mod products;
 mod refresh_tokens;
 mod reviews;

@@ -1,6 +1,6 @@
 //! Orders, their items and their history in SeaORM.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -35,6 +35,7 @@ use super::{
         item_rows, order_from_rows, order_row, payment_columns, transition_row, version_to_db,
     },
     outbox::{Encoder, Outbox},
+    placements::{Placement, Placements},
 };
 use crate::{
     entity::{order, order_item, order_transition, product},
@@ -46,12 +47,24 @@ use crate::{
 pub struct SeaOrmOrderRepository {
     db: Database,
     products: ProductCache,
+    /// Where placements queue to be written together (ADR 0042).
+    placements: Arc<Placements>,
 }
 
 impl SeaOrmOrderRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
-        Self { db, products: ProductCache::disabled() }
+        let placements = Arc::new(Placements::new(db.engine()));
+        Self { db, products: ProductCache::disabled(), placements }
+    }
+
+    /// Registers `orderly_order_batch_size`, the orders placed together in one transaction
+    /// (ADR 0042), in `registry`.
+    ///
+    /// # Errors
+    /// When a series of the same name is already registered.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.placements.sizes().clone()))
     }
 
     /// Drops the entries of the products whose stock an order takes or gives back from
@@ -64,13 +77,13 @@ impl SeaOrmOrderRepository {
 }
 
 /// The products an order holds stock of.
-fn product_ids(order: &Order) -> Vec<ProductId> {
+pub(super) fn product_ids(order: &Order) -> Vec<ProductId> {
     order.items().iter().map(|item| item.product_id()).collect()
 }
 
 /// The stock change of every item, in product-id order: the order in which all writers lock
 /// product rows, so that two orders for the same products cannot deadlock.
-fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
+pub(super) fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
     let mut changes: Vec<(ProductId, i64)> = order
         .items()
         .iter()
@@ -80,8 +93,26 @@ fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
     changes
 }
 
-/// Takes the stock of every line in one conditional `UPDATE ... FROM (VALUES ...)`: a product
-/// loses its line's quantity only if that many are left and it is not archived. The database's
+/// Stock taken from one product by one write: `quantity` units by `orders` orders, each of
+/// which moves the product's version by one (its `product.stock_changed` event has a version of
+/// its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Take {
+    pub(super) product_id: ProductId,
+    pub(super) quantity: i64,
+    pub(super) orders: i64,
+}
+
+/// The stock one order takes, in product-id order.
+pub(super) fn takes(order: &Order) -> Vec<Take> {
+    stock_changes(order)
+        .into_iter()
+        .map(|(product_id, quantity)| Take { product_id, quantity, orders: 1 })
+        .collect()
+}
+
+/// Takes the stock of every take in one conditional `UPDATE ... FROM (VALUES ...)`: a product
+/// loses its take's quantity only if that many are left and it is not archived. The database's
 /// row locks make it safe against concurrent orders; whether every line was served is the
 /// count of the rows it returns. On PostgreSQL the rows are first locked in product-id order (a
 /// `SELECT ... ORDER BY id FOR UPDATE` in the same statement), the order every writer follows,
@@ -89,21 +120,28 @@ fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
 ///
 /// Returns the products it moved as they are after the move (`RETURNING`), in product-id order,
 /// for their `product.stock_changed` events: no second read of the same rows.
-async fn reserve(
+pub(super) async fn reserve(
     tx: &DatabaseTransaction,
     engine: Engine,
-    changes: &[(ProductId, i64)],
+    takes: &[Take],
 ) -> Result<Vec<product::Readable>, StoreError> {
     let line = Alias::new("line");
     let line_product = Alias::new("product_id");
     let line_quantity = Alias::new("quantity");
+    let line_orders = Alias::new("orders");
     let lines = CommonTableExpression::new()
         .table_name(line.clone())
-        .columns([line_product.clone(), line_quantity.clone()])
+        .columns([line_product.clone(), line_quantity.clone(), line_orders.clone()])
         .values(
-            changes
+            takes
                 .iter()
-                .map(|(id, quantity)| Values(vec![id.into_uuid().into(), (*quantity).into()]))
+                .map(|take| {
+                    Values(vec![
+                        take.product_id.into_uuid().into(),
+                        take.quantity.into(),
+                        take.orders.into(),
+                    ])
+                })
                 .collect(),
         )
         .to_owned();
@@ -115,7 +153,10 @@ async fn reserve(
             product::Column::Stock,
             column(product::Column::Stock).sub(Expr::col((line.clone(), line_quantity.clone()))),
         )
-        .value(product::Column::Version, column(product::Column::Version).add(1))
+        .value(
+            product::Column::Version,
+            column(product::Column::Version).add(Expr::col((line.clone(), line_orders))),
+        )
         .from(line.clone())
         .and_where(column(product::Column::Id).equals((line.clone(), line_product)))
         .and_where(column(product::Column::Archived).eq(false))
@@ -128,7 +169,8 @@ async fn reserve(
             .column((product::Entity, product::Column::Id))
             .from(product::Entity)
             .and_where(
-                column(product::Column::Id).is_in(changes.iter().map(|(id, _)| id.into_uuid())),
+                column(product::Column::Id)
+                    .is_in(takes.iter().map(|take| take.product_id.into_uuid())),
             )
             .order_by((product::Entity, product::Column::Id), sea_orm::Order::Asc)
             .lock(LockType::Update)
@@ -174,9 +216,9 @@ const READABLE_COLUMNS: [product::Column; 13] = [
 
 /// Why a reservation did not serve every line, read after its transaction was rolled back: the
 /// first line (in product-id order) whose product is gone, archived or short.
-async fn shortage(db: &Database, changes: &[(ProductId, i64)]) -> PlaceOrderFailure {
+async fn shortage(db: &Database, takes: &[Take]) -> PlaceOrderFailure {
     let rows = product::Entity::find()
-        .filter(product::Column::Id.is_in(changes.iter().map(|(id, _)| id.into_uuid())))
+        .filter(product::Column::Id.is_in(takes.iter().map(|take| take.product_id.into_uuid())))
         .into_partial_model::<product::Readable>()
         .all(db.connection())
         .await;
@@ -184,42 +226,55 @@ async fn shortage(db: &Database, changes: &[(ProductId, i64)]) -> PlaceOrderFail
         Ok(rows) => rows,
         Err(error) => return store("reading stock after a refused reservation")(error).into(),
     };
-    for (product_id, quantity) in changes {
-        let row = rows.iter().find(|row| row.id == product_id.into_uuid());
-        match row {
-            Some(row) if !row.archived && row.stock >= *quantity => {}
-            Some(row) if !row.archived => {
-                return PlaceOrderFailure::InsufficientStock {
-                    product_id: *product_id,
-                    requested: u32::try_from(*quantity).unwrap_or(u32::MAX),
-                    available: u32::try_from(row.stock).unwrap_or(0),
-                };
-            }
-            _ => return PlaceOrderFailure::ProductUnavailable { product_id: *product_id },
-        }
-    }
-    // Every line could be served now: the stock moved between the two reads.
-    StoreError::Contention(anyhow::anyhow!("the stock changed while the order was being placed"))
+    let find = |id: ProductId| rows.iter().find(|row| row.id == id.into_uuid());
+    unserved(takes, find).unwrap_or_else(|| {
+        // Every line could be served now: the stock moved between the two reads.
+        StoreError::Contention(anyhow::anyhow!(
+            "the stock changed while the order was being placed"
+        ))
         .into()
+    })
 }
 
-/// Inserts a new order, its items, its first history entry and the events of `outbox`: one
-/// statement on PostgreSQL (the `INSERT`s as data-modifying CTEs; the foreign keys are checked
-/// at its end), one call of four statements on SQLite.
-async fn insert_order(
+/// The first take (in product-id order) that the products as `find` gives them cannot serve:
+/// the product is gone or archived, or has fewer units left; `None` when all can be served.
+pub(super) fn unserved<'a>(
+    takes: &[Take],
+    find: impl Fn(ProductId) -> Option<&'a product::Readable>,
+) -> Option<PlaceOrderFailure> {
+    takes.iter().find_map(|take| match find(take.product_id) {
+        Some(row) if !row.archived && row.stock >= take.quantity => None,
+        Some(row) if !row.archived => Some(PlaceOrderFailure::InsufficientStock {
+            product_id: take.product_id,
+            requested: u32::try_from(take.quantity).unwrap_or(u32::MAX),
+            available: u32::try_from(row.stock).unwrap_or(0),
+        }),
+        _ => Some(PlaceOrderFailure::ProductUnavailable { product_id: take.product_id }),
+    })
+}
+
+/// Inserts new orders, their items, their first history entries and the events of `outbox`:
+/// one statement on PostgreSQL (the `INSERT`s as data-modifying CTEs; the foreign keys are
+/// checked at its end), one call of four statements on SQLite.
+pub(super) async fn insert_orders(
     tx: &DatabaseTransaction,
     engine: Engine,
-    row: order::Model,
-    order: &Order,
-    placed: &OrderTransition,
+    placed: &[(&Order, &OrderTransition)],
     outbox: Outbox,
 ) -> Result<(), PlaceOrderFailure> {
-    let order_insert = order::Entity::insert(row.into_active_model());
+    let rows = placed
+        .iter()
+        .map(|(order, _)| order_row(order).map(|row| row.into_active_model()))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(StoreError::Unexpected)?;
+    let order_insert = order::Entity::insert_many(rows);
     let items_insert = order_item::Entity::insert_many(
-        item_rows(order).into_iter().map(|item| item.into_active_model()),
+        placed.iter().flat_map(|(order, _)| item_rows(order)).map(|row| row.into_active_model()),
     );
-    let history_insert = order_transition::Entity::insert(transition_row(placed));
-    // The order's row is the one that can be refused: by its customer's foreign key (the
+    let history_insert = order_transition::Entity::insert_many(
+        placed.iter().map(|(_, entry)| transition_row(entry)),
+    );
+    // An order's row is the one that can be refused: by its customer's foreign key (the
     // account was deleted meanwhile) or, in theory, by its id.
     let refused = |error| match classify(error, "inserting an order") {
         Failure::ForeignKeyViolation => PlaceOrderFailure::UnknownCustomer,
@@ -260,6 +315,38 @@ async fn insert_order(
     tx.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
         .await
         .map_err(refused)?;
+    Ok(())
+}
+
+/// Places one order in a transaction of its own: its stock taken by a conditional update, then
+/// the order, its history, its events and the idempotent response written; on a refused
+/// reservation, what refused it read after the rollback. The product cache forgets the
+/// order's products once the transaction has ended.
+pub(super) async fn place_one(
+    db: &Database,
+    cache: &ProductCache,
+    placement: &Placement,
+) -> Result<(), PlaceOrderFailure> {
+    let Placement { order, placed, completion } = placement;
+    let tx = db.begin_write().await.map_err(store("starting to place an order"))?;
+    let takes = takes(order);
+    let moved = reserve(&tx, db.engine(), &takes).await?;
+    if moved.len() != takes.len() {
+        tx.rollback().await.map_err(store("rolling back a refused reservation"))?;
+        return Err(shortage(db, &takes).await);
+    }
+    let mut outbox = Outbox::default();
+    let encode = db.event_data().as_ref();
+    outbox.order(encode, order, 0)?;
+    for row in moved {
+        let moved = Product::try_from(row).map_err(StoreError::Unexpected)?;
+        outbox.stock_changed(encode, &moved, placed.at)?;
+    }
+    insert_orders(&tx, db.engine(), &[(order, placed)], outbox).await?;
+    record_completion(&tx, completion.as_ref()).await?;
+    let committed = tx.commit().await;
+    cache.invalidate(&product_ids(order)).await;
+    committed.map_err(store("committing an order"))?;
     Ok(())
 }
 
@@ -341,7 +428,7 @@ fn with_payment(
 
 /// Records an idempotent response in the effect's transaction; a lost claim fails the write (the
 /// transaction is dropped, so nothing of it is kept).
-async fn record_completion(
+pub(super) async fn record_completion(
     tx: &DatabaseTransaction,
     completion: Option<&Completion>,
 ) -> Result<(), StoreError> {
@@ -435,27 +522,8 @@ impl OrderRepository for SeaOrmOrderRepository {
         placed: &OrderTransition,
         completion: Option<Completion>,
     ) -> Result<(), PlaceOrderFailure> {
-        let row = order_row(order).map_err(StoreError::Unexpected)?;
-        let tx = self.db.begin_write().await.map_err(store("starting to place an order"))?;
-        let changes = stock_changes(order);
-        let moved = reserve(&tx, self.db.engine(), &changes).await?;
-        if moved.len() != changes.len() {
-            tx.rollback().await.map_err(store("rolling back a refused reservation"))?;
-            return Err(shortage(&self.db, &changes).await);
-        }
-        let mut outbox = Outbox::default();
-        let encode = self.db.event_data().as_ref();
-        outbox.order(encode, order, 0)?;
-        for row in moved {
-            let moved = Product::try_from(row).map_err(StoreError::Unexpected)?;
-            outbox.stock_changed(encode, &moved, placed.at)?;
-        }
-        insert_order(&tx, self.db.engine(), row, order, placed, outbox).await?;
-        record_completion(&tx, completion.as_ref()).await?;
-        let committed = tx.commit().await;
-        self.products.invalidate(&product_ids(order)).await;
-        committed.map_err(store("committing an order"))?;
-        Ok(())
+        let placement = Placement { order: order.clone(), placed: placed.clone(), completion };
+        self.placements.place(&self.db, &self.products, placement).await
     }
 
     async fn find_by_id(&self, id: OrderId) -> Result<Option<Order>, StoreError> {

@@ -1,0 +1,310 @@
+//! Group commit of order placements (ADR 0042): the orders an instance is asked to place while
+//! it is still writing earlier ones queue, and the next writer takes them all into one
+//! transaction. Under load a batch costs the round trips and the commit of one order (and on
+//! SQLite, one turn of the single writer), whatever its size; alone, an order is written as it
+//! always was ([`place_one`]).
+//!
+//! Each placement keeps its own outcome: a batch reads the stock of all its products once
+//! (locked, on PostgreSQL, in product-id order, as every writer locks them), serves the orders
+//! in the order they came, and refuses those the stock left cannot serve, as a placement alone
+//! would have been refused at that point. Anything that could concern one placement only (a
+//! customer deleted meanwhile, an idempotency claim that lapsed) abandons the batch before its
+//! commit, and each of its placements is then written alone, with its own answer.
+//!
+//! A batch runs in a task of its own: a client that goes away does not cancel the writes of
+//! the others, and every placement is answered once its transaction has ended.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use orderly_application::{
+    StoreError,
+    ports::{Completion, PlaceOrderFailure},
+};
+use orderly_domain::{Order, OrderTransition, Product, ProductId};
+use prometheus::{Histogram, HistogramOpts};
+use sea_orm::{
+    ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
+    sea_query::LockType,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::{
+    Database, Engine,
+    error::store,
+    idempotency,
+    orders::{Take, insert_orders, place_one, product_ids, reserve, takes, unserved},
+    outbox::Outbox,
+};
+use crate::{entity::product, services::ProductCache};
+
+/// The most orders one transaction writes. A batch's statements bind about 90 values per
+/// order of three lines: 64 orders stay far below both engines' limits on bound values, and
+/// a batch of them holds the database for a few milliseconds.
+const MOST_PER_BATCH: usize = 64;
+
+/// How many batches one instance writes at the same time. SQLite has one writer, so one; on
+/// PostgreSQL a second batch prepares while the first waits for its commit to be flushed.
+fn batches_at_once(engine: Engine) -> usize {
+    match engine {
+        Engine::Sqlite => 1,
+        Engine::Postgres => 2,
+    }
+}
+
+/// One order to place: what [`OrderRepository::place`] was given.
+///
+/// [`OrderRepository::place`]: orderly_application::ports::OrderRepository::place
+#[derive(Debug)]
+pub(super) struct Placement {
+    pub(super) order: Order,
+    pub(super) placed: OrderTransition,
+    pub(super) completion: Option<Completion>,
+}
+
+/// What becomes of one placement.
+type Outcome = Result<(), PlaceOrderFailure>;
+
+/// A placement in the queue, with where its outcome goes.
+struct Waiting {
+    placement: Placement,
+    answer: oneshot::Sender<Outcome>,
+}
+
+/// The queue of one instance's placements and the slots of the batches writing them.
+pub(super) struct Placements {
+    queue: Mutex<VecDeque<Waiting>>,
+    slots: Arc<Semaphore>,
+    /// `orderly_order_batch_size`: the placements of each batch taken from the queue.
+    sizes: Histogram,
+}
+
+impl std::fmt::Debug for Placements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placements").field("free_slots", &self.slots.available_permits()).finish()
+    }
+}
+
+impl Placements {
+    pub(super) fn new(engine: Engine) -> Self {
+        let sizes = Histogram::with_opts(
+            HistogramOpts::new(
+                "orderly_order_batch_size",
+                "Orders placed together in one transaction (group commit, ADR 0042)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            slots: Arc::new(Semaphore::new(batches_at_once(engine))),
+            sizes,
+        }
+    }
+
+    /// The batch sizes' histogram, to register.
+    pub(super) fn sizes(&self) -> &Histogram {
+        &self.sizes
+    }
+
+    /// Queues `placement` and waits for its outcome. Whoever gets a free slot first takes the
+    /// whole queue (up to [`MOST_PER_BATCH`]) into a batch, which runs as a task of its own.
+    pub(super) async fn place(
+        &self,
+        db: &Database,
+        cache: &ProductCache,
+        placement: Placement,
+    ) -> Outcome {
+        let (answer, mut answered) = oneshot::channel();
+        self.queue().push_back(Waiting { placement, answer });
+        loop {
+            let slot = tokio::select! {
+                biased;
+                outcome = &mut answered => return outcome.unwrap_or_else(|_| Err(lost())),
+                slot = self.slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return Err(lost()),
+                },
+            };
+            let batch = {
+                let mut queue = self.queue();
+                let size = queue.len().min(MOST_PER_BATCH);
+                queue.drain(..size).collect::<Vec<_>>()
+            };
+            if batch.is_empty() {
+                // Another batch took this placement.
+                drop(slot);
+                return answered.await.unwrap_or_else(|_| Err(lost()));
+            }
+            #[expect(clippy::cast_precision_loss, reason = "at most MOST_PER_BATCH")]
+            self.sizes.observe(batch.len() as f64);
+            tokio::spawn(write(db.clone(), cache.clone(), batch, slot));
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
+        // The queue is only pushed to and drained: a panic elsewhere cannot leave it half done.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The outcome of a placement whose batch stopped without answering (a panic: a bug).
+fn lost() -> PlaceOrderFailure {
+    PlaceOrderFailure::Store(StoreError::Unexpected(anyhow::anyhow!(
+        "the batch writing this order stopped before it ended"
+    )))
+}
+
+/// Writes `batch`, answers each placement, then gives its slot back.
+async fn write(
+    db: Database,
+    cache: ProductCache,
+    batch: Vec<Waiting>,
+    _slot: OwnedSemaphorePermit,
+) {
+    if batch.len() == 1 {
+        for waiting in batch {
+            let outcome = place_one(&db, &cache, &waiting.placement).await;
+            // The caller may have gone away; its order is placed all the same.
+            let _ = waiting.answer.send(outcome);
+        }
+        return;
+    }
+    let placements: Vec<&Placement> = batch.iter().map(|waiting| &waiting.placement).collect();
+    let outcomes = match together(&db, &placements).await {
+        Ok(Ended { outcomes, moved }) => {
+            cache.invalidate(&moved).await;
+            outcomes
+        }
+        Err(Refusal::Failed(error)) => {
+            placements.iter().map(|_| Err(shared(&error).into())).collect()
+        }
+        Err(Refusal::Alone) => {
+            let mut outcomes = Vec::with_capacity(placements.len());
+            for placement in &placements {
+                outcomes.push(place_one(&db, &cache, placement).await);
+            }
+            outcomes
+        }
+    };
+    for (waiting, outcome) in batch.into_iter().zip(outcomes) {
+        let _ = waiting.answer.send(outcome);
+    }
+}
+
+/// A batch whose transaction ended.
+struct Ended {
+    /// Each placement's outcome, in the batch's order.
+    outcomes: Vec<Outcome>,
+    /// The products whose stock the batch moved.
+    moved: Vec<ProductId>,
+}
+
+/// Why a batch was not written.
+enum Refusal {
+    /// Something may concern one placement only: each is written alone.
+    Alone,
+    /// The store failed: every placement fails with this error.
+    Failed(StoreError),
+}
+
+/// Writes every placement of `batch` the stock serves in one transaction.
+async fn together(db: &Database, batch: &[&Placement]) -> Result<Ended, Refusal> {
+    let engine = db.engine();
+    let tx = db
+        .begin_write()
+        .await
+        .map_err(|error| Refusal::Failed(store("starting to place orders")(error)))?;
+    let ids: BTreeSet<ProductId> =
+        batch.iter().flat_map(|placement| product_ids(&placement.order)).collect();
+    let mut read = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.iter().map(|id| id.into_uuid())))
+        .order_by_asc(product::Column::Id);
+    if engine == Engine::Postgres {
+        read = read.lock(LockType::Update);
+    }
+    let rows = read
+        .into_partial_model::<product::Readable>()
+        .all(&*tx)
+        .await
+        .map_err(|error| Refusal::Failed(store("reading the stock of orders")(error)))?;
+    let mut stock: HashMap<ProductId, product::Readable> =
+        rows.into_iter().map(|row| (ProductId::from_uuid(row.id), row)).collect();
+
+    // Serve the placements in turn from the stock as the earlier ones left it.
+    let encode = db.event_data().as_ref();
+    let mut outbox = Outbox::default();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut served = Vec::new();
+    let mut taken: BTreeMap<ProductId, Take> = BTreeMap::new();
+    for placement in batch {
+        let wanted = takes(&placement.order);
+        if let Some(refused) = unserved(&wanted, |id| stock.get(&id)) {
+            outcomes.push(Err(refused));
+            continue;
+        }
+        outbox.order(encode, &placement.order, 0).map_err(Refusal::Failed)?;
+        for take in &wanted {
+            let Some(row) = stock.get_mut(&take.product_id) else { return Err(Refusal::Alone) };
+            row.stock -= take.quantity;
+            row.version += 1;
+            let moved = Product::try_from(row.clone())
+                .map_err(|error| Refusal::Failed(StoreError::Unexpected(error)))?;
+            outbox.stock_changed(encode, &moved, placement.placed.at).map_err(Refusal::Failed)?;
+            let total = taken.entry(take.product_id).or_insert(Take {
+                product_id: take.product_id,
+                quantity: 0,
+                orders: 0,
+            });
+            total.quantity += take.quantity;
+            total.orders += 1;
+        }
+        outcomes.push(Ok(()));
+        served.push(*placement);
+    }
+    if served.is_empty() {
+        tx.rollback().await.map_err(|error| Refusal::Failed(store("ending a read")(error)))?;
+        return Ok(Ended { outcomes, moved: Vec::new() });
+    }
+
+    for completion in served.iter().filter_map(|placement| placement.completion.as_ref()) {
+        if !idempotency::complete(&*tx, completion).await.map_err(Refusal::Failed)? {
+            // That key's claim lapsed: its placement fails alone, the others do not.
+            return Err(Refusal::Alone);
+        }
+    }
+    let taken: Vec<Take> = taken.into_values().collect();
+    let moved = reserve(&tx, engine, &taken).await.map_err(Refusal::Failed)?;
+    if moved.len() != taken.len() {
+        // Locked or written by this instance's one writer, the stock cannot have moved: each
+        // placement alone says what happened.
+        return Err(Refusal::Alone);
+    }
+    let placed: Vec<(&Order, &OrderTransition)> =
+        served.iter().map(|placement| (&placement.order, &placement.placed)).collect();
+    insert_orders(&tx, engine, &placed, outbox).await.map_err(|failure| match failure {
+        PlaceOrderFailure::Store(error) => Refusal::Failed(error),
+        // A customer deleted meanwhile refuses the one order of theirs.
+        _ => Refusal::Alone,
+    })?;
+    let committed = tx.commit().await;
+    let moved = taken.iter().map(|take| take.product_id).collect();
+    if let Err(error) = committed {
+        let error = store("committing orders")(error);
+        for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_ok()) {
+            *outcome = Err(shared(&error).into());
+        }
+    }
+    Ok(Ended { outcomes, moved })
+}
+
+/// `error` again, for each placement of a batch that failed with it.
+fn shared(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
+        StoreError::Contention(cause) => StoreError::Contention(anyhow::anyhow!("{cause:#}")),
+        StoreError::Unexpected(cause) => StoreError::Unexpected(anyhow::anyhow!("{cause:#}")),
+    }
+}

@@ -1,0 +1,299 @@
+//! Group commit of order placements (ADR 0042), on SQLite and (when `TEST_DATABASE_URL` is set)
+//! PostgreSQL: orders placed while the database is held by someone else queue, and are then
+//! written together, each with the outcome it would have had alone.
+//!
+//! A second connection of the test's own holds the database (SQLite: an open `BEGIN
+//! IMMEDIATE`; PostgreSQL: a lock on the product row every order needs) while the orders are
+//! sent, so that they are queued when it lets go; the batch sizes are read from
+//! `orderly_order_batch_size` and what was written through that second connection.
+
+use std::time::Duration;
+
+use orderly_application::ports::{
+    OrderRepository as _, PlaceOrderFailure, ProductRepository as _, UserRepository as _,
+};
+use orderly_domain::{
+    Currency, Email, EventType, Money, Order, OrderLines, OrderTransition, PasswordHash, Product,
+    ProductDraft, ProductName, Quantity, Role, Sku, User, UserName,
+    time::{TimeDelta, Timestamp},
+};
+use orderly_infrastructure::{
+    Engine, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmUserRepository,
+    testing::TestDatabase,
+};
+use sea_orm::{
+    ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait as _,
+};
+
+fn at(seconds: i64) -> Timestamp {
+    Timestamp::from_timestamp(1_800_000_000 + seconds, 0).expect("a valid instant")
+}
+
+fn user(name: &str) -> User {
+    User::register(
+        Email::parse(&format!("{name}@example.com")).expect("a valid e-mail address"),
+        UserName::parse(name).expect("a valid name"),
+        PasswordHash::new(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${name}")),
+        Role::Customer,
+        at(0),
+    )
+}
+
+fn product(sku: &str, stock: u32) -> Product {
+    Product::create(
+        ProductDraft {
+            sku: Sku::parse(sku).expect("a valid SKU"),
+            name: ProductName::parse(sku).expect("a valid name"),
+            description: None,
+            price: Money::new(250, Currency::parse("EUR").expect("EUR")).expect("an amount"),
+            stock,
+        },
+        at(0),
+    )
+    .expect("a valid product")
+}
+
+fn order(
+    customer: &User,
+    lines: &[(&Product, u32)],
+    stocked: &[Product],
+) -> (Order, OrderTransition) {
+    let lines = OrderLines::new(
+        lines
+            .iter()
+            .map(|(product, units)| (product.id(), Quantity::new(*units).expect("a quantity")))
+            .collect::<Vec<_>>(),
+    )
+    .expect("valid lines");
+    Order::place(customer.id(), &lines, stocked, at(10), at(10) + TimeDelta::hours(1))
+        .expect("a valid order")
+}
+
+/// Holds what every placement of the test needs, through a connection of the test's own,
+/// until [`Hold::release`].
+struct Hold {
+    connection: DatabaseConnection,
+    tx: DatabaseTransaction,
+}
+
+impl Hold {
+    async fn take(test: &TestDatabase, product: &Product) -> Self {
+        let connection = sea_orm::Database::connect(test.url()).await.expect("a second connection");
+        let tx = match test.database().engine() {
+            Engine::Sqlite => connection
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .expect("BEGIN IMMEDIATE"),
+            Engine::Postgres => {
+                let tx = connection.begin().await.expect("BEGIN");
+                tx.execute_raw(Statement::from_sql_and_values(
+                    tx.get_database_backend(),
+                    "SELECT id FROM products WHERE id = $1 FOR UPDATE",
+                    [product.id().into_uuid().into()],
+                ))
+                .await
+                .expect("locking the product");
+                tx
+            }
+        };
+        Self { connection, tx }
+    }
+
+    async fn release(self) -> DatabaseConnection {
+        self.tx.rollback().await.expect("letting go");
+        self.connection
+    }
+}
+
+/// The versions of `product`'s `product.stock_changed` events, in outbox order.
+async fn stock_events(connection: &DatabaseConnection, product: &Product) -> Vec<i64> {
+    let backend = connection.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT aggregate_version FROM outbox_events WHERE aggregate_id = $1 \
+             AND event_type = $2 ORDER BY position"
+        }
+        _ => {
+            "SELECT aggregate_version FROM outbox_events WHERE aggregate_id = ? \
+             AND event_type = ? ORDER BY position"
+        }
+    };
+    connection
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [product.id().into_uuid().into(), EventType::ProductStockChanged.name().into()],
+        ))
+        .await
+        .expect("reading events")
+        .iter()
+        .map(|row| row.try_get("", "aggregate_version").expect("a version"))
+        .collect()
+}
+
+/// Sample count and sum of `orderly_order_batch_size`.
+fn batches(registry: &prometheus::Registry) -> (u64, f64) {
+    let family = registry
+        .gather()
+        .into_iter()
+        .find(|family| family.name() == "orderly_order_batch_size")
+        .expect("the series is registered");
+    let histogram = family.get_metric()[0].get_histogram();
+    (histogram.get_sample_count(), histogram.get_sample_sum())
+}
+
+/// Places `attempts` while `hold_on`'s row (PostgreSQL) or the database (SQLite) is held, in
+/// the order listed, and returns their outcomes once the hold is released, with the second
+/// connection.
+async fn place_behind_a_hold(
+    test: &TestDatabase,
+    orders: &SeaOrmOrderRepository,
+    hold_on: &Product,
+    attempts: Vec<(Order, OrderTransition)>,
+) -> (Vec<Result<(), PlaceOrderFailure>>, DatabaseConnection) {
+    let hold = Hold::take(test, hold_on).await;
+    let mut tasks = Vec::new();
+    for (order, placed) in attempts {
+        let orders = orders.clone();
+        tasks.push(tokio::spawn(async move { orders.place(&order, &placed, None).await }));
+        // In the order listed: the queue keeps it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(tasks.iter().all(|task| !task.is_finished()), "every order waits for the hold");
+    let connection = hold.release().await;
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("the task did not panic"));
+    }
+    (outcomes, connection)
+}
+
+/// A repository whose batch sizes are counted in the registry returned.
+fn counted(test: &TestDatabase) -> (SeaOrmOrderRepository, prometheus::Registry) {
+    let orders = SeaOrmOrderRepository::new(test.database().clone());
+    let registry = prometheus::Registry::new();
+    orders.register_metrics(&registry).expect("registering");
+    (orders, registry)
+}
+
+/// Twelve orders queued behind a held database: five for the last five units of a product,
+/// five more for it, then two for another product. They are written in few batches, each
+/// with its own answer: the first five and the other product's placed, the next five refused
+/// for stock (none left, each told so); the products' versions and events move once per order
+/// placed, in the order the orders came.
+async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &TestDatabase) {
+    let db = test.database();
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let (orders, registry) = counted(test);
+    let scarce = product("SCARCE-1", 5);
+    let plenty = product("PLENTY-1", 100);
+    let stocked = [scarce.clone(), plenty.clone()];
+    for product in &stocked {
+        products.insert(product).await.expect("inserting a product");
+    }
+    let mut attempts = Vec::new();
+    for i in 0..12 {
+        let customer = user(&format!("queued{i}"));
+        users.insert(&customer).await.expect("inserting a customer");
+        let lines: &[(&Product, u32)] =
+            if i < 10 { &[(&scarce, 1), (&plenty, 1)] } else { &[(&plenty, 3)] };
+        attempts.push(order(&customer, lines, &stocked));
+    }
+
+    let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (0..=4 | 10 | 11, Ok(())) => {}
+            (
+                5..=9,
+                Err(PlaceOrderFailure::InsufficientStock {
+                    product_id,
+                    requested: 1,
+                    available: 0,
+                }),
+            ) if *product_id == scarce.id() => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    let (count, sum) = batches(&registry);
+    assert!((sum - 12.0).abs() < f64::EPSILON, "every placement went through a batch: {sum}");
+    assert!(count < 6, "the queued orders were written together: {count} batches");
+
+    let scarce_now = products.find_by_id(scarce.id()).await.expect("reading").expect("found");
+    assert_eq!((scarce_now.stock(), scarce_now.version()), (0, 6));
+    let plenty_now = products.find_by_id(plenty.id()).await.expect("reading").expect("found");
+    assert_eq!((plenty_now.stock(), plenty_now.version()), (100 - 5 - 6, 8));
+    assert_eq!(stock_events(&connection, &scarce).await, [2, 3, 4, 5, 6]);
+    assert_eq!(stock_events(&connection, &plenty).await, [2, 3, 4, 5, 6, 7, 8]);
+}
+
+/// A queued order whose customer's account is gone refuses its batch before the commit: each
+/// order of the batch is then placed alone, so that one is refused and the others are placed.
+async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) {
+    let db = test.database();
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let (orders, registry) = counted(test);
+    let plenty = product("PLENTY-2", 100);
+    products.insert(&plenty).await.expect("inserting a product");
+    let stocked = [plenty.clone()];
+    let mut attempts = Vec::new();
+    for i in 0..6 {
+        let customer = user(&format!("alone{i}"));
+        if i != 4 {
+            users.insert(&customer).await.expect("inserting a customer");
+        }
+        attempts.push(order(&customer, &[(&plenty, 1)], &stocked));
+    }
+
+    let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (4, Err(PlaceOrderFailure::UnknownCustomer)) => {}
+            (0..=3 | 5, Ok(())) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert!(batches(&registry).0 < 6, "some orders were queued together");
+    let now = products.find_by_id(plenty.id()).await.expect("reading").expect("found");
+    assert_eq!((now.stock(), now.version()), (95, 6));
+    assert_eq!(stock_events(&connection, &plenty).await, [2, 3, 4, 5, 6]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_queued_orders_are_written_together_each_with_its_own_outcome() {
+    let test = TestDatabase::sqlite().await;
+    queued_orders_are_written_together_each_with_its_own_outcome(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_queued_orders_are_written_together_each_with_its_own_outcome() {
+    let Some(test) = TestDatabase::postgres().await else {
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    queued_orders_are_written_together_each_with_its_own_outcome(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_order_refused_by_the_database_is_refused_alone() {
+    let test = TestDatabase::sqlite().await;
+    an_order_refused_by_the_database_is_refused_alone(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_order_refused_by_the_database_is_refused_alone() {
+    let Some(test) = TestDatabase::postgres().await else {
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    an_order_refused_by_the_database_is_refused_alone(&test).await;
+}
