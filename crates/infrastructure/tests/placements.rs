@@ -18,8 +18,8 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Engine, SeaOrmOrderRepository, SeaOrmProductRepository, SeaOrmUserRepository,
-    testing::TestDatabase,
+    Database, DatabaseSettings, Engine, SeaOrmOrderRepository, SeaOrmProductRepository,
+    SeaOrmUserRepository, testing::TestDatabase,
 };
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
@@ -173,9 +173,13 @@ async fn place_behind_a_hold(
     (outcomes, connection)
 }
 
-/// A repository whose batch sizes are counted in the registry returned.
-fn counted(test: &TestDatabase) -> (SeaOrmOrderRepository, prometheus::Registry) {
-    let orders = SeaOrmOrderRepository::new(test.database().clone());
+/// A repository whose batch sizes are counted in the registry returned, on a pool of three
+/// connections: on PostgreSQL one batch at a time, as on SQLite, so that the orders queued
+/// behind the first are one batch.
+async fn counted(test: &TestDatabase) -> (SeaOrmOrderRepository, prometheus::Registry) {
+    let settings = DatabaseSettings { max_connections: 3, ..test.settings().clone() };
+    let db = Database::connect(&settings).await.expect("a pool of three");
+    let orders = SeaOrmOrderRepository::new(db);
     let registry = prometheus::Registry::new();
     orders.register_metrics(&registry).expect("registering");
     (orders, registry)
@@ -190,7 +194,7 @@ async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &Tes
     let db = test.database();
     let users = SeaOrmUserRepository::new(db.clone());
     let products = SeaOrmProductRepository::new(db.clone());
-    let (orders, registry) = counted(test);
+    let (orders, registry) = counted(test).await;
     let scarce = product("SCARCE-1", 5);
     let plenty = product("PLENTY-1", 100);
     let stocked = [scarce.clone(), plenty.clone()];
@@ -224,7 +228,7 @@ async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &Tes
     }
     let (count, sum) = batches(&registry);
     assert!((sum - 12.0).abs() < f64::EPSILON, "every placement went through a batch: {sum}");
-    assert!(count < 6, "the queued orders were written together: {count} batches");
+    assert_eq!(count, 2, "the first order, then the eleven queued behind it");
 
     let scarce_now = products.find_by_id(scarce.id()).await.expect("reading").expect("found");
     assert_eq!((scarce_now.stock(), scarce_now.version()), (0, 6));
@@ -240,7 +244,7 @@ async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) 
     let db = test.database();
     let users = SeaOrmUserRepository::new(db.clone());
     let products = SeaOrmProductRepository::new(db.clone());
-    let (orders, registry) = counted(test);
+    let (orders, registry) = counted(test).await;
     let plenty = product("PLENTY-2", 100);
     products.insert(&plenty).await.expect("inserting a product");
     let stocked = [plenty.clone()];
@@ -262,7 +266,7 @@ async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) 
             other => panic!("unexpected outcome {other:?}"),
         }
     }
-    assert!(batches(&registry).0 < 6, "some orders were queued together");
+    assert_eq!(batches(&registry).0, 2, "the first order, then the five queued behind it");
     let now = products.find_by_id(plenty.id()).await.expect("reading").expect("found");
     assert_eq!((now.stock(), now.version()), (95, 6));
     assert_eq!(stock_events(&connection, &plenty).await, [2, 3, 4, 5, 6]);

@@ -54,7 +54,7 @@ pub struct SeaOrmOrderRepository {
 impl SeaOrmOrderRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
-        let placements = Arc::new(Placements::new(db.engine()));
+        let placements = Arc::new(Placements::new(db.engine(), db.pool_status().max));
         Self { db, products: ProductCache::disabled(), placements }
     }
 
