@@ -40,11 +40,18 @@ use super::{
 };
 use crate::{entity::product, services::ProductCache};
 
-/// The most orders one transaction writes. Each size of batch is a statement of its own, which
-/// the connection keeps prepared: with 64, the SQLite writer's cache of them made the peak RSS
-/// of an order run about 10 MiB larger than with 32, for no more orders a second (with
-/// `make bench`'s order load; ADR 0042).
-const MOST_PER_BATCH: usize = 32;
+/// The most orders one transaction writes: 32 on SQLite, 8 on PostgreSQL. Each size of batch
+/// is a statement of its own, which each connection keeps prepared (sqlx's statement cache, its
+/// text included). With `make bench`'s order load, batches of up to 64 on the SQLite writer
+/// made the peak RSS about 10 MiB larger than up to 32, and on PostgreSQL, whose ten
+/// connections each keep their own, up to 32 about 7 MiB larger than up to 8, with no more
+/// orders a second either way (ADR 0042). PostgreSQL runs several smaller batches at once.
+fn most_per_batch(engine: Engine) -> usize {
+    match engine {
+        Engine::Sqlite => 32,
+        Engine::Postgres => 8,
+    }
+}
 
 /// How many batches one instance writes at the same time: on SQLite one, since it has one
 /// writer; on PostgreSQL as many as the pool has connections, but two for reads. Batches
@@ -81,6 +88,8 @@ struct Waiting {
 pub(super) struct Placements {
     queue: Mutex<VecDeque<Waiting>>,
     slots: Arc<Semaphore>,
+    /// The most placements a batch takes.
+    most: usize,
     /// `orderly_order_batch_size`: the placements of each batch taken from the queue.
     sizes: Histogram,
 }
@@ -102,7 +111,7 @@ impl Placements {
             )
             .buckets(
                 std::iter::successors(Some(1.0), |size| Some(size * 2.0))
-                    .take_while(|size| *size <= MOST_PER_BATCH as f64)
+                    .take_while(|size| *size <= most_per_batch(Engine::Sqlite) as f64)
                     .collect(),
             ),
         )
@@ -110,6 +119,7 @@ impl Placements {
         Self {
             queue: Mutex::new(VecDeque::new()),
             slots: Arc::new(Semaphore::new(batches_at_once(engine, connections))),
+            most: most_per_batch(engine),
             sizes,
         }
     }
@@ -120,7 +130,7 @@ impl Placements {
     }
 
     /// Queues `placement` and waits for its outcome. Whoever gets a free slot first takes the
-    /// whole queue (up to [`MOST_PER_BATCH`]) into a batch, which runs as a task of its own.
+    /// whole queue (up to [`most_per_batch`]) into a batch, which runs as a task of its own.
     pub(super) async fn place(
         &self,
         db: &Database,
@@ -140,7 +150,7 @@ impl Placements {
             };
             let batch = {
                 let mut queue = self.queue();
-                let size = queue.len().min(MOST_PER_BATCH);
+                let size = queue.len().min(self.most);
                 queue.drain(..size).collect::<Vec<_>>()
             };
             if batch.is_empty() {
