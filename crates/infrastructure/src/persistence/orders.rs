@@ -83,7 +83,7 @@ pub(super) fn product_ids(order: &Order) -> Vec<ProductId> {
 
 /// The stock change of every item, in product-id order: the order in which all writers lock
 /// product rows, so that two orders for the same products cannot deadlock.
-pub(super) fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
+fn stock_changes(order: &Order) -> Vec<(ProductId, i64)> {
     let mut changes: Vec<(ProductId, i64)> = order
         .items()
         .iter()
@@ -428,7 +428,7 @@ fn with_payment(
 
 /// Records an idempotent response in the effect's transaction; a lost claim fails the write (the
 /// transaction is dropped, so nothing of it is kept).
-pub(super) async fn record_completion(
+async fn record_completion(
     tx: &DatabaseTransaction,
     completion: Option<&Completion>,
 ) -> Result<(), StoreError> {

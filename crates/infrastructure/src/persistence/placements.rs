@@ -40,24 +40,31 @@ use super::{
 };
 use crate::{entity::product, services::ProductCache};
 
-/// The most orders one transaction writes: 32 on SQLite, 8 on PostgreSQL. Each size of batch
-/// is a statement of its own, which each connection keeps prepared (sqlx's statement cache, its
-/// text included). With `make bench`'s order load, batches of up to 64 on the SQLite writer
-/// made the peak RSS about 10 MiB larger than up to 32, and on PostgreSQL, whose ten
-/// connections each keep their own, up to 32 about 7 MiB larger than up to 8, with no more
-/// orders a second either way (ADR 0042). PostgreSQL runs several smaller batches at once.
+/// The most orders one transaction writes: 32 on SQLite, 4 on PostgreSQL.
+///
+/// On PostgreSQL several batches run at once, and each locks its products in product-id
+/// order, holding the rows it has while it waits for the next: the more products a batch
+/// locks, the more often it queues behind another and makes others queue behind it. With
+/// `make bench`'s order load and a pool of 10, batches of up to 4 placed 1,137-1,443 orders a
+/// second (p99 92-144 ms) where up to 8 placed 873-1,025 (p99 179-207 ms), alternated on one
+/// database.
+///
+/// Each size of batch is also a statement of its own, which each connection keeps prepared
+/// (sqlx's statement cache, its text included): on the SQLite writer, batches of up to 64 made
+/// an order run's peak RSS about 10 MiB larger than up to 32, with no more orders a second
+/// (ADR 0042).
 fn most_per_batch(engine: Engine) -> usize {
     match engine {
         Engine::Sqlite => 32,
-        Engine::Postgres => 8,
+        Engine::Postgres => 4,
     }
 }
 
 /// How many batches one instance writes at the same time: on SQLite one, since it has one
 /// writer; on PostgreSQL as many as the pool has connections, but two for reads. Batches
 /// there lock their products, so fewer but larger batches wait for each other's locks: with
-/// `make bench`'s order load and a pool of 10, 2 at once placed 500 orders a second, 8 about
-/// 1,400 (ADR 0042).
+/// `make bench`'s order load and a pool of 10, 2 at once (of up to 64 orders) placed 500
+/// orders a second, 8 about 1,400 (ADR 0042).
 fn batches_at_once(engine: Engine, connections: u32) -> usize {
     match engine {
         Engine::Sqlite => 1,

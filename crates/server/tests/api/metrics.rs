@@ -184,6 +184,9 @@ const EVENTS: &[(&str, &[(&str, &str)])] = &[
     ("orderly_payment_gateway_calls_total", &[("operation", "capture"), ("outcome", "approved")]),
     ("orderly_payment_gateway_calls_total", &[("operation", "void"), ("outcome", "approved")]),
     ("orderly_payment_gateway_calls_total", &[("operation", "refund"), ("outcome", "approved")]),
+    // Orders placed one after the other are batches of one (ADR 0042).
+    ("orderly_order_batch_size_count", &[]),
+    ("orderly_order_batch_size_sum", &[]),
 ];
 
 async fn events(app: &TestApp) -> Vec<f64> {
@@ -239,8 +242,12 @@ async fn placing_and_moving_orders_count_each_exactly_once(app: TestApp) {
     let after = events(&app).await;
     let moved: Vec<f64> = after.iter().zip(&before).map(|(after, before)| after - before).collect();
     // placed, pay, cancel, ship, deliver, expire; authorize approved and declined, capture,
-    // void, refund
-    assert_eq!(moved, [4.0, 2.0, 2.0, 1.0, 0.0, 0.0, 2.0, 1.0, 2.0, 0.0, 1.0], "{EVENTS:?}");
+    // void, refund; batches and the orders in them
+    assert_eq!(
+        moved,
+        [4.0, 2.0, 2.0, 1.0, 0.0, 0.0, 2.0, 1.0, 2.0, 0.0, 1.0, 4.0, 4.0],
+        "{EVENTS:?}"
+    );
 }
 
 async fn product_reads_are_counted_by_the_caches_answer(app: TestApp) {
