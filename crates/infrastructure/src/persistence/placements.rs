@@ -116,6 +116,7 @@ impl Placements {
                 "orderly_order_batch_size",
                 "Orders placed together in one transaction (group commit, ADR 0042)",
             )
+            // Powers of two up to the largest batch of either engine.
             .buckets(
                 std::iter::successors(Some(1.0), |size| Some(size * 2.0))
                     .take_while(|size| *size <= most_per_batch(Engine::Sqlite) as f64)
@@ -165,7 +166,7 @@ impl Placements {
                 drop(slot);
                 return answered.await.unwrap_or_else(|_| Err(lost()));
             }
-            #[expect(clippy::cast_precision_loss, reason = "at most MOST_PER_BATCH")]
+            #[expect(clippy::cast_precision_loss, reason = "at most most_per_batch")]
             self.sizes.observe(batch.len() as f64);
             tokio::spawn(write(db.clone(), cache.clone(), batch, slot));
         }
