@@ -58,12 +58,13 @@ impl ExpiryMetrics {
     /// One run of the job (one tick, all its batches), which expired `expired` orders and
     /// ended well (`ok`) or on an error.
     pub fn ran(&self, expired: usize, ok: bool) {
-        self.runs.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
-        self.moves.orders_moved(OrderAction::Expire, u64::try_from(expired).unwrap_or(u64::MAX));
+        // The time first: a scrape between the two never sees a successful run without it.
         if ok {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
             self.last_success.set(now.as_secs_f64());
         }
+        self.moves.orders_moved(OrderAction::Expire, u64::try_from(expired).unwrap_or(u64::MAX));
+        self.runs.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
     }
 }
 
