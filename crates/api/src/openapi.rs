@@ -81,7 +81,7 @@ pub fn document(version: Version) -> Document {
     openapi.info.description = Some(description(version));
     for endpoint in endpoints() {
         if endpoint.version().is_none_or(|served| served == version) {
-            openapi.merge(endpoint.document().clone());
+            openapi.merge(endpoint.document());
         }
     }
     SecuritySchemes(version).modify(&mut openapi);

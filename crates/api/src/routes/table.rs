@@ -23,7 +23,10 @@ pub struct Endpoint {
     path: String,
     method: Method,
     version: Option<Version>,
-    document: OpenApi,
+    /// Makes the endpoint's document again when one is wanted: kept for the life of the
+    /// process, the documents of all endpoints (each with every schema it refers to) were most
+    /// of an idle server's heap.
+    document: fn() -> OpenApi,
     route: fn() -> actix_web::Route,
 }
 
@@ -56,9 +59,10 @@ impl Endpoint {
         self.version
     }
 
-    /// The one-operation OpenAPI document of this endpoint, with the schemas it refers to.
-    pub(crate) fn document(&self) -> &OpenApi {
-        &self.document
+    /// The one-operation OpenAPI document of this endpoint, with the schemas it refers to, its
+    /// path with the version prefix.
+    pub(crate) fn document(&self) -> OpenApi {
+        prefixed(self.version, (self.document)())
     }
 }
 
@@ -189,16 +193,21 @@ fn operations(item: &PathItem) -> impl Iterator<Item = (Method, &Operation)> {
     .filter_map(|(method, operation)| operation.as_ref().map(|operation| (method, operation)))
 }
 
+/// `document` with its paths under `version`'s prefix.
+fn prefixed(version: Option<Version>, mut document: OpenApi) -> OpenApi {
+    let prefix = version.map_or("", Version::prefix);
+    document.paths.paths = std::mem::take(&mut document.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (format!("{prefix}{path}"), item))
+        .collect();
+    document
+}
+
 static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
     all_declared()
         .into_iter()
         .map(|(version, declared)| {
-            let prefix = version.map_or("", Version::prefix);
-            let mut document = (declared.document)();
-            document.paths.paths = std::mem::take(&mut document.paths.paths)
-                .into_iter()
-                .map(|(path, item)| (format!("{prefix}{path}"), item))
-                .collect();
+            let document = prefixed(version, (declared.document)());
             let found: Vec<(String, Method)> = document
                 .paths
                 .paths
@@ -207,7 +216,7 @@ static ENDPOINTS: LazyLock<Vec<Endpoint>> = LazyLock::new(|| {
                 .collect();
             let [(path, method)] = <[_; 1]>::try_from(found)
                 .expect("an annotation declares one operation: one path and one method");
-            Endpoint { path, method, version, document, route: declared.route }
+            Endpoint { path, method, version, document: declared.document, route: declared.route }
         })
         .collect()
 });
