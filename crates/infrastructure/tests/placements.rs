@@ -9,8 +9,13 @@
 
 use std::time::Duration;
 
-use orderly_application::ports::{
-    OrderRepository as _, PlaceOrderFailure, ProductRepository as _, UserRepository as _,
+use orderly_application::{
+    StoreError,
+    ports::{
+        Claim, Completion, IdempotencyKey, IdempotencyStore as _, IdempotentRequest, Lease,
+        OrderRepository as _, PlaceOrderFailure, ProductRepository as _, Replay,
+        UserRepository as _,
+    },
 };
 use orderly_domain::{
     Currency, Email, EventType, Money, Order, OrderLines, OrderTransition, PasswordHash, Product,
@@ -18,8 +23,8 @@ use orderly_domain::{
     time::{TimeDelta, Timestamp},
 };
 use orderly_infrastructure::{
-    Database, DatabaseSettings, Engine, SeaOrmOrderRepository, SeaOrmProductRepository,
-    SeaOrmUserRepository, testing::TestDatabase,
+    Database, DatabaseSettings, Engine, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
+    SeaOrmProductRepository, SeaOrmUserRepository, testing::TestDatabase,
 };
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
@@ -146,6 +151,9 @@ fn batches(registry: &prometheus::Registry) -> (u64, f64) {
     (histogram.get_sample_count(), histogram.get_sample_sum())
 }
 
+/// An order to place, with the idempotent response to record with it, if any.
+type Attempt = (Order, OrderTransition, Option<Completion>);
+
 /// Places `attempts` while `hold_on`'s row (PostgreSQL) or the database (SQLite) is held, in
 /// the order listed, and returns their outcomes once the hold is released, with the second
 /// connection.
@@ -153,13 +161,13 @@ async fn place_behind_a_hold(
     test: &TestDatabase,
     orders: &SeaOrmOrderRepository,
     hold_on: &Product,
-    attempts: Vec<(Order, OrderTransition)>,
+    attempts: Vec<Attempt>,
 ) -> (Vec<Result<(), PlaceOrderFailure>>, DatabaseConnection) {
     let hold = Hold::take(test, hold_on).await;
     let mut tasks = Vec::new();
-    for (order, placed) in attempts {
+    for (order, placed, completion) in attempts {
         let orders = orders.clone();
-        tasks.push(tokio::spawn(async move { orders.place(&order, &placed, None).await }));
+        tasks.push(tokio::spawn(async move { orders.place(&order, &placed, completion).await }));
         // In the order listed: the queue keeps it.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -208,7 +216,8 @@ async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &Tes
         users.insert(&customer).await.expect("inserting a customer");
         let lines: &[(&Product, u32)] =
             if i < 4 { &[(&scarce, 1), (&plenty, 1)] } else { &[(&plenty, 3)] };
-        attempts.push(order(&customer, lines, &stocked));
+        let (order, placed) = order(&customer, lines, &stocked);
+        attempts.push((order, placed, None));
     }
 
     let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
@@ -255,7 +264,8 @@ async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) 
         if i != 3 {
             users.insert(&customer).await.expect("inserting a customer");
         }
-        attempts.push(order(&customer, &[(&plenty, 1)], &stocked));
+        let (order, placed) = order(&customer, &[(&plenty, 1)], &stocked);
+        attempts.push((order, placed, None));
     }
 
     let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
@@ -271,6 +281,141 @@ async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) 
     let now = products.find_by_id(plenty.id()).await.expect("reading").expect("found");
     assert_eq!((now.stock(), now.version()), (96, 5));
     assert_eq!(stock_events(&connection, &plenty).await, [2, 3, 4, 5]);
+}
+
+/// `customer`'s request with the idempotency key `key`.
+fn keyed(customer: &User, key: &str) -> IdempotentRequest {
+    IdempotentRequest {
+        user_id: customer.id(),
+        key: IdempotencyKey::parse(key).expect("a valid key"),
+        fingerprint: "0".repeat(64),
+    }
+}
+
+/// Two of the queued orders carry idempotency keys: one still claimed by its request, one whose
+/// claim another request took over while it waited (its lease is not the one stored). The
+/// batch stops before its commit, and each order is then placed alone: the one whose claim
+/// lapsed is refused as contention, with nothing of it written, and every other order is
+/// placed, the other key's response recorded with its order.
+async fn a_lapsed_idempotency_claim_fails_its_order_alone(test: &TestDatabase) {
+    let db = test.database();
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let keys = SeaOrmIdempotencyStore::new(db.clone());
+    let (orders, registry) = counted(test).await;
+    let plenty = product("PLENTY-3", 100);
+    products.insert(&plenty).await.expect("inserting a product");
+    let stocked = [plenty.clone()];
+    let mut customers = Vec::new();
+    let mut attempts = Vec::new();
+    for i in 0..5 {
+        let customer = user(&format!("keyed{i}"));
+        users.insert(&customer).await.expect("inserting a customer");
+        let (order, placed) = order(&customer, &[(&plenty, 1)], &stocked);
+        let completion = match i {
+            1 | 3 => {
+                let request = keyed(&customer, &format!("key-{i}"));
+                let Claim::Started(lease) = keys.claim(&request, at(10)).await.expect("claiming")
+                else {
+                    panic!("a new key starts");
+                };
+                // The third order's request lost its claim: it holds a lease no longer stored.
+                let lease = if i == 3 { Lease(orderly_domain::Uuid::now_v7()) } else { lease };
+                Some(Completion {
+                    request,
+                    lease,
+                    response: Replay::new(format!("response {i}")),
+                    at: at(10),
+                })
+            }
+            _ => None,
+        };
+        customers.push(customer);
+        attempts.push((order, placed, completion));
+    }
+
+    let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (3, Err(PlaceOrderFailure::Store(StoreError::Contention(_)))) => {}
+            (0..=2 | 4, Ok(())) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(batches(&registry).0, 2, "the first order, then the four queued behind it");
+    let now = products.find_by_id(plenty.id()).await.expect("reading").expect("found");
+    assert_eq!((now.stock(), now.version()), (96, 5), "four orders took a unit each");
+    assert_eq!(stock_events(&connection, &plenty).await, [2, 3, 4, 5]);
+    let again = |i: usize| {
+        let request = keyed(&customers[i], &format!("key-{i}"));
+        let keys = keys.clone();
+        async move { keys.claim(&request, at(20)).await.expect("claiming again") }
+    };
+    assert_eq!(again(1).await, Claim::Replay(Replay::new("response 1")));
+    assert!(
+        matches!(again(3).await, Claim::InFlight { .. }),
+        "the lapsed request recorded nothing: the key stays with the request that took it over"
+    );
+}
+
+/// A batch whose commit fails (on PostgreSQL: a deferred constraint trigger of the test's own
+/// refuses every new order at commit) writes nothing, and every order of it fails with the
+/// store's error: the one refused for stock too, since the unit the order before it took is
+/// back.
+async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &TestDatabase) {
+    let db = test.database();
+    let users = SeaOrmUserRepository::new(db.clone());
+    let products = SeaOrmProductRepository::new(db.clone());
+    let (orders, registry) = counted(test).await;
+    let scarce = product("SCARCE-4", 1);
+    let plenty = product("PLENTY-4", 100);
+    let stocked = [scarce.clone(), plenty.clone()];
+    for product in &stocked {
+        products.insert(product).await.expect("inserting a product");
+    }
+    let mut attempts = Vec::new();
+    for i in 0..5 {
+        let customer = user(&format!("uncommitted{i}"));
+        users.insert(&customer).await.expect("inserting a customer");
+        let lines: &[(&Product, u32)] =
+            if i == 1 || i == 2 { &[(&scarce, 1), (&plenty, 1)] } else { &[(&plenty, 1)] };
+        let (order, placed) = order(&customer, lines, &stocked);
+        attempts.push((order, placed, None));
+    }
+    let connection = sea_orm::Database::connect(test.url()).await.expect("a second connection");
+    for sql in [
+        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON orders \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+    ] {
+        connection.execute_unprepared(sql).await.expect("installing the trigger");
+    }
+
+    let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, Err(PlaceOrderFailure::Store(StoreError::Unexpected(_)))),
+            "order {i}: {outcome:?}"
+        );
+    }
+    assert_eq!(batches(&registry).0, 2, "the first order, then the four queued behind it");
+    for (product, stock) in [(&scarce, 1), (&plenty, 100)] {
+        let now = products.find_by_id(product.id()).await.expect("reading").expect("found");
+        assert_eq!((now.stock(), now.version()), (stock, 1), "{} untouched", product.sku());
+        assert_eq!(stock_events(&connection, product).await, [] as [i64; 0]);
+    }
+    let written = connection
+        .query_one_raw(Statement::from_string(
+            connection.get_database_backend(),
+            "SELECT count(*) AS n FROM orders",
+        ))
+        .await
+        .expect("counting orders")
+        .expect("a count");
+    assert_eq!(written.try_get::<i64>("", "n").expect("a count"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -301,4 +446,28 @@ async fn postgres_an_order_refused_by_the_database_is_refused_alone() {
         return;
     };
     an_order_refused_by_the_database_is_refused_alone(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_lapsed_idempotency_claim_fails_its_order_alone() {
+    let test = TestDatabase::sqlite().await;
+    a_lapsed_idempotency_claim_fails_its_order_alone(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_lapsed_idempotency_claim_fails_its_order_alone() {
+    let Some(test) = TestDatabase::postgres().await else {
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    a_lapsed_idempotency_claim_fails_its_order_alone(&test).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_batch_whose_commit_fails_writes_nothing_and_fails_every_order() {
+    let Some(test) = TestDatabase::postgres().await else {
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(&test).await;
 }

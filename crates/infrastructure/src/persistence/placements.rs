@@ -320,8 +320,10 @@ async fn together(db: &Database, batch: &[&Placement]) -> Result<Ended, Refusal>
     let committed = tx.commit().await;
     let moved = taken.iter().map(|take| take.product_id).collect();
     if let Err(error) = committed {
+        // Every order fails, the refused ones too: their refusals counted on the stock the
+        // served ones took, which is back.
         let error = store("committing orders")(error);
-        for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_ok()) {
+        for outcome in &mut outcomes {
             *outcome = Err(shared(&error).into());
         }
     }
