@@ -319,7 +319,7 @@ async fn a_lapsed_idempotency_claim_fails_its_order_alone(test: &TestDatabase) {
                 else {
                     panic!("a new key starts");
                 };
-                // The third order's request lost its claim: it holds a lease no longer stored.
+                // The fourth order's request lost its claim: it holds a lease no longer stored.
                 let lease = if i == 3 { Lease(orderly_domain::Uuid::now_v7()) } else { lease };
                 Some(Completion {
                     request,
