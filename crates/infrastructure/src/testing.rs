@@ -278,16 +278,24 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 /// Runs each named test body, an `async fn(&Database)`, on SQLite and, when configured, on
-/// PostgreSQL, as separate tests named `sqlite::<name>` and `postgres::<name>`.
+/// PostgreSQL, as separate tests named `sqlite::<name>` and `postgres::<name>`. Bodies that
+/// need the [`TestDatabase`] itself (its URL, its settings) are listed after
+/// `with_test_database:` and take `&TestDatabase`.
 #[macro_export]
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_engines!(@passing database; $($name),*);
+    };
+    (with_test_database: $($name:ident),* $(,)?) => {
+        $crate::on_both_engines!(@passing test_database; $($name),*);
+    };
+    (@passing $pass:ident; $($name:ident),*) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let db = $crate::testing::TestDatabase::sqlite().await;
-                    super::$name(db.database()).await;
+                    super::$name($crate::on_both_engines!(@pass $pass db)).await;
                 }
             )*
         }
@@ -299,11 +307,13 @@ macro_rules! on_both_engines {
                         eprintln!("{} is not set: PostgreSQL not tested", $crate::testing::TEST_DATABASE_URL);
                         return;
                     };
-                    super::$name(db.database()).await;
+                    super::$name($crate::on_both_engines!(@pass $pass db)).await;
                 }
             )*
         }
     };
+    (@pass database $db:ident) => { $db.database() };
+    (@pass test_database $db:ident) => { &$db };
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ use orderly_domain::{
 };
 use orderly_infrastructure::{
     Database, DatabaseSettings, Engine, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
-    SeaOrmProductRepository, SeaOrmUserRepository, testing::TestDatabase,
+    SeaOrmProductRepository, SeaOrmUserRepository, on_both_engines,
+    testing::{TEST_DATABASE_URL, TestDatabase},
 };
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
@@ -418,55 +419,17 @@ async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &
     assert_eq!(written.try_get::<i64>("", "n").expect("a count"), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_queued_orders_are_written_together_each_with_its_own_outcome() {
-    let test = TestDatabase::sqlite().await;
-    queued_orders_are_written_together_each_with_its_own_outcome(&test).await;
-}
+on_both_engines!(
+    with_test_database: queued_orders_are_written_together_each_with_its_own_outcome,
+    an_order_refused_by_the_database_is_refused_alone,
+    a_lapsed_idempotency_claim_fails_its_order_alone,
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_queued_orders_are_written_together_each_with_its_own_outcome() {
-    let Some(test) = TestDatabase::postgres().await else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
-        return;
-    };
-    queued_orders_are_written_together_each_with_its_own_outcome(&test).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_an_order_refused_by_the_database_is_refused_alone() {
-    let test = TestDatabase::sqlite().await;
-    an_order_refused_by_the_database_is_refused_alone(&test).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_an_order_refused_by_the_database_is_refused_alone() {
-    let Some(test) = TestDatabase::postgres().await else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
-        return;
-    };
-    an_order_refused_by_the_database_is_refused_alone(&test).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_a_lapsed_idempotency_claim_fails_its_order_alone() {
-    let test = TestDatabase::sqlite().await;
-    a_lapsed_idempotency_claim_fails_its_order_alone(&test).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_a_lapsed_idempotency_claim_fails_its_order_alone() {
-    let Some(test) = TestDatabase::postgres().await else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
-        return;
-    };
-    a_lapsed_idempotency_claim_fails_its_order_alone(&test).await;
-}
-
+/// PostgreSQL only: SQLite has no constraint checked at commit that a test could add.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_batch_whose_commit_fails_writes_nothing_and_fails_every_order() {
     let Some(test) = TestDatabase::postgres().await else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        eprintln!("{TEST_DATABASE_URL} is not set: PostgreSQL not tested");
         return;
     };
     a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(&test).await;
