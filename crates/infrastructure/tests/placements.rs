@@ -24,8 +24,7 @@ use orderly_domain::{
 };
 use orderly_infrastructure::{
     Database, DatabaseSettings, Engine, SeaOrmIdempotencyStore, SeaOrmOrderRepository,
-    SeaOrmProductRepository, SeaOrmUserRepository, on_both_engines,
-    testing::{TEST_DATABASE_URL, TestDatabase},
+    SeaOrmProductRepository, SeaOrmUserRepository, on_both_engines, testing::TestDatabase,
 };
 use sea_orm::{
     ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
@@ -360,10 +359,12 @@ async fn a_lapsed_idempotency_claim_fails_its_order_alone(test: &TestDatabase) {
     );
 }
 
-/// A batch whose commit fails (on PostgreSQL: a deferred constraint trigger of the test's own
-/// refuses every new order at commit) writes nothing, and every order of it fails with the
-/// store's error: the one refused for stock too, since the unit the order before it took is
-/// back.
+/// A batch whose commit fails writes nothing, and every order of it fails with the store's
+/// error: the one refused for stock too, since the unit the order before it took is back. The
+/// test makes every commit that wrote an order fail: on PostgreSQL a deferred constraint
+/// trigger raises; on SQLite a trigger on `orders` writes a row that a deferred foreign key
+/// refuses. After the hold the same pool places an order of its own, so a connection left in
+/// a failed transaction would show.
 async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &TestDatabase) {
     let db = test.database();
     let users = SeaOrmUserRepository::new(db.clone());
@@ -385,13 +386,23 @@ async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &
         attempts.push((order, placed, None));
     }
     let connection = sea_orm::Database::connect(test.url()).await.expect("a second connection");
-    for sql in [
-        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$",
-        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON orders \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
-    ] {
-        connection.execute_unprepared(sql).await.expect("installing the trigger");
+    let refuse_at_commit: &[&str] = match db.engine() {
+        Engine::Postgres => &[
+            "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$",
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON orders \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+        ],
+        Engine::Sqlite => &[
+            "CREATE TABLE refusal_parents (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE refusals (parent INTEGER REFERENCES refusal_parents (id) \
+             DEFERRABLE INITIALLY DEFERRED)",
+            "CREATE TRIGGER refuse_at_commit AFTER INSERT ON orders \
+             BEGIN INSERT INTO refusals (parent) VALUES (1); END",
+        ],
+    };
+    for sql in refuse_at_commit {
+        connection.execute_unprepared(sql).await.expect("installing the refusal");
     }
 
     let (outcomes, connection) = place_behind_a_hold(test, &orders, &plenty, attempts).await;
@@ -417,20 +428,25 @@ async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &
         .expect("counting orders")
         .expect("a count");
     assert_eq!(written.try_get::<i64>("", "n").expect("a count"), 0);
+
+    // The pool is whole: with the refusal gone, it places an order.
+    for sql in match db.engine() {
+        Engine::Postgres => ["DROP TRIGGER refuse_at_commit ON orders"],
+        Engine::Sqlite => ["DROP TRIGGER refuse_at_commit"],
+    } {
+        connection.execute_unprepared(sql).await.expect("removing the refusal");
+    }
+    let customer = user("uncommitted-after");
+    users.insert(&customer).await.expect("inserting a customer");
+    let (order, placed) = order(&customer, &[(&scarce, 1)], &stocked);
+    orders.place(&order, &placed, None).await.expect("placing after the refusals");
+    let now = products.find_by_id(scarce.id()).await.expect("reading").expect("found");
+    assert_eq!(now.stock(), 0);
 }
 
 on_both_engines!(
     with_test_database: queued_orders_are_written_together_each_with_its_own_outcome,
     an_order_refused_by_the_database_is_refused_alone,
     a_lapsed_idempotency_claim_fails_its_order_alone,
+    a_batch_whose_commit_fails_writes_nothing_and_fails_every_order,
 );
-
-/// PostgreSQL only: SQLite has no constraint checked at commit that a test could add.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_a_batch_whose_commit_fails_writes_nothing_and_fails_every_order() {
-    let Some(test) = TestDatabase::postgres().await else {
-        eprintln!("{TEST_DATABASE_URL} is not set: PostgreSQL not tested");
-        return;
-    };
-    a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(&test).await;
-}
