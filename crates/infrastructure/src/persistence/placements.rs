@@ -111,6 +111,7 @@ impl Placements {
     /// The queue of a pool of `connections` to `engine`.
     #[expect(clippy::cast_precision_loss, reason = "a small constant")]
     pub(super) fn new(engine: Engine, connections: u32) -> Self {
+        let largest = most_per_batch(Engine::Sqlite).max(most_per_batch(Engine::Postgres)) as f64;
         let sizes = Histogram::with_opts(
             HistogramOpts::new(
                 "orderly_order_batch_size",
@@ -119,7 +120,7 @@ impl Placements {
             // Powers of two up to the largest batch of either engine.
             .buckets(
                 std::iter::successors(Some(1.0), |size| Some(size * 2.0))
-                    .take_while(|size| *size <= most_per_batch(Engine::Sqlite) as f64)
+                    .take_while(|size| *size <= largest)
                     .collect(),
             ),
         )
