@@ -181,16 +181,30 @@ async fn place_behind_a_hold(
     (outcomes, connection)
 }
 
-/// A repository whose batch sizes are counted in the registry returned, on a pool of three
-/// connections: on PostgreSQL one batch at a time, as on SQLite, so that the orders queued
-/// behind the first are one batch.
-async fn counted(test: &TestDatabase) -> (SeaOrmOrderRepository, prometheus::Registry) {
+/// What each test places orders with.
+struct Shop {
+    users: SeaOrmUserRepository,
+    products: SeaOrmProductRepository,
+    /// On a pool of three connections: on PostgreSQL one batch at a time, as on SQLite, so
+    /// that the orders queued behind the first are one batch.
+    orders: SeaOrmOrderRepository,
+    /// Where `orders` counts its batch sizes.
+    registry: prometheus::Registry,
+}
+
+/// A shop on `test`'s database with `stocked` inserted.
+async fn shop(test: &TestDatabase, stocked: &[Product]) -> Shop {
+    let db = test.database();
+    let products = SeaOrmProductRepository::new(db.clone());
+    for product in stocked {
+        products.insert(product).await.expect("inserting a product");
+    }
     let settings = DatabaseSettings { max_connections: 3, ..test.settings().clone() };
-    let db = Database::connect(&settings).await.expect("a pool of three");
-    let orders = SeaOrmOrderRepository::new(db);
+    let orders =
+        SeaOrmOrderRepository::new(Database::connect(&settings).await.expect("a pool of three"));
     let registry = prometheus::Registry::new();
     orders.register_metrics(&registry).expect("registering");
-    (orders, registry)
+    Shop { users: SeaOrmUserRepository::new(db.clone()), products, orders, registry }
 }
 
 /// Five orders sent while the database is held (at most as many as a batch takes on either
@@ -200,16 +214,10 @@ async fn counted(test: &TestDatabase) -> (SeaOrmOrderRepository, prometheus::Reg
 /// left, each told so), the last placed; the products' versions and events move once per
 /// order placed, in the order the orders came.
 async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &TestDatabase) {
-    let db = test.database();
-    let users = SeaOrmUserRepository::new(db.clone());
-    let products = SeaOrmProductRepository::new(db.clone());
-    let (orders, registry) = counted(test).await;
     let scarce = product("SCARCE-1", 2);
     let plenty = product("PLENTY-1", 100);
     let stocked = [scarce.clone(), plenty.clone()];
-    for product in &stocked {
-        products.insert(product).await.expect("inserting a product");
-    }
+    let Shop { users, products, orders, registry } = shop(test, &stocked).await;
     let mut attempts = Vec::new();
     for i in 0..5 {
         let customer = user(&format!("queued{i}"));
@@ -251,13 +259,9 @@ async fn queued_orders_are_written_together_each_with_its_own_outcome(test: &Tes
 /// A queued order whose customer's account is gone refuses its batch before the commit: each
 /// order of the batch is then placed alone, so that one is refused and the others are placed.
 async fn an_order_refused_by_the_database_is_refused_alone(test: &TestDatabase) {
-    let db = test.database();
-    let users = SeaOrmUserRepository::new(db.clone());
-    let products = SeaOrmProductRepository::new(db.clone());
-    let (orders, registry) = counted(test).await;
     let plenty = product("PLENTY-2", 100);
-    products.insert(&plenty).await.expect("inserting a product");
     let stocked = [plenty.clone()];
+    let Shop { users, products, orders, registry } = shop(test, &stocked).await;
     let mut attempts = Vec::new();
     for i in 0..5 {
         let customer = user(&format!("alone{i}"));
@@ -298,14 +302,10 @@ fn keyed(customer: &User, key: &str) -> IdempotentRequest {
 /// lapsed is refused as contention, with nothing of it written, and every other order is
 /// placed, the other key's response recorded with its order.
 async fn a_lapsed_idempotency_claim_fails_its_order_alone(test: &TestDatabase) {
-    let db = test.database();
-    let users = SeaOrmUserRepository::new(db.clone());
-    let products = SeaOrmProductRepository::new(db.clone());
-    let keys = SeaOrmIdempotencyStore::new(db.clone());
-    let (orders, registry) = counted(test).await;
     let plenty = product("PLENTY-3", 100);
-    products.insert(&plenty).await.expect("inserting a product");
     let stocked = [plenty.clone()];
+    let Shop { users, products, orders, registry } = shop(test, &stocked).await;
+    let keys = SeaOrmIdempotencyStore::new(test.database().clone());
     let mut customers = Vec::new();
     let mut attempts = Vec::new();
     for i in 0..5 {
@@ -366,16 +366,10 @@ async fn a_lapsed_idempotency_claim_fails_its_order_alone(test: &TestDatabase) {
 /// refuses. After the hold the same pool places an order of its own, so a connection left in
 /// a failed transaction would show.
 async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &TestDatabase) {
-    let db = test.database();
-    let users = SeaOrmUserRepository::new(db.clone());
-    let products = SeaOrmProductRepository::new(db.clone());
-    let (orders, registry) = counted(test).await;
     let scarce = product("SCARCE-4", 1);
     let plenty = product("PLENTY-4", 100);
     let stocked = [scarce.clone(), plenty.clone()];
-    for product in &stocked {
-        products.insert(product).await.expect("inserting a product");
-    }
+    let Shop { users, products, orders, registry } = shop(test, &stocked).await;
     let mut attempts = Vec::new();
     for i in 0..5 {
         let customer = user(&format!("uncommitted{i}"));
@@ -386,7 +380,7 @@ async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &
         attempts.push((order, placed, None));
     }
     let connection = sea_orm::Database::connect(test.url()).await.expect("a second connection");
-    let refuse_at_commit: &[&str] = match db.engine() {
+    let refuse_at_commit: &[&str] = match test.database().engine() {
         Engine::Postgres => &[
             "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS \
              $$ BEGIN RAISE EXCEPTION 'refused at commit by the test'; END $$",
@@ -430,7 +424,7 @@ async fn a_batch_whose_commit_fails_writes_nothing_and_fails_every_order(test: &
     assert_eq!(written.try_get::<i64>("", "n").expect("a count"), 0);
 
     // The pool is whole: with the refusal gone, it places an order.
-    for sql in match db.engine() {
+    for sql in match test.database().engine() {
         Engine::Postgres => ["DROP TRIGGER refuse_at_commit ON orders"],
         Engine::Sqlite => ["DROP TRIGGER refuse_at_commit"],
     } {
