@@ -26,7 +26,7 @@ impl orderly_domain::RuleError for InvalidPageLimit {
 }
 
 /// How many items a page holds: 1 to [`MAX_PAGE_LIMIT`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageLimit(u32);
 
 impl PageLimit {
@@ -52,7 +52,7 @@ impl Default for PageLimit {
 }
 
 /// The sort key of the last item of a page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SortValue {
     /// Sorted by id (creation order) alone.
     None,
@@ -79,7 +79,7 @@ pub enum KeyKind {
 pub struct InvalidCursor;
 
 /// Where the next page starts: after the item with this sort value and id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     /// The sort key of the last item returned.
     pub value: SortValue,
@@ -143,7 +143,7 @@ impl Cursor {
 }
 
 /// Which page to read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     /// How many items at most.
     pub limit: PageLimit,

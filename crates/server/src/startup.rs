@@ -180,7 +180,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
         revoke_token: RevokeToken::new(refresh_tokens, clock.clone()),
         create_product: CreateProduct::new(products.clone(), admins.clone(), clock.clone()),
         get_product: GetProduct::new(product_queries.clone()),
-        list_products: ListProducts::new(products_repo, admins.clone()),
+        list_products: ListProducts::new(product_queries.clone(), admins.clone()),
         update_product: UpdateProduct::new(products.clone(), admins.clone(), clock.clone()),
         archive_product: ArchiveProduct::new(products.clone(), admins.clone(), clock.clone()),
         place_order: PlaceOrder::new(

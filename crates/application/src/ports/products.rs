@@ -65,7 +65,7 @@ pub trait ProductRepository: Send + Sync {
 }
 
 /// How a product list is ordered. Ties are broken by id, so every order is total.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum ProductSort {
     /// Oldest first.
     #[default]
@@ -127,7 +127,7 @@ impl orderly_domain::RuleError for UnknownSort {
 }
 
 /// Which products a list shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ProductFilter {
     /// Case-insensitive substring of the name or SKU.
     pub q: Option<String>,

@@ -35,7 +35,8 @@ impl SeaOrmProductRepository {
         Self { db, cache: ProductCache::disabled() }
     }
 
-    /// Drops a product's entry in `cache` after every update of it (ADR 0025).
+    /// Drops a product's entry in `cache` after every update of it (ADR 0025), and outdates the
+    /// cached list pages after every insert or update (ADR 0043).
     #[must_use]
     pub fn invalidating(mut self, cache: ProductCache) -> Self {
         self.cache = cache;
@@ -71,8 +72,10 @@ impl ProductRepository for SeaOrmProductRepository {
             .await
             .map_err(|error| write_error(classify(error, "inserting a product")))?;
         outbox.write(&tx).await?;
-        tx.commit().await.map_err(store("committing a product"))?;
-        Ok(())
+        let committed = tx.commit().await.map_err(store("committing a product"));
+        // A new product changes the lists it belongs in: cached pages must not hide it (ADR 0043).
+        self.cache.invalidate(&[product.id()]).await;
+        Ok(committed?)
     }
 
     async fn find_by_id(&self, id: ProductId) -> Result<Option<Product>, StoreError> {

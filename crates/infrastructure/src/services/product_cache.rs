@@ -1,5 +1,5 @@
-//! A per-instance cache of products for `GET /products/{id}`, kept correct by invalidation
-//! (ADR 0025).
+//! A per-instance cache of products for `GET /products/{id}`, and of list pages for
+//! `GET /products`, kept correct by invalidation (ADR 0025, ADR 0043).
 //!
 //! - Every write that changes a product (an update, a reservation or release of stock) drops the
 //!   product's entry once its transaction has ended, on this instance at once and, with Redis,
@@ -13,6 +13,10 @@
 //!   that hangs is a Redis that is down); it is emptied whenever the subscription is (re)made,
 //!   since messages may have been missed. While it is not served, every read goes to the
 //!   database.
+//! - A list page may change with any product (a new one, a rename, stock taken by an order), so
+//!   a page is served only while no invalidation at all has happened since it was read: it
+//!   carries the generation it was read at. Products and pages share one capacity, counted in
+//!   products.
 //! - Whatever happens to Redis, an entry lives at most the cache's TTL: that is the bound on a
 //!   stale read. With Redis up, the bound is the time a message takes (milliseconds).
 //!
@@ -34,7 +38,7 @@ use orderly_application::{
 };
 use orderly_domain::{Product, ProductId};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use quick_cache::sync::Cache;
+use quick_cache::{Weighter, sync::Cache};
 use uuid::Uuid;
 
 use super::invalidation::{Invalidations, Listener, Topic};
@@ -48,7 +52,7 @@ pub struct ProductCacheSettings {
     /// How long an entry lives: the bound on a stale read when an invalidation is lost.
     /// Zero turns the cache off.
     pub ttl: Duration,
-    /// Products kept at most; beyond, the least used are dropped.
+    /// Products kept at most, alone or in list pages; beyond, the least used entries are dropped.
     pub capacity: u64,
 }
 
@@ -68,7 +72,7 @@ impl std::fmt::Debug for ProductCache {
 }
 
 struct Inner {
-    entries: Cache<ProductId, Entry>,
+    entries: Cache<Key, Entry, ProductsHeld>,
     /// How long an entry is served after it was stored.
     ttl: Duration,
     metrics: CacheMetrics,
@@ -82,11 +86,50 @@ struct Inner {
     bus: Option<Invalidations>,
 }
 
-/// A cached product and the instant it stops being served.
+/// What an entry is stored under: a product's id, or the list and page a page answers.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Product(ProductId),
+    Page(Box<PageKey>),
+}
+
+/// Which page of which list.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    filter: ProductFilter,
+    page: PageRequest,
+}
+
+/// A cached product or page and the instant it stops being served.
 #[derive(Clone)]
 struct Entry {
-    product: Product,
+    value: Cached,
     expires_at: Instant,
+}
+
+#[derive(Clone)]
+enum Cached {
+    Product(Product),
+    /// A page and the generation it was read at: served only while that generation is current,
+    /// since any product write may change what a list shows.
+    Page {
+        page: Arc<Page<Product>>,
+        generation: u64,
+    },
+}
+
+/// Weighs an entry by the products it holds, so that `capacity` bounds products wherever they
+/// are kept.
+#[derive(Clone)]
+struct ProductsHeld;
+
+impl Weighter<Key, Entry> for ProductsHeld {
+    fn weight(&self, _key: &Key, entry: &Entry) -> u64 {
+        match &entry.value {
+            Cached::Product(_) => 1,
+            Cached::Page { page, .. } => u64::try_from(page.items.len()).unwrap_or(u64::MAX).max(1),
+        }
+    }
 }
 
 impl ProductCache {
@@ -150,14 +193,16 @@ impl ProductCache {
     }
 
     /// Registers the cache's series in `registry` (nothing when the cache is off):
-    /// `orderly_product_cache_lookups_total{result}`, `..._invalidations_total{origin}`,
+    /// `orderly_product_cache_lookups_total{result}`,
+    /// `orderly_product_list_cache_lookups_total{result}`, `..._invalidations_total{origin}`,
     /// `orderly_product_cache_serving`.
     ///
     /// # Errors
     /// When a series of the same name is already registered.
     pub fn register_metrics(&self, registry: &Registry) -> prometheus::Result<()> {
         let Some(inner) = &self.inner else { return Ok(()) };
-        registry.register(Box::new(inner.metrics.lookups.clone()))?;
+        registry.register(Box::new(inner.metrics.products.series.clone()))?;
+        registry.register(Box::new(inner.metrics.pages.series.clone()))?;
         registry.register(Box::new(inner.metrics.invalidations.clone()))?;
         registry.register(Box::new(inner.metrics.serving.clone()))
     }
@@ -165,14 +210,20 @@ impl ProductCache {
     /// The cached product, when there is one and the cache serves (counted).
     fn get(&self, id: ProductId) -> Option<Product> {
         let inner = self.inner.as_ref()?;
-        if !inner.serves() {
-            inner.metrics.bypass.inc();
-            return None;
+        match inner.lookup(&Key::Product(id), &inner.metrics.products)? {
+            Cached::Product(product) => Some(product),
+            Cached::Page { .. } => None,
         }
-        // An expired entry stays until a fresh read replaces it or it is evicted: a miss.
-        let found = inner.entries.get(&id).filter(|entry| entry.expires_at > Instant::now());
-        if found.is_some() { &inner.metrics.hit } else { &inner.metrics.miss }.inc();
-        found.map(|entry| entry.product)
+    }
+
+    /// The cached page, when there is one read since the last invalidation and the cache serves
+    /// (counted).
+    fn page(&self, key: &Key) -> Option<Arc<Page<Product>>> {
+        let inner = self.inner.as_ref()?;
+        match inner.lookup(key, &inner.metrics.pages)? {
+            Cached::Page { page, .. } => Some(page),
+            Cached::Product(_) => None,
+        }
     }
 
     /// The generation before a read from the database.
@@ -182,16 +233,26 @@ impl ProductCache {
 
     /// Stores `product`, read at `generation`, unless an invalidation came in between.
     fn fill(&self, generation: u64, product: &Product) {
+        self.store(generation, Key::Product(product.id()), || Cached::Product(product.clone()));
+    }
+
+    /// Stores `page` of the list `key` names, read at `generation`, unless an invalidation came
+    /// in between.
+    fn fill_page(&self, generation: u64, key: Key, page: &Page<Product>) {
+        self.store(generation, key, || Cached::Page { page: Arc::new(page.clone()), generation });
+    }
+
+    fn store(&self, generation: u64, key: Key, value: impl FnOnce() -> Cached) {
         let Some(inner) = &self.inner else { return };
         if !inner.serves() || inner.generation.load(Ordering::SeqCst) != generation {
             return;
         }
-        let entry = Entry { product: product.clone(), expires_at: Instant::now() + inner.ttl };
-        inner.entries.insert(product.id(), entry);
+        let entry = Entry { value: value(), expires_at: Instant::now() + inner.ttl };
+        inner.entries.insert(key.clone(), entry);
         // An invalidation between the check and the insertion moved the generation after its
         // eviction may have run before the insertion: take the entry out again.
         if inner.generation.load(Ordering::SeqCst) != generation {
-            inner.entries.remove(&product.id());
+            inner.entries.remove(&key);
         }
     }
 }
@@ -199,27 +260,48 @@ impl ProductCache {
 /// The cache's series: counters bumped where things happen, registered by
 /// [`ProductCache::register_metrics`].
 struct CacheMetrics {
-    lookups: IntCounterVec,
-    hit: IntCounter,
-    miss: IntCounter,
-    bypass: IntCounter,
+    /// Reads of one product.
+    products: Lookups,
+    /// Reads of a list page.
+    pages: Lookups,
     invalidations: IntCounterVec,
     local: IntCounter,
     remote: IntCounter,
     serving: IntGauge,
 }
 
-impl CacheMetrics {
-    fn new() -> Self {
-        let lookups = IntCounterVec::new(
+/// One lookup counter by the cache's answer.
+struct Lookups {
+    series: IntCounterVec,
+    hit: IntCounter,
+    miss: IntCounter,
+    bypass: IntCounter,
+}
+
+impl Lookups {
+    fn new(name: &str, what: &str) -> Self {
+        let series = IntCounterVec::new(
             Opts::new(
-                "orderly_product_cache_lookups_total",
-                "Product reads by the cache's answer: hit, miss (read from the database), bypass \
-                 (the cache does not serve: its Redis subscription is down).",
+                name,
+                format!(
+                    "{what} by the cache's answer: hit, miss (read from the database), bypass \
+                     (the cache does not serve: its Redis subscription is down)."
+                ),
             ),
             &["result"],
         )
         .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        Self {
+            hit: series.with_label_values(&["hit"]),
+            miss: series.with_label_values(&["miss"]),
+            bypass: series.with_label_values(&["bypass"]),
+            series,
+        }
+    }
+}
+
+impl CacheMetrics {
+    fn new() -> Self {
         let invalidations = IntCounterVec::new(
             Opts::new(
                 "orderly_product_cache_invalidations_total",
@@ -236,12 +318,13 @@ impl CacheMetrics {
         )
         .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
         Self {
-            hit: lookups.with_label_values(&["hit"]),
-            miss: lookups.with_label_values(&["miss"]),
-            bypass: lookups.with_label_values(&["bypass"]),
+            products: Lookups::new("orderly_product_cache_lookups_total", "Product reads"),
+            pages: Lookups::new(
+                "orderly_product_list_cache_lookups_total",
+                "Product list pages read",
+            ),
             local: invalidations.with_label_values(&["local"]),
             remote: invalidations.with_label_values(&["remote"]),
-            lookups,
             invalidations,
             serving,
         }
@@ -254,7 +337,11 @@ impl Inner {
         metrics.serving.set(i64::from(bus.is_none()));
         Self {
             metrics,
-            entries: Cache::new(usize::try_from(settings.capacity).unwrap_or(usize::MAX)),
+            entries: Cache::with_weighter(
+                usize::try_from(settings.capacity).unwrap_or(usize::MAX),
+                settings.capacity,
+                ProductsHeld,
+            ),
             ttl: settings.ttl,
             generation: AtomicU64::new(0),
             serving: AtomicBool::new(bus.is_none()),
@@ -276,8 +363,29 @@ impl Inner {
         origin.inc();
         self.generation.fetch_add(1, Ordering::SeqCst);
         for id in ids {
-            self.entries.remove(id);
+            self.entries.remove(&Key::Product(*id));
         }
+    }
+
+    /// The entry under `key` when the cache serves and the entry is still good: not expired
+    /// and, for a page, read at the current generation. Counted in `lookups`.
+    fn lookup(&self, key: &Key, lookups: &Lookups) -> Option<Cached> {
+        if !self.serves() {
+            lookups.bypass.inc();
+            return None;
+        }
+        let current = self.generation.load(Ordering::SeqCst);
+        // An expired or outdated entry stays until a fresh read replaces it or it is evicted:
+        // a miss.
+        let found = self.entries.get(key).filter(|entry| {
+            entry.expires_at > Instant::now()
+                && match entry.value {
+                    Cached::Product(_) => true,
+                    Cached::Page { generation, .. } => generation == current,
+                }
+        });
+        if found.is_some() { &lookups.hit } else { &lookups.miss }.inc();
+        found.map(|entry| entry.value)
     }
 
     /// Stops or starts serving; either way the entries are dropped, since invalidations may
@@ -311,7 +419,7 @@ impl Listener for Inner {
     }
 }
 
-/// [`ProductQueries`] that answers [`ProductQueries::find`] from a [`ProductCache`] when it can.
+/// [`ProductQueries`] that answers from a [`ProductCache`] when it can.
 pub struct CachedProducts {
     inner: Arc<dyn ProductQueries>,
     cache: ProductCache,
@@ -349,12 +457,23 @@ impl ProductQueries for CachedProducts {
         filter: ProductFilter,
         page: PageRequest,
     ) -> Result<Page<Product>, StoreError> {
-        self.inner.list(filter, page).await
+        if self.cache.inner.is_none() {
+            return self.inner.list(filter, page).await;
+        }
+        let key = Key::Page(Box::new(PageKey { filter: filter.clone(), page: page.clone() }));
+        if let Some(cached) = self.cache.page(&key) {
+            return Ok(Page::clone(&cached));
+        }
+        let generation = self.cache.generation();
+        let read = self.inner.list(filter, page).await?;
+        self.cache.fill_page(generation, key, &read);
+        Ok(read)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use orderly_application::ports::ProductSort;
     use orderly_domain::{Currency, Money, ProductDraft, ProductName, Sku, time::Timestamp};
 
     use super::*;
@@ -410,6 +529,77 @@ mod tests {
         assert!(cache.get(cached.id()).is_none(), "expired");
         cache.fill(cache.generation(), &cached);
         assert!(cache.get(cached.id()).is_some(), "read again, stored again");
+    }
+
+    /// `CachedProducts` over a store that answers `list` with one page of `listed`, as often as
+    /// it is asked, and counts how often that is.
+    fn listing(
+        cache: &ProductCache,
+        listed: &Product,
+    ) -> (CachedProducts, Arc<std::sync::atomic::AtomicUsize>) {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&reads);
+        let page = Page { items: vec![listed.clone()], next: None };
+        let mut store = orderly_application::ports::MockProductQueries::new();
+        store.expect_list().returning(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(page.clone())
+        });
+        (CachedProducts::new(Arc::new(store), cache.clone()), reads)
+    }
+
+    #[tokio::test]
+    async fn a_page_is_served_until_any_product_is_invalidated() {
+        let cache = ProductCache::local(settings());
+        let listed = product("Listed");
+        let (products, reads) = listing(&cache, &listed);
+        let first = PageRequest::default();
+        let read = products.list(ProductFilter::default(), first.clone()).await.expect("a page");
+        let again = products.list(ProductFilter::default(), first.clone()).await.expect("a page");
+        for page in [read, again] {
+            let ids: Vec<ProductId> = page.items.iter().map(Product::id).collect();
+            assert_eq!(ids, vec![listed.id()]);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "the second read came from the cache");
+
+        // Another list is another entry.
+        let by_name = ProductFilter { sort: ProductSort::NameAsc, ..ProductFilter::default() };
+        products.list(by_name, first.clone()).await.expect("a page");
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+
+        // A product the page does not hold may now belong in it: any invalidation outdates it.
+        cache.invalidate(&[product("Elsewhere").id()]).await;
+        products.list(ProductFilter::default(), first.clone()).await.expect("a page");
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "read again after the invalidation");
+        products.list(ProductFilter::default(), first).await.expect("a page");
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "and cached again");
+    }
+
+    #[test]
+    fn a_page_read_before_an_invalidation_is_not_served() {
+        let cache = ProductCache::local(settings());
+        let key = Key::Page(Box::new(PageKey {
+            filter: ProductFilter::default(),
+            page: PageRequest::default(),
+        }));
+        let page = Page { items: vec![product("Old")], next: None };
+        let before = cache.generation();
+        let inner = cache.inner.as_ref().expect("enabled");
+        inner.evict(&[product("Other").id()], &inner.metrics.local);
+        cache.fill_page(before, key.clone(), &page);
+        assert!(cache.page(&key).is_none());
+        cache.fill_page(cache.generation(), key.clone(), &page);
+        assert_eq!(cache.page(&key).map(|cached| cached.items.len()), Some(1));
+    }
+
+    #[tokio::test]
+    async fn without_a_cache_every_list_is_read() {
+        let cache = ProductCache::disabled();
+        let (products, reads) = listing(&cache, &product("Listed"));
+        for _ in 0..2 {
+            products.list(ProductFilter::default(), PageRequest::default()).await.expect("a page");
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
     #[test]

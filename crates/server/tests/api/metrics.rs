@@ -276,6 +276,25 @@ async fn product_reads_are_counted_by_the_caches_answer(app: TestApp) {
     };
     assert!(local(&after) > local(&before), "the PATCH dropped the entry");
     assert_eq!(value(&after, "orderly_product_cache_serving", &[]), Some(1.0));
+
+    // List pages: the first read misses, the second hits, a write in between outdates the page.
+    let pages = |scraped: &[Sample], result: &str| {
+        value(scraped, "orderly_product_list_cache_lookups_total", &[("result", result)])
+            .unwrap_or(0.0)
+    };
+    let list = || async {
+        assert_eq!(app.list_products(None, "?q=cache-1").await.status(), StatusCode::OK)
+    };
+    let before = app.scrape().await;
+    list().await;
+    list().await;
+    let renamed =
+        app.patch_product(&admin.access_token, id, &json!({"name": "Renamed again"}), None).await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    list().await;
+    let after = app.scrape().await;
+    assert_eq!(pages(&after, "miss") - pages(&before, "miss"), 2.0, "the first, after the PATCH");
+    assert_eq!(pages(&after, "hit") - pages(&before, "hit"), 1.0, "the second");
 }
 
 async fn the_pool_the_hashing_gate_and_the_build_are_exported(app: TestApp) {

@@ -1,8 +1,9 @@
-//! The product cache of `GET /products/{id}` through real HTTP (ADR 0025): that it is used at
-//! all, that every product write and every stock change of an order drops it on the writing
-//! instance at once and on the others through Redis within the time a message takes (asserted
-//! with 1 s), that without Redis the others follow within `PRODUCT_CACHE_TTL`, and that an
-//! unreachable Redis turns it off rather than serving stale products.
+//! The product cache of `GET /products/{id}` and `GET /products` through real HTTP (ADR 0025,
+//! ADR 0043): that it is used at all, that every product write and every stock change of an
+//! order drops it on the writing instance at once and on the others through Redis within the
+//! time a message takes (asserted with 1 s), that without Redis the others follow within
+//! `PRODUCT_CACHE_TTL`, and that an unreachable Redis turns it off rather than serving stale
+//! products.
 //!
 //! A change "behind an instance's back" is a PATCH through a silent writer: another instance on
 //! the same database with its cache off and no Redis, which therefore tells no one. (These
@@ -271,6 +272,74 @@ fn id_of(value: &Value) -> &str {
     value["id"].as_str().expect("an id")
 }
 
+/// The `(name, stock)` of each product `app` lists for the search `q`, in list order.
+async fn listed(app: &TestApp, q: &str) -> Vec<(String, u64)> {
+    let page =
+        json_body(app.list_products(None, &format!("?q={q}&sort=name")).await, StatusCode::OK)
+            .await;
+    page["data"]
+        .as_array()
+        .expect("a page")
+        .iter()
+        .map(|product| {
+            let name = product["name"].as_str().expect("a name").to_owned();
+            (name, product["stock"].as_u64().expect("a stock"))
+        })
+        .collect()
+}
+
+/// Lists `q` on `reader` until the page is served from its cache: a silent rename of `id`
+/// does not show. Returns the cached page.
+async fn wait_until_listed_from_cache(
+    reader: &TestApp,
+    writer: &TestApp,
+    admin: &TestUser,
+    id: &str,
+    q: &str,
+) -> Vec<(String, u64)> {
+    let started = Instant::now();
+    loop {
+        let cached = listed(reader, q).await;
+        let name = format!("{q} behind its back {}", orderly_domain::Uuid::now_v7().simple());
+        rename(writer, admin, id, &name).await;
+        let again = listed(reader, q).await;
+        if again == cached {
+            return cached;
+        }
+        assert!(again.iter().any(|(seen, _)| *seen == name), "a miss reads what is stored");
+        assert!(
+            started.elapsed() < SUBSCRIBE_DEADLINE,
+            "the list cache never served within {SUBSCRIBE_DEADLINE:?}; with REDIS_URL set, is \
+             Redis at {} up?",
+            test_redis_url()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Lists `q` on `reader` until `fresh` holds; fails when that takes longer than `bound`.
+async fn wait_for_list(
+    reader: &TestApp,
+    q: &str,
+    bound: Duration,
+    what: &str,
+    fresh: impl Fn(&[(String, u64)]) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let seen = listed(reader, q).await;
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed <= bound,
+            "{what}: still stale after {elapsed:?} (bound {bound:?}): {seen:?}"
+        );
+        if fresh(&seen) {
+            return elapsed;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 // --- the tests ---
 
 async fn the_cache_answers_reads_until_a_write_it_is_told_about(app: TestApp) {
@@ -407,6 +476,81 @@ async fn without_redis_an_instance_sees_its_own_writes_at_once(app: TestApp) {
     json_body(cancelled, StatusCode::CREATED).await;
     let seen = read(&single, id).await;
     assert_eq!(seen.body["stock"], json!(10), "the release, on the very next read");
+}
+
+async fn a_list_page_is_cached_until_any_product_changes_on_its_instance(app: TestApp) {
+    let admin = app.admin().await;
+    let first = app.product(&admin, "LISTED-A", 1000, 10).await;
+    let id = id_of(&first);
+    let customer = app.customer("Ada").await;
+    let writer = silent_writer(&app).await;
+    let single = app.another_instance(|settings| local_cache(settings, LONG_TTL)).await;
+
+    // Cached: a write it was not told about does not show.
+    let cached = wait_until_listed_from_cache(&single, &writer, &admin, id, "listed").await;
+    assert_eq!(cached.len(), 1, "{cached:?}");
+
+    // A new product belongs in the page: the very next list shows it (and, read again, the
+    // silent rename too).
+    single.product(&admin, "LISTED-B", 1000, 5).await;
+    let seen = listed(&single, "listed").await;
+    assert_eq!(seen.len(), 2, "the new product, on the very next list: {seen:?}");
+    assert!(seen.contains(&("Product LISTED-B".to_owned(), 5)), "{seen:?}");
+    assert!(!seen.contains(&cached[0]), "read again, not from the cache: {seen:?}");
+
+    // Stock taken by an order, and given back by its cancellation.
+    wait_until_listed_from_cache(&single, &writer, &admin, id, "listed").await;
+    let order = single.order(&customer, id, 4).await;
+    let stocks: Vec<u64> =
+        listed(&single, "listed").await.iter().map(|(_, stock)| *stock).collect();
+    assert!(stocks.contains(&6), "the reservation, on the very next list: {stocks:?}");
+    wait_until_listed_from_cache(&single, &writer, &admin, id, "listed").await;
+    let cancelled = single
+        .transition(&customer.access_token, id_of(&order), &json!({"action": "cancel"}), None)
+        .await;
+    json_body(cancelled, StatusCode::CREATED).await;
+    let stocks: Vec<u64> =
+        listed(&single, "listed").await.iter().map(|(_, stock)| *stock).collect();
+    assert!(stocks.contains(&10), "the release, on the very next list: {stocks:?}");
+
+    // Archived products leave the default list.
+    wait_until_listed_from_cache(&single, &writer, &admin, id, "listed").await;
+    let archived = single.archive_product(&admin.access_token, id).await;
+    assert_eq!(archived.status(), StatusCode::NO_CONTENT);
+    let seen = listed(&single, "listed").await;
+    assert_eq!(seen, vec![("Product LISTED-B".to_owned(), 5)], "archived, on the very next list");
+}
+
+async fn a_product_created_through_one_instance_reaches_another_s_lists_within_a_second(
+    app: TestApp,
+) {
+    let admin = app.admin().await;
+    let product = app.product(&admin, "SHARED-A", 1000, 10).await;
+    let id = id_of(&product);
+    let customer = app.customer("Ada").await;
+    let writer = silent_writer(&app).await;
+    let (a, b) = two_shared_instances(&app).await;
+
+    wait_until_listed_from_cache(&b, &writer, &admin, id, "shared").await;
+    a.product(&admin, "SHARED-B", 1000, 5).await;
+    let took = wait_for_list(
+        &b,
+        "shared",
+        PUBSUB_BOUND,
+        "B's list after a product created through A",
+        |seen| seen.contains(&("Product SHARED-B".to_owned(), 5)),
+    )
+    .await;
+    eprintln!("B's list followed a creation through A in {took:?}");
+
+    wait_until_listed_from_cache(&b, &writer, &admin, id, "shared").await;
+    a.order(&customer, id, 3).await;
+    let took =
+        wait_for_list(&b, "shared", PUBSUB_BOUND, "B's list after an order through A", |seen| {
+            seen.iter().any(|(_, stock)| *stock == 7)
+        })
+        .await;
+    eprintln!("B's list followed an order's reservation through A in {took:?}");
 }
 
 async fn no_reader_keeps_a_stale_product_after_a_burst_of_patches(app: TestApp) {
@@ -638,6 +782,8 @@ api_tests!(
     a_patch_through_one_instance_reaches_another_within_a_second,
     stock_taken_and_given_back_by_orders_reaches_another_instance_within_a_second,
     without_redis_an_instance_sees_its_own_writes_at_once,
+    a_list_page_is_cached_until_any_product_changes_on_its_instance,
+    a_product_created_through_one_instance_reaches_another_s_lists_within_a_second,
     no_reader_keeps_a_stale_product_after_a_burst_of_patches,
     an_unreachable_redis_bypasses_the_cache_and_fails_no_request,
     a_lost_subscription_bypasses_the_cache_until_a_new_one_starts_it_empty,
