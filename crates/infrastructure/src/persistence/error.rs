@@ -47,6 +47,15 @@ pub(crate) fn store_error(error: DbErr, context: &'static str) -> StoreError {
     }
 }
 
+/// `error` again, for each of the callers that one failed group of work answers (ADR 0042, 0044).
+pub(crate) fn shared(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
+        StoreError::Contention(cause) => StoreError::Contention(anyhow::anyhow!("{cause:#}")),
+        StoreError::Unexpected(cause) => StoreError::Unexpected(anyhow::anyhow!("{cause:#}")),
+    }
+}
+
 /// Shorthand for `map_err(|e| store_error(e, context))`.
 pub(crate) fn store(context: &'static str) -> impl FnOnce(DbErr) -> StoreError {
     move |error| store_error(error, context)

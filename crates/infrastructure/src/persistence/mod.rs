@@ -4,6 +4,7 @@
 mod accounts;
 mod connection;
 mod error;
+mod groups;
 mod health;
 mod idempotency;
 mod keyset;

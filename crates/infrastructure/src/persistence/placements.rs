@@ -14,10 +14,7 @@
 //! A batch runs in a task of its own: a client that goes away does not cancel the writes of
 //! the others, and every placement is answered once its transaction has ended.
 
-use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use orderly_application::{
     StoreError,
@@ -29,11 +26,12 @@ use sea_orm::{
     ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
     sea_query::LockType,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{
     Database, Engine,
-    error::store,
+    error::{shared, store},
+    groups::Groups,
     idempotency,
     orders::{Take, insert_orders, place_one, product_ids, reserve, takes, unserved},
     outbox::Outbox,
@@ -92,19 +90,11 @@ struct Waiting {
 }
 
 /// The queue of one instance's placements and the slots of the batches writing them.
+#[derive(Debug)]
 pub(super) struct Placements {
-    queue: Mutex<VecDeque<Waiting>>,
-    slots: Arc<Semaphore>,
-    /// The most placements a batch takes.
-    most: usize,
+    batches: Groups<Waiting>,
     /// `orderly_order_batch_size`: the placements of each batch taken from the queue.
     sizes: Histogram,
-}
-
-impl std::fmt::Debug for Placements {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Placements").field("free_slots", &self.slots.available_permits()).finish()
-    }
 }
 
 impl Placements {
@@ -126,9 +116,7 @@ impl Placements {
         )
         .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
         Self {
-            queue: Mutex::new(VecDeque::new()),
-            slots: Arc::new(Semaphore::new(batches_at_once(engine, connections))),
-            most: most_per_batch(engine),
+            batches: Groups::new(batches_at_once(engine, connections), most_per_batch(engine)),
             sizes,
         }
     }
@@ -146,36 +134,16 @@ impl Placements {
         cache: &ProductCache,
         placement: Placement,
     ) -> Outcome {
-        let (answer, mut answered) = oneshot::channel();
-        self.queue().push_back(Waiting { placement, answer });
-        loop {
-            let slot = tokio::select! {
-                biased;
-                outcome = &mut answered => return outcome.unwrap_or_else(|_| Err(lost())),
-                slot = self.slots.clone().acquire_owned() => match slot {
-                    Ok(slot) => slot,
-                    Err(_) => return Err(lost()),
-                },
-            };
-            let batch = {
-                let mut queue = self.queue();
-                let size = queue.len().min(self.most);
-                queue.drain(..size).collect::<Vec<_>>()
-            };
-            if batch.is_empty() {
-                // Another batch took this placement.
-                drop(slot);
-                return answered.await.unwrap_or_else(|_| Err(lost()));
-            }
+        let (answer, answered) = oneshot::channel();
+        let start = |batch: Vec<Waiting>, slot| {
             #[expect(clippy::cast_precision_loss, reason = "at most most_per_batch")]
             self.sizes.observe(batch.len() as f64);
             tokio::spawn(write(db.clone(), cache.clone(), batch, slot));
-        }
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
-        // The queue is only pushed to and drained: a panic elsewhere cannot leave it half done.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        };
+        self.batches
+            .join(Waiting { placement, answer }, answered, start)
+            .await
+            .unwrap_or_else(|| Err(lost()))
     }
 }
 
@@ -329,13 +297,4 @@ async fn together(db: &Database, batch: &[&Placement]) -> Result<Ended, Refusal>
         }
     }
     Ok(Ended { outcomes, moved })
-}
-
-/// `error` again, for each placement of a batch that failed with it.
-fn shared(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(cause) => StoreError::Unavailable(anyhow::anyhow!("{cause:#}")),
-        StoreError::Contention(cause) => StoreError::Contention(anyhow::anyhow!("{cause:#}")),
-        StoreError::Unexpected(cause) => StoreError::Unexpected(anyhow::anyhow!("{cause:#}")),
-    }
 }

@@ -1,5 +1,7 @@
 //! Products in SeaORM.
 
+use std::{collections::HashMap, sync::Arc};
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use orderly_application::{
@@ -13,9 +15,12 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait as _, LikeExpr},
 };
 
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
 use super::{
     Database,
-    error::{Failure, classify, store},
+    error::{Failure, classify, shared, store},
+    groups::Groups,
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
     outbox::Outbox,
@@ -27,12 +32,33 @@ use crate::{entity::product, services::ProductCache};
 pub struct SeaOrmProductRepository {
     db: Database,
     cache: ProductCache,
+    /// [`ProductQueries::find`]'s reads, grouped (ADR 0044).
+    reads: Arc<Groups<Read>>,
+}
+
+/// How many grouped reads of products by id run at once (ADR 0044).
+const READS_AT_ONCE: usize = 2;
+
+/// The sizes a grouped read asks for: its ids are padded to the next one by repeating the last,
+/// so that each connection keeps at most this many such statements prepared. The largest is the
+/// most products one read asks for.
+const READ_SIZES: [usize; 4] = [1, 4, 16, 64];
+
+/// A read of one product for display, waiting for its group.
+struct Read {
+    id: ProductId,
+    answer: oneshot::Sender<Result<Option<Product>, StoreError>>,
 }
 
 impl SeaOrmProductRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
-        Self { db, cache: ProductCache::disabled() }
+        let most = READ_SIZES[READ_SIZES.len() - 1];
+        Self {
+            db,
+            cache: ProductCache::disabled(),
+            reads: Arc::new(Groups::new(READS_AT_ONCE, most)),
+        }
     }
 
     /// Drops a product's entry in `cache` after every update of it (ADR 0025), and outdates the
@@ -88,16 +114,7 @@ impl ProductRepository for SeaOrmProductRepository {
     }
 
     async fn find_many(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = product::Entity::find()
-            .filter(product::Column::Id.is_in(ids.iter().map(|id| id.into_uuid())))
-            .into_partial_model::<product::Readable>()
-            .all(self.db.connection())
-            .await
-            .map_err(store("reading products"))?;
-        rows.into_iter().map(to_product).collect()
+        select_many(&self.db, ids).await
     }
 
     async fn update(
@@ -178,10 +195,61 @@ fn contains_pattern(q: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// The products of `ids` that exist, in no particular order.
+async fn select_many(db: &Database, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = product::Entity::find()
+        .filter(product::Column::Id.is_in(ids.iter().map(|id| id.into_uuid())))
+        .into_partial_model::<product::Readable>()
+        .all(db.connection())
+        .await
+        .map_err(store("reading products"))?;
+    rows.into_iter().map(to_product).collect()
+}
+
+/// Reads the products `group` asks for in one statement and answers each read.
+async fn read_group(db: Database, group: Vec<Read>, _slot: OwnedSemaphorePermit) {
+    let mut ids: Vec<ProductId> = group.iter().map(|read| read.id).collect();
+    ids.sort_unstable_by_key(|id| id.into_uuid());
+    ids.dedup();
+    if let (Some(&last), Some(&size)) =
+        (ids.last(), READ_SIZES.iter().find(|size| **size >= ids.len()))
+    {
+        ids.resize(size, last);
+    }
+    match select_many(&db, &ids).await {
+        Ok(products) => {
+            let found: HashMap<ProductId, Product> =
+                products.into_iter().map(|product| (product.id(), product)).collect();
+            for read in group {
+                // The caller may have gone away.
+                let _ = read.answer.send(Ok(found.get(&read.id).cloned()));
+            }
+        }
+        Err(error) => {
+            for read in group {
+                let _ = read.answer.send(Err(shared(&error)));
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ProductQueries for SeaOrmProductRepository {
+    /// Reads that come while others are running wait and are read together, in one statement
+    /// (ADR 0044): under load, one round trip serves many; alone, a read goes at once.
     async fn find(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
-        ProductRepository::find_by_id(self, id).await
+        let (answer, answered) = oneshot::channel();
+        let start = |group, slot| {
+            tokio::spawn(read_group(self.db.clone(), group, slot));
+        };
+        self.reads.join(Read { id, answer }, answered, start).await.unwrap_or_else(|| {
+            Err(StoreError::Unexpected(anyhow::anyhow!(
+                "the read of this product stopped before it ended"
+            )))
+        })
     }
 
     async fn list(
