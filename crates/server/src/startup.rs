@@ -117,6 +117,7 @@ pub fn wire(database: &Database, settings: &Settings) -> anyhow::Result<Wiring> 
     let products_repo = Arc::new(
         SeaOrmProductRepository::new(database.clone()).invalidating(product_cache.clone()),
     );
+    products_repo.register_metrics(&registry)?;
     let orders_repo =
         Arc::new(SeaOrmOrderRepository::new(database.clone()).invalidating(product_cache.clone()));
     orders_repo.register_metrics(&registry)?;

@@ -8,6 +8,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
+use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// The queue of one kind of work and the slots of the groups running it.
@@ -16,6 +17,20 @@ pub(super) struct Groups<T> {
     slots: Arc<Semaphore>,
     /// The most items a group takes.
     most: usize,
+    /// The size of each group taken from the queue.
+    sizes: Histogram,
+}
+
+/// A histogram of group sizes, `name` and `help`, with buckets at the powers of two up to
+/// `largest`.
+#[expect(clippy::cast_precision_loss, reason = "a small constant")]
+pub(super) fn sizes(name: &str, help: &str, largest: usize) -> Histogram {
+    let largest = largest as f64;
+    let buckets = std::iter::successors(Some(1.0), |size| Some(size * 2.0))
+        .take_while(|size| *size <= largest)
+        .collect();
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .unwrap_or_else(|error| unreachable!("a valid series: {error}"))
 }
 
 impl<T> std::fmt::Debug for Groups<T> {
@@ -25,13 +40,20 @@ impl<T> std::fmt::Debug for Groups<T> {
 }
 
 impl<T> Groups<T> {
-    /// Groups of up to `most` items, `at_once` of them running at the same time.
-    pub(super) fn new(at_once: usize, most: usize) -> Self {
+    /// Groups of up to `most` items, `at_once` of them running at the same time, their sizes
+    /// observed in `sizes`.
+    pub(super) fn new(at_once: usize, most: usize, sizes: Histogram) -> Self {
         Self {
             queue: Mutex::new(VecDeque::new()),
             slots: Arc::new(Semaphore::new(at_once.max(1))),
             most: most.max(1),
+            sizes,
         }
+    }
+
+    /// The histogram of group sizes, to register.
+    pub(super) fn sizes(&self) -> &Histogram {
+        &self.sizes
     }
 
     /// Queues `item` and waits for its answer on `answered`. Whenever a slot is free first,
@@ -63,6 +85,8 @@ impl<T> Groups<T> {
                 drop(slot);
                 return answered.await.ok();
             }
+            #[expect(clippy::cast_precision_loss, reason = "at most `most`")]
+            self.sizes.observe(group.len() as f64);
             start(group, slot);
         }
     }

@@ -21,7 +21,7 @@ use orderly_application::{
     ports::{Completion, PlaceOrderFailure},
 };
 use orderly_domain::{Order, OrderTransition, Product, ProductId};
-use prometheus::{Histogram, HistogramOpts};
+use prometheus::Histogram;
 use sea_orm::{
     ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
     sea_query::LockType,
@@ -31,7 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use super::{
     Database, Engine,
     error::{shared, store},
-    groups::Groups,
+    groups::{self, Groups},
     idempotency,
     orders::{Take, insert_orders, place_one, product_ids, reserve, takes, unserved},
     outbox::Outbox,
@@ -92,38 +92,31 @@ struct Waiting {
 /// The queue of one instance's placements and the slots of the batches writing them.
 #[derive(Debug)]
 pub(super) struct Placements {
+    /// The batches; their sizes are `orderly_order_batch_size`.
     batches: Groups<Waiting>,
-    /// `orderly_order_batch_size`: the placements of each batch taken from the queue.
-    sizes: Histogram,
 }
 
 impl Placements {
     /// The queue of a pool of `connections` to `engine`.
-    #[expect(clippy::cast_precision_loss, reason = "a small constant")]
     pub(super) fn new(engine: Engine, connections: u32) -> Self {
-        let largest = most_per_batch(Engine::Sqlite).max(most_per_batch(Engine::Postgres)) as f64;
-        let sizes = Histogram::with_opts(
-            HistogramOpts::new(
-                "orderly_order_batch_size",
-                "Orders placed together in one transaction (group commit, ADR 0042)",
-            )
-            // Powers of two up to the largest batch of either engine.
-            .buckets(
-                std::iter::successors(Some(1.0), |size| Some(size * 2.0))
-                    .take_while(|size| *size <= largest)
-                    .collect(),
-            ),
-        )
-        .unwrap_or_else(|error| unreachable!("a valid series: {error}"));
+        let sizes = groups::sizes(
+            "orderly_order_batch_size",
+            "Orders placed together in one transaction (group commit, ADR 0042)",
+            // The same buckets whichever the engine.
+            most_per_batch(Engine::Sqlite).max(most_per_batch(Engine::Postgres)),
+        );
         Self {
-            batches: Groups::new(batches_at_once(engine, connections), most_per_batch(engine)),
-            sizes,
+            batches: Groups::new(
+                batches_at_once(engine, connections),
+                most_per_batch(engine),
+                sizes,
+            ),
         }
     }
 
     /// The batch sizes' histogram, to register.
     pub(super) fn sizes(&self) -> &Histogram {
-        &self.sizes
+        self.batches.sizes()
     }
 
     /// Queues `placement` and waits for its outcome. Whoever gets a free slot first takes the
@@ -135,9 +128,7 @@ impl Placements {
         placement: Placement,
     ) -> Outcome {
         let (answer, answered) = oneshot::channel();
-        let start = |batch: Vec<Waiting>, slot| {
-            #[expect(clippy::cast_precision_loss, reason = "at most most_per_batch")]
-            self.sizes.observe(batch.len() as f64);
+        let start = |batch, slot| {
             tokio::spawn(write(db.clone(), cache.clone(), batch, slot));
         };
         self.batches

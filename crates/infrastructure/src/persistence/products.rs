@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use super::{
     Database,
     error::{Failure, classify, shared, store},
-    groups::Groups,
+    groups::{self, Groups},
     keyset::{self, Direction},
     mapping::{product_row, version_to_db},
     outbox::Outbox,
@@ -54,11 +54,21 @@ impl SeaOrmProductRepository {
     #[must_use]
     pub fn new(db: Database) -> Self {
         let most = READ_SIZES[READ_SIZES.len() - 1];
-        Self {
-            db,
-            cache: ProductCache::disabled(),
-            reads: Arc::new(Groups::new(READS_AT_ONCE, most)),
-        }
+        let sizes = groups::sizes(
+            "orderly_product_read_group_size",
+            "Reads of one product by id answered by one statement (grouped reads, ADR 0044)",
+            most,
+        );
+        let reads = Arc::new(Groups::new(READS_AT_ONCE, most, sizes));
+        Self { db, cache: ProductCache::disabled(), reads }
+    }
+
+    /// Registers `orderly_product_read_group_size` in `registry`.
+    ///
+    /// # Errors
+    /// When a series of the same name is already registered.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.reads.sizes().clone()))
     }
 
     /// Drops a product's entry in `cache` after every update of it (ADR 0025), and outdates the
