@@ -10,6 +10,7 @@ use std::{
 
 use prometheus::{Histogram, HistogramOpts};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::Instrument as _;
 
 /// The queue of one kind of work and the slots of the groups running it.
 pub(super) struct Groups<T> {
@@ -58,16 +59,20 @@ impl<T> Groups<T> {
 
     /// Queues `item` and waits for its answer on `answered`. Whenever a slot is free first,
     /// takes up to `most` queued items (this one among them, unless another group took it) and
-    /// hands them with the slot to `start`, which runs them in a task of their own (a caller
-    /// that goes away does not stop the others), answers each, and then drops the slot.
+    /// runs `work` on them and the slot, in a task of its own (a caller that goes away does not
+    /// stop the others) and in the caller's span (its statements are in the trace of the
+    /// request that started the group). `work` answers each item, then drops the slot.
     ///
     /// `None` when the group holding `item` stopped without answering it (a panic: a bug).
-    pub(super) async fn join<O>(
+    pub(super) async fn join<O, F>(
         &self,
         item: T,
         mut answered: oneshot::Receiver<O>,
-        start: impl Fn(Vec<T>, OwnedSemaphorePermit),
-    ) -> Option<O> {
+        work: impl Fn(Vec<T>, OwnedSemaphorePermit) -> F,
+    ) -> Option<O>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         self.queue().push_back(item);
         loop {
             let slot = tokio::select! {
@@ -87,7 +92,7 @@ impl<T> Groups<T> {
             }
             #[expect(clippy::cast_precision_loss, reason = "at most `most`")]
             self.sizes.observe(group.len() as f64);
-            start(group, slot);
+            tokio::spawn(work(group, slot).instrument(tracing::Span::current()));
         }
     }
 

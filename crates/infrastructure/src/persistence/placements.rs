@@ -128,9 +128,7 @@ impl Placements {
         placement: Placement,
     ) -> Outcome {
         let (answer, answered) = oneshot::channel();
-        let start = |batch, slot| {
-            tokio::spawn(write(db.clone(), cache.clone(), batch, slot));
-        };
+        let start = |batch, slot| write(db.clone(), cache.clone(), batch, slot);
         self.batches
             .join(Waiting { placement, answer }, answered, start)
             .await

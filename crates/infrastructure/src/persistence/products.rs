@@ -252,9 +252,7 @@ impl ProductQueries for SeaOrmProductRepository {
     /// (ADR 0044): under load, one round trip serves many; alone, a read goes at once.
     async fn find(&self, id: ProductId) -> Result<Option<Product>, StoreError> {
         let (answer, answered) = oneshot::channel();
-        let start = |group, slot| {
-            tokio::spawn(read_group(self.db.clone(), group, slot));
-        };
+        let start = |group, slot| read_group(self.db.clone(), group, slot);
         self.reads.join(Read { id, answer }, answered, start).await.unwrap_or_else(|| {
             Err(StoreError::Unexpected(anyhow::anyhow!(
                 "the read of this product stopped before it ended"
