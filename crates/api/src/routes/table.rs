@@ -265,22 +265,43 @@ fn route(endpoint: &Endpoint) -> actix_web::Route {
 }
 
 /// Registers every path with its operations; any other method answers 405 with `Allow`.
+///
+/// Paths are registered in scopes of their first segment below the version (`/api/v1/products`
+/// holds `/api/v1/products` and `/api/v1/products/{id}`). The router compares a scope's prefix
+/// as text, so a request runs the pattern of a path with parameters only for the paths of its
+/// own scope, not for every such path registered before its own.
 pub(crate) fn configure(config: &mut ServiceConfig) {
-    let mut paths: Vec<&str> = Vec::new();
+    let mut scopes: Vec<(&str, Vec<&str>)> = Vec::new();
     for endpoint in endpoints() {
-        if !paths.contains(&endpoint.path()) {
-            paths.push(endpoint.path());
+        let (path, prefix) = (endpoint.path(), scope_of(endpoint.path()));
+        match scopes.iter_mut().find(|(scope, _)| *scope == prefix) {
+            Some((_, paths)) if paths.contains(&path) => {}
+            Some((_, paths)) => paths.push(path),
+            None => scopes.push((prefix, vec![path])),
         }
     }
-    for path in paths {
-        let resource = endpoints()
-            .iter()
-            .filter(|endpoint| endpoint.path == path)
-            .fold(web::resource(path), |resource, endpoint| resource.route(route(endpoint)));
-        let allowed = allowed_methods(path);
-        let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-        config.service(resource.default_service(web::to(method_not_allowed(allow.join(", ")))));
+    for (prefix, paths) in scopes {
+        let scope = paths.into_iter().fold(web::scope(prefix), |scope, path| {
+            let resource = endpoints()
+                .iter()
+                .filter(|endpoint| endpoint.path == path)
+                .fold(web::resource(&path[prefix.len()..]), |resource, endpoint| {
+                    resource.route(route(endpoint))
+                });
+            let allowed = allowed_methods(path);
+            let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            scope.service(resource.default_service(web::to(method_not_allowed(allow.join(", ")))))
+        });
+        config.service(scope);
     }
+}
+
+/// The scope `path` is registered in: its version's prefix and the first segment below it.
+fn scope_of(path: &str) -> &str {
+    let version = prefix_of(path).len();
+    let below = &path[version..];
+    let segment = below.get(1..).and_then(|rest| rest.find('/')).map_or(below.len(), |at| at + 1);
+    &path[..version + segment]
 }
 
 #[cfg(test)]
@@ -309,6 +330,22 @@ mod tests {
                 );
             }
             seen.push(path);
+        }
+    }
+
+    #[test]
+    fn a_scope_is_the_version_and_the_first_segment_below_it_and_never_a_pattern() {
+        assert_eq!(scope_of("/api/v1/products/{id}"), "/api/v1/products");
+        assert_eq!(scope_of("/api/v1/products"), "/api/v1/products");
+        assert_eq!(scope_of("/api/v2/users/{id}/orders"), "/api/v2/users");
+        assert_eq!(scope_of("/health"), "/health");
+        assert_eq!(scope_of("/problems/{slug}"), "/problems");
+        for endpoint in endpoints() {
+            assert!(
+                !scope_of(endpoint.path()).contains('{'),
+                "{} scoped by a pattern",
+                endpoint.path()
+            );
         }
     }
 
