@@ -277,6 +277,22 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{scheme}://{authority}/{name}{query}")
 }
 
+/// Sample count and sum of the histogram `name` in `registry`: how many groups, and how many
+/// items in all, for the sizes of grouped work (ADR 0042, 0044).
+///
+/// # Panics
+/// When `registry` has no such series.
+#[must_use]
+pub fn histogram(registry: &prometheus::Registry, name: &str) -> (u64, f64) {
+    let family = registry
+        .gather()
+        .into_iter()
+        .find(|family| family.name() == name)
+        .unwrap_or_else(|| panic!("{name} is registered"));
+    let histogram = family.get_metric()[0].get_histogram();
+    (histogram.get_sample_count(), histogram.get_sample_sum())
+}
+
 /// Runs each named test body, an `async fn(&Database)`, on SQLite and, when configured, on
 /// PostgreSQL, as separate tests named `sqlite::<name>` and `postgres::<name>`. Bodies that
 /// need the [`TestDatabase`] itself (its URL, its settings) are listed after

@@ -142,13 +142,7 @@ async fn stock_events(connection: &DatabaseConnection, product: &Product) -> Vec
 
 /// Sample count and sum of `orderly_order_batch_size`.
 fn batches(registry: &prometheus::Registry) -> (u64, f64) {
-    let family = registry
-        .gather()
-        .into_iter()
-        .find(|family| family.name() == "orderly_order_batch_size")
-        .expect("the series is registered");
-    let histogram = family.get_metric()[0].get_histogram();
-    (histogram.get_sample_count(), histogram.get_sample_sum())
+    orderly_infrastructure::testing::histogram(registry, "orderly_order_batch_size")
 }
 
 /// An order to place, with the idempotent response to record with it, if any.

@@ -46,15 +46,9 @@ async fn stocked(
     (products, stored, registry)
 }
 
-/// Sample count and sum of `orderly_product_read_group_size`: the statements and the reads.
+/// Sample count and sum of `orderly_product_read_group_size`.
 fn groups(registry: &prometheus::Registry) -> (u64, f64) {
-    let family = registry
-        .gather()
-        .into_iter()
-        .find(|family| family.name() == "orderly_product_read_group_size")
-        .expect("the series is registered");
-    let histogram = family.get_metric()[0].get_histogram();
-    (histogram.get_sample_count(), histogram.get_sample_sum())
+    orderly_infrastructure::testing::histogram(registry, "orderly_product_read_group_size")
 }
 
 /// `ids` read at once, each in a task of its own; the answers in the same order.
