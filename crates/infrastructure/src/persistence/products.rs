@@ -14,7 +14,6 @@ use sea_orm::{
     ColumnTrait as _, EntityTrait as _, IntoActiveModel as _, QueryFilter as _,
     sea_query::{Expr, ExprTrait as _, LikeExpr},
 };
-
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::{
