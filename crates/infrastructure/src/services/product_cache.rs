@@ -374,14 +374,15 @@ impl Inner {
             lookups.bypass.inc();
             return None;
         }
-        let current = self.generation.load(Ordering::SeqCst);
         // An expired or outdated entry stays until a fresh read replaces it or it is evicted:
-        // a miss.
+        // a miss. Only a page reads the generation: a product hit does not touch it.
         let found = self.entries.get(key).filter(|entry| {
             entry.expires_at > Instant::now()
                 && match entry.value {
                     Cached::Product(_) => true,
-                    Cached::Page { generation, .. } => generation == current,
+                    Cached::Page { generation, .. } => {
+                        generation == self.generation.load(Ordering::SeqCst)
+                    }
                 }
         });
         if found.is_some() { &lookups.hit } else { &lookups.miss }.inc();
