@@ -45,7 +45,7 @@ impl std::fmt::Debug for OutboxBatch {
 }
 
 /// The outbox as a relay sees it.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Claims up to `limit` unpublished events, oldest first, at most one per resource (the
@@ -81,7 +81,7 @@ pub trait Outbox: Send + Sync {
 }
 
 /// The open claim of one [`OutboxBatch`].
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OutboxClaim: Send {
     /// Marks the events `ids` published at `at` and ends the claim.
@@ -101,7 +101,7 @@ pub enum PublishError {
 }
 
 /// Where events go (a broker).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     /// Publishes `event` and waits for the broker's acknowledgement that it is stored. Publishing

@@ -5,7 +5,7 @@
 //! `Arc<dyn Port>` (ADR 0002) and decide authorization: who may see or change what is answered
 //! here, never in an HTTP handler. Ports (`ports`) are traits owned by this layer; adapters in
 //! `orderly-infrastructure` implement them, and `#[mockall::automock]` gives each a `Mock*` twin
-//! for tests.
+//! for tests (this crate's own, and other crates' through the `mocks` feature).
 
 pub mod auth;
 pub mod error;

@@ -6,7 +6,7 @@ use orderly_domain::{Order, Product, User, UserId};
 /// representation at the version the change made, as JSON text, so that a consumer needs no
 /// call back. The API owns the representations and implements this; the store calls it inside
 /// the change's transaction, so an event and its change are written together or not at all.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait EventData: Send + Sync + std::fmt::Debug {
     /// An order (with its items and payment).
     fn order(&self, order: &Order) -> String;

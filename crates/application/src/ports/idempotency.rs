@@ -129,7 +129,7 @@ pub enum Claim {
 }
 
 /// Stores idempotency records.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `request`'s key for [`IDEMPOTENCY_LEASE`] from `now`, atomically: of two

@@ -13,29 +13,38 @@ mod rate_limit;
 mod security;
 mod users;
 
-pub use clock::{Clock, MockClock};
-pub use events::{EventData, MockEventData};
+pub use clock::Clock;
+pub use events::EventData;
 pub use idempotency::{
     Claim, Completion, IDEMPOTENCY_KEY_MAX_LEN, IDEMPOTENCY_LEASE, IdempotencyKey,
-    IdempotencyStore, IdempotentRequest, InvalidIdempotencyKey, Lease, MockIdempotencyStore,
-    Replay,
+    IdempotencyStore, IdempotentRequest, InvalidIdempotencyKey, Lease, Replay,
 };
 pub use orders::{
-    MockOrderQueries, MockOrderRepository, MockOverdueClaim, OrderFilter, OrderQueries,
-    OrderRepository, OrderWriteError, OverdueBatch, OverdueClaim, OverdueCursor, PlaceOrderFailure,
-    UnreadableOrder,
+    OrderFilter, OrderQueries, OrderRepository, OrderWriteError, OverdueBatch, OverdueClaim,
+    OverdueCursor, PlaceOrderFailure, UnreadableOrder,
 };
-pub use payment::{MockPaymentGateway, PaymentError, PaymentGateway};
+pub use payment::{PaymentError, PaymentGateway};
 pub use products::{
-    MockProductQueries, MockProductRepository, ProductFilter, ProductQueries, ProductRepository,
-    ProductSort, ProductWriteError, UnknownSort,
+    ProductFilter, ProductQueries, ProductRepository, ProductSort, ProductWriteError, UnknownSort,
 };
-pub use rate_limit::{MockRateLimiter, RateLimitDecision, RateLimitPolicy, RateLimiter};
+pub use rate_limit::{RateLimitDecision, RateLimitPolicy, RateLimiter};
 pub use security::{
     AccessToken, AccessTokens, AccountDirectory, AccountStatus, Claims, HashError, InvalidToken,
-    MockAccessTokens, MockAccountDirectory, MockPasswordHasher, MockRefreshTokens, PasswordHasher,
-    RefreshTokenError, RefreshTokens,
+    PasswordHasher, RefreshTokenError, RefreshTokens,
 };
-pub use users::{
-    MockUserQueries, MockUserRepository, UserQueries, UserReferrer, UserRepository, UserWriteError,
+pub use users::{UserQueries, UserReferrer, UserRepository, UserWriteError};
+
+/// The ports' `Mock*` twins (mockall), for this crate's tests and, through the `mocks` feature,
+/// other crates'.
+#[cfg(any(test, feature = "mocks"))]
+pub use self::{
+    clock::MockClock,
+    events::MockEventData,
+    idempotency::MockIdempotencyStore,
+    orders::{MockOrderQueries, MockOrderRepository, MockOverdueClaim},
+    payment::MockPaymentGateway,
+    products::{MockProductQueries, MockProductRepository},
+    rate_limit::MockRateLimiter,
+    security::{MockAccessTokens, MockAccountDirectory, MockPasswordHasher, MockRefreshTokens},
+    users::{MockUserQueries, MockUserRepository},
 };

@@ -54,7 +54,7 @@ pub enum PlaceOrderFailure {
 }
 
 /// Stores [`Order`] aggregates with their items and history.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
     /// In one transaction: reserves stock for every item with a conditional decrement (in
@@ -193,7 +193,7 @@ impl std::fmt::Debug for OverdueBatch {
 
 /// The open transaction of one [`OverdueBatch`]: expiries saved through it become durable
 /// together at [`OverdueClaim::commit`]. Dropped without a commit, none of them is written.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OverdueClaim: Send {
     /// Within the claim, with the same contract as [`OrderRepository::save_transition`]
@@ -230,7 +230,7 @@ pub struct OrderFilter {
 }
 
 /// Reads lists of orders and their history.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait OrderQueries: Send + Sync {
     /// Orders matching `filter`, newest first, with their items (no per-order queries).

@@ -46,7 +46,7 @@ impl PaymentError {
 /// operation (`{order id}-authorize-{attempt}`, `{order id}-capture`, `-void`, `-refund`), so
 /// that repeating a call after a lost answer never moves money twice; and MUST bound every call
 /// in time.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
     /// Holds `amount` for `order`. Returns the provider's reference of the payment.

@@ -25,7 +25,7 @@ pub enum ProductWriteError {
 }
 
 /// Stores [`Product`] aggregates.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProductRepository: Send + Sync {
     /// Stores a new product.
@@ -139,7 +139,7 @@ pub struct ProductFilter {
 
 /// Reads products for display. Unlike [`ProductRepository::find_by_id`], which writers use,
 /// `find` may be answered from a cache that follows writes within a stated bound (ADR 0025).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProductQueries: Send + Sync {
     /// The product `id`, archived or not, or `None`.

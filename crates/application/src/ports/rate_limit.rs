@@ -39,7 +39,7 @@ pub struct RateLimitDecision {
 
 /// Counts requests against rate-limit policies, per key (a client address, a user id, an
 /// account name). One store per process, or one shared by every instance (Redis).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one request of `key` against `policy` and says whether it may proceed.

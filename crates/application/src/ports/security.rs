@@ -16,7 +16,7 @@ pub enum HashError {
 }
 
 /// Hashes and verifies passwords (Argon2id in production), a bounded number at a time.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// Hashes a password with a fresh salt, as a PHC string.
@@ -74,7 +74,7 @@ pub struct AccessToken {
 pub struct InvalidToken;
 
 /// Issues and checks access tokens (JWT in production).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait AccessTokens: Send + Sync {
     /// Issues a token for this user and role, valid from `now`.
     ///
@@ -105,7 +105,7 @@ pub enum RefreshTokenError {
 
 /// Opaque refresh tokens, stored hashed, rotated on every use, grouped in families (one family
 /// per login) so that the reuse of a rotated token can revoke the whole session.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait RefreshTokens: Send + Sync {
     /// Starts a new family for `user` and returns its first token (only its hash is stored).
@@ -156,7 +156,7 @@ pub struct AccountStatus {
 /// drops its entry when the account is changed through it or beside it on the same instance,
 /// and on the other instances when it can tell them (ADR 0027). Admin-only work does not rely
 /// on this port: it re-reads the account (`auth::admin_check`).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
     /// The account's current role and session epoch; `None` when it no longer exists.

@@ -54,7 +54,7 @@ impl std::fmt::Display for UserReferrer {
 }
 
 /// Stores [`User`] aggregates.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Stores a new user.
@@ -105,7 +105,7 @@ pub trait UserRepository: Send + Sync {
 }
 
 /// Reads lists of users.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UserQueries: Send + Sync {
     /// Users in creation order, one page.

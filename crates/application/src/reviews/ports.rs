@@ -33,7 +33,7 @@ pub enum ReviewWriteError {
 /// Stores [`Review`] aggregates, and keeps each product's rating in step with them: every write
 /// moves the product's rating count and sum (and its version, as its representation changes) in
 /// the same transaction as the review.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ReviewRepository: Send + Sync {
     /// Whether `customer` has a delivered order containing `product`.
@@ -137,7 +137,7 @@ pub struct ReviewFilter {
 }
 
 /// Reads reviews for display.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ReviewQueries: Send + Sync {
     /// One page of the visible reviews of `product` matching `filter`, in its sort order.

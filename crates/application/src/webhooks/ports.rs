@@ -30,7 +30,7 @@ pub enum WebhookWriteError {
 }
 
 /// Stores endpoints and their deliveries.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// Stores a new endpoint.
@@ -101,7 +101,7 @@ pub struct DueDelivery {
 }
 
 /// What delivery workers take their work from.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     /// Takes up to `limit` events of the outbox that webhooks have not seen yet, oldest first,
@@ -162,7 +162,7 @@ pub const NOT_PUBLIC: &str = "not_public";
 pub const UNRESOLVABLE: &str = "unresolvable";
 
 /// Decides which URLs webhooks may be sent to (server-side request forgery).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UrlGuard: Send + Sync {
     /// Resolves the URL's host and refuses it unless every address is public (or the operator
@@ -199,7 +199,7 @@ pub enum SendOutcome {
 }
 
 /// Sends signed deliveries (Standard Webhooks).
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     /// POSTs `message` signed with each of its secrets, without following redirects, within a
@@ -208,7 +208,7 @@ pub trait WebhookSender: Send + Sync {
 }
 
 /// Makes signing secrets.
-#[mockall::automock]
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait SecretGenerator: Send + Sync {
     /// A new random secret: `whsec_` and the base64 of its bytes.
     fn generate(&self) -> WebhookSecret;
