@@ -11,7 +11,7 @@ use orderly_server::{settings::Settings, startup::Application};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem, json_body};
+use crate::helpers::{TestApp, api_tests, assert_problem, http_client, json_body};
 
 const SOME_ID: &str = "0193a0b2-7c4e-7d1a-9f00-5f1c2a3b4c5d";
 
@@ -334,8 +334,7 @@ async fn assert_database_unavailable(response: reqwest::Response, started: Insta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_is_down_fails_fast_with_503_while_liveness_holds() {
     let address = spawn_app_without_a_database().await;
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
+    let client = http_client().timeout(Duration::from_secs(30)).build().expect("a client");
 
     let started = Instant::now();
     let listed =

@@ -110,16 +110,22 @@ fn init_test_logs() {
     });
 }
 
+/// A builder of the tests' HTTP clients. reqwest is built without a TLS provider of its own
+/// (ADR 0022) and refuses to build a client until the process has one, so it is installed here as
+/// the server's `main` does.
+pub fn http_client() -> reqwest::ClientBuilder {
+    orderly_infrastructure::install_tls_provider();
+    reqwest::Client::builder()
+}
+
 async fn start(settings: Settings, database: Database) -> TestApp {
     init_test_logs();
     let application =
         Application::build_with(&settings, database.clone()).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client");
+    let client =
+        http_client().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
     TestApp { address, client, settings, database, _db: None }
 }
 

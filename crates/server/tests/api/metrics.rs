@@ -31,7 +31,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, api_tests, assert_problem, json_body};
+use crate::helpers::{TestApp, api_tests, assert_problem, http_client, json_body};
 
 // --- reading the exposition format ---
 
@@ -615,7 +615,7 @@ async fn a_server_error_logs_its_cause_chain_on_one_line_and_the_database_gauge_
     let application = Application::build_with(&settings, database).await.expect("it builds");
     let base = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let client = reqwest::Client::new();
+    let client = http_client().build().expect("a client");
     let request_id = format!("down-{}", Uuid::now_v7().simple());
     let response = client
         .get(format!("{base}/api/v1/products"))

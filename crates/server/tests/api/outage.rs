@@ -25,7 +25,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::helpers::{TestApp, TestUser, json_body, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, http_client, json_body, spawn_app_with};
 
 /// Clients placing orders at once.
 const CLIENTS: usize = 20;
@@ -278,7 +278,7 @@ async fn an_outage_under_load_fails_fast_recovers_without_a_restart_and_loses_no
     }
 
     let base = instance_through(&app, proxied_url).await;
-    let client = reqwest::Client::builder()
+    let client = http_client()
         .timeout(Duration::from_secs(15))
         .pool_max_idle_per_host(CLIENTS)
         .build()
@@ -515,7 +515,7 @@ async fn a_database_gone_before_the_first_request_answers_503_within_a_second() 
     // Cut before the instance starts, so that its pool holds no connection at all.
     proxy.cut().await;
     let base = instance_through(&app, proxied_url).await;
-    let client = reqwest::Client::new();
+    let client = http_client().build().expect("a client");
 
     for attempt in ["first", "second"] {
         let started = Instant::now();
