@@ -293,6 +293,14 @@ pub fn histogram(registry: &prometheus::Registry, name: &str) -> (u64, f64) {
     (histogram.get_sample_count(), histogram.get_sample_sum())
 }
 
+/// A builder of the tests' HTTP clients (plain HTTP). reqwest is built without a TLS provider of
+/// its own (ADR 0022) and refuses to build a client until the process has one, so it is installed
+/// first, as the server's `main` does.
+pub fn http_client() -> reqwest::ClientBuilder {
+    crate::install_tls_provider();
+    reqwest::Client::builder()
+}
+
 /// Runs each named test body, an `async fn(&Database)`, on SQLite and, when configured, on
 /// PostgreSQL, as separate tests named `sqlite::<name>` and `postgres::<name>`. Bodies that
 /// need the [`TestDatabase`] itself (its URL, its settings) are listed after

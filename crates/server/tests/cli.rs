@@ -21,7 +21,7 @@ use orderly_domain::Uuid;
 use orderly_infrastructure::{
     Database, DatabaseSettings,
     persistence::Location,
-    testing::{ScratchPostgres, TEST_DATABASE_URL},
+    testing::{ScratchPostgres, TEST_DATABASE_URL, http_client},
 };
 use orderly_server::{seed::DEMO_PRODUCTS, settings::Settings, startup::Application};
 use reqwest::StatusCode;
@@ -212,7 +212,7 @@ async fn seeding_twice_creates_the_demo_data_once_and_the_printed_password_logs_
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let client = http_client();
+    let client = http_client().build().expect("a client");
     let page: Value = client
         .get(format!("{base}/api/v1/products?limit=100"))
         .send()
@@ -398,13 +398,6 @@ fn behind_a_transaction_pooler_migrations_take_the_migration_url_and_refuse_with
     assert!(!config.contains(PASSWORD), "{config}");
 }
 
-/// A client for plain-HTTP requests: reqwest is built without a TLS provider of its own (ADR
-/// 0022) and refuses to build a client until the process has one, installed here as `main` does.
-fn http_client() -> reqwest::Client {
-    orderly_infrastructure::install_tls_provider();
-    reqwest::Client::new()
-}
-
 fn tokio_block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -530,7 +523,8 @@ async fn an_unmigrated_database_in_production_is_not_ready_and_the_log_says_why(
     let line = server.wait_for("listening on");
     let base = format!("http://127.0.0.1:{}", line["port"]);
 
-    let ready = http_client().get(format!("{base}/ready")).send().await.expect("sent");
+    let client = http_client().build().expect("a client");
+    let ready = client.get(format!("{base}/ready")).send().await.expect("sent");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let problem: Value = ready.json().await.expect("a problem");
     assert_eq!(problem["code"], "MIGRATIONS_PENDING", "{problem}");
@@ -544,6 +538,6 @@ async fn an_unmigrated_database_in_production_is_not_ready_and_the_log_says_why(
     assert_eq!(log.matches("the order-expiry job waits").count(), 1, "said once: {log}");
 
     succeed(&dir, &env, &["migrate", "up"], None);
-    let ready = http_client().get(format!("{base}/ready")).send().await.expect("sent");
+    let ready = client.get(format!("{base}/ready")).send().await.expect("sent");
     assert_eq!(ready.status(), StatusCode::OK, "ready once migrated, without a restart");
 }

@@ -4,6 +4,7 @@
 
 use orderly_application::users::register_user::RegisterUserInput;
 use orderly_domain::{Email, Password, Role, UserName};
+pub use orderly_infrastructure::testing::http_client;
 use orderly_infrastructure::{Database, DatabaseSettings, Pooler, testing::TestDatabase};
 use orderly_server::{
     settings::{DatabasePooler, Settings},
@@ -108,14 +109,6 @@ fn init_test_logs() {
             orderly_server::telemetry::init(orderly_server::settings::LogFormat::Pretty);
         }
     });
-}
-
-/// A builder of the tests' HTTP clients. reqwest is built without a TLS provider of its own
-/// (ADR 0022) and refuses to build a client until the process has one, so it is installed here as
-/// the server's `main` does.
-pub fn http_client() -> reqwest::ClientBuilder {
-    orderly_infrastructure::install_tls_provider();
-    reqwest::Client::builder()
 }
 
 async fn start(settings: Settings, database: Database) -> TestApp {
