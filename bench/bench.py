@@ -302,6 +302,19 @@ def probe(base, path_key, ids, customer):
         "grant_type": "password", "username": CUSTOMER_EMAIL, "password": CUSTOMER_PASSWORD})
 
 
+def error_answers(base):
+    """The server's own count of its 4xx and 5xx answers since it started, by route and status,
+    from its `/metrics` (Orderly's `http_requests_total`); empty for a server without them."""
+    try:
+        status, body = request(base, "GET", "/metrics", timeout=5)
+    except OSError:
+        return []
+    if status != 200:
+        return []
+    return [line for line in body.decode(errors="replace").splitlines()
+            if line.startswith("http_requests_total{") and re.search(r'status="[45]\d\d"', line)]
+
+
 def run_engine(engine, args, orderly, baseline):
     results = {s: {p: [] for p, _, _ in PATHS if p in args.paths} for s in SERVERS}
     resources = {s: {"rss": [], "ready": []} for s in SERVERS}
@@ -337,6 +350,10 @@ def run_engine(engine, args, orderly, baseline):
                             warn(f"[{engine}] {name} {path_key}: {run['non2xx']} non-2xx answers and "
                                  f"{run['timeouts']} timeouts of {run['requests']} requests: this "
                                  f"measurement FAILED. One request now answers {status}: {body[:300]!r}")
+                            counted = error_answers(server.base)
+                            if counted:
+                                warn(f"[{engine}] {name}'s own count of its error answers so far:\n"
+                                     + "\n".join(counted))
                         results[name][path_key].append(run)
                         print(f"[{engine}] round {round_no + 1} {name:8} {path_key:5} "
                               f"{run['rps']:9,.0f} req/s  p50 {fmt_ms(run['p50'])}  p99 {fmt_ms(run['p99'])}"
