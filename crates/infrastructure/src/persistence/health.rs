@@ -6,7 +6,9 @@
 //! Statements inside a transaction run on the transaction's connection, outside the gate: when
 //! one fails, the gate checks at once with a connection of its own whether PostgreSQL accepts
 //! connections, and opens when it does not. That is what opens it within milliseconds when the
-//! database goes away under load, as most of the work in flight is then inside transactions.
+//! database goes away under load, as most of the work in flight is then inside transactions. A
+//! check that times out is weaker evidence: it counts as one failure, and as none while the
+//! pool's connections keep answering (a busy machine, not a database gone).
 //!
 //! The state machine, the failure count and the back-off between probes are `failsafe`'s.
 //! Requests never ask it for permission (its half-open state would let every waiting request
@@ -34,7 +36,7 @@ use sea_orm::{
 };
 use tokio::sync::watch;
 
-use super::{connection::Pooler, error::is_connection_failure};
+use super::{connection::Pooler, error::is_connection_failure, location::ConnectionProblem};
 
 /// Consecutive connection failures that open the gate: a stale pooled connection or two (the
 /// pool does not ping before lending one) must not shut the service.
@@ -195,6 +197,8 @@ pub(crate) struct GatedConnection {
     pooler: Pooler,
     /// A check runs (at most one), and when the last one found PostgreSQL accepting connections.
     checking: AtomicBool,
+    /// A statement through the pool was answered while the running check waited.
+    answered_while_checking: AtomicBool,
     checked_at: Mutex<Option<Instant>>,
     this: Weak<GatedConnection>,
 }
@@ -226,6 +230,7 @@ impl GatedConnection {
                 url: postgres_url,
                 pooler,
                 checking: AtomicBool::new(false),
+                answered_while_checking: AtomicBool::new(false),
                 checked_at: Mutex::new(None),
                 this: this.clone(),
             }
@@ -347,15 +352,25 @@ impl GatedConnection {
         };
         match &result {
             Err(error) if is_connection_failure(error) => self.failed(error),
-            _ => self.gate.answered(),
+            _ => {
+                self.gate.answered();
+                if self.checking.load(Ordering::Relaxed) {
+                    self.answered_while_checking.store(true, Ordering::Relaxed);
+                }
+            }
         }
         result
     }
 
     fn failed(&self, error: &DbErr) {
+        self.failed_silently(error);
+        self.check();
+    }
+
+    /// Counts a connection failure without starting a check.
+    fn failed_silently(&self, error: &DbErr) {
         self.gate.failed(error);
         self.probe_if_open();
-        self.check();
     }
 
     /// Opens the gate at once: PostgreSQL refused a connection of the gate's own.
@@ -373,9 +388,10 @@ impl GatedConnection {
     }
 
     /// Checks, with a connection of its own and in the background, whether PostgreSQL accepts
-    /// connections, and opens the gate when it does not: one check at a time, none while the
-    /// gate is open (the probe task has the matter in hand), and none within [`CHECK_INTERVAL`]
-    /// of one that found PostgreSQL reachable.
+    /// connections, and opens the gate when it refuses them (a timeout counts as one failure,
+    /// and as none when statements through the pool were answered meanwhile): one check at a
+    /// time, none while the gate is open (the probe task has the matter in hand), and none
+    /// within [`CHECK_INTERVAL`] of one that found PostgreSQL reachable.
     fn check(&self) {
         let Some(url) = self.url.clone() else { return };
         if self.gate.is_open() || self.checking.swap(true, Ordering::SeqCst) {
@@ -394,16 +410,43 @@ impl GatedConnection {
             self.checking.store(false, Ordering::SeqCst);
             return;
         }
+        self.answered_while_checking.store(false, Ordering::SeqCst);
         let this = self.this.clone();
         runtime.spawn(async move {
             let result = super::location::check_postgres(&url, CHECK_TIMEOUT).await;
             let Some(connection) = this.upgrade() else { return };
-            match result {
-                Ok(()) => {
-                    *connection.checked_at.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Instant::now());
+            let reachable = match result {
+                Ok(()) => true,
+                // A new connection that takes this long while the pool's connections answer is
+                // a busy machine (the check waits its turn on a loaded worker, PostgreSQL forks a
+                // backend for it), not a database gone: opening would refuse requests the
+                // database is serving.
+                Err(error)
+                    if matches!(error.problem(), ConnectionProblem::TimedOut(_))
+                        && connection.answered_while_checking.load(Ordering::SeqCst) =>
+                {
+                    tracing::info!(
+                        error = %error,
+                        "a check of the database timed out while its pooled connections kept \
+                         answering: the machine is busy; requests go through"
+                    );
+                    true
                 }
-                Err(error) => connection.unreachable(&error.to_string()),
+                // No answer either way (a hung server, or connections opened in a burst that
+                // queue behind each other): the evidence of one failed statement, not more.
+                Err(error) if matches!(error.problem(), ConnectionProblem::TimedOut(_)) => {
+                    connection
+                        .failed_silently(&DbErr::Conn(RuntimeErr::Internal(error.to_string())));
+                    false
+                }
+                Err(error) => {
+                    connection.unreachable(&error.to_string());
+                    false
+                }
+            };
+            if reachable {
+                *connection.checked_at.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now());
             }
             connection.checking.store(false, Ordering::SeqCst);
         });
@@ -622,6 +665,58 @@ mod tests {
             assert!(Instant::now() < deadline, "the check opens the gate");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// A PostgreSQL URL whose server accepts connections and never answers (a hung host, or a
+    /// machine too busy to get to them), for as long as the runtime runs.
+    async fn silent_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("postgres://postgres@127.0.0.1:{port}/none?sslmode=disable")
+    }
+
+    async fn gated_sqlite_checking(url: String) -> Arc<GatedConnection> {
+        let mut options = ConnectOptions::new("sqlite::memory:");
+        options.max_connections(1).sqlx_logging(false);
+        let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
+        GatedConnection::new(raw, 1, Some(url), Pooler::None)
+    }
+
+    #[tokio::test]
+    async fn a_check_that_times_out_while_nothing_answers_counts_as_one_failure() {
+        let connection = gated_sqlite_checking(silent_server().await).await;
+        connection.check();
+        let deadline = Instant::now() + CHECK_TIMEOUT + Duration::from_secs(1);
+        while connection.checking.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the check ends after its timeout");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!connection.gate.is_open(), "a timeout alone is no proof of an outage");
+        for _ in 1..FAILURES_TO_OPEN {
+            connection.gate.failed(&connection_failure());
+        }
+        assert!(connection.gate.is_open(), "the timeout counted as one failure");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_times_out_while_the_pool_answers_leaves_the_gate_closed() {
+        let connection = gated_sqlite_checking(silent_server().await).await;
+        connection.check();
+        assert!(connection.checking.load(Ordering::SeqCst));
+        while connection.checking.load(Ordering::SeqCst) {
+            assert!(select_one(&connection).await.is_ok(), "statements go through meanwhile");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!connection.gate.is_open());
+        assert!(select_one(&connection).await.is_ok());
+        // The check counts as one that found the server: the next is a while away.
+        assert!(connection.checked_at.lock().expect("not poisoned").is_some());
     }
 
     #[tokio::test]
