@@ -426,9 +426,9 @@ impl GatedConnection {
                         && connection.answered_while_checking.load(Ordering::SeqCst) =>
                 {
                     tracing::info!(
-                        error = %error,
-                        "a check of the database timed out while its pooled connections kept \
-                         answering: the machine is busy; requests go through"
+                        timeout = ?CHECK_TIMEOUT,
+                        "a new connection to the database got no answer in time while the pooled \
+                         ones kept answering: the machine is busy; requests go through"
                     );
                     true
                 }
