@@ -7,8 +7,8 @@
 //! one fails, the gate checks at once with a connection of its own whether PostgreSQL accepts
 //! connections, and opens when it does not. That is what opens it within milliseconds when the
 //! database goes away under load, as most of the work in flight is then inside transactions. A
-//! check that times out is weaker evidence: it counts as one failure, and as none while the
-//! pool's connections keep answering (a busy machine, not a database gone).
+//! check that times out while the pool's connections keep answering found a busy machine, not a
+//! database gone, and leaves the gate closed.
 //!
 //! The state machine, the failure count and the back-off between probes are `failsafe`'s.
 //! Requests never ask it for permission (its half-open state would let every waiting request
@@ -363,14 +363,9 @@ impl GatedConnection {
     }
 
     fn failed(&self, error: &DbErr) {
-        self.failed_silently(error);
-        self.check();
-    }
-
-    /// Counts a connection failure without starting a check.
-    fn failed_silently(&self, error: &DbErr) {
         self.gate.failed(error);
         self.probe_if_open();
+        self.check();
     }
 
     /// Opens the gate at once: PostgreSQL refused a connection of the gate's own.
@@ -388,10 +383,10 @@ impl GatedConnection {
     }
 
     /// Checks, with a connection of its own and in the background, whether PostgreSQL accepts
-    /// connections, and opens the gate when it refuses them (a timeout counts as one failure,
-    /// and as none when statements through the pool were answered meanwhile): one check at a
-    /// time, none while the gate is open (the probe task has the matter in hand), and none
-    /// within [`CHECK_INTERVAL`] of one that found PostgreSQL reachable.
+    /// connections, and opens the gate when it does not (a timeout does not count when
+    /// statements through the pool were answered meanwhile): one check at a time, none while
+    /// the gate is open (the probe task has the matter in hand), and none within
+    /// [`CHECK_INTERVAL`] of one that found PostgreSQL reachable.
     fn check(&self) {
         let Some(url) = self.url.clone() else { return };
         if self.gate.is_open() || self.checking.swap(true, Ordering::SeqCst) {
@@ -431,13 +426,6 @@ impl GatedConnection {
                          ones kept answering: the machine is busy; requests go through"
                     );
                     true
-                }
-                // No answer either way (a hung server, or connections opened in a burst that
-                // queue behind each other): the evidence of one failed statement, not more.
-                Err(error) if matches!(error.problem(), ConnectionProblem::TimedOut(_)) => {
-                    connection
-                        .failed_silently(&DbErr::Conn(RuntimeErr::Internal(error.to_string())));
-                    false
                 }
                 Err(error) => {
                     connection.unreachable(&error.to_string());
@@ -689,19 +677,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_check_that_times_out_while_nothing_answers_counts_as_one_failure() {
+    async fn a_check_that_times_out_while_nothing_answers_opens_the_gate() {
         let connection = gated_sqlite_checking(silent_server().await).await;
         connection.check();
         let deadline = Instant::now() + CHECK_TIMEOUT + Duration::from_secs(1);
-        while connection.checking.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "the check ends after its timeout");
+        while !connection.gate.is_open() {
+            assert!(Instant::now() < deadline, "the timed-out check opens the gate");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!connection.gate.is_open(), "a timeout alone is no proof of an outage");
-        for _ in 1..FAILURES_TO_OPEN {
-            connection.gate.failed(&connection_failure());
-        }
-        assert!(connection.gate.is_open(), "the timeout counted as one failure");
     }
 
     #[tokio::test]
