@@ -562,11 +562,13 @@ mod tests {
 
     use super::*;
 
-    async fn sqlite() -> Arc<GatedConnection> {
+    /// An in-memory SQLite pool behind the gate; with `checks_at`, its checks ask the PostgreSQL
+    /// server at that URL.
+    async fn sqlite(checks_at: Option<String>) -> Arc<GatedConnection> {
         let mut options = ConnectOptions::new("sqlite::memory:");
         options.max_connections(1).sqlx_logging(false);
         let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
-        GatedConnection::new(raw, 1, None, Pooler::None)
+        GatedConnection::new(raw, 1, checks_at, Pooler::None)
     }
 
     fn connection_failure() -> DbErr {
@@ -580,6 +582,23 @@ mod tests {
             .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT 1".to_owned()))
             .await
     }
+
+    /// A PostgreSQL URL whose server accepts connections and never answers (a hung host, or a
+    /// machine too busy to get to them), for as long as the runtime runs.
+    async fn silent_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("postgres://postgres@127.0.0.1:{port}/none?sslmode=disable")
+    }
+
+    /// A PostgreSQL URL nothing listens on: a check is refused at once.
+    const REFUSING: &str = "postgres://postgres@127.0.0.1:1/none";
 
     #[test]
     fn only_selects_may_be_abandoned() {
@@ -601,7 +620,7 @@ mod tests {
 
     #[tokio::test]
     async fn consecutive_connection_failures_open_the_gate_and_an_answer_in_between_resets_them() {
-        let connection = sqlite().await;
+        let connection = sqlite(None).await;
         for _ in 1..FAILURES_TO_OPEN {
             connection.failed(&connection_failure());
         }
@@ -617,7 +636,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_open_gate_refuses_at_once_and_closes_when_a_probe_answers() {
-        let connection = sqlite().await;
+        let connection = sqlite(None).await;
         for _ in 0..FAILURES_TO_OPEN {
             connection.failed(&connection_failure());
         }
@@ -637,16 +656,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_refuses_a_connection_of_the_gates_own_opens_it_at_once() {
-        let mut options = ConnectOptions::new("sqlite::memory:");
-        options.max_connections(1).sqlx_logging(false);
-        let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
         // Nothing listens on port 1: the check is refused at once.
-        let connection = GatedConnection::new(
-            raw,
-            1,
-            Some("postgres://postgres@127.0.0.1:1/none".to_owned()),
-            Pooler::None,
-        );
+        let connection = sqlite(Some(REFUSING.to_owned())).await;
         connection.check();
         let deadline = Instant::now() + Duration::from_secs(2);
         while !connection.gate.is_open() {
@@ -655,30 +666,9 @@ mod tests {
         }
     }
 
-    /// A PostgreSQL URL whose server accepts connections and never answers (a hung host, or a
-    /// machine too busy to get to them), for as long as the runtime runs.
-    async fn silent_server() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let port = listener.local_addr().expect("an address").port();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
-            }
-        });
-        format!("postgres://postgres@127.0.0.1:{port}/none?sslmode=disable")
-    }
-
-    async fn gated_sqlite_checking(url: String) -> Arc<GatedConnection> {
-        let mut options = ConnectOptions::new("sqlite::memory:");
-        options.max_connections(1).sqlx_logging(false);
-        let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
-        GatedConnection::new(raw, 1, Some(url), Pooler::None)
-    }
-
     #[tokio::test]
     async fn a_check_that_times_out_while_nothing_answers_opens_the_gate() {
-        let connection = gated_sqlite_checking(silent_server().await).await;
+        let connection = sqlite(Some(silent_server().await)).await;
         connection.check();
         let deadline = Instant::now() + CHECK_TIMEOUT + Duration::from_secs(1);
         while !connection.gate.is_open() {
@@ -689,7 +679,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_check_that_times_out_while_the_pool_answers_leaves_the_gate_closed() {
-        let connection = gated_sqlite_checking(silent_server().await).await;
+        let connection = sqlite(Some(silent_server().await)).await;
         connection.check();
         assert!(connection.checking.load(Ordering::SeqCst));
         while connection.checking.load(Ordering::SeqCst) {
@@ -704,15 +694,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_still_waiting_after_a_while_checks_the_server_and_is_abandoned() {
-        let mut options = ConnectOptions::new("sqlite::memory:");
-        options.max_connections(1).sqlx_logging(false);
-        let raw = sea_orm::Database::connect(options).await.expect("an in-memory SQLite");
-        let connection = GatedConnection::new(
-            raw,
-            1,
-            Some("postgres://postgres@127.0.0.1:1/none".to_owned()),
-            Pooler::None,
-        );
+        let connection = sqlite(Some(REFUSING.to_owned())).await;
         let started = Instant::now();
         let result = connection.run(true, std::future::pending::<Result<(), DbErr>>()).await;
         assert!(result.is_err());
@@ -723,7 +705,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_of_a_database_that_answered_do_not_count() {
-        let connection = sqlite().await;
+        let connection = sqlite(None).await;
         for _ in 0..FAILURES_TO_OPEN * 2 {
             let error = connection
                 .execute_unprepared("INSERT INTO no_such_table VALUES (1)")
@@ -736,7 +718,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_waiting_when_the_gate_opens_is_abandoned_at_once() {
-        let connection = sqlite().await;
+        let connection = sqlite(None).await;
         let waiting = {
             let connection = connection.clone();
             tokio::spawn(async move {
