@@ -53,6 +53,7 @@ use orderly_infrastructure::{
     },
 };
 use prometheus::Registry;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::{
     metrics::{ExpiryMetrics, SettlementMetrics, register_build_info},
@@ -465,11 +466,11 @@ pub struct Application {
     server: Server,
     /// The internal listener serving only `/metrics` (`METRICS_ADDR`), and its port.
     metrics: Option<(u16, Server)>,
-    expiry: Option<tokio::task::JoinHandle<()>>,
+    expiry: Option<JoinHandle<()>>,
     /// The outbox relay (ADR 0033).
-    relay: tokio::task::JoinHandle<()>,
+    relay: JoinHandle<()>,
     /// The webhook delivery worker (ADR 0034).
-    deliveries: tokio::task::JoinHandle<()>,
+    deliveries: JoinHandle<()>,
 }
 
 impl Application {
@@ -628,7 +629,8 @@ impl Application {
     }
 
     /// Serves until a signal: on SIGTERM it stops accepting and drains in-flight requests (up to
-    /// `SHUTDOWN_TIMEOUT`); SIGINT (Ctrl-C) and SIGQUIT stop at once.
+    /// `SHUTDOWN_TIMEOUT`); SIGINT (Ctrl-C) and SIGQUIT stop at once. The background jobs stop
+    /// at the signal, before the drain ends (`stop_on_signal`).
     ///
     /// # Errors
     /// When the server fails.
@@ -636,19 +638,55 @@ impl Application {
         // The metrics listener ignores signals and stops when the main one has: Prometheus can
         // watch a draining instance to the end.
         let metrics = self.metrics.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        let jobs: Vec<AbortHandle> = self
+            .expiry
+            .iter()
+            .chain([&self.relay, &self.deliveries])
+            .map(JoinHandle::abort_handle)
+            .collect();
+        let stop_jobs = tokio::spawn(stop_on_signal(jobs.clone()));
         let result = self.server.await.context("serving");
+        stop_jobs.abort();
         if let Some((handle, task)) = metrics {
             handle.stop(false).await;
             let _ = task.await;
         }
-        if let Some(expiry) = self.expiry {
-            expiry.abort();
-        }
-        self.relay.abort();
-        self.deliveries.abort();
+        jobs.iter().for_each(AbortHandle::abort);
         tracing::info!("stopped");
         result
     }
+}
+
+/// Stops the background jobs as soon as the server is told to stop, while it drains. Each HTTP
+/// worker runs a runtime of its own, and the pool's connections that a worker opened stop
+/// working when that runtime stops; a job still running after that would take the database for
+/// unreachable (a warning on every stop). The jobs lose nothing: what they had claimed (in a
+/// transaction, or under a delivery's lease) is taken up again by a later run, here or on
+/// another instance.
+async fn stop_on_signal(jobs: Vec<AbortHandle>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // The signals the server itself stops on (actix-server); where one cannot be watched,
+        // the jobs stop after the server, as before.
+        let (Ok(mut terminate), Ok(mut interrupt), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = quit.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    jobs.iter().for_each(AbortHandle::abort);
 }
 
 /// The outbox relay: publishing to NATS JetStream with `NATS_URL`, otherwise only the retention.

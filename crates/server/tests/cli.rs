@@ -541,3 +541,62 @@ async fn an_unmigrated_database_in_production_is_not_ready_and_the_log_says_why(
     let ready = client.get(format!("{base}/ready")).send().await.expect("sent");
     assert_eq!(ready.status(), StatusCode::OK, "ready once migrated, without a restart");
 }
+
+// --- orderly serve: stopping ----------------------------------------------------------------
+
+/// A SIGTERM while the background jobs poll the database: the server drains and stops without
+/// a warning. The HTTP workers' runtimes stop first, and with them the pool's connections that
+/// a worker opened; a job still polling after that would take the database for unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_stops_the_server_without_a_warning() {
+    let Some(scratch) = ScratchPostgres::new() else {
+        eprintln!("{TEST_DATABASE_URL} is not set: PostgreSQL not tested");
+        return;
+    };
+    let dir = Workdir::new();
+    let url = scratch.url();
+    let env = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", JWT_SECRET),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DATABASE_URL", url.as_str()),
+        // The outbox relay and the webhook worker poll every 10 ms, so one of them runs after
+        // the workers have stopped.
+        ("OUTBOX_POLL_INTERVAL", "10"),
+    ];
+    succeed(&dir, &env, &["db", "create"], None);
+    succeed(&dir, &env, &["migrate", "up"], None);
+    let mut server = Server::start(&dir, &env);
+    let line = server.wait_for("listening on");
+    let base = format!("http://127.0.0.1:{}", line["port"]);
+
+    // Requests at once, so that the workers open connections of their own.
+    let client = http_client().build().expect("a client");
+    let reads = (0..32).map(|_| {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/products/{}", Uuid::now_v7());
+        async move { client.get(url).send().await.expect("sent").status() }
+    });
+    for status in futures::future::join_all(reads).await {
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    server.wait_for("stopped");
+    let exit = server.child.wait().expect("the server exits");
+    assert!(exit.success(), "{exit:?}");
+    let log = server.log();
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<Value>(line)
+                .is_ok_and(|json| matches!(json["level"].as_str(), Some("WARN" | "ERROR")))
+        })
+        .collect();
+    assert!(complaints.is_empty(), "a clean stop warns of nothing:\n{}", complaints.join("\n"));
+}
