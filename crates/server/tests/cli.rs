@@ -119,6 +119,17 @@ fn postgres_host_port(url: &str) -> (String, u16) {
     }
 }
 
+/// What `orderly serve` needs in production on `url`, listening on a port of its choosing.
+fn production_env(url: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", JWT_SECRET),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("DATABASE_URL", url),
+    ]
+}
+
 /// A running `orderly serve`, its log lines collected as they come; killed when dropped.
 struct Server {
     child: Child,
@@ -509,14 +520,8 @@ fn the_startup_line_masks_the_postgres_password() {
 async fn an_unmigrated_database_in_production_is_not_ready_and_the_log_says_why() {
     let dir = Workdir::new();
     let url = dir.sqlite_url("unmigrated.db");
-    let env = [
-        ("APP_ENV", "production"),
-        ("JWT_SECRET", JWT_SECRET),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-        ("DATABASE_URL", url.as_str()),
-        ("ORDER_EXPIRY_INTERVAL", "1"),
-    ];
+    let mut env = production_env(&url);
+    env.push(("ORDER_EXPIRY_INTERVAL", "1"));
     let mut server = Server::start(&dir, &env);
     let warning = server.wait_for("the database schema is behind this binary");
     assert_eq!(warning["level"], "WARN", "{warning}");
@@ -555,16 +560,10 @@ async fn a_sigterm_stops_the_server_without_a_warning() {
     };
     let dir = Workdir::new();
     let url = scratch.url();
-    let env = [
-        ("APP_ENV", "production"),
-        ("JWT_SECRET", JWT_SECRET),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-        ("DATABASE_URL", url.as_str()),
-        // The outbox relay and the webhook worker poll every 10 ms, so one of them runs after
-        // the workers have stopped.
-        ("OUTBOX_POLL_INTERVAL", "10"),
-    ];
+    let mut env = production_env(&url);
+    // The outbox relay and the webhook worker poll every 10 ms, so one of them runs after the
+    // workers have stopped.
+    env.push(("OUTBOX_POLL_INTERVAL", "10"));
     succeed(&dir, &env, &["db", "create"], None);
     succeed(&dir, &env, &["migrate", "up"], None);
     let mut server = Server::start(&dir, &env);
