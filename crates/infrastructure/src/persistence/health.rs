@@ -659,20 +659,22 @@ mod tests {
         // Nothing listens on port 1: the check is refused at once.
         let connection = sqlite(Some(REFUSING.to_owned())).await;
         connection.check();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !connection.gate.is_open() {
-            assert!(Instant::now() < deadline, "the check opens the gate");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        gate_opens_within(&connection, Duration::from_secs(2), "the check opens the gate").await;
     }
 
     #[tokio::test]
     async fn a_check_that_times_out_while_nothing_answers_opens_the_gate() {
         let connection = sqlite(Some(silent_server().await)).await;
         connection.check();
-        let deadline = Instant::now() + CHECK_TIMEOUT + Duration::from_secs(1);
+        let within = CHECK_TIMEOUT + Duration::from_secs(1);
+        gate_opens_within(&connection, within, "the timed-out check opens the gate").await;
+    }
+
+    /// Waits for `connection`'s gate to open, failing with `expected` after `within`.
+    async fn gate_opens_within(connection: &GatedConnection, within: Duration, expected: &str) {
+        let deadline = Instant::now() + within;
         while !connection.gate.is_open() {
-            assert!(Instant::now() < deadline, "the timed-out check opens the gate");
+            assert!(Instant::now() < deadline, "{expected}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
