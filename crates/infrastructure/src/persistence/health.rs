@@ -414,8 +414,8 @@ impl GatedConnection {
                 Ok(()) => true,
                 // A new connection that takes this long while the pool's connections answer is
                 // a busy machine, not a database gone: opening would refuse requests the
-                // database is serving. (Why the check's connection is that slow under load,
-                // when psql connects in well under 100 ms, is not known yet.)
+                // database is serving. (sqlx 0.9.0 made it slower: without `TCP_NODELAY`, the
+                // TLS handshake waited out delayed ACKs. ADR 0021 says what is still unknown.)
                 Err(error)
                     if matches!(error.problem(), ConnectionProblem::TimedOut(_))
                         && connection.answered_while_checking.load(Ordering::SeqCst) =>
